@@ -1,0 +1,23 @@
+# tts_perception: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+
+.PHONY: setup demo test lint bench sample-bag clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+demo: setup
+	$(ENV) python -m tts_perception.demo
+
+test: setup
+	$(ENV) python -m pytest -q -p no:cacheprovider --timeout=600 test
+
+lint: setup
+	$(ENV) flake8 tts_perception test bench launch
+
+sample-bag: setup
+	$(ENV) python -m tts_perception.bag.record sample
+
+clean:
+	rm -rf build install log demo_out data .pytest_cache

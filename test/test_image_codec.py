@@ -1,0 +1,76 @@
+"""numpy <-> Image/CompressedImage conversion, on synthetic images."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tts_perception.image_codec import (compressed_msg_to_rgb, encode_compressed, fill_image_msg,
+                                        image_msg_to_rgb, ImageDecodeError)
+
+
+def _msg(img, enc):
+    return fill_image_msg(SimpleNamespace(), img, enc)
+
+
+@pytest.mark.parametrize('enc', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
+def test_round_trip_to_rgb(enc):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (7, 11, 3), dtype=np.uint8)
+    if enc == 'rgb8':
+        src, want = rgb, rgb
+    elif enc == 'bgr8':
+        src, want = rgb[..., ::-1], rgb
+    elif enc == 'rgba8':
+        src, want = np.dstack([rgb, np.full((7, 11), 9, np.uint8)]), rgb
+    elif enc == 'bgra8':
+        src, want = np.dstack([rgb[..., ::-1], np.full((7, 11), 9, np.uint8)]), rgb
+    else:
+        src = rgb[..., 0]
+        want = np.repeat(src[..., None], 3, axis=2)
+    out = image_msg_to_rgb(_msg(np.ascontiguousarray(src), enc))
+    assert out.shape == (7, 11, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, want)
+
+
+def test_row_padding_is_respected():
+    img = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    padded = np.zeros((4, 20), np.uint8)
+    padded[:, :15] = img.reshape(4, 15)
+    msg = SimpleNamespace(height=4, width=5, encoding='rgb8', step=20, is_bigendian=0,
+                          data=padded.tobytes())
+    np.testing.assert_array_equal(image_msg_to_rgb(msg), img)
+
+
+@pytest.mark.parametrize('field,value,text', [
+    ('encoding', '16UC1', 'unsupported image encoding'),
+    ('step', 3, 'step 3 is smaller'),
+    ('data', b'\x00' * 10, r'expected step\*height'),
+    ('height', 0, 'empty image'),
+])
+def test_bad_image_gives_specific_error(field, value, text):
+    msg = _msg(np.zeros((4, 5, 3), np.uint8), 'rgb8')
+    setattr(msg, field, value)
+    with pytest.raises(ImageDecodeError, match=text):
+        image_msg_to_rgb(msg)
+
+
+@pytest.mark.parametrize('fmt', ['png', 'jpeg'])
+def test_compressed(fmt):
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[:, :12] = (200, 30, 10)
+    msg = SimpleNamespace(format=fmt, data=encode_compressed(rgb, fmt))
+    out = compressed_msg_to_rgb(msg)
+    assert out.shape == rgb.shape
+    err = np.abs(out.astype(int) - rgb.astype(int))
+    if fmt == 'png':
+        assert err.max() == 0
+    else:  # lossy: small mean error, channel order kept away from the edge
+        assert err.mean() < 4 and np.abs(out[8, 3].astype(int) - (200, 30, 10)).max() < 12
+
+
+def test_compressed_garbage_and_format():
+    with pytest.raises(ImageDecodeError, match='not a valid'):
+        compressed_msg_to_rgb(SimpleNamespace(format='jpeg', data=b'notajpeg'))
+    with pytest.raises(ImageDecodeError, match='unsupported CompressedImage format'):
+        compressed_msg_to_rgb(SimpleNamespace(format='tiff', data=b'x'))

@@ -1,0 +1,36 @@
+"""sim_node in its own process over real DDS: a second process receives its camera images."""
+
+import json
+import sys
+
+from conftest import ROOT
+
+
+def _lines(proc, timeout):
+    out, _ = proc.communicate(timeout=timeout)
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{')], out
+
+
+def test_two_processes_exchange_camera_images(procs):
+    procs.python('-m', 'tts_perception.nodes.sim_node', '--ros-args', '-p', 'width:=160',
+                 '-p', 'height:=120', '-p', 'drive_scripted:=true', '-p', 'camera_rate:=20.0')
+    probe = procs.python(str(ROOT / 'test' / 'ros_probe.py'),
+                         'camera/image_raw:sensor_msgs/msg/Image',
+                         '/diagnostics:diagnostic_msgs/msg/DiagnosticArray',
+                         '--count', '3', '--timeout', '60')
+    msgs, out = _lines(probe, 90)
+    assert probe.returncode == 0, out
+    imgs = [m for m in msgs if m.get('topic') == 'camera/image_raw']
+    assert len(imgs) >= 3
+    assert all(m['width'] == 160 and m['height'] == 120 and m['encoding'] == 'rgb8'
+               for m in imgs)
+    assert all(m['mean'] > 10 for m in imgs)
+    stamps = [m['stamp_ns'] for m in imgs]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    # sim time: stamps are multiples of the camera period (50 ms at 20 Hz)
+    assert all(s % 50_000_000 == 0 for s in stamps)
+    diags = [s for m in msgs if m.get('topic') == '/diagnostics' for s in m['status']]
+    course = [d for d in diags if d['name'] == 'sim_node: course']
+    assert course and 'collisions' in course[-1]['values']
+    assert float(course[-1]['values']['progress']) >= 0.0
+    assert sys.executable

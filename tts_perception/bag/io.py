@@ -1,0 +1,213 @@
+"""rosbag2 writing and reading with ``rosbags`` (no rosbag2 install needed).
+
+- :class:`BagWriter` writes mcap (default) or sqlite3 bags of Image, CompressedImage, Twist,
+  Odometry messages from numpy/plain values, or raw CDR bytes from a live subscription.
+- :func:`read_frames` reads any rosbag2 (mcap or sqlite3) and yields :class:`BagFrame` with
+  RGB pixels and stamps, for rgb8/bgr8/mono8/rgba8/bgra8 Images and jpeg/png
+  CompressedImages.
+"""
+
+from dataclasses import dataclass
+import math
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from tts_perception.image_codec import (compressed_msg_to_rgb, encode_compressed, encode_fields,
+                                        image_msg_to_array, ImageDecodeError, to_rgb)
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+TWIST_TYPE = 'geometry_msgs/msg/Twist'
+ODOM_TYPE = 'nav_msgs/msg/Odometry'
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be opened or read as asked; the text says why."""
+
+
+def _typestore():
+    from rosbags.typesys import get_typestore, Stores
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def _stamp(ns: int):
+    from rosbags.typesys.stores.ros2_kilted import builtin_interfaces__msg__Time as Time
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def _header(ns: int, frame_id: str):
+    from rosbags.typesys.stores.ros2_kilted import std_msgs__msg__Header as Header
+    return Header(stamp=_stamp(ns), frame_id=frame_id)
+
+
+@dataclass
+class BagFrame:
+    """One image from a bag."""
+
+    topic: str
+    stamp_ns: int          # header stamp
+    log_time_ns: int       # time it was recorded
+    rgb: np.ndarray        # (H, W, 3) uint8
+    encoding: str          # original encoding ('jpeg'/'png' for compressed)
+    raw: Optional[np.ndarray] = None  # pixels in the original encoding (mono8 labels, etc.)
+
+
+class BagWriter:
+    """Write a rosbag2 with ``rosbags``. Use as a context manager."""
+
+    def __init__(self, path: Union[str, Path], storage: str = 'mcap'):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        self.path = Path(path)
+        if self.path.exists():
+            raise BagError(f'bag output {self.path} already exists; remove it or pick another')
+        plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+        if storage not in plugins:
+            raise BagError(f'unknown storage {storage!r}; use mcap or sqlite3')
+        self._ts = _typestore()
+        self._writer = Writer(self.path, version=9, storage_plugin=plugins[storage])
+        self._conns: Dict[str, object] = {}
+        self.count = 0
+
+    def __enter__(self) -> 'BagWriter':
+        self._writer.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._writer.close()
+
+    def _conn(self, topic: str, msgtype: str):
+        c = self._conns.get(topic)
+        if c is None:
+            c = self._writer.add_connection(topic, msgtype, typestore=self._ts)
+            self._conns[topic] = c
+        elif c.msgtype != msgtype:
+            raise BagError(f'topic {topic} already has type {c.msgtype}, not {msgtype}')
+        return c
+
+    def write_raw(self, topic: str, msgtype: str, log_time_ns: int, cdr: bytes) -> None:
+        """Write already-serialized CDR bytes (e.g. from an rclpy ``raw=True`` subscription)."""
+        self._writer.write(self._conn(topic, msgtype), int(log_time_ns), bytes(cdr))
+        self.count += 1
+
+    def _write(self, topic: str, msgtype: str, log_time_ns: int, msg) -> None:
+        data = self._ts.serialize_cdr(msg, msgtype)
+        self.write_raw(topic, msgtype, log_time_ns, data)
+
+    def write_image(self, topic: str, stamp_ns: int, image: np.ndarray, encoding: str = 'rgb8',
+                    frame_id: str = 'camera', log_time_ns: Optional[int] = None) -> None:
+        """Write an (H, W[, C]) uint8 array as sensor_msgs/Image."""
+        from rosbags.typesys.stores.ros2_kilted import sensor_msgs__msg__Image as Image
+        h, w, enc, step, data = encode_fields(image, encoding)
+        msg = Image(header=_header(stamp_ns, frame_id), height=h, width=w, encoding=enc,
+                    is_bigendian=0, step=step, data=np.frombuffer(data, dtype=np.uint8))
+        self._write(topic, IMAGE_TYPE, stamp_ns if log_time_ns is None else log_time_ns, msg)
+
+    def write_compressed(self, topic: str, stamp_ns: int, image_rgb: np.ndarray,
+                         fmt: str = 'jpeg', frame_id: str = 'camera') -> None:
+        """Write RGB pixels as sensor_msgs/CompressedImage (jpeg or png)."""
+        from rosbags.typesys.stores.ros2_kilted import (
+            sensor_msgs__msg__CompressedImage as CompressedImage)
+        data = encode_compressed(image_rgb, fmt)
+        msg = CompressedImage(header=_header(stamp_ns, frame_id), format=fmt,
+                              data=np.frombuffer(data, dtype=np.uint8))
+        self._write(topic, COMPRESSED_TYPE, stamp_ns, msg)
+
+    def write_twist(self, topic: str, stamp_ns: int, v: float, w: float) -> None:
+        """Write a geometry_msgs/Twist (forward speed v, yaw rate w)."""
+        from rosbags.typesys.stores.ros2_kilted import (
+            geometry_msgs__msg__Twist as Twist, geometry_msgs__msg__Vector3 as Vector3)
+        msg = Twist(linear=Vector3(x=float(v), y=0.0, z=0.0),
+                    angular=Vector3(x=0.0, y=0.0, z=float(w)))
+        self._write(topic, TWIST_TYPE, stamp_ns, msg)
+
+    def write_odom(self, topic: str, stamp_ns: int, x: float, y: float, yaw: float, v: float,
+                   w: float) -> None:
+        """Write a planar nav_msgs/Odometry."""
+        from rosbags.typesys.stores.ros2_kilted import (
+            geometry_msgs__msg__Point as Point, geometry_msgs__msg__Pose as Pose,
+            geometry_msgs__msg__PoseWithCovariance as PoseCov,
+            geometry_msgs__msg__Quaternion as Quat, geometry_msgs__msg__Twist as Twist,
+            geometry_msgs__msg__TwistWithCovariance as TwistCov,
+            geometry_msgs__msg__Vector3 as Vector3, nav_msgs__msg__Odometry as Odometry)
+        pose = Pose(position=Point(x=x, y=y, z=0.0),
+                    orientation=Quat(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2)))
+        twist = Twist(linear=Vector3(x=v, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=w))
+        msg = Odometry(header=_header(stamp_ns, 'odom'), child_frame_id='base_link',
+                       pose=PoseCov(pose=pose, covariance=np.zeros(36)),
+                       twist=TwistCov(twist=twist, covariance=np.zeros(36)))
+        self._write(topic, ODOM_TYPE, stamp_ns, msg)
+
+
+def bag_topics(path: Union[str, Path]) -> Dict[str, str]:
+    """Map topic -> message type of a bag."""
+    from rosbags.highlevel import AnyReader
+    with AnyReader([_check_path(path)], default_typestore=_typestore()) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}
+
+
+def _check_path(path: Union[str, Path]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise BagError(f'bag {p} does not exist')
+    if p.is_dir() and not (p / 'metadata.yaml').exists():
+        raise BagError(f'{p} is a directory without metadata.yaml: not a rosbag2 bag')
+    return p
+
+
+def read_frames(path: Union[str, Path], topics: Optional[Sequence[str]] = None,
+                keep_raw: bool = False) -> Iterator[BagFrame]:
+    """Yield image frames from a rosbag2 (mcap or sqlite3), in recorded order.
+
+    ``topics`` defaults to every Image/CompressedImage topic. Raises :class:`BagError` for a
+    missing or unreadable bag or a requested topic that is absent or not an image, and
+    :class:`ImageDecodeError` for an unsupported encoding.
+    """
+    from rosbags.highlevel import AnyReader
+    p = _check_path(path)
+    try:
+        reader = AnyReader([p], default_typestore=_typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for corrupt input
+        raise BagError(f'cannot open bag {p}: {exc}') from exc
+    try:
+        image_conns = [c for c in reader.connections if c.msgtype in (IMAGE_TYPE, COMPRESSED_TYPE)]
+        if topics is not None:
+            by_topic = {c.topic: c for c in reader.connections}
+            for t in topics:
+                if t not in by_topic:
+                    raise BagError(f'topic {t} not in bag {p}; topics: {sorted(by_topic)}')
+                if by_topic[t].msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE):
+                    raise BagError(f'topic {t} has type {by_topic[t].msgtype}, not an image')
+            image_conns = [c for c in image_conns if c.topic in topics]
+        if not image_conns:
+            raise BagError(f'bag {p} has no image topics')
+        for conn, log_ns, raw in reader.messages(connections=image_conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+            if conn.msgtype == COMPRESSED_TYPE:
+                rgb = compressed_msg_to_rgb(msg)
+                yield BagFrame(conn.topic, stamp, log_ns, rgb, str(msg.format))
+            else:
+                pixels = image_msg_to_array(msg)
+                yield BagFrame(conn.topic, stamp, log_ns, to_rgb(pixels, str(msg.encoding)),
+                               str(msg.encoding), pixels.copy() if keep_raw else None)
+    finally:
+        reader.close()
+
+
+def read_labeled_frames(path: Union[str, Path], image_topic: str, label_topic: str
+                        ) -> List[tuple]:
+    """Pairs (rgb, labels, stamp_ns) matched by header stamp, for evaluation."""
+    images: Dict[int, np.ndarray] = {}
+    labels: Dict[int, np.ndarray] = {}
+    for f in read_frames(path, [image_topic, label_topic], keep_raw=True):
+        if f.topic == image_topic:
+            images[f.stamp_ns] = f.rgb
+        else:
+            if f.encoding != 'mono8':
+                raise ImageDecodeError(f'label topic {label_topic} must be mono8, '
+                                       f'got {f.encoding}')
+            labels[f.stamp_ns] = f.raw
+    return [(images[s], labels[s], s) for s in sorted(images) if s in labels]

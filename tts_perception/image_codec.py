@@ -1,0 +1,120 @@
+"""numpy <-> sensor_msgs/Image and CompressedImage conversion (no cv_bridge needed).
+
+Works on any object with the message's fields, so it serves rclpy messages and ``rosbags``
+messages alike. Every decoder validates sizes and encodings and raises
+:class:`ImageDecodeError` (a ``ValueError``) with a specific reason instead of returning a
+silently wrong image.
+"""
+
+from typing import Any, Tuple
+
+import numpy as np
+
+# encoding -> (channels, order that gives RGB(A))
+SUPPORTED_ENCODINGS = {
+    'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4,
+}
+
+
+class ImageDecodeError(ValueError):
+    """An image message that cannot be turned into pixels; the text says why."""
+
+
+def encode_fields(image: np.ndarray, encoding: str = 'rgb8') -> Tuple[int, int, str, int, bytes]:
+    """(height, width, encoding, step, data) for an (H, W[, C]) uint8 array."""
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageDecodeError(f'unsupported encoding {encoding!r}; '
+                               f'supported: {sorted(SUPPORTED_ENCODINGS)}')
+    if image.dtype != np.uint8:
+        raise ImageDecodeError(f'image dtype must be uint8, got {image.dtype}')
+    ch = SUPPORTED_ENCODINGS[encoding]
+    if (ch == 1 and image.ndim != 2) or (ch > 1 and (image.ndim != 3 or image.shape[2] != ch)):
+        raise ImageDecodeError(f'array shape {image.shape} does not match encoding {encoding}')
+    h, w = image.shape[:2]
+    return h, w, encoding, w * ch, np.ascontiguousarray(image).tobytes()
+
+
+def fill_image_msg(msg: Any, image: np.ndarray, encoding: str = 'rgb8') -> Any:
+    """Fill a sensor_msgs/Image (rclpy or rosbags) from an array; returns ``msg``."""
+    h, w, enc, step, data = encode_fields(image, encoding)
+    msg.height, msg.width, msg.encoding, msg.step, msg.is_bigendian = h, w, enc, step, 0
+    msg.data = data if not isinstance(getattr(msg, 'data', None), np.ndarray) else \
+        np.frombuffer(data, dtype=np.uint8)
+    return msg
+
+
+def _raw_buffer(data: Any) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return data.view(np.uint8).reshape(-1)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    # rclpy gives array.array('B') for uint8[]
+    return np.frombuffer(memoryview(data).cast('B'), dtype=np.uint8)
+
+
+def image_msg_to_array(msg: Any) -> np.ndarray:
+    """Pixels of a sensor_msgs/Image as in its encoding: (H, W) or (H, W, C) uint8."""
+    enc = str(msg.encoding).lower()
+    if enc not in SUPPORTED_ENCODINGS:
+        raise ImageDecodeError(f'unsupported image encoding {msg.encoding!r}; '
+                               f'supported: {sorted(SUPPORTED_ENCODINGS)}')
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    ch = SUPPORTED_ENCODINGS[enc]
+    if h <= 0 or w <= 0:
+        raise ImageDecodeError(f'empty image {w}x{h}')
+    if step < w * ch:
+        raise ImageDecodeError(f'step {step} is smaller than width*channels {w * ch}')
+    buf = _raw_buffer(msg.data)
+    if buf.size < step * h:
+        raise ImageDecodeError(f'data has {buf.size} bytes, expected step*height = {step * h}')
+    rows = buf[:step * h].reshape(h, step)[:, :w * ch]
+    return rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
+
+
+def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    """Convert decoded pixels in ``encoding`` to contiguous RGB (H, W, 3) uint8."""
+    enc = encoding.lower()
+    if enc == 'rgb8':
+        return np.ascontiguousarray(pixels)
+    if enc == 'bgr8':
+        return np.ascontiguousarray(pixels[..., ::-1])
+    if enc == 'rgba8':
+        return np.ascontiguousarray(pixels[..., :3])
+    if enc == 'bgra8':
+        return np.ascontiguousarray(pixels[..., 2::-1])
+    if enc == 'mono8':
+        return np.repeat(pixels[..., None], 3, axis=2)
+    raise ImageDecodeError(f'cannot convert encoding {encoding!r} to rgb8')
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """RGB (H, W, 3) uint8 from any supported sensor_msgs/Image."""
+    return to_rgb(image_msg_to_array(msg), str(msg.encoding))
+
+
+def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
+    """RGB (H, W, 3) uint8 from a sensor_msgs/CompressedImage (jpeg or png)."""
+    import cv2
+    fmt = str(msg.format).lower()
+    if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
+        raise ImageDecodeError(f'unsupported CompressedImage format {msg.format!r} '
+                               f'(jpeg and png are supported)')
+    buf = _raw_buffer(msg.data)
+    if buf.size == 0:
+        raise ImageDecodeError('CompressedImage has no data')
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageDecodeError(f'CompressedImage data ({buf.size} bytes) is not a valid '
+                               f'{msg.format} image')
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def encode_compressed(image_rgb: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> bytes:
+    """Encode RGB pixels as jpeg/png bytes for a CompressedImage."""
+    import cv2
+    ext = '.png' if fmt == 'png' else '.jpg'
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext == '.jpg' else []
+    ok, out = cv2.imencode(ext, np.ascontiguousarray(image_rgb[..., ::-1]), params)
+    if not ok:
+        raise ImageDecodeError(f'could not encode image as {fmt}')
+    return out.tobytes()
