@@ -31,7 +31,6 @@ setup(
             'controller_node = tts_perception.nodes.controller_node:main',
             'bringup = tts_perception.nodes.bringup:main',
             'record_bag = tts_perception.bag.record:main',
-            'make_sample_bag = tts_perception.bag.sample:main',
         ],
     },
 )

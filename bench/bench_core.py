@@ -1,0 +1,205 @@
+"""Benchmarks of the adaptive core (``make bench``): JSON under bench/results/ + a printed table.
+
+1. decision overhead per 640x480 frame (complexity + scheduling), target <= 0.5 ms;
+2. per-point latency on this machine (re-measured now) with the profile's accuracy;
+3. adaptive vs every static point vs golden on a recorded simulator bag with ground truth,
+   under a deadline the golden point cannot meet here: mIoU, miss rate, mean compute;
+4. the same with a CPU-load step (competing processes) injected halfway.
+
+Frames are replayed back to back (each frame's age at processing start is 0), so a miss means
+processing time alone exceeded the deadline.
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+from pathlib import Path
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tts_perception.bag.io import read_labeled_frames  # noqa: E402
+from tts_perception.bag.record import IMAGE_TOPIC, LABEL_TOPIC, record_sim  # noqa: E402
+from tts_perception.metrics import ConfusionMatrix  # noqa: E402
+from tts_perception.pipeline import AdaptivePipeline  # noqa: E402
+from tts_perception.profile import measure_latency  # noqa: E402
+
+RESULTS = ROOT / 'bench' / 'results'
+
+
+def _spin(stop_at: float) -> None:
+    x = 0
+    while time.time() < stop_at:
+        x += 1
+
+
+def eval_bag(path: Path, seconds: float = 30.0) -> Path:
+    """The evaluation bag (held-out seed 3000, 10 Hz, labels), recorded once."""
+    if not (path / 'metadata.yaml').exists():
+        record_sim(path, seed=3000, seconds=seconds, rate=10.0, speed=1.8)
+    return path
+
+
+def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
+               load_from: Optional[int] = None, load_procs: int = 2) -> Dict:
+    """Replay frames through one policy; optional CPU load from frame ``load_from`` on."""
+    pipe.set_policy(policy)
+    pipe.cameras.clear()
+    pipe.latency.ratios.clear()
+    pipe.latency.own.clear()
+    pipe.latency.backoff = 1.0
+    cm = ConfusionMatrix(pipe.model.num_classes)
+    recs: List[Dict] = []
+    procs: List[mp.Process] = []
+    try:
+        for i, (rgb, lab, stamp) in enumerate(frames):
+            if load_from is not None and i == load_from:
+                end = time.time() + 600
+                procs = [mp.Process(target=_spin, args=(end,), daemon=True)
+                         for _ in range(load_procs)]
+                for p in procs:
+                    p.start()
+                time.sleep(0.2)
+            labels, rec = pipe.process(rgb, stamp, stamp, deadline_ms=deadline)
+            cm.add(labels[::2, ::2], lab[::2, ::2])
+            recs.append(rec.to_dict())
+    finally:
+        for p in procs:
+            p.terminate()
+            p.join()
+    ms = np.array([r['measured_ms'] for r in recs])
+    miss = np.array([r['missed'] for r in recs])
+    half = len(recs) // 2
+    return {'policy': policy, 'miou': cm.miou(), 'miss_rate': float(miss.mean()),
+            'miss_rate_first_half': float(miss[:half].mean()),
+            'miss_rate_second_half': float(miss[half:].mean()),
+            'mean_compute_ms': float(ms.mean()), 'p99_total_ms':
+            float(np.percentile([r['total_ms'] for r in recs], 99)),
+            'points': {k: int(v) for k, v in zip(*np.unique([r['point'] for r in recs],
+                                                           return_counts=True))},
+            'records': recs}
+
+
+def overhead(pipe: AdaptivePipeline, frames, n: int = 200) -> Dict:
+    """Complexity + scheduling time per 640x480 frame."""
+    st = pipe.camera('overhead')
+    ts = []
+    for i in range(n):
+        rgb = frames[i % len(frames)][0]
+        t = time.perf_counter()
+        c = st.monitor.score(rgb)
+        st.scheduler.choose(c, 30.0)
+        ts.append((time.perf_counter() - t) * 1e3)
+    a = np.array(ts[10:])
+    return {'mean_ms': float(a.mean()), 'p50_ms': float(np.median(a)),
+            'p95_ms': float(np.percentile(a, 95)), 'target_ms': 0.5}
+
+
+def plot_run(run: Dict, deadline: float, path: Path, title: str) -> None:
+    """Latency vs deadline and chosen point over time."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    recs = run['records']
+    keys = sorted({r['point'] for r in recs}, key=lambda k: (int(k.split('x')[0]), k))
+    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
+    a1.plot([r['total_ms'] for r in recs], lw=0.8, label='total latency')
+    a1.plot([r['predicted_ms'] for r in recs], lw=0.8, label='predicted')
+    a1.axhline(deadline, color='r', ls='--', label='deadline')
+    a1.set_ylabel('ms')
+    a1.legend(fontsize=7)
+    a2.plot([keys.index(r['point']) for r in recs], '.', ms=3)
+    a2.set_yticks(range(len(keys)))
+    a2.set_yticklabels(keys, fontsize=6)
+    a3.plot([r['complexity'] for r in recs], lw=0.8)
+    a3.set_ylabel('complexity')
+    a3.set_xlabel('frame')
+    a1.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run every core benchmark."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--config', type=Path, default=ROOT / 'config' / 'pipeline.yaml')
+    ap.add_argument('--bag', type=Path, default=ROOT / 'data' / 'eval_bag')
+    ap.add_argument('--seconds', type=float, default=30.0)
+    ap.add_argument('--deadline-fraction', type=float, default=0.5,
+                    help='deadline = this x golden p95 latency (so golden cannot meet it)')
+    ap.add_argument('--out', type=Path, default=RESULTS / 'core.json')
+    a = ap.parse_args(argv)
+    pipe = AdaptivePipeline.from_yaml(a.config, backend='onnxruntime')
+    frames = read_labeled_frames(eval_bag(a.bag, a.seconds), IMAGE_TOPIC, LABEL_TOPIC)
+    res: Dict = {'machine_profile': pipe.profile['machine'], 'frames': len(frames)}
+    res['overhead'] = overhead(pipe, frames)
+    lat = {}
+    for p in pipe.points:
+        lat[p.key] = {**measure_latency(pipe.model, pipe.backend, [f[0] for f in frames[:20]],
+                                        p, n=20, warmup=3),
+                      'profile_miou': pipe.profile['accuracy']['overall'][p.key]}
+    res['point_latency'] = lat
+    golden = pipe.accuracy and pipe.scheduler_golden() if hasattr(pipe, 'scheduler_golden') \
+        else pipe.camera('default').scheduler.golden
+    deadline = a.deadline_fraction * lat[golden.key]['p95']
+    res['deadline_ms'] = deadline
+    runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline),
+            'golden': run_policy(pipe, frames, 'golden', deadline)}
+    for p in pipe.points:
+        runs[p.key] = run_policy(pipe, frames, f'static:{p.key}', deadline)
+    static_ok = {k: r for k, r in runs.items() if k not in ('adaptive', 'golden')
+                 and r['miss_rate'] <= 0.01}
+    best_static = max(static_ok.values(), key=lambda r: r['miou']) if static_ok else None
+    g, ad = runs['golden'], runs['adaptive']
+    res['comparison'] = {
+        'adaptive_miou': ad['miou'], 'golden_miou': g['miou'],
+        'best_feasible_static': best_static['policy'] if best_static else None,
+        'best_feasible_static_miou': best_static['miou'] if best_static else None,
+        'adaptive_minus_best_static': ad['miou'] - best_static['miou'] if best_static else None,
+        'adaptive_over_golden_miou': ad['miou'] / g['miou'],
+        'adaptive_over_golden_compute': ad['mean_compute_ms'] / g['mean_compute_ms'],
+        'adaptive_miss_rate': ad['miss_rate'],
+        'targets': {'vs_best_static': '>= +0.03', 'vs_golden_miou': '>= 0.95',
+                    'vs_golden_compute': '<= 0.50', 'miss_rate': '<= 0.01'}}
+    plot_run(ad, deadline, RESULTS / 'core_adaptive.png', 'adaptive, no load')
+    # CPU-load step halfway: adaptive vs the static points feasible before the step
+    half = len(frames) // 2
+    load_runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline, load_from=half)}
+    for k in sorted(static_ok, key=lambda k: -static_ok[k]['miou'])[:3]:
+        load_runs[k] = run_policy(pipe, frames, f'static:{k}', deadline, load_from=half)
+    plot_run(load_runs['adaptive'], deadline, RESULTS / 'core_adaptive_load_step.png',
+             'adaptive, CPU load step at the half')
+    res['runs'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
+                   for k, v in runs.items()}
+    res['load_step'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
+                        for k, v in load_runs.items()}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1))
+    print(f'\ndecision overhead per 640x480 frame: mean {res["overhead"]["mean_ms"]:.3f} ms, '
+          f'p95 {res["overhead"]["p95_ms"]:.3f} ms (target <= 0.5 ms)')
+    print(f'deadline {deadline:.1f} ms = {a.deadline_fraction} x golden p95; '
+          f'{len(frames)} frames of {a.bag.name}')
+    print(f'{"policy":>22} {"mIoU":>6} {"miss%":>6} {"compute ms":>10}')
+    for k, r in runs.items():
+        print(f'{k:>22} {r["miou"]:6.3f} {100 * r["miss_rate"]:6.1f} '
+              f'{r["mean_compute_ms"]:10.2f}')
+    print('CPU load step at the half (miss % before -> after):')
+    for k, r in load_runs.items():
+        print(f'{k:>22} {r["miou"]:6.3f} {100 * r["miss_rate_first_half"]:6.1f} -> '
+              f'{100 * r["miss_rate_second_half"]:6.1f}')
+    c = res['comparison']
+    print(f'adaptive vs best feasible static ({c["best_feasible_static"]}): '
+          f'{c["adaptive_minus_best_static"]}; vs golden: mIoU x{c["adaptive_over_golden_miou"]:.3f}'
+          f' at compute x{c["adaptive_over_golden_compute"]:.3f}')
+    print(f'wrote {a.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Scene-complexity monitor on synthetic scenes: more clutter -> higher complexity."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from tts_perception.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
+                                       fit_complexity, frame_features)
+
+
+def _scene(n_objects: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((480, 640, 3), 120, np.uint8)
+    img[240:] = (90, 110, 90)
+    for _ in range(n_objects):
+        x, y = int(rng.integers(0, 600)), int(rng.integers(100, 440))
+        w, h = int(rng.integers(10, 60)), int(rng.integers(20, 120))
+        color = tuple(int(c) for c in rng.integers(0, 255, 3))
+        cv2.rectangle(img, (x, y), (x + w, y + h), color, -1)
+    return img
+
+
+def test_edge_density_rises_monotonically_with_clutter():
+    vals = [frame_features(_scene(n), None)[0][0] for n in (0, 5, 20, 60, 150)]
+    assert all(a < b for a, b in zip(vals, vals[1:])), vals
+
+
+def test_complexity_rises_monotonically_with_clutter_under_fitted_params():
+    # fit on synthetic data where accuracy loss grows with clutter, then score fresh scenes
+    feats, target = [], []
+    for seed in range(40):
+        n = seed * 3
+        mon = ComplexityMonitor()
+        f = mon.features(_scene(n, seed))
+        feats.append(f)
+        target.append(0.002 * n)
+    params = fit_complexity(np.array(feats), np.array(target))
+    mon = ComplexityMonitor(params)
+    scores = []
+    for n in (0, 10, 40, 100):
+        mon.reset()
+        scores.append(mon.score(_scene(n, 1000 + n)))
+    assert all(a < b for a, b in zip(scores, scores[1:])), scores
+    assert 0.0 <= min(scores) and max(scores) <= 1.0
+
+
+def test_temporal_and_feedback_features():
+    mon = ComplexityMonitor()
+    a, b = _scene(10, 1), _scene(10, 2)
+    f1 = mon.features(a)
+    f2 = mon.features(a)
+    f3 = mon.features(b)
+    i = FEATURES.index('motion')
+    assert f1[i] == 0.0 and f2[i] == 0.0 and f3[i] > 0.01
+    labels = np.zeros((48, 64), np.uint8)
+    labels[:, :32] = 2
+    mon.observe_result(labels, 0.8)
+    f4 = mon.features(b)
+    assert f4[FEATURES.index('prev_obstacle')] == pytest.approx(0.5, abs=0.05)
+    assert f4[FEATURES.index('prev_uncertainty')] == pytest.approx(0.2)
+
+
+def test_params_round_trip_and_mismatch():
+    p = ComplexityParams.neutral()
+    assert ComplexityParams.from_dict(p.to_dict()) == p
+    bad = p.to_dict()
+    bad['features'] = ['edge_density']
+    with pytest.raises(ValueError, match='fit for features'):
+        ComplexityParams.from_dict(bad)
+    with pytest.raises(ValueError, match='RGB uint8'):
+        ComplexityMonitor().features(np.zeros((10, 10), np.uint8))
+
+
+def test_cost_is_small_smoke():
+    """Not a timing target (that is bench/): just guards against a 10x regression."""
+    mon, img = ComplexityMonitor(), _scene(30)
+    mon.score(img)
+    t = time.perf_counter()
+    for _ in range(20):
+        mon.score(img)
+    assert (time.perf_counter() - t) / 20 < 0.02

@@ -1,0 +1,86 @@
+"""Launch files are parsed (not executed: no launch_ros here) and checked against the code."""
+
+import ast
+import re
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+LAUNCH = sorted((ROOT / 'launch').glob('*.launch.py'))
+NODE_MODULES = {'sim_node': 'sim_node', 'perception_node': 'perception_node',
+                'controller_node': 'controller_node'}
+
+
+def _entry_points():
+    txt = (ROOT / 'setup.py').read_text()
+    return dict(re.findall(r"'(\w+) = ([\w.]+):main'", txt))
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and getattr(n.func, 'id', getattr(n.func, 'attr', None)) == name]
+
+
+def _kw(call, key):
+    return next((k.value for k in call.keywords if k.arg == key), None)
+
+
+def test_all_four_launch_files_exist():
+    names = {p.name for p in LAUNCH}
+    assert {'perception.launch.py', 'replay.launch.py', 'sim.launch.py',
+            'gazebo.launch.py'} <= names
+
+
+@pytest.mark.parametrize('path', LAUNCH, ids=lambda p: p.name)
+def test_launch_file_matches_code(path):
+    tree = ast.parse(path.read_text())
+    assert any(isinstance(n, ast.FunctionDef) and n.name == 'generate_launch_description'
+               for n in tree.body)
+    eps = _entry_points()
+    for call in _calls(tree, 'Node') + _calls(tree, 'LifecycleNode'):
+        pkg = _kw(call, 'package').value
+        exe = _kw(call, 'executable').value
+        if pkg != 'tts_perception':
+            continue
+        assert exe in eps, f'{path.name}: executable {exe} not in setup.py console_scripts'
+        module = ROOT / (eps[exe].replace('.', '/') + '.py')
+        assert module.exists()
+        src = module.read_text()
+        remaps = _kw(call, 'remappings')
+        for pair in (remaps.elts if remaps is not None else []):
+            first = pair.elts[0]
+            if isinstance(first, ast.Constant):
+                assert f"'{first.value}'" in src, f'{exe} has no topic {first.value}'
+    declared = {_kw(c, 'description') is not None or len(c.args) > 0
+                for c in _calls(tree, 'DeclareLaunchArgument')}
+    for c in _calls(tree, 'DeclareLaunchArgument'):
+        assert _kw(c, 'description') is not None, f'{path.name}: argument without description'
+    used = {c.args[0].value for c in _calls(tree, 'LaunchConfiguration')}
+    names = {c.args[0].value for c in _calls(tree, 'DeclareLaunchArgument')}
+    assert used <= names, f'{path.name}: undeclared launch arguments {used - names}'
+    assert declared
+    for yaml_name in re.findall(r"'(\w+\.yaml)'", path.read_text()):
+        assert (ROOT / 'config' / yaml_name).exists(), yaml_name
+
+
+@pytest.mark.parametrize('yaml_name,module', [('sim.yaml', 'sim_node'),
+                                              ('perception.yaml', 'perception_node'),
+                                              ('controller.yaml', 'controller_node')])
+def test_config_yaml_matches_declared_parameters(yaml_name, module):
+    import importlib
+    mod = importlib.import_module(f'tts_perception.nodes.{module}')
+    declared = {p.name for p in mod.PARAMS}
+    data = yaml.safe_load((ROOT / 'config' / yaml_name).read_text())
+    params = data['/**']['ros__parameters']
+    assert set(params) == declared, (set(params) ^ declared)
+
+
+def test_pipeline_yaml_and_perception_yaml_share_names():
+    from tts_perception.pipeline import PipelineConfig
+    pipe = yaml.safe_load((ROOT / 'config' / 'pipeline.yaml').read_text())
+    PipelineConfig.from_dict(pipe)
+    per = yaml.safe_load((ROOT / 'config' / 'perception.yaml').read_text())['/**'][
+        'ros__parameters']
+    assert set(pipe) <= set(per)

@@ -1,0 +1,184 @@
+"""The adaptive pipeline on the shipped model and profile (real ONNX Runtime inference)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from tts_perception.backends import BackendUnavailable, make_backend, resolve_backend_name
+from tts_perception.model_desc import load_model_description, ModelError
+from tts_perception.pipeline import AdaptivePipeline, infer, PipelineConfig, ProfileError
+from tts_perception.points import make_points, OperatingPoint
+
+MODEL = ROOT / 'models' / 'tts_segnet'
+PROFILE = MODEL / 'profile_cpu.json'
+
+
+@pytest.fixture(scope='module')
+def frames(sample_bag):
+    from tts_perception.bag.io import read_labeled_frames
+    return read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')
+
+
+@pytest.fixture(scope='module')
+def pipe():
+    return AdaptivePipeline(PipelineConfig(model_path=str(MODEL), profile_path=str(PROFILE),
+                                           backend='onnxruntime'))
+
+
+def test_every_exit_at_every_resolution_gives_valid_labels(pipe, frames):
+    rgb, truth, _ = frames[10]
+    for p in pipe.points:
+        labels, conf = infer(pipe.model, pipe.backend, [rgb], p)
+        assert labels.shape == (1, 480, 640) and labels.dtype == np.uint8
+        assert labels.max() < pipe.model.num_classes
+        assert 0.3 < conf[0] <= 1.0
+        # a trained model, not noise: most pixels right on a held-out frame
+        assert (labels[0] == truth).mean() > 0.7, p.key
+
+
+def test_int8_agrees_with_fp32_within_profile_bound(pipe, frames):
+    bound = pipe.profile['int8_agreement_bound']
+    for res in [(160, 120), (320, 240), (640, 480)]:
+        for d in (1, 2, 3):
+            agree = []
+            for rgb, _, _ in frames[::16]:
+                a, _ = infer(pipe.model, pipe.backend, [rgb], OperatingPoint(*res, d, 'fp32'))
+                b, _ = infer(pipe.model, pipe.backend, [rgb], OperatingPoint(*res, d, 'int8'))
+                agree.append((a == b).mean())
+            assert np.mean(agree) >= bound, (res, d, np.mean(agree))
+
+
+def test_process_record_and_deadline_response(pipe, frames):
+    pipe.set_policy('adaptive')
+    rgb = frames[5][0]
+    labels, rec = pipe.process(rgb, stamp_ns=1, now_ns=1, camera='gen', deadline_ms=1e5)
+    assert labels.shape == rgb.shape[:2]
+    assert rec.depth == 3 and rec.width == 640 or rec.predicted_accuracy >= max(
+        pipe.accuracy.predict(p.key, rec.complexity) for p in pipe.points) - 0.01
+    assert not rec.missed and rec.measured_ms > 0
+    tight = min(pipe.latency.predict(p.key) for p in pipe.points) * 1.5 + 2.5
+    for _ in range(3):
+        _, rec2 = pipe.process(rgb, camera='tight', deadline_ms=tight)
+    assert rec2.predicted_ms <= tight - pipe.config.safety_margin_ms + 1e-6 or rec2.expect_miss
+    assert OperatingPoint.parse(rec2.point).pixels <= OperatingPoint.parse(rec.point).pixels
+    # frame already older than the deadline: nothing fits, still answers (never blocks)
+    _, rec3 = pipe.process(rgb, stamp_ns=0, now_ns=int(1e9), camera='old', deadline_ms=50)
+    assert rec3.expect_miss and rec3.missed and rec3.reason.startswith('nothing fits')
+
+
+def test_golden_and_static_policies(pipe, frames):
+    rgb = frames[0][0]
+    pipe.set_policy('golden')
+    _, rec = pipe.process(rgb, camera='g')
+    assert rec.point == '640x480/d3/fp32'
+    pipe.set_policy('static:160x120/d1/int8')
+    _, rec = pipe.process(rgb, camera='g')
+    assert rec.point == '160x120/d1/int8'
+    pipe.set_policy('adaptive')
+
+
+def test_anytime_stops_early_and_says_why(frames):
+    p = AdaptivePipeline(PipelineConfig(model_path=str(MODEL), profile_path=str(PROFILE),
+                                        backend='onnxruntime', anytime=True,
+                                        anytime_confidence=0.5,
+                                        policy='static:320x240/d3/fp32'))
+    _, rec = p.process(frames[3][0], camera='a')
+    assert rec.exit_depth == 1 and rec.stop_reason.startswith('confident')
+    p.config.anytime_confidence = 1.01
+    # budget that fits stage 1 only: stop because the next stage would miss
+    _, rec = p.process(frames[3][0], camera='a', deadline_ms=p.latency.predict(
+        '320x240/d1/fp32') + p.config.safety_margin_ms + 0.5)
+    assert rec.exit_depth < 3 and 'deadline' in rec.stop_reason
+
+
+def test_batch_of_cameras(pipe, frames):
+    pipe.set_policy('adaptive')
+    items = [(frames[i][0], 1, f'cam{i}', 1e4) for i in (1, 2)]
+    out = pipe.process_batch(items, now_ns=1)
+    assert len(out) == 2 and all(r.batch_size == 2 for _, r in out)
+    assert {r.camera for _, r in out} == {'cam1', 'cam2'}
+
+
+def test_bad_frames_are_refused(pipe):
+    with pytest.raises(ValueError, match='RGB uint8'):
+        pipe.process(np.zeros((10, 10), np.uint8))
+
+
+def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match='does not exist'):
+        load_model_description(tmp_path / 'nope')
+    bad = tmp_path / 'model'
+    shutil.copytree(MODEL, bad)
+    (bad / 'stage2.onnx').write_bytes(b'garbage, not a protobuf')
+    desc = load_model_description(bad)
+    with pytest.raises(ModelError, match='cannot load .*stage2.onnx'):
+        make_backend('onnxruntime', desc).prepare(['fp32'])
+    (bad / 'stage3.onnx').unlink()
+    with pytest.raises(ModelError, match='stage files missing'):
+        load_model_description(bad)
+    (bad / 'weights.pt').write_bytes(b'corrupt')
+    from tts_perception.backends.torch_backend import load_torch_model
+    with pytest.raises(ModelError, match='cannot load torch weights'):
+        load_torch_model(load_model_description(MODEL).__class__(
+            **{**load_model_description(MODEL).__dict__, 'torch_weights': bad / 'weights.pt'}))
+    with pytest.raises(ProfileError, match='does not exist'):
+        AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
+                                        profile_path=str(tmp_path / 'x.json')))
+    (tmp_path / 'p.json').write_text('{not json')
+    with pytest.raises(ProfileError, match='not valid JSON'):
+        AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
+                                        profile_path=str(tmp_path / 'p.json')))
+    prof = json.loads(PROFILE.read_text())
+    prof['model_hash'] = '0' * 64
+    (tmp_path / 'q.json').write_text(json.dumps(prof))
+    with pytest.raises(ProfileError, match='made for model hash'):
+        AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
+                                        profile_path=str(tmp_path / 'q.json')))
+
+
+def test_backend_selection_and_unavailable_paths():
+    desc = load_model_description(MODEL)
+    name, why = resolve_backend_name('auto', desc)
+    assert name == 'onnxruntime' and 'TensorRT' in why
+    with pytest.raises(BackendUnavailable, match='TensorRT backend unavailable'):
+        make_backend('tensorrt', desc)
+    with pytest.raises(BackendUnavailable, match='unknown backend'):
+        resolve_backend_name('openvino', desc)
+    tb = make_backend('torch', desc, device='cpu')
+    with pytest.raises(BackendUnavailable, match='cannot run'):
+        tb.prepare(['fp16'])
+
+
+def test_torch_backend_matches_onnxruntime(frames):
+    desc = load_model_description(MODEL)
+    ort_b, tor_b = make_backend('onnxruntime', desc), make_backend('torch', desc, device='cpu')
+    ort_b.prepare(['fp32'])
+    tor_b.prepare(['fp32'])
+    p = OperatingPoint(320, 240, 3, 'fp32')
+    a, _ = infer(desc, ort_b, [frames[7][0]], p)
+    b, _ = infer(desc, tor_b, [frames[7][0]], p)
+    assert (a == b).mean() > 0.995
+
+
+def test_tensorrt_cache_keys():
+    from tts_perception.backends.tensorrt_backend import engine_key, engine_path
+    k = engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200')
+    assert k == engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200')
+    others = [engine_key('abd', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200'),
+              engine_key('abc', 1, (1, 3, 240, 320), 'fp16', '10.3', 'H200'),
+              engine_key('abc', 0, (1, 3, 480, 640), 'fp16', '10.3', 'H200'),
+              engine_key('abc', 0, (1, 3, 240, 320), 'int8', '10.3', 'H200'),
+              engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.4', 'H200'),
+              engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H100')]
+    assert len({k, *others}) == 7
+    path = engine_path(ROOT, 'tts_segnet', 0, (1, 3, 240, 320), 'fp16', k)
+    assert path.name == f'tts_segnet_s1_1x3x240x320_fp16_{k}.engine'
+
+
+def test_points_cross_product():
+    pts = make_points([(160, 120), (320, 240)], [1, 2], ['fp32'])
+    assert [p.key for p in pts] == ['160x120/d1/fp32', '160x120/d2/fp32', '320x240/d1/fp32',
+                                    '320x240/d2/fp32']

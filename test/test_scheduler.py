@@ -1,0 +1,112 @@
+"""Scheduler + latency model on synthetic profile tables (no model, no ROS)."""
+
+import numpy as np
+import pytest
+
+from tts_perception.latency_model import LatencyModel
+from tts_perception.points import make_points, OperatingPoint
+from tts_perception.scheduler import AccuracyTable, Scheduler, SchedulerConfig
+
+RES = [(160, 120), (320, 240), (640, 480)]
+POINTS = make_points(RES, [1, 2, 3], ['fp32', 'int8'])
+
+
+def _tables():
+    lat, acc = {}, {}
+    for p in POINTS:
+        base = 1.0 * (p.pixels / 19200) * (1 + 0.8 * (p.depth - 1))
+        base *= 0.6 if p.precision == 'int8' else 1.0
+        lat[p.key] = {'p50': base, 'p95': base * 1.2, 'p99': base * 1.4}
+        # accuracy grows with resolution and depth; more so on complex frames
+        gain = 0.05 * np.log2(p.pixels / 19200) + 0.04 * (p.depth - 1)
+        acc[p.key] = [0.6 + g for g in (gain * 0.0, gain * 0.6, gain * 1.0, gain * 1.4)]
+        acc[p.key] = [a - (0.003 if p.precision == 'int8' else 0.0) for a in acc[p.key]]
+    return lat, AccuracyTable(acc, [0, 0.25, 0.5, 0.75, 1.0])
+
+
+def _sched(**kw):
+    lat, acc = _tables()
+    lm = LatencyModel(lat)
+    return Scheduler(POINTS, acc, lm, SchedulerConfig(**kw)), lm
+
+
+def test_never_picks_a_point_predicted_to_miss_when_one_fits():
+    s, lm = _sched()
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        budget = float(rng.uniform(1.0, 40.0))
+        d = s.choose(float(rng.uniform()), budget)
+        feasible = [p for p in POINTS if lm.predict(p.key) <= budget]
+        if feasible:
+            assert d.predicted_ms <= budget, (d, budget)
+            assert not d.expect_miss
+        else:
+            assert d.expect_miss and d.reason.startswith('nothing fits')
+
+
+def test_generous_deadline_on_hard_frame_picks_golden():
+    s, _ = _sched()
+    d = s.choose(0.95, 1e6)
+    assert d.point == OperatingPoint(640, 480, 3, 'fp32') or \
+        d.point == OperatingPoint(640, 480, 3, 'int8')
+    assert d.point.resolution == (640, 480) and d.point.depth == 3
+    g, _ = _sched(policy='golden')
+    assert g.choose(0.1, 1.0).point == OperatingPoint(640, 480, 3, 'fp32')
+
+
+def test_easy_frames_spend_less_than_hard_frames():
+    s, lm = _sched(hysteresis=0.0, dwell_frames=1)
+    easy = [s.choose(0.05, 100.0).predicted_ms for _ in range(5)]
+    hard = [s.choose(0.95, 100.0).predicted_ms for _ in range(5)]
+    assert np.mean(easy) < np.mean(hard)
+
+
+def test_moves_down_when_latency_inflates_and_back_up_when_it_recovers():
+    s, lm = _sched()
+    budget = 20.0
+    chosen = []
+    for i in range(60):
+        d = s.choose(0.9, budget)
+        chosen.append(d.point)
+        slow = 3.0 if 20 <= i < 40 else 1.0
+        lm.observe(d.point.key, lm.base[d.point.key] * slow)
+        lm.on_outcome(lm.base[d.point.key] * slow > budget)
+    before, during, after = chosen[15], chosen[26], chosen[59]
+    assert lm.upper[during.key] < lm.upper[before.key]
+    first_down = next(i for i in range(20, 40) if chosen[i] != before)
+    assert first_down <= 23, chosen[18:30]
+    assert after == before
+
+
+def test_no_oscillation_on_steady_input():
+    s, lm = _sched()
+    pts = []
+    for _ in range(100):
+        d = s.choose(0.5, 15.0)
+        pts.append(d.point)
+        lm.observe(d.point.key, lm.base[d.point.key] * float(np.random.uniform(0.9, 1.1)))
+    switches = sum(1 for a, b in zip(pts[5:], pts[6:]) if a != b)
+    assert switches <= 1
+
+
+def test_static_policy_and_validation():
+    s, _ = _sched(policy='static:320x240/d2/int8')
+    assert s.choose(0.9, 1e6).point == OperatingPoint(320, 240, 2, 'int8')
+    with pytest.raises(ValueError, match='not among the allowed points'):
+        s.set_policy('static:999x480/d2/int8')
+    with pytest.raises(ValueError, match='policy must be'):
+        s.set_policy('fastest')
+    with pytest.raises(ValueError, match='bad operating point'):
+        OperatingPoint.parse('320x240-d2')
+
+
+def test_latency_model_rejects_bad_profile_and_backs_off():
+    with pytest.raises(ValueError, match='lacks a positive p95'):
+        LatencyModel({'a': {'p50': 1.0}})
+    lm = LatencyModel({'a': {'p50': 1.0, 'p95': 2.0}})
+    p0 = lm.predict('a')
+    lm.on_outcome(True)
+    assert lm.predict('a') > p0
+    for _ in range(200):
+        lm.on_outcome(False)
+    assert lm.predict('a') == pytest.approx(p0)

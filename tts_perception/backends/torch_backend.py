@@ -1,0 +1,101 @@
+"""torch backend: CPU fp32, and CUDA fp32/fp16/bf16 when a GPU is present.
+
+Runs the bundled model's stage modules directly (weights loaded with ``weights_only=True``,
+no pickle). A user's ONNX-only model has no torch form: use onnxruntime or tensorrt for it.
+"""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tts_perception.backends.base import Backend, BackendUnavailable
+from tts_perception.model_desc import ModelDescription, ModelError
+
+_DTYPES = {'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}
+
+
+def load_torch_model(model: ModelDescription):
+    """The bundled EarlyExitSegNet with its weights (safe loading: weights_only=True)."""
+    import torch
+    from tts_perception.model.net import EarlyExitSegNet
+    if model.torch_weights is None:
+        raise BackendUnavailable(f'model {model.name} has no torch weights (ONNX only); '
+                                 f'use backend onnxruntime or tensorrt')
+    if not model.torch_weights.exists():
+        raise ModelError(f'torch weights {model.torch_weights} do not exist')
+    try:
+        state = torch.load(model.torch_weights, map_location='cpu', weights_only=True)
+        net = EarlyExitSegNet()
+        net.load_state_dict(state)
+    except Exception as exc:
+        raise ModelError(f'cannot load torch weights {model.torch_weights}: {exc}') from exc
+    return net.eval()
+
+
+class TorchBackend(Backend):
+    """Stage modules on one device, one copy per precision."""
+
+    name = 'torch'
+
+    def __init__(self, model: ModelDescription, device: str = 'auto'):
+        super().__init__(model)
+        import torch
+        self._torch = torch
+        if device == 'auto':
+            device = 'cuda' if torch.cuda.is_available() else 'cpu'
+        if device.startswith('cuda') and not torch.cuda.is_available():
+            raise BackendUnavailable('torch device cuda requested but torch.cuda.is_available() '
+                                     'is False on this machine')
+        self._device = device
+        self.net = load_torch_model(model)
+        self.copies: Dict[str, object] = {}
+
+    @property
+    def device(self) -> str:
+        """torch device string."""
+        return self._device
+
+    def supported_precisions(self) -> Tuple[str, ...]:
+        """fp32 on CPU; fp32/fp16/bf16 on CUDA."""
+        return ('fp32', 'fp16', 'bf16') if self._device.startswith('cuda') else ('fp32',)
+
+    def prepare(self, precisions: Sequence[str],
+                resolutions: Sequence[Tuple[int, int]] = ()) -> None:
+        """Move a copy of the net per precision to the device and warm it."""
+        import copy
+        self.check_precisions(precisions)
+        torch = self._torch
+        for prec in precisions:
+            if prec in self.copies:
+                continue
+            dtype = getattr(torch, _DTYPES[prec])
+            net = copy.deepcopy(self.net).to(self._device, dtype=dtype).eval()
+            self.copies[prec] = net
+            with torch.no_grad():
+                net(torch.zeros(1, 3, 64, 64, device=self._device, dtype=dtype), depth=3)
+
+    def run_stage(self, precision: str, stage: int, inp: np.ndarray
+                  ) -> Tuple[Optional[np.ndarray], np.ndarray]:
+        """Run one stage; the feature stays a device tensor between stages."""
+        torch = self._torch
+        net = self.copies.get(precision)
+        if net is None:
+            raise BackendUnavailable(f'precision {precision} was not prepared')
+        dtype = getattr(torch, _DTYPES[precision])
+        x = inp if isinstance(inp, torch.Tensor) else \
+            torch.from_numpy(inp).to(self._device, dtype=dtype, non_blocking=True)
+        with torch.no_grad():
+            if stage == 0:
+                f, out = net.stage1(x)
+            elif stage == 1:
+                f, out = net.stage2(x)
+            else:
+                f, out = None, net.stage3(x)
+            out_np = out.float().cpu().numpy()
+        return f, out_np
+
+    def release(self) -> None:
+        """Drop device copies and free cached accelerator memory."""
+        self.copies.clear()
+        if self._device.startswith('cuda'):
+            self._torch.cuda.empty_cache()

@@ -1,0 +1,166 @@
+"""Latency-aware control law (pure; the controller node only wires topics to it).
+
+Speed limit from the stopping-distance law: with perception latency t (a high quantile of the
+recent measured latencies plus the control period), maximum deceleration a and effective
+sensing distance d (free distance ahead seen in the segmentation, shrunk for coarser input
+resolution and lower predicted quality), the robot must be able to stop within d while it
+still travels blind for t:
+
+    v t + v^2 / (2 a) = d   =>   v_max = a (-t + sqrt(t^2 + 2 d / a))
+
+Steering gain and acceleration limit scale with the perception rate and quality:
+
+    k_steer = k0 * clip(rate / nominal_rate, 0.3, 1) * quality
+    accel_limit = a0 * clip(rate / nominal_rate, 0.3, 1)
+
+Watchdog: no fresh perception within ``watchdog_timeout`` -> decelerate to zero at the
+deceleration limit; resume only when perception is fresh again.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+import math
+from typing import Deque, Optional, Tuple
+
+import numpy as np
+
+
+@dataclass
+class ControlParams:
+    """Controller knobs (same names as the controller node's parameters)."""
+
+    max_decel: float = 1.5              # a (m/s^2)
+    max_speed: float = 2.0              # m/s
+    max_accel: float = 1.0              # a0 (m/s^2)
+    max_yaw_rate: float = 1.5           # rad/s
+    steer_gain: float = 1.0             # k0, multiplies the nominal yaw rate
+    control_period: float = 0.05        # s
+    watchdog_timeout: float = 0.5       # s
+    latency_quantile: float = 0.95
+    latency_window: int = 30
+    nominal_rate: float = 30.0          # Hz of perception at which gains are nominal
+    max_sensing_distance: float = 8.0   # m
+    stop_margin: float = 0.35           # m kept free in front of the robot
+    full_resolution_width: int = 640    # width at which sensing distance is not shrunk
+
+
+def stopping_speed_limit(latency_s: float, decel: float, distance: float) -> float:
+    """v_max = a(-t + sqrt(t^2 + 2d/a)); 0 when d <= 0. Raises on non-physical inputs."""
+    if not (decel > 0 and latency_s >= 0 and math.isfinite(distance)):
+        raise ValueError(f'bad law inputs t={latency_s} a={decel} d={distance}')
+    if distance <= 0:
+        return 0.0
+    t = latency_s
+    return decel * (-t + math.sqrt(t * t + 2.0 * distance / decel))
+
+
+def free_distance_from_labels(labels: np.ndarray, floor_label: int, fy: float, cy: float,
+                              cam_height: float, pitch_rad: float, band: float = 0.2,
+                              max_range: float = 8.0) -> float:
+    """Free ground distance straight ahead, from a segmentation image (metres).
+
+    In the central column band, scan up from the bottom row while pixels are floor; the first
+    non-floor row is projected onto the ground plane (flat-ground pinhole model).
+    """
+    h, w = labels.shape
+    c0, c1 = int(w * (0.5 - band / 2)), int(w * (0.5 + band / 2)) + 1
+    strip = labels[:, c0:c1]
+    floor_rows = (strip == floor_label).mean(axis=1) > 0.9
+    v = h - 1
+    while v >= 0 and floor_rows[v]:
+        v -= 1
+    if v == h - 1:
+        return 0.0
+    v = max(v, 0)
+    scale = h / (2 * cy + 1)    # labels may be at a resolution other than the intrinsics
+    angle = pitch_rad + math.atan(((v / scale) - cy) / fy)
+    if angle <= 1e-3:
+        return max_range
+    return float(min(max_range, cam_height / math.tan(angle)))
+
+
+@dataclass
+class Perception:
+    """The latest perception summary the controller acts on."""
+
+    stamp: float                 # controller-clock time it arrived (s)
+    latency_ms: float
+    width: int
+    quality: float               # predicted accuracy 0..1
+    free_distance: Optional[float] = None
+
+
+class SpeedGovernor:
+    """Stateful law: latency quantile, watchdog, rate/accel limiting."""
+
+    def __init__(self, params: ControlParams):
+        self.p = params
+        self.latencies: Deque[float] = deque(maxlen=params.latency_window)
+        self.arrivals: Deque[float] = deque(maxlen=params.latency_window)
+        self.last: Optional[Perception] = None
+        self.free_distance: Optional[float] = None
+        self.v_cmd = 0.0
+        self.reason = 'no perception yet'
+        self.v_limit = 0.0
+
+    def on_perception(self, per: Perception) -> None:
+        """Record one perception result."""
+        if per.latency_ms >= 0 and math.isfinite(per.latency_ms):
+            self.latencies.append(per.latency_ms / 1e3)
+        self.arrivals.append(per.stamp)
+        if per.free_distance is not None:
+            self.free_distance = per.free_distance
+        self.last = per
+
+    def rate(self) -> float:
+        """Perception rate (Hz) from recent arrivals."""
+        if len(self.arrivals) < 2:
+            return 0.0
+        span = self.arrivals[-1] - self.arrivals[0]
+        return (len(self.arrivals) - 1) / span if span > 0 else 0.0
+
+    def latency_quantile(self) -> float:
+        """High quantile of recent perception latency (s)."""
+        if not self.latencies:
+            return self.p.watchdog_timeout
+        return float(np.quantile(np.fromiter(self.latencies, float), self.p.latency_quantile))
+
+    def fresh(self, now: float) -> bool:
+        """Perception arrived within the watchdog timeout."""
+        return self.last is not None and now - self.last.stamp <= self.p.watchdog_timeout
+
+    def effective_distance(self) -> float:
+        """Free distance shrunk for coarse resolution and low quality."""
+        if self.last is None or self.free_distance is None:
+            return 0.0
+        res = min(1.0, self.last.width / float(self.p.full_resolution_width))
+        shrink = (0.7 + 0.3 * res) * float(np.clip(self.last.quality, 0.0, 1.0))
+        return max(0.0, min(self.free_distance, self.p.max_sensing_distance) * shrink
+                   - self.p.stop_margin)
+
+    def step(self, now: float, v_nominal: float, w_nominal: float) -> Tuple[float, float]:
+        """One control period: (v, w) to command."""
+        p = self.p
+        if not (math.isfinite(v_nominal) and math.isfinite(w_nominal)):
+            v_nominal, w_nominal = 0.0, 0.0
+        rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3
+        if not self.fresh(now):
+            self.reason = ('watchdog: no perception yet' if self.last is None else
+                           f'watchdog: perception stale for {now - self.last.stamp:.2f}s')
+            self.v_limit = 0.0
+            self.v_cmd = max(0.0, self.v_cmd - p.max_decel * p.control_period)
+            return self.v_cmd, (w_nominal * p.steer_gain if self.v_cmd > 0 else 0.0)
+        t = self.latency_quantile() + p.control_period
+        d = self.effective_distance()
+        self.v_limit = min(p.max_speed, stopping_speed_limit(t, p.max_decel, d))
+        target = float(np.clip(v_nominal, 0.0, self.v_limit))
+        accel = p.max_accel * rate_f
+        if target > self.v_cmd:
+            self.v_cmd = min(target, self.v_cmd + accel * p.control_period)
+        else:
+            self.v_cmd = max(target, self.v_cmd - p.max_decel * p.control_period)
+        self.reason = 'ok' if target >= v_nominal else 'limited by perception'
+        quality = float(np.clip(self.last.quality, 0.0, 1.0)) if self.last else 0.0
+        k = p.steer_gain * rate_f * max(quality, 0.3)
+        w = float(np.clip(w_nominal * max(k, 0.3), -p.max_yaw_rate, p.max_yaw_rate))
+        return self.v_cmd, w

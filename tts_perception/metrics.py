@@ -1,0 +1,36 @@
+"""Segmentation metrics: confusion matrix, IoU, mIoU."""
+
+import numpy as np
+
+
+class ConfusionMatrix:
+    """Accumulates a (num_classes x num_classes) confusion matrix (rows: truth)."""
+
+    def __init__(self, num_classes: int):
+        self.n = num_classes
+        self.m = np.zeros((num_classes, num_classes), np.int64)
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> 'ConfusionMatrix':
+        """Add one prediction/ground-truth pair of equal shape."""
+        if pred.shape != truth.shape:
+            raise ValueError(f'prediction shape {pred.shape} != truth shape {truth.shape}')
+        idx = truth.astype(np.int64).ravel() * self.n + pred.astype(np.int64).ravel()
+        self.m += np.bincount(idx, minlength=self.n * self.n).reshape(self.n, self.n)
+        return self
+
+    def iou(self) -> np.ndarray:
+        """Per-class IoU (nan for classes absent from both prediction and truth)."""
+        tp = np.diag(self.m).astype(np.float64)
+        denom = self.m.sum(0) + self.m.sum(1) - tp
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(denom > 0, tp / denom, np.nan)
+
+    def miou(self) -> float:
+        """Mean IoU over classes present."""
+        v = self.iou()
+        return float(np.nanmean(v)) if np.isfinite(v).any() else float('nan')
+
+
+def frame_miou(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> float:
+    """mIoU of a single frame."""
+    return ConfusionMatrix(num_classes).add(pred, truth).miou()

@@ -1,0 +1,202 @@
+"""Model description: what a segmentation model expects and returns, read from ``model.yaml``.
+
+The scheduler and nodes only see depths and resolutions; everything model-specific lives here,
+so a user's own ONNX model plugs in with a description like::
+
+    name: my_model
+    classes: [background, floor, obstacle]
+    structure: ladder            # 'chained': stage k eats stage k-1's first output;
+                                 # 'ladder': each depth is a separate full model on the image
+    input: {layout: NHWC, channel_order: BGR, scale: 0.00392157, mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225], multiple_of: 32}
+    output: {kind: logits, layout: NCHW}    # kind: logits | probabilities | labels
+    stages: {fp32: [small.onnx, medium.onnx, large.onnx]}
+
+Pixel value fed to the model = ((pixel * scale) - mean) / std, per channel, in channel_order.
+"""
+
+from dataclasses import dataclass, field
+import hashlib
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+import yaml
+
+LAYOUTS = ('NCHW', 'NHWC')
+OUTPUT_KINDS = ('logits', 'probabilities', 'labels')
+STRUCTURES = ('chained', 'ladder')
+
+
+class ModelError(RuntimeError):
+    """A model description or model file that cannot be used; the text says why."""
+
+
+@dataclass
+class ModelDescription:
+    """A parsed, validated ``model.yaml``."""
+
+    root: Path
+    name: str
+    classes: List[str]
+    structure: str
+    layout: str
+    channel_order: str
+    scale: float
+    mean: np.ndarray
+    std: np.ndarray
+    multiple_of: int
+    output_kind: str
+    output_layout: str
+    stages: Dict[str, List[Path]]
+    torch_weights: Optional[Path] = None
+    _hash: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def depths(self) -> Tuple[int, ...]:
+        """Available exit depths (1-based)."""
+        return tuple(range(1, len(self.stages['fp32']) + 1))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return len(self.classes)
+
+    @property
+    def precisions(self) -> Tuple[str, ...]:
+        """Precisions with ONNX files (fp32 always)."""
+        return tuple(self.stages)
+
+    def hash(self) -> str:
+        """sha256 over every stage file: identifies the weights in caches and profiles."""
+        if self._hash is None:
+            h = hashlib.sha256()
+            for prec in sorted(self.stages):
+                for p in self.stages[prec]:
+                    h.update(p.read_bytes())
+            self._hash = h.hexdigest()
+        return self._hash
+
+    def check_resolution(self, wh: Tuple[int, int]) -> None:
+        """Raise ModelError if the model cannot take this input size."""
+        w, h = wh
+        m = self.multiple_of
+        if w <= 0 or h <= 0 or w % m or h % m:
+            raise ModelError(f'resolution {w}x{h} is not a positive multiple of {m} '
+                             f'required by model {self.name}')
+
+    def preprocess(self, frames_rgb: List[np.ndarray], wh: Tuple[int, int]) -> np.ndarray:
+        """Resize, reorder and normalise frames into one input batch (float32)."""
+        batch = []
+        for f in frames_rgb:
+            if f.shape[1] != wh[0] or f.shape[0] != wh[1]:
+                interp = cv2.INTER_AREA if f.shape[1] > wh[0] else cv2.INTER_LINEAR
+                f = cv2.resize(f, wh, interpolation=interp)
+            if self.channel_order == 'BGR':
+                f = f[..., ::-1]
+            batch.append(f)
+        x = np.stack(batch).astype(np.float32)
+        if self.scale != 1.0:
+            x *= self.scale
+        if np.any(self.mean != 0.0) or np.any(self.std != 1.0):
+            x = (x - self.mean) / self.std
+        if self.layout == 'NCHW':
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def postprocess(self, out: np.ndarray, out_hw: Tuple[int, int],
+                    work_hw: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """(labels uint8 [N,H,W] at out_hw, confidence [N]) from one exit's raw output.
+
+        Scores are upsampled bilinearly to ``work_hw`` (the point's input size; cheap points
+        stay cheap), argmax'ed, then labels are resized (nearest) to ``out_hw``. Confidence is
+        the mean max-class probability (1 for label outputs).
+        """
+        h, w = work_hw or out_hw
+        if self.output_kind == 'labels':
+            lab = out if out.ndim == 3 else out[:, 0]
+            labels = np.stack([cv2.resize(x.astype(np.uint8), (out_hw[1], out_hw[0]),
+                                          interpolation=cv2.INTER_NEAREST) for x in lab])
+            return labels, np.ones(len(labels), np.float32)
+        if out.ndim != 4:
+            raise ModelError(f'{self.name}: expected a 4-D {self.output_layout} output, '
+                             f'got shape {out.shape}')
+        scores = out if self.output_layout == 'NHWC' else out.transpose(0, 2, 3, 1)
+        if scores.shape[-1] != self.num_classes:
+            raise ModelError(f'{self.name}: output has {scores.shape[-1]} channels, '
+                             f'model.yaml lists {self.num_classes} classes')
+        labels, confs = [], []
+        for s in scores:
+            s = np.ascontiguousarray(s, dtype=np.float32)
+            if self.output_kind == 'logits':
+                e = np.exp(s - s.max(-1, keepdims=True))
+                p = e / e.sum(-1, keepdims=True)
+            else:
+                p = s
+            confs.append(float(p.max(-1).mean()))
+            up = cv2.resize(s, (w, h), interpolation=cv2.INTER_LINEAR) \
+                if s.shape[:2] != (h, w) else s
+            if up.ndim == 2:  # cv2 drops a single channel
+                up = up[..., None]
+            lab = up.argmax(-1).astype(np.uint8)
+            if lab.shape != tuple(out_hw):
+                lab = cv2.resize(lab, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_NEAREST)
+            labels.append(lab)
+        return np.stack(labels), np.asarray(confs, np.float32)
+
+
+def _req(d: dict, key: str, path: Path):
+    if key not in d:
+        raise ModelError(f'{path}: missing required key {key!r}')
+    return d[key]
+
+
+def load_model_description(path: Union[str, Path]) -> ModelDescription:
+    """Parse and validate ``model.yaml`` (or a directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / 'model.yaml'
+    if not p.exists():
+        raise ModelError(f'model description {p} does not exist')
+    try:
+        d = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ModelError(f'{p}: not valid YAML: {exc}') from exc
+    if not isinstance(d, dict):
+        raise ModelError(f'{p}: expected a mapping at top level')
+    inp, out = _req(d, 'input', p), _req(d, 'output', p)
+    layout = str(inp.get('layout', 'NCHW')).upper()
+    if layout not in LAYOUTS:
+        raise ModelError(f'{p}: input.layout must be one of {LAYOUTS}, got {layout}')
+    kind = str(out.get('kind', 'logits'))
+    if kind not in OUTPUT_KINDS:
+        raise ModelError(f'{p}: output.kind must be one of {OUTPUT_KINDS}, got {kind}')
+    structure = str(d.get('structure', 'chained'))
+    if structure not in STRUCTURES:
+        raise ModelError(f'{p}: structure must be one of {STRUCTURES}, got {structure}')
+    stages_raw = _req(d, 'stages', p)
+    if 'fp32' not in stages_raw or not stages_raw['fp32']:
+        raise ModelError(f'{p}: stages.fp32 must list at least one ONNX file')
+    stages: Dict[str, List[Path]] = {}
+    for prec, files in stages_raw.items():
+        paths = [p.parent / f for f in files]
+        missing = [str(x) for x in paths if not x.exists()]
+        if missing:
+            raise ModelError(f'{p}: stage files missing for {prec}: {missing}')
+        if len(paths) != len(stages_raw['fp32']):
+            raise ModelError(f'{p}: stages.{prec} has {len(paths)} files, fp32 has '
+                             f'{len(stages_raw["fp32"])}')
+        stages[prec] = paths
+    classes = [str(c) for c in _req(d, 'classes', p)]
+    torch_w = (d.get('torch') or {}).get('weights')
+    return ModelDescription(
+        root=p.parent, name=str(d.get('name', p.parent.name)), classes=classes,
+        structure=structure, layout=layout,
+        channel_order=str(inp.get('channel_order', 'RGB')).upper(),
+        scale=float(inp.get('scale', 1.0)),
+        mean=np.asarray(inp.get('mean', [0, 0, 0]), np.float32),
+        std=np.asarray(inp.get('std', [1, 1, 1]), np.float32),
+        multiple_of=int(inp.get('multiple_of', 1)), output_kind=kind,
+        output_layout=str(out.get('layout', 'NCHW')).upper(), stages=stages,
+        torch_weights=(p.parent / torch_w) if torch_w else None)

@@ -1,0 +1,201 @@
+"""controller_node: adapts speed and gains to perception latency/quality; fails safe.
+
+Subscribes ``cmd_vel_in`` (nominal Twist from a planner/teleop), ``perception/status``
+(DiagnosticStatus decision records) and ``segmentation`` (mono8); publishes ``cmd_vel`` every
+``control_period`` and its state on ``/diagnostics``. The law is in
+:mod:`tts_perception.control_law`. Optionally pushes the computed speed limit into another
+node's parameter through the standard SetParameters service (e.g. a Nav2 controller's
+``FollowPath.max_vel_x``).
+"""
+
+import math
+from typing import Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Twist
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import Image
+
+from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
+                                        SpeedGovernor)
+from tts_perception.image_codec import image_msg_to_array, ImageDecodeError
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, Param, status,
+                                           values_of, WARN)
+from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, CAMERA_FOVY_DEG, FLOOR
+
+PARAMS = (
+    Param('max_decel', 1.5, 'Maximum deceleration a (m/s^2)', 0.05, 20.0),
+    Param('max_speed', 2.0, 'Absolute speed cap (m/s)', 0.0, 20.0),
+    Param('max_accel', 1.0, 'Acceleration limit at nominal perception rate (m/s^2)', 0.05, 20.0),
+    Param('max_yaw_rate', 1.5, 'Yaw-rate cap (rad/s)', 0.0, 10.0),
+    Param('steer_gain', 1.0, 'Nominal steering gain on the planner yaw rate', 0.0, 5.0),
+    Param('control_period', 0.05, 'Control period (s)', 0.005, 1.0),
+    Param('watchdog_timeout', 0.5, 'Perception older than this stops the robot (s)', 0.05, 10.0),
+    Param('latency_quantile', 0.95, 'Quantile of recent latencies used as t', 0.5, 1.0),
+    Param('nominal_rate', 30.0, 'Perception rate at which gains are nominal (Hz)', 1.0, 1000.0),
+    Param('max_sensing_distance', 8.0, 'Cap on the free distance used (m)', 0.5, 100.0),
+    Param('stop_margin', 0.35, 'Distance kept free in front of the robot (m)', 0.0, 10.0),
+    Param('full_resolution_width', 640, 'Input width at which sensing is not shrunk (px)',
+          16, 8192),
+    Param('camera', '', 'Camera topic whose perception/status to follow ("" = any)'),
+    Param('camera_height', CAMERA_HEIGHT, 'Camera height above ground (m)', 0.01, 10.0),
+    Param('camera_pitch_deg', CAMERA_PITCH_DEG, 'Camera pitch down (deg)', -90.0, 90.0),
+    Param('camera_fovy_deg', CAMERA_FOVY_DEG, 'Camera vertical field of view (deg)', 1.0, 179.0),
+    Param('floor_label', FLOOR, 'Segmentation label id of free floor', 0, 255),
+    Param('push_speed_limit_to', '', 'Node name whose parameter receives the speed limit '
+          '("" = off)'),
+    Param('push_speed_limit_param', 'FollowPath.max_vel_x', 'Parameter name to push'),
+    Param('push_period', 1.0, 'Seconds between speed-limit pushes', 0.1, 60.0),
+)
+
+
+class ControllerNode(Node):
+    """Wires topics and timers to :class:`SpeedGovernor`."""
+
+    def __init__(self, **kwargs):
+        super().__init__('controller_node', **kwargs)
+        self.add_on_set_parameters_callback(self._validate)
+        self.p = declare_params(self, PARAMS)
+        self.gov = SpeedGovernor(self._law_params())
+        self.add_post_set_parameters_callback(self._apply)
+        self.nominal = (0.0, 0.0)
+        self.pub = self.create_publisher(Twist, 'cmd_vel', 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Twist, 'cmd_vel_in', self._on_cmd, 10)
+        self.create_subscription(DiagnosticStatus, 'perception/status', self._on_status, 10)
+        self.create_subscription(Image, 'segmentation', self._on_seg, qos_profile_sensor_data)
+        self.timer = self.create_timer(self.p['control_period'], self._step)
+        self.create_timer(1.0, self._publish_diag)
+        self.param_client = None
+        self._last_push = -1e9
+        self.stops = 0
+        self._was_stopped = True
+
+    def _law_params(self) -> ControlParams:
+        return ControlParams(**{k: self.p[k] for k in ControlParams.__dataclass_fields__})
+
+    def _validate(self, params) -> SetParametersResult:
+        for prm in params:
+            if prm.name == 'watchdog_timeout' and prm.value is not None:
+                period = next((q.value for q in params if q.name == 'control_period'),
+                              getattr(self, 'p', {}).get('control_period', 0.05))
+                if prm.value < period:
+                    return SetParametersResult(successful=False, reason=(
+                        f'watchdog_timeout {prm.value} must be >= control_period {period}'))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, params) -> None:
+        for prm in params:
+            self.p[prm.name] = prm.value
+        self.gov.p = self._law_params()
+        if any(prm.name == 'control_period' for prm in params):
+            self.timer.cancel()
+            self.timer = self.create_timer(self.p['control_period'], self._step)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds / 1e9
+
+    def _on_cmd(self, msg: Twist) -> None:
+        if math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z):
+            self.nominal = (msg.linear.x, msg.angular.z)
+        else:
+            self.nominal = (0.0, 0.0)
+            self.get_logger().warn('non-finite cmd_vel_in: treated as stop',
+                                   throttle_duration_sec=2.0)
+
+    def _on_status(self, msg: DiagnosticStatus) -> None:
+        v = values_of(msg)
+        if self.p['camera'] and msg.hardware_id != self.p['camera']:
+            return
+        try:
+            per = Perception(stamp=self._now(), latency_ms=float(v['total_ms']),
+                             width=int(v['width']), quality=float(v['predicted_accuracy']))
+        except (KeyError, ValueError) as exc:
+            self.get_logger().warn(f'ignoring malformed perception/status: {exc}',
+                                   throttle_duration_sec=2.0)
+            return
+        self.gov.on_perception(per)
+
+    def _on_seg(self, msg: Image) -> None:
+        try:
+            labels = image_msg_to_array(msg)
+        except ImageDecodeError as exc:
+            self.get_logger().warn(f'bad segmentation: {exc}', throttle_duration_sec=2.0)
+            return
+        if labels.ndim != 2:
+            return
+        h = labels.shape[0]
+        fy = 0.5 * h / math.tan(math.radians(self.p['camera_fovy_deg']) / 2)
+        self.gov.free_distance = free_distance_from_labels(
+            labels, self.p['floor_label'], fy, (h - 1) / 2, self.p['camera_height'],
+            math.radians(self.p['camera_pitch_deg']),
+            max_range=self.p['max_sensing_distance'])
+
+    def _step(self) -> None:
+        v, w = self.gov.step(self._now(), *self.nominal)
+        t = Twist()
+        t.linear.x, t.angular.z = float(v), float(w)
+        self.pub.publish(t)
+        stopped = not self.gov.fresh(self._now())
+        if stopped and not self._was_stopped:
+            self.stops += 1
+            self.get_logger().warn(f'fail-safe stop: {self.gov.reason}')
+        self._was_stopped = stopped
+        self._maybe_push()
+
+    def _maybe_push(self) -> None:
+        target = self.p['push_speed_limit_to']
+        if not target or self._now() - self._last_push < self.p['push_period']:
+            return
+        if self.param_client is None:
+            self.param_client = self.create_client(SetParameters,
+                                                   f'{target.rstrip("/")}/set_parameters')
+        if not self.param_client.service_is_ready():
+            return
+        self._last_push = self._now()
+        req = SetParameters.Request()
+        req.parameters = [Parameter(self.p['push_speed_limit_param'],
+                                    value=float(self.gov.v_limit)).to_parameter_msg()]
+        self.param_client.call_async(req)
+
+    def _publish_diag(self) -> None:
+        g = self.gov
+        fresh = g.fresh(self._now())
+        level = OK if fresh and g.reason == 'ok' else (WARN if fresh else ERROR)
+        vals = {'speed_limit': g.v_limit, 'cmd_speed': g.v_cmd,
+                'latency_quantile_ms': 1e3 * g.latency_quantile(),
+                'perception_rate_hz': g.rate(),
+                'free_distance': g.free_distance if g.free_distance is not None else -1.0,
+                'effective_distance': g.effective_distance(), 'fail_safe_stops': self.stops}
+        self.pub_diag.publish(diag_array(self, [status('controller_node', 'controller', level,
+                                                       g.reason, vals)]))
+
+
+def main(args=None) -> None:
+    """Run the controller node."""
+    rclpy.init(args=args)
+    node: Optional[ControllerNode] = None
+    try:
+        node = ControllerNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            # fail safe on the way out: one explicit zero command
+            try:
+                node.pub.publish(Twist())
+            except Exception:  # noqa: BLE001 - context may already be gone
+                pass
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,384 @@
+"""AdaptivePipeline: per-frame test-time scaling, usable from a script without ROS.
+
+    pipe = AdaptivePipeline.from_yaml('config/pipeline.yaml')
+    labels, record = pipe.process(rgb, stamp_ns=..., now_ns=...)
+
+Per frame: complexity score -> scheduler decision under the remaining budget (deadline - age of
+the frame when processing starts - safety margin) -> staged inference (optionally *anytime*:
+stop at an earlier exit when the next stage would miss or would not change the answer) ->
+labels at the input resolution + one :class:`DecisionRecord`. The model, backend and latency
+model are shared; each camera has its own complexity and scheduler state.
+"""
+
+from dataclasses import asdict, dataclass, field, fields
+import json
+from pathlib import Path
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import yaml
+
+from tts_perception.backends import make_backend, resolve_backend_name
+from tts_perception.complexity import ComplexityMonitor, ComplexityParams
+from tts_perception.latency_model import LatencyModel
+from tts_perception.model_desc import load_model_description, ModelDescription
+from tts_perception.points import make_points, OperatingPoint
+from tts_perception.scheduler import AccuracyTable, Scheduler, SchedulerConfig
+
+
+class ProfileError(RuntimeError):
+    """A profile table that is missing, corrupt or made for another model."""
+
+
+@dataclass
+class PipelineConfig:
+    """Everything the pipeline needs; the same names are the perception node's parameters."""
+
+    model_path: str = 'models/tts_segnet'
+    profile_path: str = 'models/tts_segnet/profile_cpu.json'
+    backend: str = 'auto'
+    resolutions: List[List[int]] = field(default_factory=lambda: [[160, 120], [320, 240],
+                                                                  [640, 480]])
+    depths: List[int] = field(default_factory=lambda: [1, 2, 3])
+    precisions: List[str] = field(default_factory=lambda: ['fp32', 'int8'])
+    policy: str = 'adaptive'
+    deadline_ms: float = 40.0
+    safety_margin_ms: float = 2.0
+    accuracy_tolerance: float = 0.01
+    hysteresis: float = 0.02
+    dwell_frames: int = 4
+    switch_cost_ms: float = 0.5
+    latency_quantile: str = 'p95'
+    anytime: bool = False
+    anytime_confidence: float = 0.97
+    threads: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> 'PipelineConfig':
+        """Build from a mapping, refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f'unknown pipeline config keys {unknown}; known: {sorted(known)}')
+        return cls(**d)
+
+
+@dataclass
+class DecisionRecord:
+    """One frame's decision and outcome."""
+
+    camera: str
+    stamp_ns: int
+    point: str
+    width: int
+    height: int
+    depth: int
+    exit_depth: int
+    precision: str
+    reason: str
+    stop_reason: str
+    complexity: float
+    predicted_ms: float
+    measured_ms: float
+    overhead_ms: float
+    total_ms: float
+    age_ms: float
+    deadline_ms: float
+    budget_ms: float
+    expect_miss: bool
+    missed: bool
+    predicted_accuracy: float
+    confidence: float
+    batch_size: int = 1
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dict (JSON-able)."""
+        return asdict(self)
+
+
+def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read and check a profile table JSON."""
+    p = Path(path)
+    if not p.exists():
+        raise ProfileError(f'profile table {p} does not exist; create it with '
+                           f'`python -m tts_perception.profile`')
+    try:
+        prof = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f'profile table {p} is not valid JSON: {exc}') from exc
+    for key in ('model_hash', 'latency_ms', 'accuracy', 'complexity'):
+        if key not in prof:
+            raise ProfileError(f'profile table {p} lacks {key!r}; re-run profile')
+    return prof
+
+
+def _resolve(path: str, base: Optional[Path]) -> Path:
+    p = Path(path)
+    if p.is_absolute() or base is None or p.exists():
+        return p
+    return base / p
+
+
+def _confidence(out: np.ndarray, kind: str) -> float:
+    """Mean max-class probability of a raw NCHW exit output (first item)."""
+    if kind == 'labels':
+        return 1.0
+    s = out[0].astype(np.float32)
+    if kind == 'logits':
+        s = np.exp(s - s.max(0, keepdims=True))
+        s /= s.sum(0, keepdims=True)
+    return float(s.max(0).mean())
+
+
+def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: OperatingPoint,
+          all_exits: bool = False):
+    """Run ``point`` on frames (preprocess, stages, postprocess): (labels, confidence).
+
+    With ``all_exits`` (chained models) returns lists with one entry per exit up to the
+    point's depth, from one pass; used by the profiler to score every depth at once.
+    """
+    x = model.preprocess(frames, point.resolution)
+    h, w = frames[0].shape[:2]
+    work = (point.height, point.width)
+    if model.structure == 'ladder':
+        stages = range(point.depth) if all_exits else [point.depth - 1]
+        outs = [backend.run_stage(point.precision, s, x)[1] for s in stages]
+    else:
+        feat, outs = x, []
+        for s in range(point.depth):
+            feat, out = backend.run_stage(point.precision, s, feat)
+            if all_exits or s == point.depth - 1:
+                outs.append(out)
+    if all_exits:
+        return [model.postprocess(o, (h, w), work_hw=work) for o in outs]
+    return model.postprocess(outs[-1], (h, w), work_hw=work)
+
+
+class _CameraState:
+    def __init__(self, monitor: ComplexityMonitor, scheduler: Scheduler):
+        self.monitor, self.scheduler = monitor, scheduler
+
+
+class AdaptivePipeline:
+    """Model + backend + profile + per-camera schedulers."""
+
+    def __init__(self, config: PipelineConfig, base_dir: Optional[Path] = None,
+                 model: Optional[ModelDescription] = None, backend=None,
+                 profile: Optional[Dict[str, Any]] = None):
+        self.config = config
+        self.base_dir = base_dir
+        self.model = model or load_model_description(_resolve(config.model_path, base_dir))
+        self.profile = profile or load_profile(_resolve(config.profile_path, base_dir))
+        if self.profile['model_hash'] != self.model.hash():
+            raise ProfileError(f'profile {config.profile_path} was made for model hash '
+                               f'{self.profile["model_hash"][:12]}, the model files hash to '
+                               f'{self.model.hash()[:12]}; re-run profile')
+        for r in config.resolutions:
+            self.model.check_resolution((int(r[0]), int(r[1])))
+        bad_depth = [d for d in config.depths if d not in self.model.depths]
+        if bad_depth:
+            raise ValueError(f'depths {bad_depth} not in model depths {self.model.depths}')
+        self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
+        self.backend = backend or make_backend(config.backend, self.model,
+                                               threads=config.threads)
+        precisions = [p for p in config.precisions if p in self.backend.supported_precisions()]
+        if not precisions:
+            raise ValueError(f'none of precisions {config.precisions} runs on backend '
+                             f'{self.backend.name}')
+        self.points = make_points(config.resolutions, config.depths, precisions)
+        self._all_depth_points = make_points(config.resolutions, self.model.depths, precisions)
+        self.backend.prepare(precisions, [p.resolution for p in self.points])
+        acc = self.profile['accuracy']
+        self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
+        self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
+                                    batch_profile=self.profile.get('batch_latency_ms'))
+        self.complexity_params = ComplexityParams.from_dict(self.profile['complexity'])
+        self.cameras: Dict[str, _CameraState] = {}
+        self.sched_config = SchedulerConfig(config.policy, config.safety_margin_ms,
+                                            config.accuracy_tolerance, config.hysteresis,
+                                            config.dwell_frames, config.switch_cost_ms)
+        obstacle = self.model.classes.index('obstacle') if 'obstacle' in self.model.classes \
+            else -1
+        self._obstacle_label = obstacle
+        self.camera('default')  # validates the policy against the points now
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path], **overrides) -> 'AdaptivePipeline':
+        """Build from a YAML file of :class:`PipelineConfig` keys (paths relative to it or cwd)."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f'pipeline config {p} does not exist')
+        d = yaml.safe_load(p.read_text()) or {}
+        d.update(overrides)
+        root = p.resolve().parent.parent if p.resolve().parent.name == 'config' else None
+        return cls(PipelineConfig.from_dict(d), base_dir=root)
+
+    def camera(self, name: str) -> _CameraState:
+        """Per-camera state, created on first use."""
+        st = self.cameras.get(name)
+        if st is None:
+            sched = Scheduler(self.points, self.accuracy, self.latency,
+                              SchedulerConfig(**asdict(self.sched_config)))
+            st = _CameraState(ComplexityMonitor(self.complexity_params,
+                                                obstacle_label=self._obstacle_label), sched)
+            self.cameras[name] = st
+        return st
+
+    def set_policy(self, policy: str) -> None:
+        """Change the policy of every camera (validated; raises ValueError)."""
+        for st in list(self.cameras.values()):
+            st.scheduler.set_policy(policy)
+        self.sched_config.policy = policy
+        self.config.policy = policy
+
+    def update_scheduler(self, **kw) -> None:
+        """Change scheduler knobs (safety_margin_ms, accuracy_tolerance, ...) everywhere."""
+        for k, v in kw.items():
+            setattr(self.sched_config, k, v)
+            setattr(self.config, k, v)
+            for st in self.cameras.values():
+                setattr(st.scheduler.config, k, v)
+
+    # ------------------------------------------------------------------ execution
+    def _point(self, p: OperatingPoint, depth: int) -> OperatingPoint:
+        return OperatingPoint(p.width, p.height, depth, p.precision)
+
+    def _run(self, frames: List[np.ndarray], point: OperatingPoint, budget_ms: float,
+             t_start: float) -> Tuple[np.ndarray, np.ndarray, int, str]:
+        m, cfg = self.model, self.config
+        if not cfg.anytime:
+            labels, conf = infer(m, self.backend, frames, point)
+            return labels, conf, point.depth, 'planned depth'
+        x = m.preprocess(frames, point.resolution)
+        feat, exit_depth, stop = x, point.depth, 'planned depth'
+        for s in range(point.depth):
+            inp = x if m.structure == 'ladder' else feat
+            feat, out = self.backend.run_stage(point.precision, s, inp)
+            if s == point.depth - 1 or not cfg.anytime:
+                continue
+            conf = _confidence(out, m.output_kind)
+            if conf >= cfg.anytime_confidence:
+                exit_depth, stop = s + 1, f'confident ({conf:.3f})'
+                break
+            elapsed = (time.perf_counter() - t_start) * 1e3
+            nxt = self.latency.predict_increment(self._point(point, s + 1).key,
+                                                 self._point(point, s + 2).key)
+            if elapsed + nxt > budget_ms:
+                exit_depth, stop = s + 1, 'deadline (next stage would miss)'
+                break
+        h, w = frames[0].shape[:2]
+        labels, conf = m.postprocess(out, (h, w), work_hw=(point.height, point.width))
+        return labels, conf, exit_depth, stop
+
+    def process(self, frame: np.ndarray, stamp_ns: Optional[int] = None,
+                now_ns: Optional[int] = None, camera: str = 'default',
+                deadline_ms: Optional[float] = None) -> Tuple[np.ndarray, DecisionRecord]:
+        """Segment one RGB frame; returns (labels HxW uint8, record)."""
+        return self.process_batch([(frame, stamp_ns, camera, deadline_ms)], now_ns)[0]
+
+    def process_batch(self, items: Sequence[Tuple[np.ndarray, Optional[int], str,
+                                                  Optional[float]]],
+                      now_ns: Optional[int] = None) -> List[Tuple[np.ndarray, DecisionRecord]]:
+        """Frames (rgb, stamp_ns, camera, deadline_ms) waiting at once, e.g. several cameras.
+
+        Runs them as one batch when the profile says a batch fits every frame's deadline,
+        otherwise one by one (each with its own budget).
+        """
+        t0 = time.perf_counter()
+        prep = []
+        for rgb, stamp, cam, dl in items:
+            if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
+                    or rgb.dtype != np.uint8:
+                raise ValueError(f'frame must be an RGB uint8 HxWx3 array, got '
+                                 f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
+            st = self.camera(cam)
+            c = st.monitor.score(rgb)
+            deadline = float(dl if dl is not None else self.config.deadline_ms)
+            age = (now_ns - stamp) / 1e6 if (now_ns is not None and stamp is not None) else 0.0
+            prep.append((rgb, stamp, cam, deadline, max(0.0, age), c, st))
+        if len(prep) > 1 and len({p[0].shape for p in prep}) == 1:
+            batched = self._try_batch(prep, t0)
+            if batched is not None:
+                return batched
+        return [self._single(p, t0 if i == 0 else time.perf_counter(), t0)
+                for i, p in enumerate(prep)]
+
+    def _budget(self, deadline: float, age: float, t_ref: float, t0: float) -> float:
+        waited = (t_ref - t0) * 1e3
+        return deadline - age - waited - self.sched_config.safety_margin_ms
+
+    def _single(self, prep, t_frame: float, t0: float) -> Tuple[np.ndarray, DecisionRecord]:
+        rgb, stamp, cam, deadline, age, c, st = prep
+        t_dec = time.perf_counter()
+        age_now = age + (t_frame - t0) * 1e3
+        budget = deadline - age_now - (t_dec - t_frame) * 1e3 - self.sched_config.safety_margin_ms
+        dec = st.scheduler.choose(c, budget)
+        t1 = time.perf_counter()
+        labels, conf, exit_depth, stop = self._run([rgb], dec.point, budget, t1)
+        t2 = time.perf_counter()
+        run_point = self._point(dec.point, exit_depth)
+        return labels[0], self._finish(st, cam, stamp, dec, run_point, exit_depth, stop, c,
+                                       age_now, deadline, budget, t_frame, t1, t2, labels[0],
+                                       float(conf[0]), 1)
+
+    def _finish(self, st, cam, stamp, dec, run_point, exit_depth, stop, c, age, deadline,
+                budget, t_frame, t1, t2, labels, conf, n) -> DecisionRecord:
+        measured = (t2 - t1) * 1e3
+        self.latency.observe(run_point.key, measured, n)
+        total = (t2 - t_frame) * 1e3
+        missed = age + total > deadline
+        self.latency.on_outcome(missed)
+        st.monitor.observe_result(labels, conf)
+        p = dec.point
+        return DecisionRecord(
+            camera=cam, stamp_ns=int(stamp or 0), point=run_point.key, width=p.width,
+            height=p.height, depth=p.depth, exit_depth=exit_depth, precision=p.precision,
+            reason=dec.reason, stop_reason=stop, complexity=c, predicted_ms=dec.predicted_ms,
+            measured_ms=measured, overhead_ms=(t1 - t_frame) * 1e3 - 0.0, total_ms=total,
+            age_ms=age, deadline_ms=deadline, budget_ms=budget, expect_miss=dec.expect_miss,
+            missed=missed, predicted_accuracy=self.accuracy.predict(run_point.key, c)
+            if run_point.key in self.accuracy.table else dec.predicted_accuracy,
+            confidence=conf, batch_size=n)
+
+    def _try_batch(self, prep, t0: float):
+        n = len(prep)
+        now = time.perf_counter()
+        budgets = [self._budget(p[3], p[4], now, t0) for p in prep]
+        min_budget = min(budgets)
+        best = None
+        cands = []
+        for pt in self.points:
+            pred = self.latency.predict_batch(pt.key, n)
+            if pred is None or pred > min_budget:
+                continue
+            acc = float(np.mean([self.accuracy.predict(pt.key, p[5]) for p in prep]))
+            cands.append((acc, pred, pt))
+        if not cands:
+            return None
+        top = max(c[0] for c in cands)
+        good = [c for c in cands if c[0] >= top - self.sched_config.accuracy_tolerance]
+        acc, pred, best = min(good, key=lambda c: c[1])
+        saved_anytime = self.config.anytime
+        self.config.anytime = False  # a batch runs its planned depth
+        try:
+            t1 = time.perf_counter()
+            labels, conf, exit_depth, stop = self._run([p[0] for p in prep], best, min_budget,
+                                                       t1)
+            t2 = time.perf_counter()
+        finally:
+            self.config.anytime = saved_anytime
+        from tts_perception.scheduler import Decision
+        out = []
+        for i, p in enumerate(prep):
+            rgb, stamp, cam, deadline, age, c, st = p
+            dec = Decision(best, f'batch of {n}', pred, acc, budgets[i], False)
+            st.scheduler.current = best
+            rec = self._finish(st, cam, stamp, dec, best, exit_depth, stop, c, age, deadline,
+                               budgets[i], t0, t1, t2, labels[i], float(conf[i]), n)
+            out.append((labels[i], rec))
+        return out
+
+    def release(self) -> None:
+        """Free backend resources (sessions, accelerator memory)."""
+        self.backend.release()

@@ -1,0 +1,154 @@
+"""The deadline scheduler: pick the operating point for one frame.
+
+Among the points whose predicted latency (upper quantile, online-corrected, plus a switch cost
+when the point changes) fits the remaining budget, take the best predicted accuracy for this
+frame's complexity; then the cheapest point within ``accuracy_tolerance`` of that best (spend
+compute only where it buys accuracy). Hysteresis keeps the current point unless the new one is
+better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames in a row; a
+current point that no longer fits is left at once. If nothing fits, the cheapest point runs
+and the record says a miss is expected. It never blocks.
+
+Static policies (one fixed point) and golden (the most expensive point) use the same
+interface, for comparison.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from tts_perception.latency_model import LatencyModel
+from tts_perception.points import golden_point, OperatingPoint
+
+
+@dataclass
+class SchedulerConfig:
+    """Scheduler knobs (same names as the YAML / ROS parameters)."""
+
+    policy: str = 'adaptive'            # adaptive | golden | static:<point key>
+    safety_margin_ms: float = 2.0
+    accuracy_tolerance: float = 0.01
+    hysteresis: float = 0.02
+    dwell_frames: int = 4
+    switch_cost_ms: float = 0.5
+
+
+@dataclass
+class Decision:
+    """What the scheduler chose and why."""
+
+    point: OperatingPoint
+    reason: str
+    predicted_ms: float
+    predicted_accuracy: float
+    budget_ms: float
+    expect_miss: bool
+
+
+class AccuracyTable:
+    """Predicted accuracy (mIoU) per point per complexity bin, from the profile."""
+
+    def __init__(self, table: Mapping[str, Sequence[float]], bin_edges: Sequence[float]):
+        self.edges = np.asarray(bin_edges, float)
+        self.table = {k: np.asarray(v, float) for k, v in table.items()}
+        nb = len(self.edges) - 1
+        for k, v in self.table.items():
+            if len(v) != nb:
+                raise ValueError(f'accuracy table for {k} has {len(v)} bins, edges give {nb}')
+
+    def bin_of(self, complexity: float) -> int:
+        """Complexity bin index."""
+        return int(np.clip(np.searchsorted(self.edges, complexity, side='right') - 1, 0,
+                           len(self.edges) - 2))
+
+    def predict(self, key: str, complexity: float) -> float:
+        """Predicted accuracy of a point on a frame of this complexity."""
+        return float(self.table[key][self.bin_of(complexity)])
+
+
+class Scheduler:
+    """Per-camera scheduler state over a shared latency model."""
+
+    def __init__(self, points: Sequence[OperatingPoint], accuracy: AccuracyTable,
+                 latency: LatencyModel, config: Optional[SchedulerConfig] = None):
+        if not points:
+            raise ValueError('scheduler needs at least one operating point')
+        self.points: List[OperatingPoint] = list(points)
+        self.accuracy, self.latency = accuracy, latency
+        self.config = config or SchedulerConfig()
+        missing = [p.key for p in self.points
+                   if p.key not in latency.upper or p.key not in accuracy.table]
+        if missing:
+            raise ValueError(f'profile has no latency/accuracy for points {missing}; '
+                             f're-run profile for this point set')
+        self.golden = golden_point(self.points)
+        self.current: Optional[OperatingPoint] = None
+        self._proposal: Optional[OperatingPoint] = None
+        self._proposal_count = 0
+        self.set_policy(self.config.policy)
+
+    def set_policy(self, policy: str) -> None:
+        """Switch policy at run time (validated)."""
+        self._static: Optional[OperatingPoint] = None
+        if policy.startswith('static:'):
+            p = OperatingPoint.parse(policy.split(':', 1)[1])
+            if p not in self.points:
+                raise ValueError(f'static point {p.key} is not among the allowed points')
+            self._static = p
+        elif policy not in ('adaptive', 'golden'):
+            raise ValueError(f'policy must be adaptive, golden or static:<point>, got {policy!r}')
+        self.config.policy = policy
+
+    def cheapest(self) -> OperatingPoint:
+        """Point with the lowest predicted latency."""
+        return min(self.points, key=lambda p: self.latency.predict(p.key))
+
+    def _cost(self, p: OperatingPoint) -> float:
+        extra = self.config.switch_cost_ms if (self.current is not None and p != self.current) \
+            else 0.0
+        return self.latency.predict(p.key) + extra
+
+    def choose(self, complexity: float, budget_ms: float) -> Decision:
+        """Decide the point for a frame with ``budget_ms`` left (after age and margin)."""
+        cfg = self.config
+        if cfg.policy != 'adaptive':
+            p = self._static or self.golden
+            pred = self._cost(p)
+            d = Decision(p, cfg.policy.split(':')[0], pred,
+                         self.accuracy.predict(p.key, complexity), budget_ms, pred > budget_ms)
+            self.current = p
+            return d
+        costs: Dict[OperatingPoint, float] = {p: self._cost(p) for p in self.points}
+        accs = {p: self.accuracy.predict(p.key, complexity) for p in self.points}
+        feasible = [p for p in self.points if costs[p] <= budget_ms]
+        if not feasible:
+            p = min(self.points, key=lambda q: costs[q])
+            self._commit(p)
+            return Decision(p, 'nothing fits: cheapest point', costs[p], accs[p], budget_ms,
+                            True)
+        best_acc = max(accs[p] for p in feasible)
+        good = [p for p in feasible if accs[p] >= best_acc - cfg.accuracy_tolerance]
+        cand = min(good, key=lambda q: costs[q])
+        cur = self.current
+        if cur is None or cur not in feasible:
+            reason = 'start' if cur is None else 'current point no longer fits'
+            self._commit(cand)
+            return Decision(cand, reason, costs[cand], accs[cand], budget_ms, False)
+        if cand == cur:
+            self._proposal, self._proposal_count = None, 0
+            return Decision(cur, 'best within tolerance', costs[cur], accs[cur], budget_ms,
+                            False)
+        if cand == self._proposal:
+            self._proposal_count += 1
+        else:
+            self._proposal, self._proposal_count = cand, 1
+        gain = accs[cand] - accs[cur]
+        if gain > cfg.hysteresis or self._proposal_count >= cfg.dwell_frames:
+            reason = 'accuracy gain' if gain > cfg.hysteresis else 'cheaper, held for dwell'
+            self._commit(cand)
+            return Decision(cand, reason, costs[cand], accs[cand], budget_ms, False)
+        return Decision(cur, 'hold (hysteresis)', costs[cur], accs[cur], budget_ms, False)
+
+    def _commit(self, p: OperatingPoint) -> None:
+        self.current = p
+        self._proposal, self._proposal_count = None, 0
