@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: setup demo test lint bench sample-bag clean
+.PHONY: setup demo test lint bench train profile sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -15,6 +15,15 @@ test: setup
 
 lint: setup
 	$(ENV) flake8 tts_perception test bench launch
+
+bench: setup
+	$(ENV) python bench/bench_core.py
+
+train: setup
+	$(ENV) python -m tts_perception.model.train
+
+profile: setup
+	$(ENV) python -m tts_perception.profile
 
 sample-bag: setup
 	$(ENV) python -m tts_perception.bag.record sample

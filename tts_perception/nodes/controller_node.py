@@ -14,6 +14,7 @@ from typing import Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -38,6 +39,7 @@ PARAMS = (
     Param('control_period', 0.05, 'Control period (s)', 0.005, 1.0),
     Param('watchdog_timeout', 0.5, 'Perception older than this stops the robot (s)', 0.05, 10.0),
     Param('latency_quantile', 0.95, 'Quantile of recent latencies used as t', 0.5, 1.0),
+    Param('latency_window', 30, 'Number of recent latencies in the quantile', 2, 10000),
     Param('nominal_rate', 30.0, 'Perception rate at which gains are nominal (Hz)', 1.0, 1000.0),
     Param('max_sensing_distance', 8.0, 'Cap on the free distance used (m)', 0.5, 100.0),
     Param('stop_margin', 0.35, 'Distance kept free in front of the robot (m)', 0.0, 10.0),
@@ -70,8 +72,10 @@ class ControllerNode(Node):
         self.create_subscription(Twist, 'cmd_vel_in', self._on_cmd, 10)
         self.create_subscription(DiagnosticStatus, 'perception/status', self._on_status, 10)
         self.create_subscription(Image, 'segmentation', self._on_seg, qos_profile_sensor_data)
-        self.timer = self.create_timer(self.p['control_period'], self._step)
-        self.create_timer(1.0, self._publish_diag)
+        # the watchdog runs on the steady clock: if the sim (or /clock) dies, it still fires
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.timer = self.create_timer(self.p['control_period'], self._step, clock=self.steady)
+        self.create_timer(1.0, self._publish_diag, clock=self.steady)
         self.param_client = None
         self._last_push = -1e9
         self.stops = 0
@@ -96,10 +100,11 @@ class ControllerNode(Node):
         self.gov.p = self._law_params()
         if any(prm.name == 'control_period' for prm in params):
             self.timer.cancel()
-            self.timer = self.create_timer(self.p['control_period'], self._step)
+            self.timer = self.create_timer(self.p['control_period'], self._step,
+                                           clock=self.steady)
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds / 1e9
+        return self.steady.now().nanoseconds / 1e9
 
     def _on_cmd(self, msg: Twist) -> None:
         if math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z):

@@ -22,6 +22,7 @@ import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rcl_interfaces.msg import SetParametersResult
@@ -98,10 +99,10 @@ class PerceptionNode(LifecycleNode):
 
     def __init__(self, **kwargs):
         super().__init__('perception_node', **kwargs)
+        self.pipeline: Optional[AdaptivePipeline] = None
         self.add_on_set_parameters_callback(self._validate)
         self.p = declare_params(self, PARAMS)
         self.add_post_set_parameters_callback(self._apply)
-        self.pipeline: Optional[AdaptivePipeline] = None
         self.slots: Dict[str, _Slot] = {}
         self.lock = threading.Lock()
         self.subs = []
@@ -209,8 +210,12 @@ class PerceptionNode(LifecycleNode):
         for topic in self.slots:
             self.subs.append(self.create_subscription(
                 Image, topic, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data))
-        self.infer_timer = self.create_timer(0.002, self._infer, callback_group=self.infer_group)
-        self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag)
+        # wall-clock timers: with use_sim_time a ROS-time timer would only fire on /clock ticks
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.infer_timer = self.create_timer(0.002, self._infer, callback_group=self.infer_group,
+                                             clock=steady)
+        self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag,
+                                            clock=steady)
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -254,8 +259,13 @@ class PerceptionNode(LifecycleNode):
         slot = self.slots[topic]
         with self.lock:
             slot.received += 1
-            if self._age_ms(msg) > slot.deadline_ms:
+            age = self._age_ms(msg)
+            if age > slot.deadline_ms:
                 slot.stale += 1
+                self.get_logger().warn(
+                    f'{topic}: dropping stale frame ({age:.0f} ms old > deadline '
+                    f'{slot.deadline_ms} ms); use_sim_time must match the camera clock',
+                    throttle_duration_sec=5.0)
                 return
             if slot.msg is not None:
                 slot.dropped += 1

@@ -14,7 +14,8 @@ from typing import Optional
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
@@ -70,7 +71,9 @@ class SimNode(Node):
             Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_nominal = self.create_publisher(Twist, 'cmd_vel_nominal', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Twist, 'cmd_vel', self._on_cmd, 10)
+        # own group: commands are taken while a (slow) render tick runs
+        self.create_subscription(Twist, 'cmd_vel', self._on_cmd, 10,
+                                 callback_group=MutuallyExclusiveCallbackGroup())
         self.timer = self.create_timer(self.dt / max(self.p['real_time_factor'], 1e-9)
                                        if self.p['real_time_factor'] > 0 else 0.0, self._tick)
         self.create_timer(1.0, self._publish_diag)
@@ -188,7 +191,9 @@ def main(args=None) -> None:
     node = None
     try:
         node = SimNode()
-        rclpy.spin(node)
+        ex = MultiThreadedExecutor(num_threads=2)
+        ex.add_node(node)
+        ex.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
