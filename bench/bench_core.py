@@ -50,9 +50,7 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
     """Replay frames through one policy; optional CPU load from frame ``load_from`` on."""
     pipe.set_policy(policy)
     pipe.cameras.clear()
-    pipe.latency.ratios.clear()
-    pipe.latency.own.clear()
-    pipe.latency.backoff = 1.0
+    pipe.latency.reset()
     cm = ConfusionMatrix(pipe.model.num_classes)
     recs: List[Dict] = []
     procs: List[mp.Process] = []
@@ -145,8 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         p, n=20, warmup=3),
                       'profile_miou': pipe.profile['accuracy']['overall'][p.key]}
     res['point_latency'] = lat
-    golden = pipe.accuracy and pipe.scheduler_golden() if hasattr(pipe, 'scheduler_golden') \
-        else pipe.camera('default').scheduler.golden
+    golden = pipe.camera('default').scheduler.golden
     deadline = a.deadline_fraction * lat[golden.key]['p95']
     res['deadline_ms'] = deadline
     runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline),

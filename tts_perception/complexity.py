@@ -59,26 +59,30 @@ class ComplexityParams:
 
 
 def frame_features(rgb: np.ndarray, prev_thumb: Optional[np.ndarray]) -> tuple:
-    """(image features [5], thumbnail) for one RGB frame."""
-    small = cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 255.0)
+    """(image features [5], thumbnail) for one RGB frame (OpenCV calls only: ~0.1 ms)."""
+    # bilinear (sparse sampling): INTER_AREA from 640x480 costs ~0.6 ms on this CPU, this
+    # ~0.02 ms; the weights are fit on exactly these features, aliasing included
+    small = cv2.resize(rgb, THUMB, interpolation=cv2.INTER_LINEAR)
+    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray *= 1.0 / 255.0
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    mag = np.sqrt(gx * gx + gy * gy)
-    edge = float((mag > _EDGE_THRESHOLD).mean())
-    ang = np.arctan2(gy, gx)
-    hist = np.bincount(((ang + np.pi) * (_ORIENT_BINS / (2 * np.pi))).astype(np.int32)
-                       .clip(0, _ORIENT_BINS - 1).ravel(), weights=mag.ravel(),
-                       minlength=_ORIENT_BINS)
+    mag, ang = cv2.cartToPolar(gx, gy)               # angle in [0, 2pi)
+    n = float(mag.size)
+    edge = cv2.countNonZero(cv2.threshold(mag, _EDGE_THRESHOLD, 1.0, cv2.THRESH_BINARY)[1]) / n
+    bins = (ang * (_ORIENT_BINS / (2 * np.pi))).astype(np.int32)
+    np.minimum(bins, _ORIENT_BINS - 1, out=bins)
+    hist = np.bincount(bins.ravel(), weights=mag.ravel(), minlength=_ORIENT_BINS)
     tot = hist.sum()
     if tot > 1e-6:
-        p = hist / tot
-        ent = float(-(p[p > 0] * np.log(p[p > 0])).sum() / np.log(_ORIENT_BINS))
+        p = hist[hist > 0] / tot
+        ent = float(-(p * np.log(p)).sum() / np.log(_ORIENT_BINS))
     else:
         ent = 0.0
-    motion = float(np.abs(gray - prev_thumb).mean()) if prev_thumb is not None and \
-        prev_thumb.shape == gray.shape else 0.0
-    return np.array([edge, ent, motion, 1.0 - float(gray.mean()), float(gray.std())],
+    motion = cv2.norm(gray, prev_thumb, cv2.NORM_L1) / n \
+        if prev_thumb is not None and prev_thumb.shape == gray.shape else 0.0
+    mean, std = cv2.meanStdDev(gray)
+    return np.array([edge, ent, motion, 1.0 - float(mean[0, 0]), float(std[0, 0])],
                     np.float32), gray
 
 

@@ -38,18 +38,38 @@ class LatencyModel:
         self.count = 0
         self.own_min = own_min_samples
         self.backoff = 1.0
+        self._cache: Dict[str, float] = {}    # predictions, cleared by every observation
+        self._slowdown: Optional[float] = None
         self.backoff_step, self.backoff_max, self.backoff_decay = (backoff_step, backoff_max,
                                                                    backoff_decay)
 
     @property
     def slowdown(self) -> float:
         """Machine-wide factor from recent observations (1.0 before any)."""
-        if not self.ratios:
-            return 1.0
-        return float(max(0.5, np.quantile(np.fromiter(self.ratios, float), self.ratio_q)))
+        if self._slowdown is None:
+            self._slowdown = 1.0 if not self.ratios else float(
+                max(0.5, np.quantile(np.fromiter(self.ratios, float), self.ratio_q)))
+        return self._slowdown
+
+    def reset(self) -> None:
+        """Forget every online observation (back to the profile prior)."""
+        self.ratios.clear()
+        self.own.clear()
+        self.backoff = 1.0
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._cache.clear()
+        self._slowdown = None
 
     def predict(self, key: str) -> float:
         """Predicted upper-quantile latency of point ``key`` (ms)."""
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._predict(key)
+        return hit
+
+    def _predict(self, key: str) -> float:
         pred = self.upper[key] * self.slowdown
         own = [ms for t, ms in self.own.get(key, ()) if t > self.count - 2 * self.window]
         if len(own) >= self.own_min:  # only recent own samples: stale ones never refresh
@@ -71,6 +91,7 @@ class LatencyModel:
         """Feed one measured latency of ``key`` (a batch of ``n`` when n > 1)."""
         if not np.isfinite(measured_ms) or measured_ms <= 0:
             return
+        self._invalidate()
         base = self.base[key] if n == 1 else self.batch.get(key, {}).get(n)
         if base:
             ref = self.base[key] if n == 1 else base
@@ -81,6 +102,7 @@ class LatencyModel:
 
     def on_outcome(self, missed: bool) -> None:
         """Back off after a miss; decay towards 1 after a hit."""
+        self._invalidate()
         if missed:
             self.backoff = min(self.backoff_max, self.backoff * self.backoff_step)
         else:

@@ -283,11 +283,16 @@ class AdaptivePipeline:
         """Frames (rgb, stamp_ns, camera, deadline_ms) waiting at once, e.g. several cameras.
 
         Runs them as one batch when the profile says a batch fits every frame's deadline,
-        otherwise one by one (each with its own budget).
+        otherwise one by one (each with its own budget). An optional 5th item element caps
+        that frame's budget (ms): a frame must not hold a shared worker longer than other
+        cameras can wait.
         """
         t0 = time.perf_counter()
         prep = []
-        for rgb, stamp, cam, dl in items:
+        caps = []
+        for item in items:
+            rgb, stamp, cam, dl = item[:4]
+            caps.append(item[4] if len(item) > 4 and item[4] is not None else float('inf'))
             if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
                     or rgb.dtype != np.uint8:
                 raise ValueError(f'frame must be an RGB uint8 HxWx3 array, got '
@@ -298,21 +303,23 @@ class AdaptivePipeline:
             age = (now_ns - stamp) / 1e6 if (now_ns is not None and stamp is not None) else 0.0
             prep.append((rgb, stamp, cam, deadline, max(0.0, age), c, st))
         if len(prep) > 1 and len({p[0].shape for p in prep}) == 1:
-            batched = self._try_batch(prep, t0)
+            batched = self._try_batch(prep, t0, caps)
             if batched is not None:
                 return batched
-        return [self._single(p, t0 if i == 0 else time.perf_counter(), t0)
+        return [self._single(p, t0 if i == 0 else time.perf_counter(), t0, caps[i])
                 for i, p in enumerate(prep)]
 
     def _budget(self, deadline: float, age: float, t_ref: float, t0: float) -> float:
         waited = (t_ref - t0) * 1e3
         return deadline - age - waited - self.sched_config.safety_margin_ms
 
-    def _single(self, prep, t_frame: float, t0: float) -> Tuple[np.ndarray, DecisionRecord]:
+    def _single(self, prep, t_frame: float, t0: float, cap: float = float('inf')
+                ) -> Tuple[np.ndarray, DecisionRecord]:
         rgb, stamp, cam, deadline, age, c, st = prep
         t_dec = time.perf_counter()
         age_now = age + (t_frame - t0) * 1e3
-        budget = deadline - age_now - (t_dec - t_frame) * 1e3 - self.sched_config.safety_margin_ms
+        budget = min(cap, deadline - age_now - (t_dec - t_frame) * 1e3
+                     - self.sched_config.safety_margin_ms)
         dec = st.scheduler.choose(c, budget)
         t1 = time.perf_counter()
         labels, conf, exit_depth, stop = self._run([rgb], dec.point, budget, t1)
@@ -341,10 +348,10 @@ class AdaptivePipeline:
             if run_point.key in self.accuracy.table else dec.predicted_accuracy,
             confidence=conf, batch_size=n)
 
-    def _try_batch(self, prep, t0: float):
+    def _try_batch(self, prep, t0: float, caps: List[float]):
         n = len(prep)
         now = time.perf_counter()
-        budgets = [self._budget(p[3], p[4], now, t0) for p in prep]
+        budgets = [min(cap, self._budget(p[3], p[4], now, t0)) for p, cap in zip(prep, caps)]
         min_budget = min(budgets)
         best = None
         cands = []

@@ -12,6 +12,7 @@ Static policies (one fixed point) and golden (the most expensive point) use the 
 interface, for comparison.
 """
 
+import bisect
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -50,7 +51,8 @@ class AccuracyTable:
 
     def __init__(self, table: Mapping[str, Sequence[float]], bin_edges: Sequence[float]):
         self.edges = np.asarray(bin_edges, float)
-        self.table = {k: np.asarray(v, float) for k, v in table.items()}
+        self._edges = [float(e) for e in self.edges[1:-1]]   # inner edges, for bisect
+        self.table = {k: [float(x) for x in v] for k, v in table.items()}
         nb = len(self.edges) - 1
         for k, v in self.table.items():
             if len(v) != nb:
@@ -58,12 +60,11 @@ class AccuracyTable:
 
     def bin_of(self, complexity: float) -> int:
         """Complexity bin index."""
-        return int(np.clip(np.searchsorted(self.edges, complexity, side='right') - 1, 0,
-                           len(self.edges) - 2))
+        return bisect.bisect_right(self._edges, complexity)
 
     def predict(self, key: str, complexity: float) -> float:
         """Predicted accuracy of a point on a frame of this complexity."""
-        return float(self.table[key][self.bin_of(complexity)])
+        return self.table[key][self.bin_of(complexity)]
 
 
 class Scheduler:
@@ -82,6 +83,7 @@ class Scheduler:
             raise ValueError(f'profile has no latency/accuracy for points {missing}; '
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
+        self._keys = {p: p.key for p in self.points}
         self.current: Optional[OperatingPoint] = None
         self._proposal: Optional[OperatingPoint] = None
         self._proposal_count = 0
@@ -106,7 +108,7 @@ class Scheduler:
     def _cost(self, p: OperatingPoint) -> float:
         extra = self.config.switch_cost_ms if (self.current is not None and p != self.current) \
             else 0.0
-        return self.latency.predict(p.key) + extra
+        return self.latency.predict(self._keys[p]) + extra
 
     def choose(self, complexity: float, budget_ms: float) -> Decision:
         """Decide the point for a frame with ``budget_ms`` left (after age and margin)."""
@@ -119,7 +121,8 @@ class Scheduler:
             self.current = p
             return d
         costs: Dict[OperatingPoint, float] = {p: self._cost(p) for p in self.points}
-        accs = {p: self.accuracy.predict(p.key, complexity) for p in self.points}
+        b = self.accuracy.bin_of(complexity)
+        accs = {p: self.accuracy.table[self._keys[p]][b] for p in self.points}
         feasible = [p for p in self.points if costs[p] <= budget_ms]
         if not feasible:
             p = min(self.points, key=lambda q: costs[q])

@@ -25,6 +25,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
 
@@ -208,8 +209,11 @@ class PerceptionNode(LifecycleNode):
             self.pipeline.backend.prepare(sorted({p.precision for p in self.pipeline.points}),
                                           [p.resolution for p in self.pipeline.points])
         for topic in self.slots:
+            # sensor-data QoS (best effort, keep last 1); reliability/depth overridable with
+            # qos_overrides./<topic>.subscription.reliability etc.
             self.subs.append(self.create_subscription(
-                Image, topic, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data))
+                Image, topic, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies()))
         # wall-clock timers: with use_sim_time a ROS-time timer would only fire on /clock ticks
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.infer_timer = self.create_timer(0.002, self._infer, callback_group=self.infer_group,
@@ -294,7 +298,11 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warn(f'{topic}: dropped frame: {exc}',
                                        throttle_duration_sec=2.0)
                 continue
-            items.append((rgb, stamp_ns(msg.header.stamp), topic, slot.deadline_ms))
+            others = [o.deadline_ms for t, o in self.slots.items() if t != topic]
+            # a shared worker: one frame may not block it longer than half the tightest
+            # deadline of the other cameras
+            cap = 0.5 * min(others) if others else None
+            items.append((rgb, stamp_ns(msg.header.stamp), topic, slot.deadline_ms, cap))
             topics.append(msg)
         if not items:
             return
