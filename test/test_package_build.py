@@ -35,8 +35,8 @@ def test_colcon_build_and_console_scripts(tmp_path, ros_env):
     script = f'''
 source install/setup.bash
 export AMENT_PREFIX_PATH="$AMENT_PREFIX_PATH:{venv}"
-python -c "import json; from ament_index_python.packages import get_package_share_directory as g; \\
-d = g('tts_perception'); import os; print(json.dumps(sorted(os.listdir(d))))"
+python -c "import json, os; from ament_index_python.packages import \\
+get_package_share_directory as g; print(json.dumps(sorted(os.listdir(g('tts_perception')))))"
 {lib}/record_bag --help | head -1
 {lib}/sim_node --ros-args -p width:=64 -p height:=48 -p drive_scripted:=true &
 SIM=$!

@@ -160,9 +160,9 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
     prog = Progress(len(points), 'latency', quiet=quiet)
     for j, p in enumerate(points):
         lat[p.key] = measure_latency(model, backend, rgb, p, n=latency_runs)
-        batch_lat[p.key] = {str(n): measure_latency(model, backend, rgb, p, n=max(10, latency_runs
-                                                                                // 2),
-                                                    warmup=2, batch=n)['p95'] for n in (2, 4)}
+        runs = max(10, latency_runs // 2)
+        batch_lat[p.key] = {str(n): measure_latency(model, backend, rgb, p, n=runs, warmup=2,
+                                                    batch=n)['p95'] for n in (2, 4)}
         prog.update(j + 1)
     prog.close()
 

@@ -146,14 +146,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               'train_seconds': round(time.time() - t0, 1),
               'val_miou_torch_fp32': evaluate_torch(model, vrgb, vlab, kinds)}
     (a.out / 'report.json').write_text(json.dumps(report, indent=1))
-    print(f'\n{"point":>16} {"mIoU":>6}   ' + '  '.join(f'{k:>12}' for k in
-                                                      ('open', 'cluttered', 'low_contrast',
-                                                       'dark')))
+    kind_names = ('open', 'cluttered', 'low_contrast', 'dark')
+    print(f'\n{"point":>16} {"mIoU":>6}   ' + '  '.join(f'{k:>12}' for k in kind_names))
     for key, v in report['val_miou_torch_fp32'].items():
         pk = v.get('per_kind', {})
         print(f'{key:>16} {v["miou"]:6.3f}   ' + '  '.join(
-            f'{pk.get(k, float("nan")):12.3f}' for k in ('open', 'cluttered', 'low_contrast',
-                                                         'dark')))
+            f'{pk.get(k, float("nan")):12.3f}' for k in kind_names))
     print(f'wrote {a.out} in {time.time() - t0:.0f}s')
     return 0
 

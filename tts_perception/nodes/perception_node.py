@@ -135,8 +135,7 @@ class PerceptionNode(LifecycleNode):
                     raise ValueError('latency_quantile must be p50, p95 or p99')
                 elif name == 'deadlines_ms' and any(d < 0 for d in v):
                     raise ValueError('deadlines_ms must be >= 0')
-                elif name == 'camera_topics' and (not v or any(t.startswith('/') and False
-                                                              for t in v)):
+                elif name == 'camera_topics' and not v:
                     raise ValueError('camera_topics must list at least one topic')
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))

@@ -160,7 +160,8 @@ def _place_obstacles(course: Course, seg: Segment, n: int, rng: np.random.Genera
         y = float(rng.uniform(-CORRIDOR_HALF_WIDTH + 0.3, CORRIDOR_HALF_WIDTH - 0.3))
         yaw = float(rng.uniform(0, math.pi))
         if kind == 'box':
-            size: Tuple[float, ...] = (float(rng.uniform(0.15, 0.5)), float(rng.uniform(0.15, 0.5)),
+            size: Tuple[float, ...] = (float(rng.uniform(0.15, 0.5)),
+                                       float(rng.uniform(0.15, 0.5)),
                                        float(rng.uniform(0.2, 0.8)))
         elif kind == 'cylinder':
             size = (float(rng.uniform(0.12, 0.35)), float(rng.uniform(0.3, 0.9)))
