@@ -34,6 +34,9 @@ class OnnxRuntimeBackend(Backend):
         if self.threads:
             so.intra_op_num_threads = self.threads
         so.log_severity_level = 3
+        # no busy-waiting worker threads: on a robot the CPU is shared with other nodes (and
+        # here with the simulator); spinning threads turn that sharing into latency spikes
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
         for prec in precisions:
             for i, path in enumerate(self.model.stages[prec]):
                 if (prec, i) in self.sessions:

@@ -143,11 +143,12 @@ class ControllerNode(Node):
             max_range=self.p['max_sensing_distance'])
 
     def _step(self) -> None:
-        v, w = self.gov.step(self._now(), *self.nominal)
+        now = self._now()
+        v, w = self.gov.step(now, *self.nominal)
         t = Twist()
         t.linear.x, t.angular.z = float(v), float(w)
         self.pub.publish(t)
-        stopped = not self.gov.fresh(self._now())
+        stopped = not self.gov.fresh(now)
         if stopped and not self._was_stopped:
             self.stops += 1
             self.get_logger().warn(f'fail-safe stop: {self.gov.reason}')

@@ -1,0 +1,102 @@
+"""The latency-aware control law, without ROS."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
+                                        SpeedGovernor, stopping_speed_limit)
+from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
+
+
+def test_law_stops_within_distance_and_shrinks_with_latency():
+    a, d = 1.5, 4.0
+    prev = None
+    for t in (0.0, 0.05, 0.1, 0.3, 1.0):
+        v = stopping_speed_limit(t, a, d)
+        assert v * t + v * v / (2 * a) == pytest.approx(d)     # exactly uses the distance
+        if prev is not None:
+            assert v < prev
+        prev = v
+    assert stopping_speed_limit(0.0, a, d) == pytest.approx(math.sqrt(2 * a * d))
+    assert stopping_speed_limit(0.2, a, 0.0) == 0.0
+    with pytest.raises(ValueError):
+        stopping_speed_limit(0.1, 0.0, 1.0)
+
+
+def test_free_distance_from_rendered_ground_truth_matches_geometry():
+    with World(4, width=320, height=240) as w:
+        w.reset(0.0)
+        ob = next(o for o in w.course.obstacles if o.kind == 'box')
+        w.state.x, w.state.y, w.state.yaw = ob.x - 4.0, ob.y, 0.0
+        w.step(0.0, 0.0, 1e-3)
+        labels = w.render_labels()
+        k = w.camera_matrix()
+        d = free_distance_from_labels(labels, 1, k[1, 1], k[1, 2], CAMERA_HEIGHT,
+                                      math.radians(CAMERA_PITCH_DEG), band=0.05)
+        truth = w.free_distance_ahead(max_range=8.0) + 0.3    # robot radius
+        assert abs(d - truth) < 0.6, (d, truth)
+        # at half resolution the same scene gives about the same distance
+        half = labels[::2, ::2]
+        d2 = free_distance_from_labels(half, 1, k[1, 1] / 2, (half.shape[0] - 1) / 2,
+                                       CAMERA_HEIGHT, math.radians(CAMERA_PITCH_DEG), band=0.05)
+        assert abs(d2 - d) < 0.4
+
+
+def test_free_distance_edge_cases():
+    lab = np.ones((48, 64), np.uint8)
+    assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26, max_range=8.0) == 8.0
+    lab[-1] = 2
+    assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26) == 0.0
+
+
+def _gov(**kw):
+    return SpeedGovernor(ControlParams(**kw))
+
+
+def test_watchdog_decelerates_to_zero_at_the_limit_and_resumes_when_fresh():
+    g = _gov(max_decel=2.0, control_period=0.05, watchdog_timeout=0.3)
+    t = 0.0
+    for _ in range(60):                       # perception at 20 Hz, free road
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        v, _ = g.step(t, 1.5, 0.0)
+        t += 0.05
+    assert v == pytest.approx(1.5)
+    speeds = []
+    for _ in range(40):                       # perception stops
+        v, _ = g.step(t, 1.5, 0.0)
+        speeds.append(v)
+        t += 0.05
+    assert speeds[-1] == 0.0 and 'watchdog' in g.reason
+    drops = -np.diff(speeds)
+    assert drops.max() <= 2.0 * 0.05 + 1e-9   # never harsher than the deceleration limit
+    t_zero = speeds.index(0.0) * 0.05
+    assert t_zero <= 0.3 + 1.5 / 2.0 + 0.1
+    g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+    assert g.step(t, 1.5, 0.0)[0] > 0.0
+
+
+def test_limit_follows_latency_resolution_and_quality():
+    def limit(lat_ms, width, quality):
+        g = _gov(max_speed=10.0)
+        for i in range(10):
+            g.on_perception(Perception(i * 0.05, lat_ms, width, quality, free_distance=5.0))
+        g.step(0.45, 10.0, 0.0)
+        return g.v_limit
+    assert limit(10, 640, 0.9) > limit(150, 640, 0.9)
+    assert limit(10, 640, 0.9) > limit(10, 160, 0.9)
+    assert limit(10, 640, 0.95) > limit(10, 640, 0.6)
+
+
+def test_gains_follow_rate_and_bad_commands_fail_safe():
+    fast, slow = _gov(), _gov()
+    for i in range(20):
+        fast.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
+        slow.on_perception(Perception(i / 5, 10.0, 640, 0.9, free_distance=8.0))
+    wf = fast.step(19 / 30, 1.0, 1.0)[1]
+    ws = slow.step(19 / 5, 1.0, 1.0)[1]
+    assert abs(wf) > abs(ws)
+    v_before = fast.v_cmd
+    v, w = fast.step(19 / 30 + 0.01, float('nan'), 0.3)   # non-finite command = stop
+    assert w == 0.0 and v == pytest.approx(max(0.0, v_before - 1.5 * 0.05))

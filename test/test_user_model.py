@@ -1,0 +1,108 @@
+"""A user's own ONNX model plugs in through model.yaml: another layout (NHWC), channel order
+(BGR), normalisation, output kind (probabilities, NHWC) and structure (a ladder of separate
+files), without touching the scheduler or the nodes."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from tts_perception.backends import make_backend
+from tts_perception.model_desc import load_model_description, ModelError
+from tts_perception.pipeline import AdaptivePipeline, infer, PipelineConfig
+from tts_perception.points import OperatingPoint
+
+MODEL = ROOT / 'models' / 'tts_segnet'
+MEAN, STD = [0.406, 0.456, 0.485], [0.225, 0.224, 0.229]   # BGR order, for 0..1 input
+
+
+class UserModel(torch.nn.Module):
+    """NHWC, BGR, ImageNet-normalised in, NHWC class probabilities out."""
+
+    def __init__(self, net, depth):
+        super().__init__()
+        self.net, self.depth = net, depth
+        self.register_buffer('mean', torch.tensor(MEAN).view(1, 1, 1, 3))
+        self.register_buffer('std', torch.tensor(STD).view(1, 1, 1, 3))
+
+    def forward(self, x):
+        x = (x * self.std + self.mean) * 255.0           # back to 0..255 BGR NHWC
+        x = x.flip(-1).permute(0, 3, 1, 2)               # RGB NCHW for the wrapped net
+        logits = self.net(x, depth=self.depth)[-1]
+        return torch.softmax(logits, 1).permute(0, 2, 3, 1)
+
+
+@pytest.fixture(scope='module')
+def ladder(tmp_path_factory):
+    from tts_perception.backends.torch_backend import load_torch_model
+    net = load_torch_model(load_model_description(MODEL))
+    out = tmp_path_factory.mktemp('user_model')
+    files = []
+    for d in (1, 2, 3):
+        name = f'user_d{d}.onnx'
+        torch.onnx.export(UserModel(net, d).eval(), (torch.rand(1, 64, 64, 3),),
+                          str(out / name), input_names=['input'], output_names=['probs'],
+                          dynamic_axes={'input': {0: 'N', 1: 'H', 2: 'W'},
+                                        'probs': {0: 'N', 1: 'H', 2: 'W'}},
+                          opset_version=17, dynamo=False)
+        files.append(name)
+    (out / 'model.yaml').write_text(yaml.safe_dump({
+        'name': 'user_ladder', 'classes': ['background', 'floor', 'obstacle'],
+        'structure': 'ladder',
+        'input': {'layout': 'NHWC', 'channel_order': 'BGR', 'scale': 1 / 255.0,
+                  'mean': MEAN, 'std': STD, 'multiple_of': 8},
+        'output': {'kind': 'probabilities', 'layout': 'NHWC'},
+        'stages': {'fp32': files}}))
+    return out
+
+
+def test_ladder_model_matches_the_bundled_model(ladder, sample_bag):
+    from tts_perception.bag.io import read_frames
+    rgb = next(read_frames(sample_bag, ['camera/image_raw'])).rgb
+    user = load_model_description(ladder)
+    ours = load_model_description(MODEL)
+    ub, ob = make_backend('onnxruntime', user), make_backend('onnxruntime', ours)
+    ub.prepare(['fp32'])
+    ob.prepare(['fp32'])
+    for d in (1, 2, 3):
+        p = OperatingPoint(320, 240, d, 'fp32')
+        a, ca = infer(user, ub, [rgb], p)
+        b, cb = infer(ours, ob, [rgb], p)
+        assert (a == b).mean() > 0.99, d
+        assert ca[0] == pytest.approx(cb[0], abs=0.02)
+
+
+def test_ladder_model_runs_in_the_adaptive_pipeline(ladder, tmp_path, sample_bag):
+    from tts_perception.bag.io import read_frames
+    from tts_perception.profile import run_profile
+    cfg = {'model_path': str(ladder), 'backend': 'onnxruntime',
+           'resolutions': [[160, 120], [320, 240]], 'precisions': ['fp32']}
+    prof = tmp_path / 'profile.json'
+    table = run_profile(cfg, prof, data_dir=tmp_path, frames_per_seed=6, latency_runs=5,
+                        quiet=True)
+    assert len(table['points']) == 6
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(ladder), profile_path=str(prof),
+                                           backend='onnxruntime', precisions=['fp32'],
+                                           resolutions=[[160, 120], [320, 240]]))
+    rgb = next(read_frames(sample_bag, ['camera/image_raw'])).rgb
+    labels, rec = pipe.process(rgb, deadline_ms=1e4)
+    assert labels.shape == rgb.shape[:2] and rec.point in table['points']
+
+
+def test_label_output_kind_and_bad_descriptions(tmp_path):
+    desc = load_model_description(MODEL)
+    desc.output_kind = 'labels'
+    labels, conf = desc.postprocess(np.array([[[0, 1], [2, 1]]], np.int64), (4, 4))
+    assert labels.shape == (1, 4, 4) and labels[0, 3, 3] == 1 and conf[0] == 1.0
+    (tmp_path / 'model.yaml').write_text('input: {layout: CHWN}\noutput: {}\nstages: {}\n')
+    with pytest.raises(ModelError, match='input.layout must be one of'):
+        load_model_description(tmp_path)
+    (tmp_path / 'model.yaml').write_text('input: {}\noutput: {kind: boxes}\nstages: {}\n')
+    with pytest.raises(ModelError, match='output.kind must be one of'):
+        load_model_description(tmp_path)
+    (tmp_path / 'model.yaml').write_text(': not yaml: [')
+    with pytest.raises(ModelError, match='not valid YAML'):
+        load_model_description(tmp_path)
+    with pytest.raises(ModelError, match='not a positive multiple of 8'):
+        load_model_description(MODEL).check_resolution((100, 75))
