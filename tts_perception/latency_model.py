@@ -2,14 +2,18 @@
 
 Prior: the profile's latency quantile per point (measured on this machine by ``profile``).
 Correction: every observed latency gives a ratio observed / profiled-median; an upper quantile
-of the last ``window`` ratios is a machine-wide slowdown factor applied to every point (CPU
-contention or thermal throttling slow all points alike, and only the chosen point is ever
-observed). A point with enough recent observations of its own uses them when they are higher.
+of the last ``window`` ratios (or the latest ``recent`` ones, if all higher) is a machine-wide
+slowdown factor applied to every point (contention slows all points, and only the chosen point
+is ever observed). Points do not slow down alike (big frames suffer more from memory
+contention), so each point also keeps its own excess over the machine-wide factor (ratio /
+slowdown): the smaller of its last two, so one unlucky frame (a load step landing on it) does
+not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
+points are observed, so a penalised point is tried again later.
 Deadline misses add a backoff factor that decays on each hit.
 """
 
 from collections import deque
-from typing import Deque, Dict, Mapping, Optional
+from typing import Deque, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -18,10 +22,11 @@ class LatencyModel:
     """Predicts an upper quantile of each point's latency (ms)."""
 
     def __init__(self, profile: Mapping[str, Mapping[str, float]], quantile: str = 'p95',
-                 window: int = 12, ratio_quantile: float = 0.9, own_min_samples: int = 5,
+                 window: int = 12, ratio_quantile: float = 0.9,
                  backoff_step: float = 1.15, backoff_max: float = 2.0,
                  backoff_decay: float = 0.97,
-                 batch_profile: Optional[Mapping[str, Mapping[str, float]]] = None):
+                 batch_profile: Optional[Mapping[str, Mapping[str, float]]] = None,
+                 recent: int = 2, point_relax: float = 0.995):
         if not profile:
             raise ValueError('latency profile is empty')
         for key, row in profile.items():
@@ -32,11 +37,10 @@ class LatencyModel:
         self.upper = {k: float(v[quantile]) for k, v in profile.items()}
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
-        self.window, self.ratio_q = window, ratio_quantile
-        self.ratios: Deque[float] = deque(maxlen=window)
-        self.own: Dict[str, Deque[tuple]] = {}   # key -> (observation index, ms)
-        self.count = 0
-        self.own_min = own_min_samples
+        self.window, self.ratio_q, self.recent = window, ratio_quantile, recent
+        self.ratios: Deque[tuple] = deque(maxlen=window)   # (point key, ratio)
+        self.point_ratio: Dict[str, List[float]] = {}   # key -> last two (ratio / slowdown)
+        self.point_relax = point_relax
         self.backoff = 1.0
         self._cache: Dict[str, float] = {}    # predictions, cleared by every observation
         self._slowdown: Optional[float] = None
@@ -47,14 +51,24 @@ class LatencyModel:
     def slowdown(self) -> float:
         """Machine-wide factor from recent observations (1.0 before any)."""
         if self._slowdown is None:
-            self._slowdown = 1.0 if not self.ratios else float(
-                max(0.5, np.quantile(np.fromiter(self.ratios, float), self.ratio_q)))
+            self._slowdown = self._factor(None)
         return self._slowdown
+
+    def _factor(self, exclude: Optional[str]) -> float:
+        # each ratio over its point's current excess: once a point is known to be slow, its
+        # past samples stop inflating the machine-wide factor
+        r = np.array([x / self._excess(k) for k, x in self.ratios if k != exclude or not k])
+        if r.size == 0:
+            return 1.0
+        # upper quantile of the window, or the latest few if all higher: a load step shows in
+        # the very next prediction instead of after ~window/10 frames
+        recent = r[-self.recent:].min() if r.size >= self.recent else 0.0
+        return float(max(0.5, np.quantile(r, self.ratio_q), recent))
 
     def reset(self) -> None:
         """Forget every online observation (back to the profile prior)."""
         self.ratios.clear()
-        self.own.clear()
+        self.point_ratio.clear()
         self.backoff = 1.0
         self._invalidate()
 
@@ -70,11 +84,11 @@ class LatencyModel:
         return hit
 
     def _predict(self, key: str) -> float:
-        pred = self.upper[key] * self.slowdown
-        own = [ms for t, ms in self.own.get(key, ()) if t > self.count - 2 * self.window]
-        if len(own) >= self.own_min:  # only recent own samples: stale ones never refresh
-            pred = max(pred, float(np.quantile(own, self.ratio_q)))
-        return pred * self.backoff
+        return self.upper[key] * self.slowdown * self._excess(key) * self.backoff
+
+    def _excess(self, key: str) -> float:
+        last = self.point_ratio.get(key)
+        return max(1.0, min(last)) if last is not None and len(last) == 2 else 1.0
 
     def predict_increment(self, key_from: str, key_to: str) -> float:
         """Predicted extra time to go from one depth to a deeper one of the same point."""
@@ -92,13 +106,23 @@ class LatencyModel:
         if not np.isfinite(measured_ms) or measured_ms <= 0:
             return
         self._invalidate()
-        base = self.base[key] if n == 1 else self.batch.get(key, {}).get(n)
-        if base:
-            ref = self.base[key] if n == 1 else base
-            self.ratios.append(measured_ms / ref)
-        self.count += 1
-        if n == 1:
-            self.own.setdefault(key, deque(maxlen=self.window)).append((self.count, measured_ms))
+        ref = self.base[key] if n == 1 else self.batch.get(key, {}).get(n)
+        if not ref:
+            return
+        r = measured_ms / ref
+        # the machine state as the *other* points show it: a point's own slowness must not
+        # hide inside the machine-wide factor it is compared with
+        before = self._factor(key)
+        self.ratios.append((key if n == 1 else '', r))
+        self._slowdown = None
+        if n > 1:
+            return
+        relax = self.point_relax
+        for v in self.point_ratio.values():
+            v[:] = [1.0 + (x - 1.0) * relax for x in v]
+        last = self.point_ratio.setdefault(key, [])
+        last.append(r / before)
+        del last[:-2]
 
     def on_outcome(self, missed: bool) -> None:
         """Back off after a miss; decay towards 1 after a hit."""

@@ -189,6 +189,7 @@ class AdaptivePipeline:
         self.points = make_points(config.resolutions, config.depths, precisions)
         self._all_depth_points = make_points(config.resolutions, self.model.depths, precisions)
         self.backend.prepare(precisions, [p.resolution for p in self.points])
+        self.warm_up()
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
@@ -202,6 +203,13 @@ class AdaptivePipeline:
             else -1
         self._obstacle_label = obstacle
         self.camera('default')  # validates the policy against the points now
+
+    def warm_up(self, camera_hw: Tuple[int, int] = (480, 640), runs: int = 2) -> None:
+        """Run every point a few times so the first real frame pays no first-shape cost."""
+        frame = np.zeros((camera_hw[0], camera_hw[1], 3), np.uint8)
+        for p in self.points:
+            for _ in range(runs):
+                infer(self.model, self.backend, [frame], p)
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path], **overrides) -> 'AdaptivePipeline':

@@ -207,6 +207,7 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is not None and not getattr(self.pipeline.backend, 'sessions', True):
             self.pipeline.backend.prepare(sorted({p.precision for p in self.pipeline.points}),
                                           [p.resolution for p in self.pipeline.points])
+            self.pipeline.warm_up()
         for topic in self.slots:
             # sensor-data QoS (best effort, keep last 1); reliability/depth overridable with
             # qos_overrides./<topic>.subscription.reliability etc.

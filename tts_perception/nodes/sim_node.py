@@ -126,10 +126,12 @@ class SimNode(Node):
         hit = self.world.step(v, w, self.dt)
         if hit:
             self.get_logger().warn(f'collision with {hit}', throttle_duration_sec=1.0)
+        rgb = self.world.render_rgb()
+        # the clock advances only once the frame of that instant exists: a frame is never
+        # older than one render on arrival, and consumers measure its age correctly
         self.sim_ns += int(round(self.dt * 1e9))
         stamp = self._stamp()
         self.pub_clock.publish(Clock(clock=stamp))
-        rgb = self.world.render_rgb()
         img = Image()
         img.header.stamp, img.header.frame_id = stamp, self.p['frame_id']
         self.pub_img.publish(image_msg(rgb, 'rgb8', img.header))
