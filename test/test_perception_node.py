@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
 
@@ -41,8 +42,10 @@ def _drive(client, topic_frames, n, period=0.1):
 def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client, frames):
     procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args',
                  '--params-file', str(ROOT / 'config' / 'perception.yaml'),
-                 '-p', 'deadline_ms:=300.0', *RELIABLE)
+                 '-p', 'deadline_ms:=300.0', '-p', 'publish_overlay:=true', *RELIABLE)
     segs = client.listen('camera/segmentation', Image)
+    overlays = client.listen('camera/segmentation_overlay', Image)
+    diags = client.listen('/diagnostics', DiagnosticArray)
     stats = client.listen_status()
     assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 60)
     sent = _drive(client, {'camera/image_raw': frames}, 15)
@@ -52,6 +55,13 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     assert seg_stamps <= set(sent)                      # same header stamp as the input
     assert all(s.encoding == 'mono8' and s.width == 640 and s.height == 480 for s in segs)
     assert {int(s['stamp_ns']) for s in stats} <= set(sent)
+    assert overlays and overlays[-1].encoding == 'rgb8' and overlays[-1].width == 640
+    # the 1 Hz aggregate on /diagnostics counts what happened
+    agg = [st for d in diags for st in d.status if st.name == 'perception_node: camera/image_raw']
+    assert agg
+    vals = {k.key: k.value for k in agg[-1].values}
+    assert int(vals['processed']) >= 5 and int(vals['received']) >= int(vals['processed'])
+    assert 'points' in vals and float(vals['latency_p50_ms']) > 0
     before = [OperatingPoint.parse(s['point']) for s in stats[-5:]]
     # a runtime deadline change through the standard SetParameters service moves the point
     res = client.set_param('perception_node', 'deadline_ms', 25.0)
