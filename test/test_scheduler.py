@@ -135,3 +135,16 @@ def test_point_specific_slowness_is_learned_but_one_bad_frame_is_not():
     for _ in range(600):                          # relaxes: tried again later
         lm.observe(small, lm.base[small])
     assert lm.predict(big) < p_big * 1.1
+
+
+def test_startup_calibration_scales_only_points_slower_than_profiled():
+    lat, _ = _tables()
+    lm = LatencyModel(lat)
+    big, small = '640x480/d3/int8', '160x120/d1/int8'
+    p_big, p_small = lm.predict(big), lm.predict(small)
+    applied = lm.calibrate({big: lm.base[big] * 1.5, small: lm.base[small] * 0.5})
+    assert applied == {big: pytest.approx(1.5), small: 1.0}
+    assert lm.predict(big) == pytest.approx(p_big * 1.5)
+    assert lm.predict(small) == pytest.approx(p_small)
+    lm.reset()                                     # online state only; calibration stays
+    assert lm.predict(big) == pytest.approx(p_big * 1.5)

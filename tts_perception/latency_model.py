@@ -35,6 +35,7 @@ class LatencyModel:
                     raise ValueError(f'latency profile for {key} lacks a positive {q}')
         self.base = {k: float(v['p50']) for k, v in profile.items()}
         self.upper = {k: float(v[quantile]) for k, v in profile.items()}
+        self._base0, self._upper0 = dict(self.base), dict(self.upper)
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
         self.window, self.ratio_q, self.recent = window, ratio_quantile, recent
@@ -64,6 +65,19 @@ class LatencyModel:
         # the very next prediction instead of after ~window/10 frames
         recent = r[-self.recent:].min() if r.size >= self.recent else 0.0
         return float(max(0.5, np.quantile(r, self.ratio_q), recent))
+
+    def calibrate(self, measured_p50: Mapping[str, float]) -> Dict[str, float]:
+        """Scale the prior of points measured slower now than in the profile; returns the
+        applied factors. Points measured faster keep the (conservative) profile values."""
+        applied = {}
+        for key, ms in measured_p50.items():
+            if key in self.base and ms > 0 and np.isfinite(ms):
+                f = max(1.0, ms / self._base0[key])
+                self.base[key] = self._base0[key] * f
+                self.upper[key] = self._upper0[key] * f
+                applied[key] = f
+        self._invalidate()
+        return applied
 
     def reset(self) -> None:
         """Forget every online observation (back to the profile prior)."""

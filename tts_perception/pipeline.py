@@ -189,12 +189,12 @@ class AdaptivePipeline:
         self.points = make_points(config.resolutions, config.depths, precisions)
         self._all_depth_points = make_points(config.resolutions, self.model.depths, precisions)
         self.backend.prepare(precisions, [p.resolution for p in self.points])
-        self.warm_up()
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
                                     batch_profile=self.profile.get('batch_latency_ms'))
         self.complexity_params = ComplexityParams.from_dict(self.profile['complexity'])
+        self.warm_up()
         self.cameras: Dict[str, _CameraState] = {}
         self.sched_config = SchedulerConfig(config.policy, config.safety_margin_ms,
                                             config.accuracy_tolerance, config.hysteresis,
@@ -204,12 +204,22 @@ class AdaptivePipeline:
         self._obstacle_label = obstacle
         self.camera('default')  # validates the policy against the points now
 
-    def warm_up(self, camera_hw: Tuple[int, int] = (480, 640), runs: int = 2) -> None:
-        """Run every point a few times so the first real frame pays no first-shape cost."""
+    def warm_up(self, camera_hw: Tuple[int, int] = (480, 640), runs: int = 3) -> None:
+        """Run every point a few times (the first real frame pays no first-shape cost) and
+        rescale the profile's latency prior of points that run slower here and now than when
+        the profile was made (the fastest of the timed runs, so one hiccup does not count)."""
         frame = np.zeros((camera_hw[0], camera_hw[1], 3), np.uint8)
+        measured = {}
         for p in self.points:
-            for _ in range(runs):
+            times = []
+            for i in range(runs):
+                t = time.perf_counter()
                 infer(self.model, self.backend, [frame], p)
+                if i > 0:
+                    times.append((time.perf_counter() - t) * 1e3)
+            if times:
+                measured[p.key] = min(times)
+        self.latency.calibrate(measured)
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path], **overrides) -> 'AdaptivePipeline':
