@@ -19,8 +19,3 @@ def config_file(name: str) -> Path:
     if not p.exists():
         raise FileNotFoundError(f'config file {p} does not exist')
     return p
-
-
-def model_dir() -> Path:
-    """Directory of the shipped model files."""
-    return share_dir() / 'models'

@@ -9,13 +9,10 @@ node's parameter through the standard SetParameters service (e.g. a Nav2 control
 """
 
 import math
-from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -26,8 +23,8 @@ from sensor_msgs.msg import Image
 from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
                                         SpeedGovernor)
 from tts_perception.image_codec import image_msg_to_array, ImageDecodeError
-from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, Param, status,
-                                           values_of, WARN)
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, Param,
+                                           run_node, status, values_of, WARN)
 from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, CAMERA_FOVY_DEG, FLOOR
 
 PARAMS = (
@@ -184,23 +181,8 @@ class ControllerNode(Node):
 
 
 def main(args=None) -> None:
-    """Run the controller node."""
-    rclpy.init(args=args)
-    node: Optional[ControllerNode] = None
-    try:
-        node = ControllerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            # fail safe on the way out: one explicit zero command
-            try:
-                node.pub.publish(Twist())
-            except Exception:  # noqa: BLE001 - context may already be gone
-                pass
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the controller node; on the way out it sends one explicit zero command."""
+    run_node(ControllerNode, args, threads=2, on_exit=lambda n: n.pub.publish(Twist()))
 
 
 if __name__ == '__main__':

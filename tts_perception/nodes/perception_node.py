@@ -19,9 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -31,7 +29,7 @@ from sensor_msgs.msg import Image
 
 from tts_perception.image_codec import image_msg_to_rgb, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, image_msg, OK, Param,
-                                           stamp_ns, status, WARN)
+                                           run_node, stamp_ns, status, WARN)
 from tts_perception.pipeline import AdaptivePipeline, PipelineConfig
 from tts_perception.points import OperatingPoint
 
@@ -349,24 +347,15 @@ def main(args=None) -> None:
     """Run the perception node (unconfigured; drive it with lifecycle transitions, or
     pass ``--autostart`` to configure and activate at once)."""
     import sys
-    autostart = '--autostart' in sys.argv
-    argv = [a for a in (args or sys.argv) if a != '--autostart']
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = PerceptionNode()
+    argv = list(args or sys.argv)
+    autostart = '--autostart' in argv
+    argv = [a for a in argv if a != '--autostart']
+
+    def start(node: PerceptionNode) -> None:
         if autostart:
             node.trigger_configure()
             node.trigger_activate()
-        ex = MultiThreadedExecutor(num_threads=3)
-        ex.add_node(node)
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PerceptionNode, argv, threads=3, on_start=start)
 
 
 if __name__ == '__main__':

@@ -4,11 +4,13 @@ Everything here works with rclpy on Humble, Jazzy and Kilted.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -35,7 +37,7 @@ def declare_params(node: Node, params: Iterable[Param]) -> Dict[str, Any]:
     out = {}
     for p in params:
         desc = ParameterDescriptor(description=p.description, read_only=p.read_only)
-        if p.lo is not None and isinstance(p.default, bool) is False:
+        if p.lo is not None and not isinstance(p.default, bool):
             if isinstance(p.default, int):
                 desc.integer_range = [IntegerRange(from_value=int(p.lo), to_value=int(p.hi),
                                                    step=0)]
@@ -49,18 +51,6 @@ def declare_params(node: Node, params: Iterable[Param]) -> Dict[str, Any]:
             node.declare_parameter(p.name, p.default, desc)
         out[p.name] = node.get_parameter(p.name).value
     return out
-
-
-def check_ranges(params: Sequence[Param], changes: Dict[str, Any]) -> Optional[str]:
-    """Reason text if any changed value is out of its declared range (rclpy checks too)."""
-    by_name = {p.name: p for p in params}
-    for name, value in changes.items():
-        p = by_name.get(name)
-        if p is None or p.lo is None or isinstance(value, (str, list, bool)):
-            continue
-        if not (p.lo <= value <= p.hi):
-            return f'{name}={value} is outside [{p.lo}, {p.hi}]'
-    return None
 
 
 def kv(items: Dict[str, Any]) -> List[KeyValue]:
@@ -88,12 +78,6 @@ def diag_array(node: Node, statuses: Sequence[DiagnosticStatus]) -> DiagnosticAr
     return arr
 
 
-def level_of(st: DiagnosticStatus) -> int:
-    """Diagnostic level as int (it is a byte on some distros)."""
-    lv = st.level
-    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
-
-
 def values_of(st: DiagnosticStatus) -> Dict[str, str]:
     """Key-values of a DiagnosticStatus as a dict."""
     return {k.key: k.value for k in st.values}
@@ -111,6 +95,28 @@ def stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def split_type(value: Any) -> Tuple[str, ...]:
-    """A list parameter as a tuple of non-empty strings."""
-    return tuple(str(v) for v in (value or []) if str(v))
+def run_node(make_node: Callable[[], Node], args=None, threads: int = 2,
+             on_start: Optional[Callable[[Node], None]] = None,
+             on_exit: Optional[Callable[[Node], None]] = None) -> None:
+    """The common ``main``: init, build, spin on a MultiThreadedExecutor, clean shutdown on
+    Ctrl-C or external shutdown (same on Humble, Jazzy, Kilted)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        if on_start is not None:
+            on_start(node)
+        ex = MultiThreadedExecutor(num_threads=threads)
+        ex.add_node(node)
+        ex.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            if on_exit is not None:
+                try:
+                    on_exit(node)
+                except Exception:  # noqa: BLE001 - the context may already be gone
+                    pass
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -13,9 +13,7 @@ from typing import Optional
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
@@ -25,7 +23,7 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, image_msg, OK,
-                                           Param, status)
+                                           Param, run_node, status)
 from tts_perception.sim.world import scripted_command, World
 
 PARAMS = (
@@ -189,19 +187,7 @@ class SimNode(Node):
 
 def main(args=None) -> None:
     """Run the sim node."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        ex = MultiThreadedExecutor(num_threads=2)
-        ex.add_node(node)
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimNode, args, threads=2)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ Label ids are :data:`LABELS` indices: 0 background (walls, sky), 1 floor (free s
 from dataclasses import dataclass
 import math
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -271,12 +271,3 @@ def scripted_command(world: World, speed: float = 1.0, lookahead: float = 1.5,
         return 0.0, 0.0
     w = float(np.clip(speed * curvature, -max_w, max_w))
     return float(speed), w
-
-
-def make_world(seed: int = 0, length: float = 60.0, width: int = 640, height: int = 480,
-               start_x: Optional[float] = None) -> World:
-    """Build a world and optionally place the robot at ``start_x``."""
-    w = World(seed, length, width, height)
-    if start_x is not None:
-        w.reset(start_x)
-    return w
