@@ -152,3 +152,32 @@ def test_two_cameras_with_different_deadlines(procs, client, frames):
         assert fit and all(float(s['predicted_ms']) <= float(s['budget_ms']) < dl
                            for s in fit)
     assert max(float(s['budget_ms']) for s in a) <= 0.5 * 60.0 + 1e-6
+
+
+def test_malformed_frames_are_counted_drops_not_crashes(procs, client, frames):
+    per = procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart',
+                       '--ros-args', '--params-file', str(ROOT / 'config' / 'perception.yaml'),
+                       '-p', 'deadline_ms:=300.0', *RELIABLE)
+    segs = client.listen('camera/segmentation', Image)
+    diags = client.listen('/diagnostics', DiagnosticArray)
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 60)
+    pub = client.node.create_publisher(Image, 'camera/image_raw', 10)
+    assert client.wait_for(lambda: pub.get_subscription_count() > 0, 10)
+    bad = []
+    for enc, data_len in (('16UC1', 8 * 6 * 2), ('rgb8', 10), ('yuv422', 8 * 6 * 2)):
+        m = Image(height=6, width=8, encoding=enc, step=8 * (2 if enc != 'rgb8' else 3))
+        m.data = bytes(data_len)
+        bad.append(m)
+    for m in bad:
+        m.header.stamp = client.node.get_clock().now().to_msg()
+        pub.publish(m)
+        client.spin(0.3)
+    _drive(client, {'camera/image_raw': frames}, 4)
+    assert client.wait_for(lambda: len(segs) >= 2, 10)     # still serving good frames
+    assert per.poll() is None                               # and still running
+
+    def bad_count():
+        agg = [st for d in diags for st in d.status
+               if st.name == 'perception_node: camera/image_raw']
+        return int({k.key: k.value for k in agg[-1].values}['bad_frames']) if agg else 0
+    assert client.wait_for(lambda: bad_count() == 3, 5), bad_count()

@@ -108,8 +108,8 @@ class ControllerNode(Node):
             self.nominal = (msg.linear.x, msg.angular.z)
         else:
             self.nominal = (0.0, 0.0)
-            self.get_logger().warn('non-finite cmd_vel_in: treated as stop',
-                                   throttle_duration_sec=2.0)
+            self.get_logger().warning('non-finite cmd_vel_in: treated as stop',
+                                      throttle_duration_sec=2.0)
 
     def _on_status(self, msg: DiagnosticStatus) -> None:
         v = values_of(msg)
@@ -119,8 +119,8 @@ class ControllerNode(Node):
             per = Perception(stamp=self._now(), latency_ms=float(v['total_ms']),
                              width=int(v['width']), quality=float(v['predicted_accuracy']))
         except (KeyError, ValueError) as exc:
-            self.get_logger().warn(f'ignoring malformed perception/status: {exc}',
-                                   throttle_duration_sec=2.0)
+            self.get_logger().warning(f'ignoring malformed perception/status: {exc}',
+                                      throttle_duration_sec=2.0)
             return
         self.gov.on_perception(per)
 
@@ -128,7 +128,7 @@ class ControllerNode(Node):
         try:
             labels = image_msg_to_array(msg)
         except ImageDecodeError as exc:
-            self.get_logger().warn(f'bad segmentation: {exc}', throttle_duration_sec=2.0)
+            self.get_logger().warning(f'bad segmentation: {exc}', throttle_duration_sec=2.0)
             return
         if labels.ndim != 2:
             return
@@ -148,7 +148,7 @@ class ControllerNode(Node):
         stopped = not self.gov.fresh(now)
         if stopped and not self._was_stopped:
             self.stops += 1
-            self.get_logger().warn(f'fail-safe stop: {self.gov.reason}')
+            self.get_logger().warning(f'fail-safe stop: {self.gov.reason}')
         self._was_stopped = stopped
         self._maybe_push()
 

@@ -89,6 +89,7 @@ class _Slot:
         self.topic, self.deadline_ms = topic, deadline_ms
         self.msg: Optional[Image] = None
         self.received = self.dropped = self.stale = self.bad = self.processed = self.missed = 0
+        self.errors = 0
         self.points: Counter = Counter()
         self.latencies: List[float] = []
 
@@ -264,7 +265,7 @@ class PerceptionNode(LifecycleNode):
             age = self._age_ms(msg)
             if age > slot.deadline_ms:
                 slot.stale += 1
-                self.get_logger().warn(
+                self.get_logger().warning(
                     f'{topic}: dropping stale frame ({age:.0f} ms old > deadline '
                     f'{slot.deadline_ms} ms); use_sim_time must match the camera clock',
                     throttle_duration_sec=5.0)
@@ -293,8 +294,8 @@ class PerceptionNode(LifecycleNode):
                 rgb = image_msg_to_rgb(msg)
             except ImageDecodeError as exc:
                 slot.bad += 1
-                self.get_logger().warn(f'{topic}: dropped frame: {exc}',
-                                       throttle_duration_sec=2.0)
+                self.get_logger().warning(f'{topic}: dropped frame: {exc}',
+                                          throttle_duration_sec=2.0)
                 continue
             others = [o.deadline_ms for t, o in self.slots.items() if t != topic]
             # a shared worker: one frame may not block it longer than half the tightest
@@ -304,7 +305,14 @@ class PerceptionNode(LifecycleNode):
             topics.append(msg)
         if not items:
             return
-        results = self.pipeline.process_batch(items, now)
+        try:
+            results = self.pipeline.process_batch(items, now)
+        except Exception as exc:  # noqa: BLE001 - never let one frame kill the inference loop
+            for item in items:
+                self.slots[item[2]].errors += 1
+            self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
+                                    throttle_duration_sec=2.0)
+            return
         for (labels, rec), msg in zip(results, topics):
             self._publish(rec.camera, msg, labels, rec)
 
@@ -334,7 +342,8 @@ class PerceptionNode(LifecycleNode):
             lat = np.array(s.latencies) if s.latencies else np.zeros(1)
             vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
                     'dropped': s.dropped, 'stale': s.stale, 'bad_frames': s.bad,
-                    'deadline_ms': s.deadline_ms, 'latency_p50_ms': float(np.median(lat)),
+                    'errors': s.errors, 'deadline_ms': s.deadline_ms,
+                    'latency_p50_ms': float(np.median(lat)),
                     'latency_p99_ms': float(np.percentile(lat, 99)),
                     'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
             level = WARN if s.processed and s.missed / s.processed > 0.05 else OK

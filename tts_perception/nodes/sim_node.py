@@ -96,7 +96,7 @@ class SimNode(Node):
 
     def _on_cmd(self, msg: Twist) -> None:
         if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):
-            self.get_logger().warn('ignoring non-finite cmd_vel', throttle_duration_sec=2.0)
+            self.get_logger().warning('ignoring non-finite cmd_vel', throttle_duration_sec=2.0)
             return
         self.last_cmd = (msg.linear.x, msg.angular.z)
         self.last_cmd_ns = self.sim_ns
@@ -123,7 +123,7 @@ class SimNode(Node):
             v, w = self.last_cmd
         hit = self.world.step(v, w, self.dt)
         if hit:
-            self.get_logger().warn(f'collision with {hit}', throttle_duration_sec=1.0)
+            self.get_logger().warning(f'collision with {hit}', throttle_duration_sec=1.0)
         rgb = self.world.render_rgb()
         # the clock advances only once the frame of that instant exists: a frame is never
         # older than one render on arrival, and consumers measure its age correctly
