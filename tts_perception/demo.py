@@ -101,7 +101,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s = sim.summary()
     slot = next(iter(per.slots.values()))
     wall = time.monotonic() - t0
-    ex.shutdown()
+    # quiesce before destroying: no timer may fire into a node being destroyed
+    for n in (sim, per, ctl):
+        for tm in list(n.timers):
+            tm.cancel()
+    for _ in range(10):
+        ex.spin_once(timeout_sec=0.01)
+    ex.shutdown(timeout_sec=5.0)
     for n in (sim, per, ctl):
         n.destroy_node()
     rclpy.try_shutdown()
