@@ -25,6 +25,7 @@ FEATURES = ('edge_density', 'grad_entropy', 'motion', 'darkness', 'contrast', 'p
 THUMB = (80, 60)
 _EDGE_THRESHOLD = 0.12
 _ORIENT_BINS = 8
+_LEVELS: dict = {}
 
 
 @dataclass
@@ -109,7 +110,14 @@ class ComplexityMonitor:
         p = self.params
         z = (feats - np.asarray(p.mean)) / np.asarray(p.std)
         raw = float(np.dot(z, p.weights) + p.bias)
-        return float(np.interp(raw, p.cdf_knots, np.linspace(0, 1, len(p.cdf_knots))))
+        return float(np.interp(raw, p.cdf_knots, self._levels(len(p.cdf_knots))))
+
+    @staticmethod
+    def _levels(n: int) -> np.ndarray:
+        lv = _LEVELS.get(n)
+        if lv is None:
+            lv = _LEVELS[n] = np.linspace(0.0, 1.0, n)
+        return lv
 
     def score(self, rgb: np.ndarray) -> float:
         """Complexity of this frame in [0, 1]."""

@@ -18,6 +18,15 @@ from typing import Deque, Dict, List, Mapping, Optional
 import numpy as np
 
 
+def _quantile(values, q: float) -> float:
+    """Linear-interpolated quantile of a short list (np.quantile costs ~0.1 ms here)."""
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    return float(v[lo] + (v[hi] - v[lo]) * (pos - lo))
+
+
 class LatencyModel:
     """Predicts an upper quantile of each point's latency (ms)."""
 
@@ -58,13 +67,13 @@ class LatencyModel:
     def _factor(self, exclude: Optional[str]) -> float:
         # each ratio over its point's current excess: once a point is known to be slow, its
         # past samples stop inflating the machine-wide factor
-        r = np.array([x / self._excess(k) for k, x in self.ratios if k != exclude or not k])
-        if r.size == 0:
+        r = [x / self._excess(k) for k, x in self.ratios if k != exclude or not k]
+        if not r:
             return 1.0
         # upper quantile of the window, or the latest few if all higher: a load step shows in
         # the very next prediction instead of after ~window/10 frames
-        recent = r[-self.recent:].min() if r.size >= self.recent else 0.0
-        return float(max(0.5, np.quantile(r, self.ratio_q), recent))
+        recent = min(r[-self.recent:]) if len(r) >= self.recent else 0.0
+        return max(0.5, _quantile(r, self.ratio_q), recent)
 
     def calibrate(self, measured_p50: Mapping[str, float]) -> Dict[str, float]:
         """Scale the prior of points measured slower now than in the profile; returns the

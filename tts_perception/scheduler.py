@@ -14,7 +14,7 @@ interface, for comparison.
 
 import bisect
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -84,6 +84,8 @@ class Scheduler:
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
         self._keys = {p: p.key for p in self.points}
+        self._key_list = [p.key for p in self.points]
+        self._index = {p: i for i, p in enumerate(self.points)}
         self.current: Optional[OperatingPoint] = None
         self._proposal: Optional[OperatingPoint] = None
         self._proposal_count = 0
@@ -120,37 +122,42 @@ class Scheduler:
                          self.accuracy.predict(p.key, complexity), budget_ms, pred > budget_ms)
             self.current = p
             return d
-        costs: Dict[OperatingPoint, float] = {p: self._cost(p) for p in self.points}
         b = self.accuracy.bin_of(complexity)
-        accs = {p: self.accuracy.table[self._keys[p]][b] for p in self.points}
-        feasible = [p for p in self.points if costs[p] <= budget_ms]
-        if not feasible:
-            p = min(self.points, key=lambda q: costs[q])
-            self._commit(p)
-            return Decision(p, 'nothing fits: cheapest point', costs[p], accs[p], budget_ms,
-                            True)
-        best_acc = max(accs[p] for p in feasible)
-        good = [p for p in feasible if accs[p] >= best_acc - cfg.accuracy_tolerance]
-        cand = min(good, key=lambda q: costs[q])
         cur = self.current
-        if cur is None or cur not in feasible:
+        predict, table = self.latency.predict, self.accuracy.table
+        switch = cfg.switch_cost_ms
+        # plain lists over the point index: hashing frozen dataclasses dominated this loop
+        cur_i = self._index.get(cur) if cur is not None else None
+        costs = [predict(k) + (switch if cur_i is not None and i != cur_i else 0.0)
+                 for i, k in enumerate(self._key_list)]
+        accs = [table[k][b] for k in self._key_list]
+        feasible = [i for i, c in enumerate(costs) if c <= budget_ms]
+        if not feasible:
+            i = min(range(len(costs)), key=costs.__getitem__)
+            self._commit(self.points[i])
+            return Decision(self.points[i], 'nothing fits: cheapest point', costs[i], accs[i],
+                            budget_ms, True)
+        best_acc = max(accs[i] for i in feasible)
+        ci = min((i for i in feasible if accs[i] >= best_acc - cfg.accuracy_tolerance),
+                 key=costs.__getitem__)
+        cand = self.points[ci]
+        if cur_i is None or cur_i not in feasible:
             reason = 'start' if cur is None else 'current point no longer fits'
             self._commit(cand)
-            return Decision(cand, reason, costs[cand], accs[cand], budget_ms, False)
-        if cand == cur:
+            return Decision(cand, reason, costs[ci], accs[ci], budget_ms, False)
+        if ci == cur_i:
             self._proposal, self._proposal_count = None, 0
-            return Decision(cur, 'best within tolerance', costs[cur], accs[cur], budget_ms,
-                            False)
+            return Decision(cur, 'best within tolerance', costs[ci], accs[ci], budget_ms, False)
         if cand == self._proposal:
             self._proposal_count += 1
         else:
             self._proposal, self._proposal_count = cand, 1
-        gain = accs[cand] - accs[cur]
+        gain = accs[ci] - accs[cur_i]
         if gain > cfg.hysteresis or self._proposal_count >= cfg.dwell_frames:
             reason = 'accuracy gain' if gain > cfg.hysteresis else 'cheaper, held for dwell'
             self._commit(cand)
-            return Decision(cand, reason, costs[cand], accs[cand], budget_ms, False)
-        return Decision(cur, 'hold (hysteresis)', costs[cur], accs[cur], budget_ms, False)
+            return Decision(cand, reason, costs[ci], accs[ci], budget_ms, False)
+        return Decision(cur, 'hold (hysteresis)', costs[cur_i], accs[cur_i], budget_ms, False)
 
     def _commit(self, p: OperatingPoint) -> None:
         self.current = p
