@@ -47,7 +47,7 @@ class LatencyModel:
         self._base0, self._upper0 = dict(self.base), dict(self.upper)
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
-        self.window, self.ratio_q, self.recent = window, ratio_quantile, recent
+        self.ratio_q, self.recent = ratio_quantile, recent
         self.ratios: Deque[tuple] = deque(maxlen=window)   # (point key, ratio)
         self.point_ratio: Dict[str, List[float]] = {}   # key -> last two (ratio / slowdown)
         self.point_relax = point_relax
@@ -75,11 +75,11 @@ class LatencyModel:
         recent = min(r[-self.recent:]) if len(r) >= self.recent else 0.0
         return max(0.5, _quantile(r, self.ratio_q), recent)
 
-    def calibrate(self, measured_p50: Mapping[str, float]) -> Dict[str, float]:
+    def calibrate(self, measured_ms: Mapping[str, float]) -> Dict[str, float]:
         """Scale the prior of points measured slower now than in the profile; returns the
         applied factors. Points measured faster keep the (conservative) profile values."""
         applied = {}
-        for key, ms in measured_p50.items():
+        for key, ms in measured_ms.items():
             if key in self.base and ms > 0 and np.isfinite(ms):
                 f = max(1.0, ms / self._base0[key])
                 self.base[key] = self._base0[key] * f
@@ -137,7 +137,6 @@ class LatencyModel:
         # hide inside the machine-wide factor it is compared with
         before = self._factor(key)
         self.ratios.append((key if n == 1 else '', r))
-        self._slowdown = None
         if n > 1:
             return
         relax = self.point_relax

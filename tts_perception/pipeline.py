@@ -24,7 +24,7 @@ from tts_perception.complexity import ComplexityMonitor, ComplexityParams
 from tts_perception.latency_model import LatencyModel
 from tts_perception.model_desc import load_model_description, ModelDescription
 from tts_perception.points import make_points, OperatingPoint
-from tts_perception.scheduler import AccuracyTable, Scheduler, SchedulerConfig
+from tts_perception.scheduler import AccuracyTable, Decision, Scheduler, SchedulerConfig
 
 
 class ProfileError(RuntimeError):
@@ -187,14 +187,13 @@ class AdaptivePipeline:
             raise ValueError(f'none of precisions {config.precisions} runs on backend '
                              f'{self.backend.name}')
         self.points = make_points(config.resolutions, config.depths, precisions)
-        self._all_depth_points = make_points(config.resolutions, self.model.depths, precisions)
-        self.backend.prepare(precisions, [p.resolution for p in self.points])
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
                                     batch_profile=self.profile.get('batch_latency_ms'))
         self.complexity_params = ComplexityParams.from_dict(self.profile['complexity'])
-        self.warm_up()
+        self._prepared = False
+        self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
         self.sched_config = SchedulerConfig(config.policy, config.safety_margin_ms,
                                             config.accuracy_tolerance, config.hysteresis,
@@ -203,6 +202,15 @@ class AdaptivePipeline:
             else -1
         self._obstacle_label = obstacle
         self.camera('default')  # validates the policy against the points now
+
+    def prepare(self) -> None:
+        """Load/build every point on the backend and warm it up (no-op when prepared)."""
+        if self._prepared:
+            return
+        self.backend.prepare(sorted({p.precision for p in self.points}),
+                             sorted({p.resolution for p in self.points}))
+        self.warm_up()
+        self._prepared = True
 
     def warm_up(self, camera_hw: Tuple[int, int] = (480, 640), runs: int = 3) -> None:
         """Run every point a few times (the first real frame pays no first-shape cost) and
@@ -273,7 +281,7 @@ class AdaptivePipeline:
         for s in range(point.depth):
             inp = x if m.structure == 'ladder' else feat
             feat, out = self.backend.run_stage(point.precision, s, inp)
-            if s == point.depth - 1 or not cfg.anytime:
+            if s == point.depth - 1:
                 continue
             conf = _confidence(out, m.output_kind)
             if conf >= cfg.anytime_confidence:
@@ -334,10 +342,8 @@ class AdaptivePipeline:
     def _single(self, prep, t_frame: float, t0: float, cap: float = float('inf')
                 ) -> Tuple[np.ndarray, DecisionRecord]:
         rgb, stamp, cam, deadline, age, c, st = prep
-        t_dec = time.perf_counter()
         age_now = age + (t_frame - t0) * 1e3
-        budget = min(cap, deadline - age_now - (t_dec - t_frame) * 1e3
-                     - self.sched_config.safety_margin_ms)
+        budget = min(cap, self._budget(deadline, age, time.perf_counter(), t0))
         dec = st.scheduler.choose(c, budget)
         t1 = time.perf_counter()
         labels, conf, exit_depth, stop = self._run([rgb], dec.point, budget, t1)
@@ -360,7 +366,7 @@ class AdaptivePipeline:
             camera=cam, stamp_ns=int(stamp or 0), point=run_point.key, width=p.width,
             height=p.height, depth=p.depth, exit_depth=exit_depth, precision=p.precision,
             reason=dec.reason, stop_reason=stop, complexity=c, predicted_ms=dec.predicted_ms,
-            measured_ms=measured, overhead_ms=(t1 - t_frame) * 1e3 - 0.0, total_ms=total,
+            measured_ms=measured, overhead_ms=(t1 - t_frame) * 1e3, total_ms=total,
             age_ms=age, deadline_ms=deadline, budget_ms=budget, expect_miss=dec.expect_miss,
             missed=missed, predicted_accuracy=self.accuracy.predict(run_point.key, c)
             if run_point.key in self.accuracy.table else dec.predicted_accuracy,
@@ -371,7 +377,6 @@ class AdaptivePipeline:
         now = time.perf_counter()
         budgets = [min(cap, self._budget(p[3], p[4], now, t0)) for p, cap in zip(prep, caps)]
         min_budget = min(budgets)
-        best = None
         cands = []
         for pt in self.points:
             pred = self.latency.predict_batch(pt.key, n)
@@ -384,16 +389,10 @@ class AdaptivePipeline:
         top = max(c[0] for c in cands)
         good = [c for c in cands if c[0] >= top - self.sched_config.accuracy_tolerance]
         acc, pred, best = min(good, key=lambda c: c[1])
-        saved_anytime = self.config.anytime
-        self.config.anytime = False  # a batch runs its planned depth
-        try:
-            t1 = time.perf_counter()
-            labels, conf, exit_depth, stop = self._run([p[0] for p in prep], best, min_budget,
-                                                       t1)
-            t2 = time.perf_counter()
-        finally:
-            self.config.anytime = saved_anytime
-        from tts_perception.scheduler import Decision
+        t1 = time.perf_counter()
+        labels, conf = infer(self.model, self.backend, [p[0] for p in prep], best)  # full depth
+        t2 = time.perf_counter()
+        exit_depth, stop = best.depth, 'planned depth'
         out = []
         for i, p in enumerate(prep):
             rgb, stamp, cam, deadline, age, c, st = p
@@ -405,5 +404,6 @@ class AdaptivePipeline:
         return out
 
     def release(self) -> None:
-        """Free backend resources (sessions, accelerator memory)."""
+        """Free backend resources (sessions, accelerator memory); :meth:`prepare` restores."""
         self.backend.release()
+        self._prepared = False

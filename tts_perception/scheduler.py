@@ -46,6 +46,22 @@ class Decision:
     expect_miss: bool
 
 
+def parse_policy(policy: str, points: Optional[Sequence[OperatingPoint]] = None
+                 ) -> Optional[OperatingPoint]:
+    """Validate a policy string; returns the static point (None for adaptive/golden).
+
+    Raises ValueError with the reason (also used by the perception node's parameter check).
+    """
+    if policy.startswith('static:'):
+        p = OperatingPoint.parse(policy.split(':', 1)[1])
+        if points is not None and p not in points:
+            raise ValueError(f'static point {p.key} is not among the allowed points')
+        return p
+    if policy not in ('adaptive', 'golden'):
+        raise ValueError(f'policy must be adaptive, golden or static:<point>, got {policy!r}')
+    return None
+
+
 class AccuracyTable:
     """Predicted accuracy (mIoU) per point per complexity bin, from the profile."""
 
@@ -83,7 +99,6 @@ class Scheduler:
             raise ValueError(f'profile has no latency/accuracy for points {missing}; '
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
-        self._keys = {p: p.key for p in self.points}
         self._key_list = [p.key for p in self.points]
         self._index = {p: i for i, p in enumerate(self.points)}
         self.current: Optional[OperatingPoint] = None
@@ -93,24 +108,13 @@ class Scheduler:
 
     def set_policy(self, policy: str) -> None:
         """Switch policy at run time (validated)."""
-        self._static: Optional[OperatingPoint] = None
-        if policy.startswith('static:'):
-            p = OperatingPoint.parse(policy.split(':', 1)[1])
-            if p not in self.points:
-                raise ValueError(f'static point {p.key} is not among the allowed points')
-            self._static = p
-        elif policy not in ('adaptive', 'golden'):
-            raise ValueError(f'policy must be adaptive, golden or static:<point>, got {policy!r}')
+        self._static = parse_policy(policy, self.points)
         self.config.policy = policy
-
-    def cheapest(self) -> OperatingPoint:
-        """Point with the lowest predicted latency."""
-        return min(self.points, key=lambda p: self.latency.predict(p.key))
 
     def _cost(self, p: OperatingPoint) -> float:
         extra = self.config.switch_cost_ms if (self.current is not None and p != self.current) \
             else 0.0
-        return self.latency.predict(self._keys[p]) + extra
+        return self.latency.predict(p.key) + extra
 
     def choose(self, complexity: float, budget_ms: float) -> Decision:
         """Decide the point for a frame with ``budget_ms`` left (after age and margin)."""

@@ -27,11 +27,12 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
 
+from tts_perception.backends import BACKENDS
 from tts_perception.image_codec import image_msg_to_rgb, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, image_msg, OK, Param,
                                            run_node, stamp_ns, status, WARN)
 from tts_perception.pipeline import AdaptivePipeline, PipelineConfig
-from tts_perception.points import OperatingPoint
+from tts_perception.scheduler import parse_policy
 
 PARAMS = (
     Param('camera_topics', ['camera/image_raw'], 'Camera image topics (relative; remap in '
@@ -120,16 +121,11 @@ class PerceptionNode(LifecycleNode):
                     f'{name} can only change while unconfigured (cleanup, set, configure)'))
             try:
                 if name == 'policy':
-                    if v.startswith('static:'):
-                        pt = OperatingPoint.parse(v.split(':', 1)[1])
-                        if self.pipeline is not None and pt not in self.pipeline.points:
-                            raise ValueError(f'{pt.key} is not an allowed operating point')
-                    elif v not in ('adaptive', 'golden'):
-                        raise ValueError('policy must be adaptive, golden or static:WxH/dN/prec')
+                    parse_policy(v, self.pipeline.points if self.pipeline else None)
                 elif name == 'resolutions':
                     [parse_resolution(r) for r in v]
-                elif name == 'backend' and v not in ('auto', 'onnxruntime', 'torch', 'tensorrt'):
-                    raise ValueError(f'unknown backend {v}')
+                elif name == 'backend' and v not in BACKENDS:
+                    raise ValueError(f'unknown backend {v}; choose one of {BACKENDS}')
                 elif name == 'latency_quantile' and v not in ('p50', 'p95', 'p99'):
                     raise ValueError('latency_quantile must be p50, p95 or p99')
                 elif name == 'deadlines_ms' and any(d < 0 for d in v):
@@ -203,10 +199,8 @@ class PerceptionNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Subscribe to cameras and start the inference loop."""
-        if self.pipeline is not None and not getattr(self.pipeline.backend, 'sessions', True):
-            self.pipeline.backend.prepare(sorted({p.precision for p in self.pipeline.points}),
-                                          [p.resolution for p in self.pipeline.points])
-            self.pipeline.warm_up()
+        if self.pipeline is not None:
+            self.pipeline.prepare()   # no-op unless deactivate released the backend
         for topic in self.slots:
             # sensor-data QoS (best effort, keep last 1); reliability/depth overridable with
             # qos_overrides./<topic>.subscription.reliability etc.
