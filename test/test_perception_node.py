@@ -112,6 +112,13 @@ def test_lifecycle_transitions_and_inactive_node_is_silent(procs, client, frames
     client.spin(1.0)
     assert len(segs) == n                               # deactivated: publishes nothing
     assert client.node.count_subscribers('camera/image_raw') == 0
+    # activate again straight from inactive: the released backend is prepared again
+    assert client.change_state('perception_node', Transition.TRANSITION_ACTIVATE)
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 30)
+    _drive(client, {'camera/image_raw': frames}, 5)
+    assert client.wait_for(lambda: len(segs) > n, 10)
+    n = len(segs)
+    assert client.change_state('perception_node', Transition.TRANSITION_DEACTIVATE)
     assert client.change_state('perception_node', Transition.TRANSITION_CLEANUP)
     assert client.get_state('perception_node') == 'unconfigured'
     # reconfigure + activate works again after cleanup
