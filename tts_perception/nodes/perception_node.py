@@ -277,7 +277,7 @@ class PerceptionNode(LifecycleNode):
                 self.slots[t].msg = None
         if not waiting:
             return
-        items, topics = [], []
+        items, msgs = [], []
         now = self.get_clock().now().nanoseconds
         for topic, msg in waiting:
             slot = self.slots[topic]
@@ -296,7 +296,7 @@ class PerceptionNode(LifecycleNode):
             # deadline of the other cameras
             cap = 0.5 * min(others) if others else None
             items.append((rgb, stamp_ns(msg.header.stamp), topic, slot.deadline_ms, cap))
-            topics.append(msg)
+            msgs.append(msg)
         if not items:
             return
         try:
@@ -307,10 +307,11 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                     throttle_duration_sec=2.0)
             return
-        for (labels, rec), msg in zip(results, topics):
-            self._publish(rec.camera, msg, labels, rec)
+        for (labels, rec), msg, item in zip(results, msgs, items):
+            self._publish(rec.camera, msg, item[0], labels, rec)
 
-    def _publish(self, topic: str, msg: Image, labels: np.ndarray, rec) -> None:
+    def _publish(self, topic: str, msg: Image, rgb: np.ndarray, labels: np.ndarray,
+                 rec) -> None:
         slot = self.slots[topic]
         slot.processed += 1
         slot.missed += int(rec.missed)
@@ -320,7 +321,6 @@ class PerceptionNode(LifecycleNode):
         seg_pub, ovl_pub = self.pubs[topic]
         seg_pub.publish(image_msg(labels, 'mono8', msg.header))
         if self.p['publish_overlay']:
-            rgb = image_msg_to_rgb(msg)
             ovl = (0.5 * rgb + 0.5 * PALETTE[np.minimum(labels, len(PALETTE) - 1)]).astype(
                 np.uint8)
             ovl_pub.publish(image_msg(ovl, 'rgb8', msg.header))
