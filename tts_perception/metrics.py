@@ -18,6 +18,13 @@ class ConfusionMatrix:
         self.m += np.bincount(idx, minlength=self.n * self.n).reshape(self.n, self.n)
         return self
 
+    def add_matrix(self, m: np.ndarray) -> 'ConfusionMatrix':
+        """Add another confusion matrix of the same classes."""
+        if np.shape(m) != self.m.shape:
+            raise ValueError(f'confusion matrix shape {np.shape(m)} != {self.m.shape}')
+        self.m += np.asarray(m, np.int64)
+        return self
+
     def iou(self) -> np.ndarray:
         """Per-class IoU (nan for classes absent from both prediction and truth)."""
         tp = np.diag(self.m).astype(np.float64)

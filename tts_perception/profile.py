@@ -8,7 +8,8 @@
    fits the complexity monitor on the per-frame accuracy loss of the points against the best.
 3. Measures each point's latency distribution after warm-up (p50/p95/p99) and the latency
    of batches of 2 and 4 frames.
-4. Measures int8 vs fp32 label agreement per (resolution, depth).
+4. Measures label agreement of every reduced precision (int8; fp16/bf16 on CUDA) with fp32
+   per (resolution, depth).
 5. Writes the profile JSON (latency, accuracy per complexity bin, complexity parameters,
    int8 agreement, model hash, machine) and a plot, and prints a table.
 """
@@ -80,6 +81,17 @@ def measure_latency(model, backend, frames: np.ndarray, point: OperatingPoint, n
             'p99': float(np.percentile(a, 99)), 'mean': float(a.mean()), 'n': int(len(a))}
 
 
+def machine_info(device: str) -> Dict[str, object]:
+    """Where a profile or bench ran: platform, CPUs and, on CUDA, the GPU and torch build."""
+    info: Dict[str, object] = {'platform': platform.platform(),
+                               'processor': platform.processor(), 'cpus': os.cpu_count()}
+    if str(device).startswith('cuda'):
+        import torch
+        info.update(gpu=torch.cuda.get_device_name(0), torch=torch.__version__,
+                    cuda=torch.version.cuda)
+    return info
+
+
 def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
                 frames_per_seed: int = 150, latency_runs: int = 30, quiet: bool = False
                 ) -> Dict:
@@ -145,15 +157,17 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
         overall[p.key] = tot.miou()
         acc_table[p.key] = [c.miou() if c.m.sum() else tot.miou() for c in cms]
 
-    # --- int8 agreement
-    agreement = {}
-    if 'int8' in precisions and 'fp32' in precisions:
-        for (w, h) in resolutions:
-            for d in model.depths:
-                a = OperatingPoint(w, h, d, 'fp32').key
-                b = OperatingPoint(w, h, d, 'int8').key
-                agreement[f'{w}x{h}/d{d}'] = float(np.mean([np.mean(x == y) for x, y in
-                                                            zip(preds[a], preds[b])]))
+    # --- agreement of every reduced precision (int8, fp16, bf16) with fp32 labels
+    agreement: Dict[str, Dict[str, float]] = {}
+    if 'fp32' in precisions:
+        for prec in [p for p in precisions if p != 'fp32']:
+            agreement[prec] = {}
+            for (w, h) in resolutions:
+                for d in model.depths:
+                    a = OperatingPoint(w, h, d, 'fp32').key
+                    b = OperatingPoint(w, h, d, prec).key
+                    agreement[prec][f'{w}x{h}/d{d}'] = float(np.mean(
+                        [np.mean(x == y) for x, y in zip(preds[a], preds[b])]))
 
     # --- latency
     lat, batch_lat = {}, {}
@@ -168,8 +182,7 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
 
     table = {
         'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
-        'machine': {'platform': platform.platform(), 'processor': platform.processor(),
-                    'cpus': os.cpu_count()},
+        'machine': machine_info(backend.device),
         'model': model.name, 'model_hash': model.hash(), 'backend': backend.name,
         'device': backend.device, 'frames': int(nf), 'seeds': list(PROFILE_SEEDS),
         'points': [p.key for p in points], 'golden': golden.key,
@@ -178,7 +191,8 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
                      'overall': overall, 'bin_counts': np.bincount(bins, minlength=N_BINS)
                      .tolist()},
         'complexity': {**params.to_dict(), 'fit_correlation': corr},
-        'int8_agreement': agreement, 'int8_agreement_bound': INT8_AGREEMENT_BOUND,
+        'int8_agreement': agreement.get('int8', {}),
+        'int8_agreement_bound': INT8_AGREEMENT_BOUND, 'precision_agreement': agreement,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(table, indent=1))
@@ -195,10 +209,10 @@ def print_table(t: Dict) -> None:
         bins = ' '.join(f'{v:.3f}' for v in t['accuracy']['miou'][k])
         print(f'{k:>18} {lt["p50"]:7.2f} {lt["p95"]:7.2f} {t["accuracy"]["overall"][k]:6.3f}  '
               f'{bins}')
-    if t['int8_agreement']:
-        worst = min(t['int8_agreement'].values())
-        print(f'int8 vs fp32 label agreement: worst {worst:.3f} '
-              f'(bound {t["int8_agreement_bound"]})')
+    for prec, agree in t.get('precision_agreement', {'int8': t['int8_agreement']}).items():
+        if agree:
+            print(f'{prec} vs fp32 label agreement: worst {min(agree.values()):.3f} '
+                  f'(bound {t["int8_agreement_bound"]})')
 
 
 def plot_profile(t: Dict, path: Path) -> None:
