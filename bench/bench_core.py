@@ -4,7 +4,14 @@
 2. per-point latency on this machine (re-measured now) with the profile's accuracy;
 3. adaptive vs every static point vs golden on a recorded simulator bag with ground truth,
    under a deadline the golden point cannot meet here: mIoU, miss rate, mean compute;
-4. the same with a CPU-load step (competing processes) injected halfway.
+4. the same with a load step injected halfway: competing CPU processes, or with ``--load gpu``
+   a neighbour process running large matrix products on the same GPU;
+5. a per-frame oracle bound: on each frame, the most accurate point whose measured latency met
+   the deadline on that frame, i.e. the best any per-frame scheduler could have done.
+
+``--frames F.npz`` replays frames packed by ``bench/pack_frames.py`` instead of the bag (for a
+machine without rosbags/MuJoCo, e.g. a GPU box); ``--config config/pipeline_cuda.yaml`` runs the
+torch CUDA points.
 
 Frames are replayed back to back (each frame's age at processing start is 0), so a miss means
 processing time alone exceeded the deadline.
@@ -24,11 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tts_perception.bag.io import read_labeled_frames  # noqa: E402
-from tts_perception.bag.record import IMAGE_TOPIC, LABEL_TOPIC, record_sim  # noqa: E402
 from tts_perception.metrics import ConfusionMatrix  # noqa: E402
 from tts_perception.pipeline import AdaptivePipeline  # noqa: E402
-from tts_perception.profile import measure_latency  # noqa: E402
+from tts_perception.profile import machine_info, measure_latency  # noqa: E402
 
 RESULTS = ROOT / 'bench' / 'results'
 
@@ -39,16 +44,51 @@ def _spin(stop_at: float) -> None:
         x += 1
 
 
+def _gpu_neighbour(stop_at: float) -> None:
+    """Another process's work on the same GPU: back-to-back 4096^3 bf16 matrix products."""
+    import torch
+    a = torch.randn(4096, 4096, device='cuda', dtype=torch.bfloat16)
+    while time.time() < stop_at:
+        for _ in range(8):
+            a = (a @ a).clamp_(-1, 1)
+        torch.cuda.synchronize()
+
+
+def start_load(kind: str, procs: int = 2) -> List:
+    """Start competing processes: ``cpu`` spinners or one ``gpu`` neighbour."""
+    end = time.time() + 600
+    if kind == 'gpu':
+        ctx = mp.get_context('spawn')  # CUDA cannot be used in a forked child
+        ps = [ctx.Process(target=_gpu_neighbour, args=(end,), daemon=True)]
+    else:
+        ps = [mp.Process(target=_spin, args=(end,), daemon=True) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    time.sleep(3.0 if kind == 'gpu' else 0.2)  # the GPU neighbour needs its context first
+    return ps
+
+
 def eval_bag(path: Path, seconds: float = 30.0) -> Path:
     """The evaluation bag (held-out seed 3000, 10 Hz, labels), recorded once."""
+    from tts_perception.bag.record import record_sim
     if not (path / 'metadata.yaml').exists():
         record_sim(path, seed=3000, seconds=seconds, rate=10.0, speed=1.8)
     return path
 
 
+def load_frames(bag: Path, seconds: float, npz: Optional[Path]) -> List:
+    """(rgb, labels, stamp_ns) triples from the eval bag or a packed ``.npz``."""
+    if npz is not None:
+        d = np.load(npz)
+        return list(zip(d['rgb'], d['labels'], d['stamps'].tolist()))
+    from tts_perception.bag.io import read_labeled_frames
+    from tts_perception.bag.record import IMAGE_TOPIC, LABEL_TOPIC
+    return read_labeled_frames(eval_bag(bag, seconds), IMAGE_TOPIC, LABEL_TOPIC)
+
+
 def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
-               load_from: Optional[int] = None, load_procs: int = 2) -> Dict:
-    """Replay frames through one policy; optional CPU load from frame ``load_from`` on."""
+               load_from: Optional[int] = None, load: str = 'cpu') -> Dict:
+    """Replay frames through one policy; optional load from frame ``load_from`` on."""
     pipe.set_policy(policy)
     pipe.cameras.clear()
     pipe.latency.reset()
@@ -58,15 +98,11 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
     try:
         for i, (rgb, lab, stamp) in enumerate(frames):
             if load_from is not None and i == load_from:
-                end = time.time() + 600
-                procs = [mp.Process(target=_spin, args=(end,), daemon=True)
-                         for _ in range(load_procs)]
-                for p in procs:
-                    p.start()
-                time.sleep(0.2)
+                procs = start_load(load)
             labels, rec = pipe.process(rgb, stamp, stamp, deadline_ms=deadline)
-            cm.add(labels[::2, ::2], lab[::2, ::2])
-            recs.append(rec.to_dict())
+            fcm = ConfusionMatrix(pipe.model.num_classes).add(labels[::2, ::2], lab[::2, ::2])
+            cm.add_matrix(fcm.m)
+            recs.append({**rec.to_dict(), 'confusion': fcm.m})
     finally:
         for p in procs:
             p.terminate()
@@ -96,6 +132,29 @@ def overhead(pipe: AdaptivePipeline, frames, n: int = 200) -> Dict:
     a = np.array(ts[10:])
     return {'mean_ms': float(a.mean()), 'p50_ms': float(np.median(a)),
             'p95_ms': float(np.percentile(a, 95)), 'target_ms': 0.5}
+
+
+def oracle_bound(runs: Dict[str, Dict], num_classes: int,
+                 only: Optional[Sequence[str]] = None) -> Dict:
+    """Per frame, the static point with the best per-frame mIoU among those whose measured
+    latency met the deadline on that frame (the fastest one's output, a miss, if none did):
+    the best a per-frame scheduler could have done with these latencies."""
+    statics = {k: r for k, r in runs.items() if k not in ('adaptive', 'golden')
+               and (only is None or k in only)}
+    n = min(len(r['records']) for r in statics.values())
+    cm, picks, misses = ConfusionMatrix(num_classes), Counter(), 0
+    for i in range(n):
+        recs = {k: r['records'][i] for k, r in statics.items()}
+        met = {k: rec for k, rec in recs.items() if not rec['missed']}
+        if met:
+            k = max(met, key=lambda k: ConfusionMatrix(num_classes).add_matrix(
+                met[k]['confusion']).miou())
+        else:
+            k = min(recs, key=lambda k: recs[k]['total_ms'])
+            misses += 1
+        cm.add_matrix(recs[k]['confusion'])
+        picks[k] += 1
+    return {'miou': cm.miou(), 'miss_rate': misses / max(n, 1), 'points': dict(picks)}
 
 
 def plot_run(run: Dict, deadline: float, path: Path, title: str) -> None:
@@ -131,11 +190,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--seconds', type=float, default=30.0)
     ap.add_argument('--deadline-fraction', type=float, default=0.5,
                     help='deadline = this x golden p95 latency (so golden cannot meet it)')
+    ap.add_argument('--frames', type=Path, default=None,
+                    help='packed frames (.npz from bench/pack_frames.py) instead of the bag')
+    ap.add_argument('--limit', type=int, default=0, help='use only the first N frames (dry run)')
+    ap.add_argument('--backend', default=None, help="default: the config's backend")
+    ap.add_argument('--load', choices=('auto', 'cpu', 'gpu'), default='auto',
+                    help='kind of load step (auto: gpu for a CUDA backend, else cpu)')
     ap.add_argument('--out', type=Path, default=RESULTS / 'core.json')
     a = ap.parse_args(argv)
-    pipe = AdaptivePipeline.from_yaml(a.config, backend='onnxruntime')
-    frames = read_labeled_frames(eval_bag(a.bag, a.seconds), IMAGE_TOPIC, LABEL_TOPIC)
-    res: Dict = {'machine_profile': pipe.profile['machine'], 'frames': len(frames)}
+    over = {'backend': a.backend} if a.backend else {}
+    pipe = AdaptivePipeline.from_yaml(a.config, **over)
+    device = str(pipe.backend.device)
+    load = a.load if a.load != 'auto' else ('gpu' if device.startswith('cuda') else 'cpu')
+    frames = load_frames(a.bag, a.seconds, a.frames)[:a.limit or None]
+    res: Dict = {'machine': machine_info(device), 'backend': pipe.backend.name,
+                 'device': device, 'machine_profile': pipe.profile['machine'],
+                 'frames': len(frames), 'load_kind': load}
     res['overhead'] = overhead(pipe, frames)
     lat = {}
     for p in pipe.points:
@@ -154,6 +224,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  and r['miss_rate'] <= 0.01}
     best_static = max(static_ok.values(), key=lambda r: r['miou']) if static_ok else None
     g, ad = runs['golden'], runs['adaptive']
+    ncls = pipe.model.num_classes
+    res['oracle'] = {'any_point_that_met_the_deadline': oracle_bound(runs, ncls),
+                     'feasible_static_points_only': oracle_bound(runs, ncls, list(static_ok))}
     res['comparison'] = {
         'adaptive_miou': ad['miou'], 'golden_miou': g['miou'],
         'best_feasible_static': best_static['policy'] if best_static else None,
@@ -164,14 +237,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'adaptive_miss_rate': ad['miss_rate'],
         'targets': {'vs_best_static': '>= +0.03', 'vs_golden_miou': '>= 0.95',
                     'vs_golden_compute': '<= 0.50', 'miss_rate': '<= 0.01'}}
-    plot_run(ad, deadline, RESULTS / 'core_adaptive.png', 'adaptive, no load')
-    # CPU-load step halfway: adaptive vs the static points feasible before the step
+    stem = a.out.with_suffix('')
+    plot_run(ad, deadline, stem.parent / f'{stem.name}_adaptive.png', 'adaptive, no load')
+    # load step halfway: adaptive vs the static points feasible before the step
     half = len(frames) // 2
-    load_runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline, load_from=half)}
+    load_runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline, half, load)}
     for k in sorted(static_ok, key=lambda k: -static_ok[k]['miou'])[:3]:
-        load_runs[k] = run_policy(pipe, frames, f'static:{k}', deadline, load_from=half)
-    plot_run(load_runs['adaptive'], deadline, RESULTS / 'core_adaptive_load_step.png',
-             'adaptive, CPU load step at the half')
+        load_runs[k] = run_policy(pipe, frames, f'static:{k}', deadline, half, load)
+    plot_run(load_runs['adaptive'], deadline, stem.parent / f'{stem.name}_adaptive_load_step.png',
+             f'adaptive, {load} load step at the half')
+    res['deadline_misses_after_step'] = [
+        i - half for i, r in enumerate(load_runs['adaptive']['records'])
+        if i >= half and r['missed']]
     res['runs'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
                    for k, v in runs.items()}
     res['load_step'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
@@ -181,12 +258,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'\ndecision overhead per 640x480 frame: mean {res["overhead"]["mean_ms"]:.3f} ms, '
           f'p95 {res["overhead"]["p95_ms"]:.3f} ms (target <= 0.5 ms)')
     print(f'deadline {deadline:.1f} ms = {a.deadline_fraction} x golden p95; '
-          f'{len(frames)} frames of {a.bag.name}')
+          f'{len(frames)} frames of {(a.frames or a.bag).name}; {pipe.backend.name} on {device}')
     print(f'{"policy":>22} {"mIoU":>6} {"miss%":>6} {"compute ms":>10}')
     for k, r in runs.items():
         print(f'{k:>22} {r["miou"]:6.3f} {100 * r["miss_rate"]:6.1f} '
               f'{r["mean_compute_ms"]:10.2f}')
-    print('CPU load step at the half (miss % before -> after):')
+    print(f'{load} load step at the half (miss % before -> after):')
     for k, r in load_runs.items():
         print(f'{k:>22} {r["miou"]:6.3f} {100 * r["miss_rate_first_half"]:6.1f} -> '
               f'{100 * r["miss_rate_second_half"]:6.1f}')
@@ -195,6 +272,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{c["adaptive_minus_best_static"]}; vs golden: mIoU '
           f'x{c["adaptive_over_golden_miou"]:.3f} at compute '
           f'x{c["adaptive_over_golden_compute"]:.3f}')
+    for name, o in res['oracle'].items():
+        print(f'per-frame oracle ({name}): mIoU {o["miou"]:.3f}, miss {100 * o["miss_rate"]:.1f}%')
     print(f'wrote {a.out}')
     return 0
 

@@ -1,0 +1,57 @@
+"""The profile command on the bundled model (CI-sized) and the bench's oracle bound."""
+
+from pathlib import Path
+import sys
+
+import numpy as np
+import pytest
+
+from tts_perception.metrics import ConfusionMatrix
+from tts_perception.profile import INT8_AGREEMENT_BOUND, run_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'bench'))
+
+from bench_core import oracle_bound  # noqa: E402
+
+
+def test_profile_measures_every_point_and_precision_agreement(tmp_path):
+    cfg = {'model_path': str(ROOT / 'models' / 'tts_segnet'), 'backend': 'onnxruntime',
+           'resolutions': [[160, 120]], 'precisions': ['fp32', 'int8']}
+    t = run_profile(cfg, tmp_path / 'p.json', data_dir=tmp_path, frames_per_seed=4,
+                    latency_runs=3, quiet=True)
+    keys = [f'160x120/d{d}/{p}' for d in (1, 2, 3) for p in ('fp32', 'int8')]
+    assert sorted(t['points']) == sorted(keys)
+    for k in keys:
+        lat = t['latency_ms'][k]
+        assert 0 < lat['p50'] <= lat['p95'] <= lat['p99']
+        assert len(t['accuracy']['miou'][k]) == len(t['accuracy']['bin_edges']) - 1
+    agree = t['precision_agreement']['int8']
+    assert sorted(agree) == ['160x120/d1', '160x120/d2', '160x120/d3']
+    assert all(INT8_AGREEMENT_BOUND <= v <= 1.0 for v in agree.values()), agree
+    assert t['int8_agreement'] == agree and t['machine']['cpus'] >= 1
+    assert (tmp_path / 'p.json').exists()
+
+
+def _rec(missed, total_ms, pred, truth):
+    return {'missed': missed, 'total_ms': total_ms,
+            'confusion': ConfusionMatrix(2).add(np.array(pred), np.array(truth)).m}
+
+
+def test_oracle_bound_picks_the_best_point_that_met_the_deadline():
+    truth = [0, 0, 1, 1]
+    runs = {  # frame 0: 'big' perfect but missed, 'mid' half right; frame 1: none met
+        'adaptive': {}, 'golden': {},
+        'big': {'records': [_rec(True, 30, truth, truth), _rec(True, 30, truth, truth)]},
+        'mid': {'records': [_rec(False, 10, [0, 0, 0, 1], truth),
+                            _rec(True, 25, [0, 0, 0, 1], truth)]},
+        'small': {'records': [_rec(False, 5, [0, 0, 0, 0], truth),
+                              _rec(True, 21, [0, 0, 0, 0], truth)]}}
+    o = oracle_bound(runs, 2)
+    assert o['points'] == {'mid': 1, 'small': 1} and o['miss_rate'] == 0.5
+    expect = ConfusionMatrix(2).add(np.array([0, 0, 0, 1]), np.array(truth)) \
+        .add(np.array([0, 0, 0, 0]), np.array(truth)).miou()
+    assert o['miou'] == pytest.approx(expect)
+    assert oracle_bound(runs, 2, only=['small'])['points'] == {'small': 2}
+    with pytest.raises(ValueError, match='confusion matrix shape'):
+        ConfusionMatrix(3).add_matrix(np.zeros((2, 2)))
