@@ -1,0 +1,127 @@
+"""Checks of the torch CUDA path that need a GPU (run by ``scripts/gpu_check.sh`` on one).
+
+Not part of ``make test``: CI has no GPU. Each check records its numbers; the script exits 1
+if any check fails, and writes everything to ``--out`` (JSON).
+
+1. ``backend: auto`` resolves to torch on CUDA when TensorRT is absent;
+2. fp32/fp16/bf16 copies of the bundled model: every (resolution, depth) gives a valid label
+   image, and its labels agree with torch fp32 on the CPU within the profile's bound;
+3. int8 is refused on torch with a clear error;
+4. ``release()`` gives the GPU memory back;
+5. ``AdaptivePipeline`` from ``config/pipeline_cuda.yaml`` processes frames under a deadline
+   and its decision records say cuda precisions.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tts_perception.backends import BackendUnavailable, resolve_backend_name  # noqa: E402
+from tts_perception.backends.torch_backend import TorchBackend  # noqa: E402
+from tts_perception.model_desc import load_model_description  # noqa: E402
+from tts_perception.pipeline import AdaptivePipeline, infer  # noqa: E402
+from tts_perception.points import OperatingPoint  # noqa: E402
+from tts_perception.profile import INT8_AGREEMENT_BOUND, machine_info  # noqa: E402
+
+
+class Checks:
+    """Collects named pass/fail results with their numbers."""
+
+    def __init__(self) -> None:
+        self.results: List[Dict] = []
+
+    def check(self, name: str, ok: bool, **numbers) -> None:
+        """Record one check and print it."""
+        self.results.append({'check': name, 'ok': bool(ok), **numbers})
+        print(f'[{"PASS" if ok else "FAIL"}] {name} {numbers if numbers else ""}', flush=True)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(r['ok'] for r in self.results)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the checks; exit status 1 when one fails."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--device', default='cuda', help='cuda (default), or cpu for a dry run')
+    ap.add_argument('--frames', type=Path, default=ROOT / '.gpu_data' / 'eval.npz')
+    ap.add_argument('--config', type=Path, default=ROOT / 'config' / 'pipeline_cuda.yaml')
+    ap.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'gpu_check.json')
+    a = ap.parse_args(argv)
+    import torch
+    c = Checks()
+    model = load_model_description(ROOT / 'models' / 'tts_segnet')
+    d = np.load(a.frames)
+    rgb, truth = d['rgb'][::15], d['labels'][::15]
+
+    if a.device.startswith('cuda'):
+        name, why = resolve_backend_name('auto', model)
+        c.check('auto backend resolves to torch on CUDA', name == 'torch', why=why)
+
+    cpu = TorchBackend(model, device='cpu')
+    cpu.prepare(['fp32'])
+    gpu = TorchBackend(model, device=a.device)
+    precisions = list(gpu.supported_precisions())
+    gpu.prepare(precisions)
+    mem_prepared = torch.cuda.memory_allocated() if a.device.startswith('cuda') else 0
+    agreement: Dict[str, Dict[str, float]] = {p: {} for p in precisions}
+    for res in ((160, 120), (320, 240), (640, 480)):
+        for depth in model.depths:
+            ref = [infer(model, cpu, [f], OperatingPoint(*res, depth, 'fp32'))[0][0]
+                   for f in rgb]
+            for prec in precisions:
+                point = OperatingPoint(*res, depth, prec)
+                out = [infer(model, gpu, [f], point)[0][0] for f in rgb]
+                valid = all(o.shape == (480, 640) and o.dtype == np.uint8 and
+                            o.max() < model.num_classes for o in out)
+                agree = float(np.mean([np.mean(o == r) for o, r in zip(out, ref)]))
+                right = float(np.mean([np.mean(o == t) for o, t in zip(out, truth)]))
+                agreement[prec][point.key] = agree
+                c.check(f'{point.key}: valid labels, agrees with CPU fp32',
+                        valid and agree >= INT8_AGREEMENT_BOUND and right > 0.7,
+                        agreement=round(agree, 5), pixel_accuracy=round(right, 4))
+    try:
+        gpu.check_precisions(['int8'])
+        c.check('int8 on torch is refused', False)
+    except BackendUnavailable as exc:
+        c.check('int8 on torch is refused', 'int8' in str(exc), error=str(exc))
+
+    if a.device.startswith('cuda'):
+        gpu.release()
+        torch.cuda.synchronize()
+        mem_released = torch.cuda.memory_allocated()
+        c.check('release() frees GPU memory', mem_released < mem_prepared,
+                prepared_bytes=mem_prepared, released_bytes=mem_released)
+
+    pipe = AdaptivePipeline.from_yaml(a.config, backend='torch')
+    recs = []
+    for i, (f, t) in enumerate(zip(d['rgb'][:100], d['labels'][:100])):
+        now = time.time_ns()
+        labels, rec = pipe.process(f, now, now, deadline_ms=pipe.config.deadline_ms)
+        recs.append(rec)
+    miss = float(np.mean([r.missed for r in recs]))
+    c.check('AdaptivePipeline on torch CUDA from pipeline_cuda.yaml',
+            labels.shape == (480, 640) and all(r.precision in precisions for r in recs),
+            device=str(pipe.backend.device), miss_rate=miss,
+            points=sorted({r.point for r in recs}),
+            p50_ms=float(np.median([r.total_ms for r in recs])))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({'machine': machine_info(a.device), 'ok': c.ok,
+                                 'agreement_with_cpu_fp32': agreement,
+                                 'checks': c.results}, indent=1))
+    print(f'{sum(r["ok"] for r in c.results)}/{len(c.results)} checks passed; wrote {a.out}')
+    return 0 if c.ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
