@@ -9,7 +9,9 @@ contention), so each point also keeps its own excess over the machine-wide facto
 slowdown): the smaller of its last two, so one unlucky frame (a load step landing on it) does
 not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
 points are observed, so a penalised point is tried again later.
-Deadline misses add a backoff factor that decays on each hit.
+Deadline misses add a backoff factor that decays on each hit, and a miss by a factor k makes
+the machine-wide factor at least k times what it was at once (a shock that fades as the window
+catches up): the frame after a load step is planned for the step.
 """
 
 from collections import deque
@@ -35,7 +37,8 @@ class LatencyModel:
                  backoff_step: float = 1.15, backoff_max: float = 2.0,
                  backoff_decay: float = 0.97,
                  batch_profile: Optional[Mapping[str, Mapping[str, float]]] = None,
-                 recent: int = 2, point_relax: float = 0.995):
+                 recent: int = 2, point_relax: float = 0.995, shock_max: float = 6.0,
+                 shock_decay: float = 0.8, normal_band: float = 1.3):
         if not profile:
             raise ValueError('latency profile is empty')
         for key, row in profile.items():
@@ -52,6 +55,9 @@ class LatencyModel:
         self.point_ratio: Dict[str, List[float]] = {}   # key -> last two (ratio / slowdown)
         self.point_relax = point_relax
         self.backoff = 1.0
+        self.shock, self.shock_max, self.shock_decay = 1.0, shock_max, shock_decay
+        self.normal_band = normal_band
+        self._suspect: Optional[tuple] = None   # (key, excess, factor) of the last miss
         self._cache: Dict[str, float] = {}    # predictions, cleared by every observation
         self._slowdown: Optional[float] = None
         self.backoff_step, self.backoff_max, self.backoff_decay = (backoff_step, backoff_max,
@@ -61,7 +67,7 @@ class LatencyModel:
     def slowdown(self) -> float:
         """Machine-wide factor from recent observations (1.0 before any)."""
         if self._slowdown is None:
-            self._slowdown = self._factor(None)
+            self._slowdown = max(self._factor(None), self.shock)
         return self._slowdown
 
     def _factor(self, exclude: Optional[str]) -> float:
@@ -92,7 +98,8 @@ class LatencyModel:
         """Forget every online observation (back to the profile prior)."""
         self.ratios.clear()
         self.point_ratio.clear()
-        self.backoff = 1.0
+        self.backoff = self.shock = 1.0
+        self._suspect = None
         self._invalidate()
 
     def _invalidate(self) -> None:
@@ -133,9 +140,18 @@ class LatencyModel:
         if not ref:
             return
         r = measured_ms / ref
+        if self._suspect is not None and n == 1:
+            self._settle_suspect(key, r / self._excess(key))
         # the machine state as the *other* points show it: a point's own slowness must not
-        # hide inside the machine-wide factor it is compared with
-        before = self._factor(key)
+        # hide inside the machine-wide factor it is compared with. Only if other points were
+        # seen lately, though: when one point has run alone, the slowness it shows cannot be
+        # told apart from the machine's, and blaming the machine is the safe side (blaming the
+        # point would make every other point look fast right after a load step); likewise
+        # while a shock (a recent miss) says the machine itself just changed
+        if self._others_seen_lately(key) and self.shock < 1.05:
+            before = self._factor(key)
+        else:
+            before = max(self._factor(None), self.shock)
         self.ratios.append((key if n == 1 else '', r))
         if n > 1:
             return
@@ -146,10 +162,40 @@ class LatencyModel:
         last.append(r / before)
         del last[:-2]
 
-    def on_outcome(self, missed: bool) -> None:
-        """Back off after a miss; decay towards 1 after a hit."""
+    def _others_seen_lately(self, key: str, lately: int = 4, enough: int = 3) -> bool:
+        recent = list(self.ratios)
+        others = [i for i, (k, _) in enumerate(recent) if k != key]
+        return len(others) >= enough and others[-1] >= len(recent) - lately
+
+    def on_outcome(self, missed: bool, overshoot: float = 1.0, key: Optional[str] = None
+                   ) -> None:
+        """Back off after a miss; decay towards 1 after a hit.
+
+        ``overshoot`` is the frame's measured / predicted latency. A miss by that much is
+        taken as a machine-wide slowdown at once (a *shock*, capped at ``shock_max``, that
+        fades by ``shock_decay`` per frame as the window of observations catches up), so the
+        frame after a sudden load step is planned for it. The point ``key`` that missed stays
+        suspect: if the next other point runs at its usual speed, the machine was fine, the
+        shock is withdrawn and the suspect point alone is branded slow by its overshoot.
+        """
         self._invalidate()
+        self.shock = 1.0 + (self.shock - 1.0) * self.shock_decay
         if missed:
             self.backoff = min(self.backoff_max, self.backoff * self.backoff_step)
+            if np.isfinite(overshoot) and overshoot > 1.0:
+                base = self._factor(None)
+                self.shock = max(self.shock, min(self.shock_max, base * overshoot))
+                if key is not None:
+                    self._suspect = (key, overshoot * self._excess(key), base)
         else:
             self.backoff = max(1.0, self.backoff * self.backoff_decay)
+
+    def _settle_suspect(self, key: str, ratio: float) -> None:
+        """Another point ran after a shock: was the machine slow, or only the suspect?"""
+        suspect, excess, base = self._suspect
+        if key == suspect:
+            return
+        self._suspect = None
+        if ratio < self.normal_band * base:     # the machine is fine: blame the point
+            self.shock = 1.0
+            self.point_ratio[suspect] = [excess, excess]

@@ -359,7 +359,8 @@ class AdaptivePipeline:
         self.latency.observe(run_point.key, measured, n)
         total = (t2 - t_frame) * 1e3
         missed = age + total > deadline
-        self.latency.on_outcome(missed)
+        self.latency.on_outcome(missed, measured / max(dec.predicted_ms, 1e-3),
+                                run_point.key if n == 1 else None)
         st.monitor.observe_result(labels, conf)
         p = dec.point
         return DecisionRecord(
