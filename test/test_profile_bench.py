@@ -18,7 +18,7 @@ from bench_core import oracle_bound  # noqa: E402
 def test_profile_measures_every_point_and_precision_agreement(tmp_path):
     cfg = {'model_path': str(ROOT / 'models' / 'tts_segnet'), 'backend': 'onnxruntime',
            'resolutions': [[160, 120]], 'precisions': ['fp32', 'int8']}
-    t = run_profile(cfg, tmp_path / 'p.json', data_dir=tmp_path, frames_per_seed=4,
+    t = run_profile(cfg, tmp_path / 'p.json', data_dir=tmp_path, frames_per_seed=6,
                     latency_runs=3, quiet=True)
     keys = [f'160x120/d{d}/{p}' for d in (1, 2, 3) for p in ('fp32', 'int8')]
     assert sorted(t['points']) == sorted(keys)
