@@ -193,3 +193,11 @@ def test_startup_calibration_scales_only_points_slower_than_profiled():
     assert lm.predict(small) == pytest.approx(p_small)
     lm.reset()                                     # online state only; calibration stays
     assert lm.predict(big) == pytest.approx(p_big * 1.5)
+    for _ in range(600):                           # only others run: big is tried again later
+        lm.observe(small, lm.base[small])
+    assert lm.predict(big) < p_big * 1.1
+    lm.reset()
+    for _ in range(3):                             # big really is 1.5x slow: stays so
+        lm.observe(small, lm.base[small])
+        lm.observe(big, lm.base[big] * 1.5)
+    assert lm.predict(big) > p_big * 1.4

@@ -47,7 +47,7 @@ class LatencyModel:
                     raise ValueError(f'latency profile for {key} lacks a positive {q}')
         self.base = {k: float(v['p50']) for k, v in profile.items()}
         self.upper = {k: float(v[quantile]) for k, v in profile.items()}
-        self._base0, self._upper0 = dict(self.base), dict(self.upper)
+        self._calib: Dict[str, float] = {}   # start-up calibration (initial excess)
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
         self.ratio_q, self.recent = ratio_quantile, recent
@@ -82,25 +82,32 @@ class LatencyModel:
         return max(0.5, _quantile(r, self.ratio_q), recent)
 
     def calibrate(self, measured_ms: Mapping[str, float]) -> Dict[str, float]:
-        """Scale the prior of points measured slower now than in the profile; returns the
-        applied factors. Points measured faster keep the (conservative) profile values."""
+        """Points measured slower now than in the profile start with that factor as their
+        per-point excess; returns the factors. Points measured faster keep the (conservative)
+        profile values. Like any excess it relaxes as other points run, so a point that was
+        slow only while the machine warmed up is tried again instead of being ruled out for
+        good (and branded again by its next slow run if it really is slow)."""
         applied = {}
         for key, ms in measured_ms.items():
             if key in self.base and ms > 0 and np.isfinite(ms):
-                f = max(1.0, ms / self._base0[key])
-                self.base[key] = self._base0[key] * f
-                self.upper[key] = self._upper0[key] * f
-                applied[key] = f
-        self._invalidate()
+                applied[key] = max(1.0, ms / self.base[key])
+        self._calib = {k: f for k, f in applied.items() if f > 1.0}
+        self._apply_calibration()
         return applied
 
+    def _apply_calibration(self) -> None:
+        for key, f in self._calib.items():
+            self.point_ratio[key] = [f, f]
+        self._invalidate()
+
     def reset(self) -> None:
-        """Forget every online observation (back to the profile prior)."""
+        """Forget every online observation (back to the profile prior and the start-up
+        calibration)."""
         self.ratios.clear()
         self.point_ratio.clear()
         self.backoff = self.shock = 1.0
         self._suspect = None
-        self._invalidate()
+        self._apply_calibration()
 
     def _invalidate(self) -> None:
         self._cache.clear()
