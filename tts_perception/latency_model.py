@@ -8,7 +8,8 @@ is ever observed). Points do not slow down alike (big frames suffer more from me
 contention), so each point also keeps its own excess over the machine-wide factor (ratio /
 slowdown): the smaller of its last two, so one unlucky frame (a load step landing on it) does
 not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
-points are observed, so a penalised point is tried again later.
+points are observed, so a penalised point is tried again later. Start-up calibration (every
+point timed once) seeds the excess of points slower now than in the profile.
 Deadline misses add a backoff factor that decays on each hit, and a miss by a factor k makes
 the machine-wide factor at least k times what it was at once (a shock that fades as the window
 catches up): the frame after a load step is planned for the step.
