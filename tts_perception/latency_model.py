@@ -187,12 +187,13 @@ class LatencyModel:
         shock is withdrawn and the suspect point alone is branded slow by its overshoot.
         """
         self._invalidate()
+        base = self._factor(None)
+        in_effect = max(base, self.shock)     # the machine-wide factor the frame was planned with
         self.shock = 1.0 + (self.shock - 1.0) * self.shock_decay
         if missed:
             self.backoff = min(self.backoff_max, self.backoff * self.backoff_step)
             if np.isfinite(overshoot) and overshoot > 1.0:
-                base = self._factor(None)
-                self.shock = max(self.shock, min(self.shock_max, base * overshoot))
+                self.shock = max(self.shock, min(self.shock_max, in_effect * overshoot))
                 if key is not None:
                     self._suspect = (key, overshoot * self._excess(key), base)
         else:
