@@ -90,6 +90,26 @@ def test_ladder_model_runs_in_the_adaptive_pipeline(ladder, tmp_path, sample_bag
     assert labels.shape == rgb.shape[:2] and rec.point in table['points']
 
 
+@pytest.mark.parametrize('layout', ['NCHW', 'NHWC'])
+@pytest.mark.parametrize('kind', ['logits', 'probabilities'])
+def test_postprocess_equals_bilinear_upsample_then_argmax(layout, kind):
+    import cv2
+    desc = load_model_description(MODEL)
+    desc.output_layout, desc.output_kind = layout, kind
+    rng = np.random.default_rng(1)
+    nchw = rng.normal(size=(2, desc.num_classes, 15, 20)).astype(np.float32)
+    out = nchw if layout == 'NCHW' else nchw.transpose(0, 2, 3, 1).copy()
+    labels, conf = desc.postprocess(out, (240, 320), work_hw=(120, 160))
+    for i in range(2):
+        ref = cv2.resize(nchw[i].transpose(1, 2, 0), (160, 120),
+                         interpolation=cv2.INTER_LINEAR).argmax(-1).astype(np.uint8)
+        ref = cv2.resize(ref, (320, 240), interpolation=cv2.INTER_NEAREST)
+        assert (labels[i] == ref).all()
+        p = np.exp(nchw[i] - nchw[i].max(0)) if kind == 'logits' else nchw[i]
+        p = p / p.sum(0) if kind == 'logits' else p
+        assert conf[i] == pytest.approx(p.max(0).mean(), rel=1e-5)
+
+
 def test_label_output_kind_and_bad_descriptions(tmp_path):
     desc = load_model_description(MODEL)
     desc.output_kind = 'labels'
