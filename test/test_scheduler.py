@@ -182,6 +182,19 @@ def test_a_miss_is_a_shock_until_another_point_tells_machine_from_point(machine_
         assert lm.predict(big) > 1.8 * p_big
 
 
+def test_scattered_latencies_widen_the_prediction_steady_ones_do_not():
+    lat, _ = _tables()
+    key = '320x240/d2/int8'
+    steady, scattered = LatencyModel(lat), LatencyModel(lat)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        steady.observe(key, steady.base[key] * float(rng.uniform(0.95, 1.05)))
+        scattered.observe(key, scattered.base[key] * float(rng.choice([1.0, 1.0, 1.0, 2.2])))
+    assert steady.spread == 1.0
+    assert scattered.spread > 1.3
+    assert scattered.predict(key) > 1.3 * steady.predict(key)
+
+
 def test_startup_calibration_scales_only_points_slower_than_profiled():
     lat, _ = _tables()
     lm = LatencyModel(lat)

@@ -10,6 +10,9 @@ slowdown): the smaller of its last two, so one unlucky frame (a load step landin
 not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
 points are observed, so a penalised point is tried again later. Start-up calibration (every
 point timed once) seeds the excess of points slower now than in the profile.
+When the window's ratios scatter more than the profile's p95/p50 (contention makes latency
+tails wider), the machine-wide factor is widened by that excess spread, since the profile's
+quantile no longer covers the tail.
 Deadline misses add a backoff factor that decays on each hit, and a miss by a factor k makes
 the machine-wide factor at least k times what it was at once (a shock that fades as the window
 catches up): the frame after a load step is planned for the step.
@@ -49,6 +52,8 @@ class LatencyModel:
         self.base = {k: float(v['p50']) for k, v in profile.items()}
         self.upper = {k: float(v[quantile]) for k, v in profile.items()}
         self._calib: Dict[str, float] = {}   # start-up calibration (initial excess)
+        # the spread (upper quantile / median) the profile saw on a quiet machine
+        self.spread_ref = float(np.median([self.upper[k] / self.base[k] for k in self.base]))
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
         self.ratio_q, self.recent = ratio_quantile, recent
@@ -68,8 +73,19 @@ class LatencyModel:
     def slowdown(self) -> float:
         """Machine-wide factor from recent observations (1.0 before any)."""
         if self._slowdown is None:
-            self._slowdown = max(self._factor(None), self.shock)
+            self._slowdown = max(self._factor(None), self.shock) * self.spread
         return self._slowdown
+
+    @property
+    def spread(self) -> float:
+        """How much wider than on the quiet profiled machine the latency spread is now (>= 1):
+        the window's upper quantile over its median, relative to the profile's p95/p50. Under
+        contention latencies scatter more, and the profile's quantile no longer covers it."""
+        r = [x / self._excess(k) for k, x in self.ratios]
+        if len(r) < 6:
+            return 1.0
+        med = _quantile(r, 0.5)
+        return min(2.0, max(1.0, _quantile(r, self.ratio_q) / med / self.spread_ref))
 
     def _factor(self, exclude: Optional[str]) -> float:
         # each ratio over its point's current excess: once a point is known to be slow, its
