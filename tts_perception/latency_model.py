@@ -73,7 +73,8 @@ class LatencyModel:
     def slowdown(self) -> float:
         """Machine-wide factor from recent observations (1.0 before any)."""
         if self._slowdown is None:
-            self._slowdown = max(self._factor(None), self.shock) * self.spread
+            r = self._normalised(None)
+            self._slowdown = max(self._factor_of(r), self.shock) * self._spread_of(r)
         return self._slowdown
 
     @property
@@ -81,22 +82,29 @@ class LatencyModel:
         """How much wider than on the quiet profiled machine the latency spread is now (>= 1):
         the window's upper quantile over its median, relative to the profile's p95/p50. Under
         contention latencies scatter more, and the profile's quantile no longer covers it."""
-        r = [x / self._excess(k) for k, x in self.ratios]
-        if len(r) < 6:
-            return 1.0
-        med = _quantile(r, 0.5)
-        return min(2.0, max(1.0, _quantile(r, self.ratio_q) / med / self.spread_ref))
+        return self._spread_of(self._normalised(None))
 
-    def _factor(self, exclude: Optional[str]) -> float:
+    def _normalised(self, exclude: Optional[str]) -> List[float]:
         # each ratio over its point's current excess: once a point is known to be slow, its
         # past samples stop inflating the machine-wide factor
-        r = [x / self._excess(k) for k, x in self.ratios if k != exclude or not k]
+        return [x / self._excess(k) for k, x in self.ratios if k != exclude or not k]
+
+    def _factor(self, exclude: Optional[str]) -> float:
+        return self._factor_of(self._normalised(exclude))
+
+    def _factor_of(self, r: List[float]) -> float:
         if not r:
             return 1.0
         # upper quantile of the window, or the latest few if all higher: a load step shows in
         # the very next prediction instead of after ~window/10 frames
         recent = min(r[-self.recent:]) if len(r) >= self.recent else 0.0
         return max(0.5, _quantile(r, self.ratio_q), recent)
+
+    def _spread_of(self, r: List[float]) -> float:
+        if len(r) < 6:
+            return 1.0
+        med = _quantile(r, 0.5)
+        return min(2.0, max(1.0, _quantile(r, self.ratio_q) / med / self.spread_ref))
 
     def calibrate(self, measured_ms: Mapping[str, float]) -> Dict[str, float]:
         """Points measured slower now than in the profile start with that factor as their
