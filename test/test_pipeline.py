@@ -97,9 +97,11 @@ def test_anytime_stops_early_and_says_why(frames):
 def test_batch_of_cameras(pipe, frames):
     pipe.set_policy('adaptive')
     items = [(frames[i][0], 1, f'cam{i}', 1e4) for i in (1, 2)]
+    pipe.latency.reset()
     out = pipe.process_batch(items, now_ns=1)
     assert len(out) == 2 and all(r.batch_size == 2 for _, r in out)
     assert {r.camera for _, r in out} == {'cam1', 'cam2'}
+    assert len(pipe.latency.ratios) == 1      # one batch is one latency observation
 
 
 def test_bad_frames_are_refused(pipe):

@@ -349,18 +349,21 @@ class AdaptivePipeline:
         labels, conf, exit_depth, stop = self._run([rgb], dec.point, budget, t1)
         t2 = time.perf_counter()
         run_point = self._point(dec.point, exit_depth)
-        return labels[0], self._finish(st, cam, stamp, dec, run_point, exit_depth, stop, c,
-                                       age_now, deadline, budget, t_frame, t1, t2, labels[0],
-                                       float(conf[0]), 1)
+        rec = self._finish(st, cam, stamp, dec, run_point, exit_depth, stop, c, age_now,
+                           deadline, budget, t_frame, t1, t2, labels[0], float(conf[0]), 1)
+        self._learn(run_point.key, rec.measured_ms, 1, dec.predicted_ms, rec.missed)
+        return labels[0], rec
+
+    def _learn(self, key: str, measured: float, n: int, predicted: float, missed: bool) -> None:
+        """Feed one run (a frame or a whole batch of ``n``) to the latency model, once."""
+        self.latency.observe(key, measured, n)
+        self.latency.on_outcome(missed, measured / max(predicted, 1e-3), key if n == 1 else None)
 
     def _finish(self, st, cam, stamp, dec, run_point, exit_depth, stop, c, age, deadline,
                 budget, t_frame, t1, t2, labels, conf, n) -> DecisionRecord:
         measured = (t2 - t1) * 1e3
-        self.latency.observe(run_point.key, measured, n)
         total = (t2 - t_frame) * 1e3
         missed = age + total > deadline
-        self.latency.on_outcome(missed, measured / max(dec.predicted_ms, 1e-3),
-                                run_point.key if n == 1 else None)
         st.monitor.observe_result(labels, conf)
         p = dec.point
         return DecisionRecord(
@@ -402,6 +405,9 @@ class AdaptivePipeline:
             rec = self._finish(st, cam, stamp, dec, best, exit_depth, stop, c, age, deadline,
                                budgets[i], t0, t1, t2, labels[i], float(conf[i]), n)
             out.append((labels[i], rec))
+        # one batch is one observation: feeding it once per frame would put n copies of the
+        # same latency into the window and back off n times for one miss
+        self._learn(best.key, (t2 - t1) * 1e3, n, pred, any(r.missed for _, r in out))
         return out
 
     def release(self) -> None:
