@@ -324,11 +324,9 @@ class PerceptionNode(LifecycleNode):
             ovl = (0.5 * rgb + 0.5 * PALETTE[np.minimum(labels, len(PALETTE) - 1)]).astype(
                 np.uint8)
             ovl_pub.publish(image_msg(ovl, 'rgb8', msg.header))
-        d = rec.to_dict()
-        d['camera'] = topic
-        d['stamp_ns'] = stamp_ns(msg.header.stamp)
+        # the record already carries this camera's topic and the frame's stamp
         self.pub_status.publish(status('perception', topic, WARN if rec.missed else OK,
-                                       rec.reason, d))
+                                       rec.reason, rec.to_dict()))
 
     def _publish_diag(self) -> None:
         sts = []
