@@ -105,6 +105,17 @@ class ModelDescription:
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def confidence(self, out: np.ndarray, item: int = 0) -> float:
+        """Mean max-class probability of one item of a raw exit output (1 for labels)."""
+        if self.output_kind == 'labels':
+            return 1.0
+        s = out[item] if self.output_layout == 'NCHW' else out[item].transpose(2, 0, 1)
+        s = s.astype(np.float32, copy=False)
+        if self.output_kind == 'logits':
+            e = np.exp(s - s.max(0, keepdims=True))
+            s = e / e.sum(0, keepdims=True)
+        return float(s.max(0).mean())
+
     def postprocess(self, out: np.ndarray, out_hw: Tuple[int, int],
                     work_hw: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """(labels uint8 [N,H,W] at out_hw, confidence [N]) from one exit's raw output.
@@ -129,14 +140,9 @@ class ModelDescription:
             raise ModelError(f'{self.name}: output has {planes.shape[1]} channels, '
                              f'model.yaml lists {self.num_classes} classes')
         labels, confs = [], []
-        for s in planes:
+        for i, s in enumerate(planes):
             s = s.astype(np.float32, copy=False)
-            if self.output_kind == 'logits':
-                e = np.exp(s - s.max(0, keepdims=True))
-                prob = e / e.sum(0, keepdims=True)
-            else:
-                prob = s
-            confs.append(float(prob.max(0).mean()))
+            confs.append(self.confidence(out, i))
             best, lab = None, np.zeros((h, w), np.uint8)
             for c, plane in enumerate(s):
                 up = cv2.resize(np.ascontiguousarray(plane), (w, h),

@@ -120,17 +120,6 @@ def _resolve(path: str, base: Optional[Path]) -> Path:
     return base / p
 
 
-def _confidence(out: np.ndarray, kind: str, layout: str = 'NCHW') -> float:
-    """Mean max-class probability of a raw exit output (first item)."""
-    if kind == 'labels':
-        return 1.0
-    s = (out[0] if layout == 'NCHW' else out[0].transpose(2, 0, 1)).astype(np.float32)
-    if kind == 'logits':
-        s = np.exp(s - s.max(0, keepdims=True))
-        s /= s.sum(0, keepdims=True)
-    return float(s.max(0).mean())
-
-
 def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: OperatingPoint,
           all_exits: bool = False):
     """Run ``point`` on frames (preprocess, stages, postprocess): (labels, confidence).
@@ -283,7 +272,7 @@ class AdaptivePipeline:
             feat, out = self.backend.run_stage(point.precision, s, inp)
             if s == point.depth - 1:
                 continue
-            conf = _confidence(out, m.output_kind, m.output_layout)
+            conf = m.confidence(out)
             if conf >= cfg.anytime_confidence:
                 exit_depth, stop = s + 1, f'confident ({conf:.3f})'
                 break
