@@ -1,16 +1,17 @@
 """Gazebo world with a camera robot + ros_gz_bridge, feeding perception and the controller.
 
-For robot workstations with Gazebo (gz sim) and ros_gz installed; never run on the machines
-this package is developed on (Gazebo is not packaged there).
+For robot workstations with Gazebo (gz sim) and ros_gz installed; it cannot run where gz is
+not installed.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, GroupAction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node, SetParameter
+from launch_ros.actions import Node
 
 
 def generate_launch_description():
@@ -38,15 +39,10 @@ def generate_launch_description():
                          '@geometry_msgs/msg/Twist]gz.msgs.Twist']],
              remappings=[(LaunchConfiguration('gz_camera_topic'), 'camera/image_raw'),
                          (LaunchConfiguration('gz_cmd_vel_topic'), 'cmd_vel')]),
-        GroupAction([
-            SetParameter('use_sim_time', True),
-            LifecycleNode(package='tts_perception', executable='perception_node',
-                          name='perception_node', namespace='', output='screen',
-                          parameters=[LaunchConfiguration('params_file')],
-                          arguments=['--autostart']),
-            Node(package='tts_perception', executable='controller_node',
-                 name='controller_node', output='screen',
-                 parameters=[LaunchConfiguration('controller_params_file')],
-                 remappings=[('segmentation', 'camera/segmentation')]),
-        ]),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'perception.launch.py')),
+            launch_arguments={'params_file': LaunchConfiguration('params_file'),
+                              'controller_params_file':
+                                  LaunchConfiguration('controller_params_file'),
+                              'use_sim_time': 'true'}.items()),
     ])

@@ -1,45 +1,66 @@
-"""Robot bring-up: perception_node (+ controller_node) on real camera topics."""
+"""Robot bring-up: perception_node (+ controller_node) on a camera topic.
+
+    ros2 launch tts_perception perception.launch.py camera_topic:=/front/image_raw
+
+perception_node subscribes ``camera_topic`` and publishes ``<camera ns>/segmentation`` next
+to it; controller_node follows that camera (its status records and segmentation) and turns
+``cmd_vel_in_topic`` into ``cmd_vel``. The other scenario launch files include this one.
+"""
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node, PushROSNamespace, SetParameter
 
 
 def generate_launch_description():
     share = get_package_share_directory('tts_perception')
-    params_file = LaunchConfiguration('params_file')
-    controller_params = LaunchConfiguration('controller_params_file')
+    cfg = os.path.join(share, 'config')
+    camera_topic = LaunchConfiguration('camera_topic')
     return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace for all nodes'),
         DeclareLaunchArgument('camera_topic', default_value='camera/image_raw',
-                              description='Camera image topic to remap onto camera/image_raw'),
-        DeclareLaunchArgument('params_file',
-                              default_value=os.path.join(share, 'config', 'perception.yaml'),
+                              description='Camera image topic (raw Image; with transports '
+                              'compressed in params_file, <camera_topic>/compressed)'),
+        DeclareLaunchArgument('params_file', default_value=os.path.join(cfg, 'perception.yaml'),
                               description='perception_node parameters (YAML)'),
         DeclareLaunchArgument('controller_params_file',
-                              default_value=os.path.join(share, 'config', 'controller.yaml'),
+                              default_value=os.path.join(cfg, 'controller.yaml'),
                               description='controller_node parameters (YAML)'),
         DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
                               description='Use /clock (bag replay, simulation)'),
         DeclareLaunchArgument('with_controller', default_value='true',
                               choices=['true', 'false'],
                               description='Also start the latency-aware controller'),
+        DeclareLaunchArgument('cmd_vel_in_topic', default_value='cmd_vel_in',
+                              description='Nominal velocity command the controller limits '
+                              '(from a planner or teleop)'),
+        DeclareLaunchArgument('dds_profile',
+                              default_value=EnvironmentVariable(
+                                  'FASTDDS_DEFAULT_PROFILES_FILE',
+                                  default_value=os.path.join(cfg, 'fastdds.xml')),
+                              description='Fast DDS XML profile (large shared-memory segment '
+                              'for camera frames); your FASTDDS_DEFAULT_PROFILES_FILE wins'),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
+                               LaunchConfiguration('dds_profile')),
         GroupAction([
             PushROSNamespace(LaunchConfiguration('namespace')),
             SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),
             LifecycleNode(package='tts_perception', executable='perception_node',
                           name='perception_node', namespace='', output='screen',
-                          parameters=[params_file], arguments=['--autostart'],
-                          remappings=[('camera/image_raw', LaunchConfiguration('camera_topic'))]),
+                          parameters=[LaunchConfiguration('params_file')],
+                          arguments=['--autostart'],
+                          remappings=[('camera/image_raw', camera_topic)]),
             Node(package='tts_perception', executable='controller_node',
-                 name='controller_node', output='screen', parameters=[controller_params],
+                 name='controller_node', output='screen',
+                 parameters=[LaunchConfiguration('controller_params_file'),
+                             {'camera': camera_topic}],
                  condition=IfCondition(LaunchConfiguration('with_controller')),
-                 remappings=[('segmentation', 'camera/segmentation')]),
+                 remappings=[('cmd_vel_in', LaunchConfiguration('cmd_vel_in_topic'))]),
         ]),
     ])

@@ -1,12 +1,16 @@
-"""Built-in MuJoCo camera world + perception + controller (what `bringup` starts in-process)."""
+"""The built-in MuJoCo camera world + perception + controller (what `bringup` starts).
+
+    ros2 launch tts_perception sim.launch.py namespace:=robot1
+"""
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node, PushROSNamespace, SetParameter
+from launch_ros.actions import Node, PushROSNamespace
 
 
 def generate_launch_description():
@@ -21,19 +25,18 @@ def generate_launch_description():
         DeclareLaunchArgument('controller_params_file',
                               default_value=os.path.join(cfg, 'controller.yaml'),
                               description='controller_node parameters (YAML)'),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'perception.launch.py')),
+            launch_arguments={'namespace': LaunchConfiguration('namespace'),
+                              'camera_topic': 'camera/image_raw',
+                              'params_file': LaunchConfiguration('params_file'),
+                              'controller_params_file':
+                                  LaunchConfiguration('controller_params_file'),
+                              'use_sim_time': 'true',
+                              'cmd_vel_in_topic': 'cmd_vel_nominal'}.items()),
         GroupAction([
             PushROSNamespace(LaunchConfiguration('namespace')),
             Node(package='tts_perception', executable='sim_node', name='sim_node',
                  output='screen', parameters=[LaunchConfiguration('sim_params_file')]),
-            SetParameter('use_sim_time', True),
-            LifecycleNode(package='tts_perception', executable='perception_node',
-                          name='perception_node', namespace='', output='screen',
-                          parameters=[LaunchConfiguration('params_file')],
-                          arguments=['--autostart']),
-            Node(package='tts_perception', executable='controller_node',
-                 name='controller_node', output='screen',
-                 parameters=[LaunchConfiguration('controller_params_file')],
-                 remappings=[('cmd_vel_in', 'cmd_vel_nominal'),
-                             ('segmentation', 'camera/segmentation')]),
         ]),
     ])

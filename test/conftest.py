@@ -7,10 +7,13 @@ import sys
 
 import pytest
 
+from tts_perception.nodes.dds import dds_env
 from tts_perception.ros_domain import allocate_domain_id, release
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+# the shipped Fast DDS profile (large shared-memory segment), for this process and its children
+dds_env(os.environ)
 os.environ.setdefault('MUJOCO_GL', 'osmesa')
 os.environ.setdefault('PYOPENGL_PLATFORM', 'osmesa')
 # in-process rclpy tests use a domain of their own for the whole session

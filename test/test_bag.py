@@ -9,6 +9,8 @@ from tts_perception.bag.io import (bag_topics, BagError, BagWriter, read_frames,
                                    read_labeled_frames)
 from tts_perception.image_codec import ImageDecodeError
 
+pytestmark = pytest.mark.unit
+
 
 def _images(n=3, h=24, w=32):
     rng = np.random.default_rng(1)

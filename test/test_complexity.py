@@ -9,6 +9,8 @@ import pytest
 from tts_perception.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
                                        fit_complexity, frame_features)
 
+pytestmark = pytest.mark.unit
+
 
 def _scene(n_objects: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

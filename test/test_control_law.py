@@ -9,6 +9,8 @@ from tts_perception.control_law import (ControlParams, free_distance_from_labels
                                         SpeedGovernor, stopping_speed_limit)
 from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
 
+pytestmark = pytest.mark.unit
+
 
 def test_law_stops_within_distance_and_shrinks_with_latency():
     a, d = 1.5, 4.0

@@ -1,9 +1,12 @@
 """Style as ament_flake8 checks it (99 columns; config in setup.cfg)."""
 
+import pytest
 import subprocess
 import sys
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.build
 
 
 def test_flake8_clean():

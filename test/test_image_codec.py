@@ -8,6 +8,8 @@ import pytest
 from tts_perception.image_codec import (compressed_msg_to_rgb, encode_compressed, fill_image_msg,
                                         image_msg_to_rgb, ImageDecodeError)
 
+pytestmark = pytest.mark.unit
+
 
 def _msg(img, enc):
     return fill_image_msg(SimpleNamespace(), img, enc)

@@ -8,6 +8,8 @@ import yaml
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.build
+
 LAUNCH = sorted((ROOT / 'launch').glob('*.launch.py'))
 NODE_MODULES = {'sim_node': 'sim_node', 'perception_node': 'perception_node',
                 'controller_node': 'controller_node'}

@@ -1,9 +1,12 @@
 """perception_node and controller_node in separate processes over real DDS."""
 
+import pytest
 import json
 import time
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.dds
 
 PROBE = str(ROOT / 'test' / 'ros_probe.py')
 SIM = ['-m', 'tts_perception.nodes.sim_node', '--ros-args', '-p', 'width:=320', '-p',

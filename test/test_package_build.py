@@ -1,5 +1,6 @@
 """colcon builds the ament_python package, and its console scripts start after sourcing."""
 
+import pytest
 import json
 import os
 from pathlib import Path
@@ -7,6 +8,8 @@ import shutil
 import subprocess
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.build
 
 PKG_FILES = ['package.xml', 'setup.py', 'setup.cfg', 'resource', 'tts_perception', 'launch',
              'config', 'models']

@@ -9,8 +9,11 @@ import pytest
 from conftest import ROOT
 from tts_perception.backends import BackendUnavailable, make_backend, resolve_backend_name
 from tts_perception.model_desc import load_model_description, ModelError
-from tts_perception.pipeline import AdaptivePipeline, infer, PipelineConfig, ProfileError
+from tts_perception.pipeline import (AdaptivePipeline, FrameRequest, infer, PipelineConfig,
+                                     ProfileError)
 from tts_perception.points import make_points, OperatingPoint
+
+pytestmark = pytest.mark.unit
 
 MODEL = ROOT / 'models' / 'tts_segnet'
 PROFILE = MODEL / 'profile_cpu.json'
@@ -96,9 +99,9 @@ def test_anytime_stops_early_and_says_why(frames):
 
 def test_batch_of_cameras(pipe, frames):
     pipe.set_policy('adaptive')
-    items = [(frames[i][0], 1, f'cam{i}', 1e4) for i in (1, 2)]
+    items = [FrameRequest(frames[i][0], f'cam{i}', 1e4, stamp_ns=1) for i in (1, 2)]
     pipe.latency.reset()
-    out = pipe.process_batch(items, now_ns=1)
+    out = pipe.process_batch(items)
     assert len(out) == 2 and all(r.batch_size == 2 for _, r in out)
     assert {r.camera for _, r in out} == {'cam1', 'cam2'}
     assert len(pipe.latency.ratios) == 1      # one batch is one latency observation

@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT / 'bench'))
 
 from bench_core import oracle_bound  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 def test_profile_measures_every_point_and_precision_agreement(tmp_path):
     cfg = {'model_path': str(ROOT / 'models' / 'tts_segnet'), 'backend': 'onnxruntime',

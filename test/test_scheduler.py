@@ -7,6 +7,8 @@ from tts_perception.latency_model import LatencyModel
 from tts_perception.points import make_points, OperatingPoint
 from tts_perception.scheduler import AccuracyTable, Scheduler, SchedulerConfig
 
+pytestmark = pytest.mark.unit
+
 RES = [(160, 120), (320, 240), (640, 480)]
 POINTS = make_points(RES, [1, 2, 3], ['fp32', 'int8'])
 

@@ -9,6 +9,8 @@ from tts_perception.sim.course import make_course
 from tts_perception.sim.world import (BACKGROUND, CAMERA_HEIGHT, CAMERA_PITCH_DEG, FLOOR,
                                       OBSTACLE, scripted_command, World)
 
+pytestmark = pytest.mark.unit
+
 
 def _drive(world, steps, speed=1.5):
     for _ in range(steps):

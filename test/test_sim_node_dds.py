@@ -1,9 +1,12 @@
 """sim_node in its own process over real DDS: a second process receives its camera images."""
 
+import pytest
 import json
 import sys
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.dds
 
 
 def _lines(proc, timeout):

@@ -13,6 +13,8 @@ from tts_perception.model_desc import load_model_description, ModelError
 from tts_perception.pipeline import AdaptivePipeline, infer, PipelineConfig
 from tts_perception.points import OperatingPoint
 
+pytestmark = pytest.mark.unit
+
 MODEL = ROOT / 'models' / 'tts_segnet'
 MEAN, STD = [0.406, 0.456, 0.485], [0.225, 0.224, 0.229]   # BGR order, for 0..1 input
 

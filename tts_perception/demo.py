@@ -1,9 +1,13 @@
-"""make demo: sim camera -> perception -> controller on the built-in default, with a summary.
+"""make demo: sim camera -> perception -> controller on the built-in world, with a summary.
 
-Starts sim_node, perception_node and controller_node (the bringup entry point, same YAML as the
-launch files) on one executor, drives the course for ``--seconds`` of sim time, then prints a
-summary table (frames, operating-point histogram, deadline misses, latency p50/p99, drops,
-collisions, mean speed) and writes plots under ``demo_out/``.
+Starts sim_node, perception_node and controller_node as separate processes, as
+``launch/sim.launch.py`` does (the bring-up tool; same YAML, remaps and Fast DDS profile),
+drives the course for ``--seconds`` of sim time while a monitor node in this process records
+every decision record, the commanded speed and the nodes' ``/diagnostics``; then stops the
+nodes (SIGINT: they shut down cleanly, the controller sends a zero command), prints a summary
+table (frames, operating-point histogram, deadline misses, latency p50/p99, drops, collisions,
+mean speed, fail-safe stops) and writes ``demo_out/`` (summary.json, records.json,
+demo_timeline.png). ``--max-wall`` bounds the wall time whatever the machine does.
 """
 
 import argparse
@@ -16,10 +20,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tts_perception.ros_domain import isolate_this_process
 
-
-def _plots(records: List[Dict], speeds: List[tuple], out: Path) -> None:
+def _plots(records: List[Dict], speeds: List[tuple], limits: List[tuple], out: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -36,16 +38,67 @@ def _plots(records: List[Dict], speeds: List[tuple], out: Path) -> None:
     ax[1].set_ylabel('operating point')
     ax[2].plot(t, [r['complexity'] for r in records], lw=0.7)
     ax[2].set_ylabel('complexity')
+    if limits:
+        ax[3].plot(*zip(*limits), lw=0.8, label='speed limit')
     if speeds:
-        st, lim, cmd = zip(*speeds)
-        ax[3].plot(st, lim, lw=0.8, label='speed limit')
-        ax[3].plot(st, cmd, lw=0.8, label='commanded')
-        ax[3].legend(fontsize=7)
+        ax[3].plot(*zip(*speeds), lw=0.8, label='commanded')
+    ax[3].legend(fontsize=7)
     ax[3].set_ylabel('m/s')
     ax[3].set_xlabel('sim time (s)')
     fig.tight_layout()
     fig.savefig(out / 'demo_timeline.png', dpi=100)
     plt.close(fig)
+
+
+class DemoMonitor:
+    """Listens to the running nodes (sim time) and keeps what the summary needs."""
+
+    def __init__(self):
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+        from geometry_msgs.msg import Twist
+        from rclpy.node import Node
+        from rclpy.parameter import Parameter
+        from tts_perception.nodes.ros_util import values_of
+        self.node = Node('demo_monitor',
+                         parameter_overrides=[Parameter('use_sim_time', value=True)])
+        self.records: List[Dict] = []
+        self.speeds: List[tuple] = []
+        self.limits: List[tuple] = []
+        self.diag: Dict[str, Dict[str, str]] = {}
+        self._values = values_of
+
+        def on_status(msg: DiagnosticStatus) -> None:
+            v = values_of(msg)
+            r = {k: v[k] for k in ('point', 'reason')}
+            for k in ('total_ms', 'measured_ms', 'deadline_ms', 'complexity', 'predicted_ms',
+                      'predicted_accuracy', 'wait_ms', 'transport_ms'):
+                r[k] = float(v[k])
+            r['missed'] = v['missed'] == 'True'
+            r['stamp_ns'] = int(v['stamp_ns'])
+            self.records.append(r)
+
+        def on_diag(msg: DiagnosticArray) -> None:
+            for st in msg.status:
+                vals = values_of(st)
+                self.diag[st.name.split(':')[0]] = {**vals, '_message': st.message}
+                if st.name == 'controller_node':
+                    self.limits.append((self._sim_s(), float(vals['speed_limit'])))
+
+        def on_cmd(msg: Twist) -> None:
+            self.speeds.append((self._sim_s(), msg.linear.x))
+        self.node.create_subscription(DiagnosticStatus, 'perception/status', on_status, 100)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 50)
+        self.node.create_subscription(Twist, 'cmd_vel', on_cmd, 50)
+
+    def _sim_s(self) -> float:
+        return self.node.get_clock().now().nanoseconds / 1e9
+
+    def get(self, node: str, key: str, default: float = 0.0) -> float:
+        v = self.diag.get(node, {}).get(key)
+        try:
+            return float(v) if v is not None else default
+        except ValueError:
+            return default
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -57,93 +110,110 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--deadline-ms', type=float, default=None)
     ap.add_argument('--width', type=int, default=640)
     ap.add_argument('--height', type=int, default=480)
+    ap.add_argument('--course-length', type=float, default=None)
+    ap.add_argument('--max-wall', type=float, default=170.0,
+                    help='stop after this many wall seconds whatever the sim time')
+    ap.add_argument('--verbose', action='store_true', help='show the nodes\' log lines')
     a = ap.parse_args(argv)
+    from tts_perception.nodes.bringup import Launcher, start_sim_stack
+    from tts_perception.nodes.dds import use_profile
+    from tts_perception.ros_domain import isolate_this_process
     dom = isolate_this_process()
+    use_profile()
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticStatus
-    from rclpy.executors import MultiThreadedExecutor
-    from tts_perception.nodes.bringup import build_nodes
-    from tts_perception.nodes.ros_util import values_of
+    from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
+    sim_ov = [f'seed:={a.seed}', f'max_sim_time:={a.seconds}', f'width:={a.width}',
+              f'height:={a.height}']
+    if a.course_length:
+        sim_ov.append(f'course_length:={a.course_length}')
     per_ov = [f'deadline_ms:={a.deadline_ms}'] if a.deadline_ms else []
-    sim, per, ctl = build_nodes([f'seed:={a.seed}', f'max_sim_time:={a.seconds}',
-                                 f'width:={a.width}', f'height:={a.height}'], per_ov)
-    records: List[Dict] = []
-    speeds: List[tuple] = []
-
-    def on_status(msg: DiagnosticStatus) -> None:
-        v = values_of(msg)
-        r = {k: v[k] for k in ('point', 'reason')}
-        for k in ('total_ms', 'measured_ms', 'deadline_ms', 'complexity', 'predicted_ms',
-                  'predicted_accuracy'):
-            r[k] = float(v[k])
-        r['missed'] = v['missed'] == 'True'
-        r['stamp_ns'] = int(v['stamp_ns'])
-        records.append(r)
-    ctl.create_subscription(DiagnosticStatus, 'perception/status', on_status, 50)
-
-    def sample_speed() -> None:
-        speeds.append((sim.sim_ns / 1e9, ctl.gov.v_limit, ctl.gov.v_cmd))
-    ctl.create_timer(0.1, sample_speed)
-    ex = MultiThreadedExecutor(num_threads=4)
-    for n in (sim, per, ctl):
-        ex.add_node(n)
+    per_ov.append('diagnostics_period:=0.5')
+    overrides = {'sim_node': sim_ov, 'perception_node': per_ov,
+                 'controller_node': ['diagnostics_period:=0.2']}
     t0 = time.monotonic()
-    print(f'[demo] ROS_DOMAIN_ID={dom}: sim -> perception ({per.pipeline.backend_name}, '
-          f'{len(per.pipeline.points)} points) -> controller; course seed {a.seed}, '
-          f'{a.seconds:.0f}s of sim time', flush=True)
+    print(f'[demo] ROS_DOMAIN_ID={dom}: sim_node -> perception_node -> controller_node, each '
+          f'in its own process; course seed {a.seed}, {a.seconds:.0f} s of sim time',
+          flush=True)
+    rclpy.init()
+    mon = DemoMonitor()
+    ex = SingleThreadedExecutor()
+    ex.add_node(mon.node)
+    la = Launcher(quiet=not a.verbose)
+    ended = 'finished'
     try:
-        while rclpy.ok() and not sim.finished:
+        start_sim_stack(la, overrides)
+        print(f'[demo] perception active after {time.monotonic() - t0:.0f} s; driving',
+              flush=True)
+        next_report = time.monotonic() + 10.0
+        while True:
             ex.spin_once(timeout_sec=0.1)
+            if mon.diag.get('sim_node', {}).get('finished') == 'True':
+                break
+            if la.exited():
+                ended = f'a node exited: {la.exited()}'
+                break
+            if time.monotonic() - t0 > a.max_wall:
+                ended = f'stopped at the {a.max_wall:.0f} s wall-clock bound'
+                break
+            if time.monotonic() > next_report:
+                next_report += 10.0
+                print(f'[demo] sim {mon.get("sim_node", "sim_time"):5.1f} s / {a.seconds:.0f}'
+                      f' s, frames processed {len(mon.records)}, progress '
+                      f'{100 * mon.get("sim_node", "progress"):.0f} %', flush=True)
+        end = time.monotonic() + 1.0   # the last outputs and aggregates still in flight
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
     except KeyboardInterrupt:
-        pass
-    s = sim.summary()
-    slot = next(iter(per.slots.values()))
+        ended = 'interrupted'
+    finally:
+        codes = la.stop()
+        ex.shutdown()
+        mon.node.destroy_node()
+        rclpy.try_shutdown()
     wall = time.monotonic() - t0
-    # quiesce before destroying: no timer may fire into a node being destroyed
-    for n in (sim, per, ctl):
-        for tm in list(n.timers):
-            tm.cancel()
-    for _ in range(10):
-        ex.spin_once(timeout_sec=0.01)
-    ex.shutdown(timeout_sec=5.0)
-    for n in (sim, per, ctl):
-        n.destroy_node()
-    rclpy.try_shutdown()
 
+    records, g = mon.records, mon.get
     a.out.mkdir(parents=True, exist_ok=True)
     lat = np.array([r['total_ms'] for r in records]) if records else np.zeros(1)
     hist = Counter(r['point'] for r in records)
     misses = sum(r['missed'] for r in records)
-    mean_speed = float(np.mean([c for _, _, c in speeds])) if speeds else 0.0
+    mean_speed = float(np.mean([v for _, v in mon.speeds])) if mon.speeds else 0.0
+    rendered = int(g('sim_node', 'frames'))
     summary = {
-        'sim_time_s': s['sim_time'], 'wall_s': wall, 'real_time_factor': s['real_time_factor'],
-        'frames_rendered': s['frames'], 'frames_received': slot.received,
-        'frames_processed': len(records), 'dropped': slot.dropped, 'stale': slot.stale,
+        'ended': ended, 'exit_codes': codes, 'sim_time_s': g('sim_node', 'sim_time'),
+        'wall_s': wall, 'real_time_factor': g('sim_node', 'real_time_factor'),
+        'frames_rendered': rendered, 'frames_received': int(g('perception_node', 'received')),
+        'frames_processed': len(records), 'dropped': int(g('perception_node', 'dropped')),
+        'stale': int(g('perception_node', 'stale')),
         'deadline_ms': records[0]['deadline_ms'] if records else None,
         'deadline_misses': int(misses), 'latency_p50_ms': float(np.percentile(lat, 50)),
         'latency_p99_ms': float(np.percentile(lat, 99)), 'point_histogram': dict(hist),
-        'collisions': s['collisions'], 'progress': s['progress'], 'mean_speed': mean_speed,
-        'fail_safe_stops': ctl.stops}
+        'collisions': int(g('sim_node', 'collisions')), 'progress': g('sim_node', 'progress'),
+        'mean_speed': mean_speed,
+        'fail_safe_stops': int(g('controller_node', 'fail_safe_stops'))}
     (a.out / 'summary.json').write_text(json.dumps(summary, indent=1))
     (a.out / 'records.json').write_text(json.dumps(records))
-    _plots(records, speeds, a.out)
+    _plots(records, mon.speeds, mon.limits, a.out)
     print('\n==== tts_perception demo summary ====')
-    print(f'sim time      {s["sim_time"]:.1f} s (wall {wall:.1f} s, real-time factor '
-          f'{s["real_time_factor"]:.2f})')
-    print(f'frames        rendered {s["frames"]}, received {slot.received}, processed '
-          f'{len(records)}, dropped (newer frame won) {slot.dropped}, stale {slot.stale}')
+    print(f'run           {ended}; node exit codes {codes}')
+    print(f'sim time      {summary["sim_time_s"]:.1f} s (wall {wall:.1f} s, real-time factor '
+          f'{summary["real_time_factor"]:.2f})')
+    print(f'frames        rendered {rendered}, received {summary["frames_received"]}, '
+          f'processed {len(records)} ({100 * len(records) / max(1, rendered):.1f} %), dropped '
+          f'(newer frame won) {summary["dropped"]}, stale {summary["stale"]}')
     print(f'deadline      {summary["deadline_ms"]} ms: {misses} misses '
           f'({100 * misses / max(1, len(records)):.1f} %)')
     print(f'latency       p50 {summary["latency_p50_ms"]:.1f} ms, p99 '
           f'{summary["latency_p99_ms"]:.1f} ms')
     print('points        ' + ', '.join(f'{k} {v}' for k, v in sorted(
         hist.items(), key=lambda kv: -kv[1])))
-    print(f'course        progress {100 * s["progress"]:.0f} %, collisions {s["collisions"]}, '
-          f'mean speed {mean_speed:.2f} m/s, fail-safe stops {ctl.stops}')
+    print(f'course        progress {100 * summary["progress"]:.0f} %, collisions '
+          f'{summary["collisions"]}, mean speed {mean_speed:.2f} m/s, fail-safe stops '
+          f'{summary["fail_safe_stops"]}')
     print(f'plots         {a.out / "demo_timeline.png"}')
-    return 0
+    ok = ended == 'finished' and all(c == 0 for c in codes.values())
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':

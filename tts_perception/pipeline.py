@@ -84,6 +84,8 @@ class DecisionRecord:
     overhead_ms: float
     total_ms: float
     age_ms: float
+    transport_ms: float
+    wait_ms: float
     deadline_ms: float
     budget_ms: float
     expect_miss: bool
@@ -95,6 +97,49 @@ class DecisionRecord:
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict (JSON-able)."""
         return asdict(self)
+
+
+@dataclass
+class FrameRequest:
+    """One frame to segment.
+
+    ``transport_ms``: age of the frame when it reached the caller (capture -> arrival);
+    ``age_ms``: its age when processing starts (transport + time it waited in the caller;
+    at least ``transport_ms``); ``budget_cap_ms``: an upper bound on the frame's compute
+    budget set by the caller (e.g. the camera period, so that processing keeps up, or a share
+    of a worker that serves other cameras too).
+    """
+
+    rgb: np.ndarray
+    camera: str = 'default'
+    deadline_ms: Optional[float] = None
+    stamp_ns: Optional[int] = None
+    transport_ms: float = 0.0
+    age_ms: Optional[float] = None
+    budget_cap_ms: float = float('inf')
+
+    def __post_init__(self) -> None:
+        if self.age_ms is None:
+            self.age_ms = self.transport_ms
+
+
+@dataclass
+class _InFlight:
+    """A request being processed: its deadline, complexity score and camera state."""
+
+    req: FrameRequest
+    deadline: float
+    complexity: float
+    state: '_CameraState'
+
+
+@dataclass
+class _Timing:
+    """perf_counter instants: the frame's turn began, inference started, inference ended."""
+
+    t_frame: float
+    t1: float
+    t2: float
 
 
 def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
@@ -289,57 +334,57 @@ class AdaptivePipeline:
     def process(self, frame: np.ndarray, stamp_ns: Optional[int] = None,
                 now_ns: Optional[int] = None, camera: str = 'default',
                 deadline_ms: Optional[float] = None) -> Tuple[np.ndarray, DecisionRecord]:
-        """Segment one RGB frame; returns (labels HxW uint8, record)."""
-        return self.process_batch([(frame, stamp_ns, camera, deadline_ms)], now_ns)[0]
+        """Segment one RGB frame; returns (labels HxW uint8, record).
 
-    def process_batch(self, items: Sequence[Tuple[np.ndarray, Optional[int], str,
-                                                  Optional[float]]],
-                      now_ns: Optional[int] = None) -> List[Tuple[np.ndarray, DecisionRecord]]:
-        """Frames (rgb, stamp_ns, camera, deadline_ms) waiting at once, e.g. several cameras.
+        The frame's age when processing starts is ``now_ns - stamp_ns`` (0 when either is
+        missing).
+        """
+        age = (now_ns - stamp_ns) / 1e6 if (now_ns is not None and stamp_ns is not None) \
+            else 0.0
+        req = FrameRequest(frame, camera, deadline_ms, stamp_ns, transport_ms=max(0.0, age))
+        return self.process_batch([req])[0]
+
+    def process_batch(self, requests: Sequence[FrameRequest]
+                      ) -> List[Tuple[np.ndarray, DecisionRecord]]:
+        """Frames waiting at once (e.g. several cameras): (labels, record) per request.
 
         Runs them as one batch when the profile says a batch fits every frame's deadline,
-        otherwise one by one (each with its own budget). An optional 5th item element caps
-        that frame's budget (ms): a frame must not hold a shared worker longer than other
-        cameras can wait.
+        otherwise one by one (each with its own budget).
         """
         t0 = time.perf_counter()
-        prep = []
-        caps = []
-        for item in items:
-            rgb, stamp, cam, dl = item[:4]
-            caps.append(item[4] if len(item) > 4 and item[4] is not None else float('inf'))
+        frames = []
+        for req in requests:
+            rgb = req.rgb
             if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
                     or rgb.dtype != np.uint8:
                 raise ValueError(f'frame must be an RGB uint8 HxWx3 array, got '
                                  f'{getattr(rgb, "shape", None)} {getattr(rgb, "dtype", None)}')
-            st = self.camera(cam)
-            c = st.monitor.score(rgb)
-            deadline = float(dl if dl is not None else self.config.deadline_ms)
-            age = (now_ns - stamp) / 1e6 if (now_ns is not None and stamp is not None) else 0.0
-            prep.append((rgb, stamp, cam, deadline, max(0.0, age), c, st))
-        if len(prep) > 1 and len({p[0].shape for p in prep}) == 1:
-            batched = self._try_batch(prep, t0, caps)
+            st = self.camera(req.camera)
+            deadline = float(req.deadline_ms if req.deadline_ms is not None
+                             else self.config.deadline_ms)
+            frames.append(_InFlight(req, deadline, st.monitor.score(rgb), st))
+        if len(frames) > 1 and len({f.req.rgb.shape for f in frames}) == 1:
+            batched = self._try_batch(frames, t0)
             if batched is not None:
                 return batched
-        return [self._single(p, t0 if i == 0 else time.perf_counter(), t0, caps[i])
-                for i, p in enumerate(prep)]
+        return [self._single(f, t0 if i == 0 else time.perf_counter(), t0)
+                for i, f in enumerate(frames)]
 
-    def _budget(self, deadline: float, age: float, t_ref: float, t0: float) -> float:
+    def _budget(self, f: '_InFlight', t_ref: float, t0: float) -> float:
         waited = (t_ref - t0) * 1e3
-        return deadline - age - waited - self.sched_config.safety_margin_ms
+        own = f.deadline - f.req.age_ms - waited - self.sched_config.safety_margin_ms
+        return min(f.req.budget_cap_ms, own)
 
-    def _single(self, prep, t_frame: float, t0: float, cap: float = float('inf')
+    def _single(self, f: '_InFlight', t_frame: float, t0: float
                 ) -> Tuple[np.ndarray, DecisionRecord]:
-        rgb, stamp, cam, deadline, age, c, st = prep
-        age_now = age + (t_frame - t0) * 1e3
-        budget = min(cap, self._budget(deadline, age, time.perf_counter(), t0))
-        dec = st.scheduler.choose(c, budget)
+        budget = self._budget(f, time.perf_counter(), t0)
+        dec = f.state.scheduler.choose(f.complexity, budget)
         t1 = time.perf_counter()
-        labels, conf, exit_depth, stop = self._run([rgb], dec.point, budget, t1)
+        labels, conf, exit_depth, stop = self._run([f.req.rgb], dec.point, budget, t1)
         t2 = time.perf_counter()
         run_point = self._point(dec.point, exit_depth)
-        rec = self._finish(st, cam, stamp, dec, run_point, exit_depth, stop, c, age_now,
-                           deadline, budget, t_frame, t1, t2, labels[0], float(conf[0]), 1)
+        rec = self._finish(f, dec, run_point, stop, (t_frame - t0) * 1e3,
+                           _Timing(t_frame, t1, t2), labels[0], float(conf[0]), 1)
         self._learn(run_point.key, rec.measured_ms, 1, dec.predicted_ms, rec.missed)
         return labels[0], rec
 
@@ -348,34 +393,40 @@ class AdaptivePipeline:
         self.latency.observe(key, measured, n)
         self.latency.on_outcome(missed, measured / max(predicted, 1e-3), key if n == 1 else None)
 
-    def _finish(self, st, cam, stamp, dec, run_point, exit_depth, stop, c, age, deadline,
-                budget, t_frame, t1, t2, labels, conf, n) -> DecisionRecord:
-        measured = (t2 - t1) * 1e3
-        total = (t2 - t_frame) * 1e3
-        missed = age + total > deadline
-        st.monitor.observe_result(labels, conf)
+    def _finish(self, f: '_InFlight', dec: Decision, run_point: OperatingPoint, stop: str,
+                queued_ms: float, t: '_Timing', labels: np.ndarray, conf: float,
+                n: int) -> DecisionRecord:
+        """The frame's record; ``queued_ms`` = time it waited for other frames of its call."""
+        measured = (t.t2 - t.t1) * 1e3
+        total = (t.t2 - t.t_frame) * 1e3
+        req = f.req
+        age = req.age_ms + queued_ms
+        missed = age + total > f.deadline
+        f.state.monitor.observe_result(labels, conf)
         p = dec.point
         return DecisionRecord(
-            camera=cam, stamp_ns=int(stamp or 0), point=run_point.key, width=p.width,
-            height=p.height, depth=p.depth, exit_depth=exit_depth, precision=p.precision,
-            reason=dec.reason, stop_reason=stop, complexity=c, predicted_ms=dec.predicted_ms,
-            measured_ms=measured, overhead_ms=(t1 - t_frame) * 1e3, total_ms=total,
-            age_ms=age, deadline_ms=deadline, budget_ms=budget, expect_miss=dec.expect_miss,
-            missed=missed, predicted_accuracy=self.accuracy.predict(run_point.key, c)
+            camera=req.camera, stamp_ns=int(req.stamp_ns or 0), point=run_point.key,
+            width=p.width, height=p.height, depth=p.depth, exit_depth=run_point.depth,
+            precision=p.precision, reason=dec.reason, stop_reason=stop,
+            complexity=f.complexity, predicted_ms=dec.predicted_ms, measured_ms=measured,
+            overhead_ms=(t.t1 - t.t_frame) * 1e3, total_ms=total, age_ms=age,
+            transport_ms=req.transport_ms, wait_ms=req.age_ms - req.transport_ms + queued_ms,
+            deadline_ms=f.deadline, budget_ms=dec.budget_ms, expect_miss=dec.expect_miss,
+            missed=missed, predicted_accuracy=self.accuracy.predict(run_point.key, f.complexity)
             if run_point.key in self.accuracy.table else dec.predicted_accuracy,
             confidence=conf, batch_size=n)
 
-    def _try_batch(self, prep, t0: float, caps: List[float]):
-        n = len(prep)
+    def _try_batch(self, frames: List['_InFlight'], t0: float):
+        n = len(frames)
         now = time.perf_counter()
-        budgets = [min(cap, self._budget(p[3], p[4], now, t0)) for p, cap in zip(prep, caps)]
+        budgets = [self._budget(f, now, t0) for f in frames]
         min_budget = min(budgets)
         cands = []
         for pt in self.points:
             pred = self.latency.predict_batch(pt.key, n)
             if pred is None or pred > min_budget:
                 continue
-            acc = float(np.mean([self.accuracy.predict(pt.key, p[5]) for p in prep]))
+            acc = float(np.mean([self.accuracy.predict(pt.key, f.complexity) for f in frames]))
             cands.append((acc, pred, pt))
         if not cands:
             return None
@@ -383,16 +434,15 @@ class AdaptivePipeline:
         good = [c for c in cands if c[0] >= top - self.sched_config.accuracy_tolerance]
         acc, pred, best = min(good, key=lambda c: c[1])
         t1 = time.perf_counter()
-        labels, conf = infer(self.model, self.backend, [p[0] for p in prep], best)  # full depth
+        labels, conf = infer(self.model, self.backend, [f.req.rgb for f in frames],
+                             best)  # full depth
         t2 = time.perf_counter()
-        exit_depth, stop = best.depth, 'planned depth'
         out = []
-        for i, p in enumerate(prep):
-            rgb, stamp, cam, deadline, age, c, st = p
+        for i, f in enumerate(frames):
             dec = Decision(best, f'batch of {n}', pred, acc, budgets[i], False)
-            st.scheduler.current = best
-            rec = self._finish(st, cam, stamp, dec, best, exit_depth, stop, c, age, deadline,
-                               budgets[i], t0, t1, t2, labels[i], float(conf[i]), n)
+            f.state.scheduler.current = best
+            rec = self._finish(f, dec, best, 'planned depth', 0.0, _Timing(t0, t1, t2),
+                               labels[i], float(conf[i]), n)
             out.append((labels[i], rec))
         # one batch is one observation: feeding it once per frame would put n copies of the
         # same latency into the window and back off n times for one miss

@@ -23,8 +23,8 @@ from sensor_msgs.msg import Image
 from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
                                         SpeedGovernor)
 from tts_perception.image_codec import image_msg_to_array, ImageDecodeError
-from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, Param,
-                                           run_node, status, values_of, WARN)
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
+                                           Param, run_node, status, values_of, WARN)
 from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, CAMERA_FOVY_DEG, FLOOR
 
 PARAMS = (
@@ -42,7 +42,9 @@ PARAMS = (
     Param('stop_margin', 0.35, 'Distance kept free in front of the robot (m)', 0.0, 10.0),
     Param('full_resolution_width', 640, 'Input width at which sensing is not shrunk (px)',
           16, 8192),
-    Param('camera', '', 'Camera topic whose perception/status to follow ("" = any)'),
+    Param('camera', '', 'Camera topic whose perception to follow: its perception/status '
+          'records and the segmentation next to it (<camera ns>/segmentation). "" = any '
+          'status, and the segmentation topic as remapped', read_only=True),
     Param('camera_height', CAMERA_HEIGHT, 'Camera height above ground (m)', 0.01, 10.0),
     Param('camera_pitch_deg', CAMERA_PITCH_DEG, 'Camera pitch down (deg)', -90.0, 90.0),
     Param('camera_fovy_deg', CAMERA_FOVY_DEG, 'Camera vertical field of view (deg)', 1.0, 179.0),
@@ -51,6 +53,8 @@ PARAMS = (
           '("" = off)'),
     Param('push_speed_limit_param', 'FollowPath.max_vel_x', 'Parameter name to push'),
     Param('push_period', 1.0, 'Seconds between speed-limit pushes', 0.1, 60.0),
+    Param('diagnostics_period', 1.0, 'State on /diagnostics every this many seconds',
+          0.05, 60.0),
 )
 
 
@@ -68,11 +72,14 @@ class ControllerNode(Node):
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Twist, 'cmd_vel_in', self._on_cmd, 10)
         self.create_subscription(DiagnosticStatus, 'perception/status', self._on_status, 10)
-        self.create_subscription(Image, 'segmentation', self._on_seg, qos_profile_sensor_data)
+        self.camera = self.resolve_topic_name(self.p['camera']) if self.p['camera'] else ''
+        seg_topic = output_topic(self.camera, 'segmentation') if self.camera else 'segmentation'
+        self.create_subscription(Image, seg_topic, self._on_seg, qos_profile_sensor_data)
         # the watchdog runs on the steady clock: if the sim (or /clock) dies, it still fires
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.timer = self.create_timer(self.p['control_period'], self._step, clock=self.steady)
-        self.create_timer(1.0, self._publish_diag, clock=self.steady)
+        self.create_timer(self.p['diagnostics_period'], self._publish_diag,
+                          clock=self.steady)
         self.param_client = None
         self._last_push = -1e9
         self.stops = 0
@@ -113,7 +120,7 @@ class ControllerNode(Node):
 
     def _on_status(self, msg: DiagnosticStatus) -> None:
         v = values_of(msg)
-        if self.p['camera'] and msg.hardware_id != self.p['camera']:
+        if self.camera and msg.hardware_id != self.camera:
             return
         try:
             per = Perception(stamp=self._now(), latency_ms=float(v['total_ms']),
@@ -180,10 +187,16 @@ class ControllerNode(Node):
                                                        g.reason, vals)]))
 
 
-def main(args=None) -> None:
-    """Run the controller node; on the way out it sends one explicit zero command."""
-    run_node(ControllerNode, args, threads=2, on_exit=lambda n: n.pub.publish(Twist()))
+def stop_robot(node: ControllerNode) -> None:
+    """Exit path: publish an explicit zero command while the context is still valid."""
+    node.timer.cancel()
+    node.pub.publish(Twist())
+
+
+def main(args=None) -> int:
+    """Run the controller node; on every exit path it sends an explicit zero command."""
+    return run_node(ControllerNode, args, on_exit=stop_robot)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -1,42 +1,55 @@
 """perception_node: a lifecycle node wrapping :class:`AdaptivePipeline`.
 
 configure: load model + profile, prepare (build/warm) every operating point, create publishers.
-activate: subscribe the camera topics. deactivate: unsubscribe, free backend memory.
-cleanup: drop the pipeline.
+activate: subscribe the camera topics and start the inference worker. deactivate: unsubscribe,
+stop the worker, free backend memory. cleanup: drop the pipeline and the publishers.
 
-Per camera (``camera_topics``, relative names, remapped in launch) it publishes, next to the
-camera topic: ``segmentation`` (mono8, same header), optionally ``segmentation_overlay``
-(rgb8), and one ``perception/status`` (diagnostic_msgs/DiagnosticStatus: the decision record)
-per frame; an aggregate goes to ``/diagnostics`` at 1 Hz. Newest frame wins: a frame arriving
-while another waits replaces it (counted as dropped); a frame older than its deadline on
-arrival is dropped as stale. Inference runs in its own callback group.
+Per camera (``camera_topics``, relative names, remapped in launch; ``transports`` selects raw
+``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` on ``<topic>/compressed``, the
+image_transport convention) it publishes next to the *resolved* camera topic:
+``segmentation`` (mono8, same header), optionally ``segmentation_overlay`` (rgb8), and one
+``perception/status`` (diagnostic_msgs/DiagnosticStatus: the decision record) per frame; an
+aggregate goes to ``/diagnostics``.
+
+Data path: the subscription callback only stores the newest message of its camera (a frame
+still waiting is replaced and counted as *dropped*) and wakes a dedicated worker thread; the
+worker decodes, runs the pipeline and publishes. Nothing polls: an idle node sleeps. A frame's
+age has two parts, reported separately: *transport* (node clock at arrival minus the header
+stamp: the camera's clock, so ``use_sim_time`` must match it) and *wait* (steady clock from
+arrival to the start of processing). A frame whose age exceeds its deadline is dropped as
+*stale*; a stamp further in the future than ``future_tolerance_ms`` is dropped as *future*.
 """
 
 from collections import Counter
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from tts_perception.backends import BACKENDS
-from tts_perception.image_codec import image_msg_to_rgb, ImageDecodeError
-from tts_perception.nodes.ros_util import (declare_params, diag_array, image_msg, OK, Param,
-                                           run_node, stamp_ns, status, WARN)
-from tts_perception.pipeline import AdaptivePipeline, PipelineConfig
+from tts_perception.image_codec import compressed_msg_to_rgb, image_msg_to_rgb, ImageDecodeError
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS,
+                                           image_msg, OK, output_topic, Param, pop_flag, run_node,
+                                           stamp_ns,
+                                           StartupError, status, WARN)
+from tts_perception.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.scheduler import parse_policy
 
+TRANSPORTS = ('raw', 'compressed')
 PARAMS = (
     Param('camera_topics', ['camera/image_raw'], 'Camera image topics (relative; remap in '
-          'launch). Outputs go next to each: <ns>/segmentation'),
+          'launch). Outputs go next to each resolved topic: <ns>/segmentation'),
+    Param('transports', ['raw'], 'Per camera, same order as camera_topics: raw '
+          '(sensor_msgs/Image on the topic) or compressed (sensor_msgs/CompressedImage on '
+          '<topic>/compressed); missing entries = raw'),
     Param('deadlines_ms', [0.0], 'Per-camera deadline (ms), same order as camera_topics; '
           '0 or missing = deadline_ms'),
     Param('model_path', 'models/tts_segnet', 'Model directory holding model.yaml'),
@@ -46,7 +59,12 @@ PARAMS = (
     Param('depths', [1, 2, 3], 'Allowed exit depths'),
     Param('precisions', ['fp32', 'int8'], 'Allowed precisions'),
     Param('policy', 'adaptive', 'adaptive | golden | static:WxH/dN/precision'),
-    Param('deadline_ms', 40.0, 'Default per-frame deadline (ms)', 1.0, 10000.0),
+    Param('deadline_ms', 40.0, 'Default per-frame deadline (ms), from capture to result',
+          1.0, 10000.0),
+    Param('keep_up', True, 'Cap each frame\'s compute budget at the camera\'s measured frame '
+          'period (minus the node\'s own overhead), so that every frame can be processed'),
+    Param('future_tolerance_ms', 500.0, 'Frames stamped further than this in the future are '
+          'dropped (counted as future); nearer ones count as age 0', 0.0, 1e6),
     Param('safety_margin_ms', 2.0, 'Budget kept free before the deadline (ms)', 0.0, 1000.0),
     Param('accuracy_tolerance', 0.01, 'Take the cheapest point within this of the best mIoU',
           0.0, 1.0),
@@ -61,8 +79,8 @@ PARAMS = (
     Param('publish_overlay', False, 'Publish a colour overlay for viewing'),
     Param('diagnostics_period', 1.0, 'Aggregate /diagnostics period (s)', 0.1, 60.0),
 )
-STRUCTURAL = {'camera_topics', 'model_path', 'profile_path', 'backend', 'resolutions', 'depths',
-              'precisions', 'threads', 'latency_quantile'}
+STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'backend',
+              'resolutions', 'depths', 'precisions', 'threads', 'latency_quantile'}
 RUNTIME_SCHED = ('safety_margin_ms', 'accuracy_tolerance', 'hysteresis', 'dwell_frames',
                  'switch_cost_ms')
 PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
@@ -77,22 +95,38 @@ def parse_resolution(text: str) -> List[int]:
         raise ValueError(f'bad resolution {text!r}; expected WxH like 320x240') from None
 
 
-def output_topic(camera_topic: str, name: str) -> str:
-    """Sibling topic of a camera topic: camera/image_raw -> camera/<name>."""
-    ns = camera_topic.rsplit('/', 1)[0] if '/' in camera_topic else ''
-    return f'{ns}/{name}' if ns else name
+class FramePeriod:
+    """Running estimate of a camera's frame period from arrival times (steady clock, s)."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha, self.last, self.period_s = alpha, None, None
+
+    def arrived(self, t: float) -> None:
+        """Record an arrival; gaps over 1 s (camera paused) do not count."""
+        if self.last is not None:
+            gap = t - self.last
+            if 0.0 < gap < 1.0:
+                self.period_s = gap if self.period_s is None else \
+                    (1 - self.alpha) * self.period_s + self.alpha * gap
+        self.last = t
 
 
 class _Slot:
-    """Newest-frame-wins holder for one camera."""
+    """Newest-frame-wins holder and counters for one camera."""
 
-    def __init__(self, topic: str, deadline_ms: float):
-        self.topic, self.deadline_ms = topic, deadline_ms
-        self.msg: Optional[Image] = None
-        self.received = self.dropped = self.stale = self.bad = self.processed = self.missed = 0
-        self.errors = 0
+    def __init__(self, topic: str, resolved: str, transport: str, deadline_ms: float):
+        self.topic, self.resolved, self.transport = topic, resolved, transport
+        self.deadline_ms = deadline_ms
+        self.msg = None
+        self.transport_ms = 0.0
+        self.arrival = 0.0
+        self.period = FramePeriod()
+        self.node_overhead_ms = 0.0          # decode + publish around the pipeline (EWMA)
+        self.received = self.dropped = self.stale = self.bad = self.processed = 0
+        self.missed = self.errors = self.future = 0
         self.points: Counter = Counter()
         self.latencies: List[float] = []
+        self.last_output = None
 
 
 class PerceptionNode(LifecycleNode):
@@ -107,10 +141,13 @@ class PerceptionNode(LifecycleNode):
         self.slots: Dict[str, _Slot] = {}
         self.lock = threading.Lock()
         self.subs = []
-        self.pubs: Dict[str, Tuple] = {}
-        self.infer_group = MutuallyExclusiveCallbackGroup()
-        self.infer_timer = None
+        self.pubs: Dict[str, tuple] = {}
+        self.pub_status = self.pub_diag = None
         self.diag_timer = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self.steady = Clock(clock_type=ClockType.STEADY_TIME)
 
     # ------------------------------------------------------------ parameters
     def _validate(self, params) -> SetParametersResult:
@@ -128,10 +165,12 @@ class PerceptionNode(LifecycleNode):
                     raise ValueError(f'unknown backend {v}; choose one of {BACKENDS}')
                 elif name == 'latency_quantile' and v not in ('p50', 'p95', 'p99'):
                     raise ValueError('latency_quantile must be p50, p95 or p99')
-                elif name == 'deadlines_ms' and any(d < 0 for d in v):
-                    raise ValueError('deadlines_ms must be >= 0')
+                elif name == 'deadlines_ms' and any(not (0 <= d < float('inf')) for d in v):
+                    raise ValueError('deadlines_ms must be finite and >= 0')
                 elif name == 'camera_topics' and not v:
                     raise ValueError('camera_topics must list at least one topic')
+                elif name == 'transports' and any(t not in TRANSPORTS for t in v):
+                    raise ValueError(f'transports must be among {TRANSPORTS}, got {list(v)}')
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
@@ -185,12 +224,16 @@ class PerceptionNode(LifecycleNode):
             f'({self.pipeline.backend_reason}), {len(self.pipeline.points)} operating points '
             f'prepared')
         self.slots = {}
-        for topic in self.p['camera_topics']:
-            self.slots[topic] = _Slot(topic, self.p['deadline_ms'])
+        transports = list(self.p['transports'])
+        for i, topic in enumerate(self.p['camera_topics']):
+            resolved = self.resolve_topic_name(topic)
+            kind = transports[i] if i < len(transports) else 'raw'
+            self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'])
             self.pubs[topic] = (
-                self.create_lifecycle_publisher(Image, output_topic(topic, 'segmentation'), 10),
-                self.create_lifecycle_publisher(Image, output_topic(topic,
-                                                                    'segmentation_overlay'), 2))
+                self.create_lifecycle_publisher(Image, output_topic(resolved, 'segmentation'),
+                                                10),
+                self.create_lifecycle_publisher(
+                    Image, output_topic(resolved, 'segmentation_overlay'), 2))
         self._set_deadlines()
         self.pub_status = self.create_lifecycle_publisher(DiagnosticStatus, 'perception/status',
                                                           10)
@@ -198,32 +241,45 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Subscribe to cameras and start the inference loop."""
+        """Subscribe to the cameras and start the inference worker."""
         if self.pipeline is not None:
             self.pipeline.prepare()   # no-op unless deactivate released the backend
-        for topic in self.slots:
-            # sensor-data QoS (best effort, keep last 1); reliability/depth overridable with
+        for topic, slot in self.slots.items():
+            # sensor-data QoS (best effort, keep last 1): connects to best-effort and reliable
+            # camera drivers alike; reliability/depth overridable with
             # qos_overrides./<topic>.subscription.reliability etc.
+            mtype, name = ((CompressedImage, slot.resolved + '/compressed')
+                           if slot.transport == 'compressed' else (Image, slot.resolved))
             self.subs.append(self.create_subscription(
-                Image, topic, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data,
+                mtype, name, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data,
                 qos_overriding_options=QoSOverridingOptions.with_default_policies()))
-        # wall-clock timers: with use_sim_time a ROS-time timer would only fire on /clock ticks
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.infer_timer = self.create_timer(0.002, self._infer, callback_group=self.infer_group,
-                                             clock=steady)
+        # steady-clock timer: with use_sim_time a ROS-time timer would fire only on /clock
         self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag,
-                                            clock=steady)
+                                            clock=self.steady)
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
+        self._worker.start()
+        self.get_logger().info('active: listening on ' + ', '.join(
+            f'{s.resolved} ({s.transport})' for s in self.slots.values()))
         return super().on_activate(state)
 
+    def _stop_worker(self) -> None:
+        """Stop the inference worker and wait for the frame in progress (if any)."""
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+        self._worker = None
+
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Unsubscribe and free backend memory."""
+        """Unsubscribe, stop the worker and free backend memory."""
         for s in self.subs:
             self.destroy_subscription(s)
         self.subs = []
-        for tm in (self.infer_timer, self.diag_timer):
-            if tm is not None:
-                self.destroy_timer(tm)
-        self.infer_timer = self.diag_timer = None
+        self._stop_worker()
+        if self.diag_timer is not None:
+            self.destroy_timer(self.diag_timer)
+        self.diag_timer = None
         with self.lock:
             for slot in self.slots.values():
                 slot.msg = None
@@ -232,132 +288,196 @@ class PerceptionNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Drop pipeline and publishers."""
+        """Drop the pipeline and every publisher."""
         for seg, ovl in self.pubs.values():
             self.destroy_lifecycle_publisher(seg)
             self.destroy_lifecycle_publisher(ovl)
         self.pubs = {}
+        for pub in (self.pub_status, self.pub_diag):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+        self.pub_status = self.pub_diag = None
         if self.pipeline is not None:
             self.pipeline.release()
         self.pipeline = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        """Same as cleanup."""
+        """Stop the worker and free backend memory (publishers go with the node)."""
+        self._stop_worker()
         if self.pipeline is not None:
             self.pipeline.release()
         return TransitionCallbackReturn.SUCCESS
 
-    # ------------------------------------------------------------ data path
-    def _age_ms(self, msg: Image) -> float:
-        return (self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)) / 1e6
+    def destroy_node(self):
+        """Stop the worker before the node's handles go away."""
+        self._stop_worker()
+        return super().destroy_node()
 
-    def _on_image(self, topic: str, msg: Image) -> None:
+    # ------------------------------------------------------------ data path
+    def _on_image(self, topic: str, msg) -> None:
+        """Executor thread: keep the newest frame, wake the worker. Nothing heavy here."""
+        arrival = time.monotonic()
+        transport = (self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)) / 1e6
         slot = self.slots[topic]
         with self.lock:
             slot.received += 1
-            age = self._age_ms(msg)
-            if age > slot.deadline_ms:
+            slot.period.arrived(arrival)
+            if transport < -self.p['future_tolerance_ms']:
+                slot.future += 1
+                self.get_logger().warning(
+                    f'{topic}: dropping frame stamped {-transport:.0f} ms in the future (> '
+                    f'future_tolerance_ms); the camera clock and this node\'s clock disagree '
+                    f'(use_sim_time?)', throttle_duration_sec=5.0)
+                return
+            transport = max(0.0, transport)
+            if transport > slot.deadline_ms:
                 slot.stale += 1
                 self.get_logger().warning(
-                    f'{topic}: dropping stale frame ({age:.0f} ms old > deadline '
-                    f'{slot.deadline_ms} ms); use_sim_time must match the camera clock',
-                    throttle_duration_sec=5.0)
+                    f'{topic}: dropping stale frame ({transport:.0f} ms old on arrival > '
+                    f'deadline {slot.deadline_ms} ms); use_sim_time must match the camera '
+                    f'clock', throttle_duration_sec=5.0)
                 return
             if slot.msg is not None:
                 slot.dropped += 1
-            slot.msg = msg
+            slot.msg, slot.transport_ms, slot.arrival = msg, transport, arrival
+        self._wake.set()
 
-    def _infer(self) -> None:
-        if self.pipeline is None:
-            return
-        with self.lock:
-            waiting = [(t, s.msg) for t, s in self.slots.items() if s.msg is not None]
-            for t, _ in waiting:
-                self.slots[t].msg = None
-        if not waiting:
-            return
-        items, msgs = [], []
-        now = self.get_clock().now().nanoseconds
-        for topic, msg in waiting:
-            slot = self.slots[topic]
-            if (now - stamp_ns(msg.header.stamp)) / 1e6 > slot.deadline_ms:
+    def _work(self) -> None:
+        """Worker thread: sleep until a frame arrives, then process every waiting camera."""
+        while True:
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            self._wake.clear()   # before taking: a frame arriving meanwhile wakes us again
+            with self.lock:
+                waiting = [(s, s.msg, s.transport_ms, s.arrival) for s in self.slots.values()
+                           if s.msg is not None]
+                for s, *_ in waiting:
+                    s.msg = None
+            if waiting and self.pipeline is not None:
+                try:
+                    self._process(waiting)
+                except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
+                    for s, *_ in waiting:
+                        s.errors += 1
+                    self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
+                                            throttle_duration_sec=2.0)
+
+    def _budget_cap(self, slot: _Slot) -> float:
+        """Upper bound on a frame's budget: keep up with the camera, and on a worker shared by
+        several cameras hold it no longer than half the tightest other deadline."""
+        cap = float('inf')
+        if self.p['keep_up'] and slot.period.period_s is not None:
+            cap = 1e3 * slot.period.period_s - slot.node_overhead_ms
+        others = [o.deadline_ms for o in self.slots.values() if o is not slot]
+        if others:
+            cap = min(cap, 0.5 * min(others))
+        return cap
+
+    def _process(self, waiting) -> None:
+        t_take = time.monotonic()
+        reqs, msgs, slots = [], [], []
+        for slot, msg, transport, arrival in waiting:
+            wait_ms = (t_take - arrival) * 1e3
+            if transport + wait_ms > slot.deadline_ms:
                 slot.stale += 1
                 continue
             try:
-                rgb = image_msg_to_rgb(msg)
+                rgb = (compressed_msg_to_rgb(msg) if slot.transport == 'compressed'
+                       else image_msg_to_rgb(msg))
             except ImageDecodeError as exc:
                 slot.bad += 1
-                self.get_logger().warning(f'{topic}: dropped frame: {exc}',
+                self.get_logger().warning(f'{slot.topic}: dropped frame: {exc}',
                                           throttle_duration_sec=2.0)
                 continue
-            others = [o.deadline_ms for t, o in self.slots.items() if t != topic]
-            # a shared worker: one frame may not block it longer than half the tightest
-            # deadline of the other cameras
-            cap = 0.5 * min(others) if others else None
-            items.append((rgb, stamp_ns(msg.header.stamp), topic, slot.deadline_ms, cap))
+            age = transport + (time.monotonic() - arrival) * 1e3
+            reqs.append(FrameRequest(rgb, slot.resolved, slot.deadline_ms,
+                                     stamp_ns(msg.header.stamp), transport_ms=transport,
+                                     age_ms=age, budget_cap_ms=self._budget_cap(slot)))
             msgs.append(msg)
-        if not items:
+            slots.append(slot)
+        if not reqs:
             return
-        try:
-            results = self.pipeline.process_batch(items, now)
-        except Exception as exc:  # noqa: BLE001 - never let one frame kill the inference loop
-            for item in items:
-                self.slots[item[2]].errors += 1
-            self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
-                                    throttle_duration_sec=2.0)
-            return
-        for (labels, rec), msg, item in zip(results, msgs, items):
-            self._publish(rec.camera, msg, item[0], labels, rec)
+        results = self.pipeline.process_batch(reqs)
+        for (labels, rec), msg, slot, req in zip(results, msgs, slots, reqs):
+            self._publish(slot, msg, req.rgb, labels, rec)
+            # the node's own share around the pipeline: decoding before, publishing after
+            done = time.monotonic()
+            own = (done - t_take) * 1e3 - rec.total_ms
+            slot.node_overhead_ms = 0.9 * slot.node_overhead_ms + 0.1 * max(0.0, own)
 
-    def _publish(self, topic: str, msg: Image, rgb: np.ndarray, labels: np.ndarray,
-                 rec) -> None:
-        slot = self.slots[topic]
-        slot.processed += 1
-        slot.missed += int(rec.missed)
-        slot.points[rec.point] += 1
-        slot.latencies.append(rec.total_ms)
-        del slot.latencies[:-500]
-        seg_pub, ovl_pub = self.pubs[topic]
+    def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
+        seg_pub, ovl_pub = self.pubs[slot.topic]
         seg_pub.publish(image_msg(labels, 'mono8', msg.header))
         if self.p['publish_overlay']:
             ovl = (0.5 * rgb + 0.5 * PALETTE[np.minimum(labels, len(PALETTE) - 1)]).astype(
                 np.uint8)
             ovl_pub.publish(image_msg(ovl, 'rgb8', msg.header))
-        # the record already carries this camera's topic and the frame's stamp
-        self.pub_status.publish(status('perception', topic, WARN if rec.missed else OK,
+        # the record already carries this camera's resolved topic and the frame's stamp
+        self.pub_status.publish(status('perception', slot.resolved, WARN if rec.missed else OK,
                                        rec.reason, rec.to_dict()))
+        with self.lock:
+            slot.processed += 1
+            slot.missed += int(rec.missed)
+            slot.points[rec.point] += 1
+            slot.latencies.append(rec.total_ms)
+            del slot.latencies[:-500]
+            slot.last_output = time.monotonic()
 
     def _publish_diag(self) -> None:
         sts = []
-        for topic, s in self.slots.items():
-            lat = np.array(s.latencies) if s.latencies else np.zeros(1)
-            vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
-                    'dropped': s.dropped, 'stale': s.stale, 'bad_frames': s.bad,
-                    'errors': s.errors, 'deadline_ms': s.deadline_ms,
-                    'latency_p50_ms': float(np.median(lat)),
-                    'latency_p99_ms': float(np.percentile(lat, 99)),
-                    'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
-            level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
-            sts.append(status(f'perception_node: {topic}', topic, level,
-                              f'{s.processed} frames, {s.missed} misses', vals))
+        now = time.monotonic()
+        for s in self.slots.values():
+            with self.lock:
+                lat = np.array(s.latencies) if s.latencies else np.zeros(1)
+                vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
+                        'dropped': s.dropped, 'stale': s.stale, 'future': s.future,
+                        'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
+                        'transport': s.transport,
+                        'frame_period_ms': 1e3 * s.period.period_s if s.period.period_s
+                        else 0.0,
+                        'latency_p50_ms': float(np.median(lat)),
+                        'latency_p99_ms': float(np.percentile(lat, 99)),
+                        'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
+            silent = now - (s.period.last if s.period.last is not None else now)
+            if s.period.last is None:
+                level, msg = WARN, 'no input yet'
+            elif silent > max(1.0, 5 * (s.period.period_s or 0.2)):
+                level, msg = ERROR, f'no input for {silent:.1f} s'
+            else:
+                level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
+                msg = f'{s.processed} frames, {s.missed} misses'
+            sts.append(status(f'perception_node: {s.resolved}', s.resolved, level, msg, vals))
         self.pub_diag.publish(diag_array(self, sts))
 
 
-def main(args=None) -> None:
-    """Run the perception node (unconfigured; drive it with lifecycle transitions, or
-    pass ``--autostart`` to configure and activate at once)."""
+def main(args=None) -> int:
+    """Run the perception node.
+
+    Unconfigured by default (drive it with lifecycle transitions); ``--autostart`` configures
+    and activates at once, as the launch files do, and a failed configure then ends the
+    process with exit code 2. ``--executor auto|single|multi|events`` picks the rclpy executor
+    (auto: rclpy's events executor where it exists, else single-threaded).
+    """
     import sys
-    argv = list(args or sys.argv)
+    argv = list(args if args is not None else sys.argv)
     autostart = '--autostart' in argv
     argv = [a for a in argv if a != '--autostart']
+    executor = pop_flag(argv, '--executor', 'auto')
+    if executor not in EXECUTORS:
+        sys.stderr.write(f'--executor must be one of {EXECUTORS}\n')
+        return 2
 
     def start(node: PerceptionNode) -> None:
-        if autostart:
-            node.trigger_configure()
-            node.trigger_activate()
-    run_node(PerceptionNode, argv, threads=3, on_start=start)
+        if not autostart:
+            return
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise StartupError('perception_node: configure failed (the reason is logged '
+                               'above); exiting')
+        node.trigger_activate()
+    return run_node(PerceptionNode, argv, executor=executor, on_start=start)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -4,14 +4,20 @@ Everything here works with rclpy on Humble, Jazzy and Kilted.
 """
 
 from dataclasses import dataclass
+import signal
+import sys
+import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                             SingleThreadedExecutor)
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from tts_perception.image_codec import fill_image_msg
@@ -90,33 +96,112 @@ def image_msg(pixels: np.ndarray, encoding: str, header) -> Image:
     return fill_image_msg(msg, pixels, encoding)
 
 
+def output_topic(camera_topic: str, name: str) -> str:
+    """Sibling topic of a camera topic: /ns/camera/image_raw -> /ns/camera/<name>."""
+    ns = camera_topic.rsplit('/', 1)[0] if '/' in camera_topic else ''
+    return f'{ns}/{name}' if ns or camera_topic.startswith('/') else name
+
+
 def stamp_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def run_node(make_node: Callable[[], Node], args=None, threads: int = 2,
+EXECUTORS = ('auto', 'single', 'multi', 'events')
+
+
+def make_executor(kind: str = 'auto', threads: int = 2, context=None):
+    """An rclpy executor by name: single | multi | events (rclpy's EventsExecutor, Jazzy+) |
+    auto (events where rclpy has it, else single: the fastest two in bench/bench_node.py)."""
+    if kind == 'auto':
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            return SingleThreadedExecutor(context=context)
+        return EventsExecutor(context=context)
+    if kind == 'single':
+        return SingleThreadedExecutor(context=context)
+    if kind == 'multi':
+        return MultiThreadedExecutor(num_threads=threads, context=context)
+    if kind == 'events':
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            raise ValueError('the events executor needs rclpy from ROS 2 Jazzy or newer; '
+                             'use --executor single') from None
+        return EventsExecutor(context=context)
+    raise ValueError(f'unknown executor {kind!r}; choose one of {EXECUTORS}')
+
+
+def pop_flag(argv: List[str], flag: str, default: Optional[str] = None) -> Optional[str]:
+    """Remove ``flag VALUE`` or ``flag=VALUE`` from ``argv`` in place and return VALUE."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+            del argv[i:i + 2]
+            return value
+        if a.startswith(flag + '='):
+            del argv[i]
+            return a.split('=', 1)[1]
+    return default
+
+
+def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None,
+             executor: str = 'auto', threads: int = 2,
              on_start: Optional[Callable[[Node], None]] = None,
-             on_exit: Optional[Callable[[Node], None]] = None) -> None:
-    """The common ``main``: init, build, spin on a MultiThreadedExecutor, clean shutdown on
-    Ctrl-C or external shutdown (same on Humble, Jazzy, Kilted)."""
-    rclpy.init(args=args)
-    node = None
+             on_exit: Optional[Callable[[Node], None]] = None) -> int:
+    """The common ``main`` of every node; returns the process exit code.
+
+    SIGINT and SIGTERM (once or repeatedly, as a terminal and ``ros2 launch`` both send
+    them) only set a flag: the spin loop ends, ``on_exit`` runs while the context is still
+    valid (the controller publishes its zero command there), then the executor is shut down
+    before the node is destroyed and rclpy is shut down. A node that cannot start (a bad
+    parameter value, a missing file) prints one line naming the reason and exits with 2.
+    """
+    from tts_perception.nodes.dds import use_profile
+    use_profile()
+    stop = threading.Event()
+
+    def _on_signal(signum, frame) -> None:
+        stop.set()
+    rclpy.init(args=list(args) if args is not None else None,
+               signal_handler_options=SignalHandlerOptions.NO)
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node, ex, code = None, None, 0
     try:
-        node = make_node()
-        if on_start is not None:
-            on_start(node)
-        ex = MultiThreadedExecutor(num_threads=threads)
+        try:
+            node = make_node()
+            if on_start is not None:
+                on_start(node)
+        except StartupError as exc:
+            sys.stderr.write(f'{exc}\n')
+            return 2
+        except (ValueError, TypeError, FileNotFoundError, ParameterException,
+                InvalidParameterValueException) as exc:
+            sys.stderr.write(f'cannot start: {type(exc).__name__}: {exc}\n')
+            return 2
+        ex = make_executor(executor, threads)
         ex.add_node(node)
-        ex.spin()
+        while not stop.is_set() and rclpy.ok():
+            ex.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if node is not None and on_exit is not None:
+            try:
+                on_exit(node)
+            except Exception as exc:  # noqa: BLE001 - still shut down the rest
+                sys.stderr.write(f'on exit: {exc!r}\n')
+                code = 1
+        if ex is not None:
+            ex.shutdown(timeout_sec=5.0)
         if node is not None:
-            if on_exit is not None:
-                try:
-                    on_exit(node)
-                except Exception:  # noqa: BLE001 - the context may already be gone
-                    pass
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return code
+
+
+class StartupError(RuntimeError):
+    """A node cannot start; the message is the one line shown to the user."""

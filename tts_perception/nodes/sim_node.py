@@ -8,12 +8,12 @@ against the wall clock (0 = as fast as rendering allows).
 """
 
 import math
+import threading
 import time
 from typing import Optional
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import SetParametersResult
@@ -69,12 +69,13 @@ class SimNode(Node):
             Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.pub_nominal = self.create_publisher(Twist, 'cmd_vel_nominal', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        # own group: commands are taken while a (slow) render tick runs
-        self.create_subscription(Twist, 'cmd_vel', self._on_cmd, 10,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
-        self.timer = self.create_timer(self.dt / max(self.p['real_time_factor'], 1e-9)
-                                       if self.p['real_time_factor'] > 0 else 0.0, self._tick)
+        self.create_subscription(Twist, 'cmd_vel', self._on_cmd, 10)
         self.create_timer(1.0, self._publish_diag)
+        # rendering runs on a thread of its own: the executor thread stays free for commands,
+        # parameter services and /diagnostics however slow a render is
+        self._stop = threading.Event()
+        self._render = threading.Thread(target=self._loop, name='render', daemon=True)
+        self._render.start()
         self.add_post_set_parameters_callback(self._on_params)
         self.get_logger().info(
             f'course seed {self.p["seed"]}: {len(self.world.course.obstacles)} obstacles, '
@@ -89,10 +90,18 @@ class SimNode(Node):
     def _on_params(self, params) -> None:
         for prm in params:
             self.p[prm.name] = prm.value
-            if prm.name == 'real_time_factor':
-                self.timer.cancel()
-                rtf = prm.value
-                self.timer = self.create_timer(self.dt / rtf if rtf > 0 else 0.0, self._tick)
+
+    def _loop(self) -> None:
+        """Render thread: one tick per camera period / real_time_factor (wall clock)."""
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            self._tick()
+            rtf = self.p['real_time_factor']
+            now = time.monotonic()
+            next_t = max(next_t + self.dt / rtf, now - self.dt / rtf) if rtf > 0 else now
+            if self.finished:
+                next_t = now + 0.1
+            self._stop.wait(max(0.0, next_t - now))
 
     def _on_cmd(self, msg: Twist) -> None:
         if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):
@@ -180,15 +189,17 @@ class SimNode(Node):
                                                        msg, s)]))
 
     def destroy_node(self):
-        """Free the renderer too."""
+        """Stop rendering, then free the renderer (never while a frame is being rendered)."""
+        self._stop.set()
+        self._render.join(timeout=10.0)
         self.world.close()
         return super().destroy_node()
 
 
-def main(args=None) -> None:
+def main(args=None) -> int:
     """Run the sim node."""
-    run_node(SimNode, args, threads=2)
+    return run_node(SimNode, args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

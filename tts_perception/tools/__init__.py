@@ -1,0 +1,1 @@
+"""Command-line tools around the nodes and the pipeline (players, benches, demo, profiling)."""
