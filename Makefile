@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: setup demo test lint bench train profile sample-bag clean
+.PHONY: setup demo test lint bench bench-node train profile sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh
 
 demo: setup
-	$(ENV) python -m tts_perception.demo
+	$(ENV) python -m tts_perception.tools.demo
 
 test: setup
 	$(ENV) python -m pytest -q -p no:cacheprovider --timeout=600 test
@@ -19,11 +19,14 @@ lint: setup
 bench: setup
 	$(ENV) python bench/bench_core.py
 
+bench-node: setup
+	$(ENV) python bench/bench_node.py
+
 train: setup
 	$(ENV) python -m tts_perception.model.train
 
 profile: setup
-	$(ENV) python -m tts_perception.profile
+	$(ENV) python -m tts_perception.tools.profile
 
 sample-bag: setup
 	$(ENV) python -m tts_perception.bag.record sample

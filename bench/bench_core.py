@@ -31,9 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tts_perception.metrics import ConfusionMatrix  # noqa: E402
-from tts_perception.pipeline import AdaptivePipeline  # noqa: E402
-from tts_perception.profile import machine_info, measure_latency  # noqa: E402
+from tts_perception.common.metrics import ConfusionMatrix  # noqa: E402
+from tts_perception.adaptive.pipeline import AdaptivePipeline  # noqa: E402
+from tts_perception.tools.profile import machine_info, measure_latency  # noqa: E402
 
 RESULTS = ROOT / 'bench' / 'results'
 

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tts_perception.ros_domain import isolate_this_process  # noqa: E402
+from tts_perception.nodes.ros_domain import isolate_this_process  # noqa: E402
 from tts_perception.nodes.dds import dds_env  # noqa: E402
 
 TICK = os.sysconf('SC_CLK_TCK')

@@ -24,12 +24,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tts_perception.backends import BackendUnavailable, resolve_backend_name  # noqa: E402
-from tts_perception.backends.torch_backend import TorchBackend  # noqa: E402
-from tts_perception.model_desc import load_model_description  # noqa: E402
-from tts_perception.pipeline import AdaptivePipeline, infer  # noqa: E402
-from tts_perception.points import OperatingPoint  # noqa: E402
-from tts_perception.profile import INT8_AGREEMENT_BOUND, machine_info  # noqa: E402
+from tts_perception.inference.backends import (  # noqa: E402
+    BackendUnavailable, resolve_backend_name)
+from tts_perception.inference.backends.torch_backend import TorchBackend  # noqa: E402
+from tts_perception.inference.model_desc import load_model_description  # noqa: E402
+from tts_perception.adaptive.pipeline import AdaptivePipeline  # noqa: E402
+from tts_perception.inference.runner import infer  # noqa: E402
+from tts_perception.inference.points import OperatingPoint  # noqa: E402
+from tts_perception.tools.profile import INT8_AGREEMENT_BOUND, machine_info  # noqa: E402
 
 
 class Checks:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check in one call (device tool: one H200, torch with CUDA, no ROS/MuJoCo/rosbags).
+# Every GPU check in one call on a CUDA machine with torch (no ROS, MuJoCo or rosbags needed).
 # Needs .gpu_data/ from `python bench/pack_frames.py --out .gpu_data` (carried, git-ignored).
 # Writes to $OUT: profile_cuda.json/.png, gpu_check.json, core_cuda.json + 2 plots,
 # core_cuda_d08.json, log.txt.
@@ -12,7 +12,7 @@ log() { "$@" 2>&1 | tr '\r' '\n' | grep -v '^\s*\(accuracy\|latency\) \[' | tee 
 log nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 log $PY -c "import torch, numpy, cv2; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 torch.cuda.get_device_name(0), 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
-log $PY -m tts_perception.profile --config config/pipeline_cuda.yaml --data .gpu_data \
+log $PY -m tts_perception.tools.profile --config config/pipeline_cuda.yaml --data .gpu_data \
     --out "$OUT/profile_cuda.json"
 cp "$OUT/profile_cuda.json" models/tts_segnet/profile_cuda.json
 log $PY bench/gpu_check.py --frames .gpu_data/eval.npz --out "$OUT/gpu_check.json"

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tts_perception.nodes.dds import dds_env
-from tts_perception.ros_domain import allocate_domain_id, release
+from tts_perception.nodes.ros_domain import allocate_domain_id, release
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

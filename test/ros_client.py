@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 
-from tts_perception.image_codec import fill_image_msg
+from tts_perception.common.image_codec import fill_image_msg
 
 
 class RosClient:

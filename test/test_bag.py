@@ -7,7 +7,7 @@ import pytest
 
 from tts_perception.bag.io import (bag_topics, BagError, BagWriter, read_frames,
                                    read_labeled_frames)
-from tts_perception.image_codec import ImageDecodeError
+from tts_perception.common.image_codec import ImageDecodeError
 
 pytestmark = pytest.mark.unit
 

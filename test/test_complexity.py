@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tts_perception.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
-                                       fit_complexity, frame_features)
+from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
+                                                fit_complexity, frame_features)
 
 pytestmark = pytest.mark.unit
 

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
-                                        SpeedGovernor, stopping_speed_limit)
+from tts_perception.control.control_law import (ControlParams, free_distance_from_labels,
+                                                Perception, SpeedGovernor, stopping_speed_limit)
 from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
 
 pytestmark = pytest.mark.unit

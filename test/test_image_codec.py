@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tts_perception.image_codec import (compressed_msg_to_rgb, encode_compressed, fill_image_msg,
-                                        image_msg_to_rgb, ImageDecodeError)
+from tts_perception.common.image_codec import (compressed_msg_to_rgb, encode_compressed,
+                                               fill_image_msg, image_msg_to_rgb, ImageDecodeError)
 
 pytestmark = pytest.mark.unit
 

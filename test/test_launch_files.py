@@ -55,14 +55,11 @@ def test_launch_file_matches_code(path):
             first = pair.elts[0]
             if isinstance(first, ast.Constant):
                 assert f"'{first.value}'" in src, f'{exe} has no topic {first.value}'
-    declared = {_kw(c, 'description') is not None or len(c.args) > 0
-                for c in _calls(tree, 'DeclareLaunchArgument')}
     for c in _calls(tree, 'DeclareLaunchArgument'):
         assert _kw(c, 'description') is not None, f'{path.name}: argument without description'
     used = {c.args[0].value for c in _calls(tree, 'LaunchConfiguration')}
     names = {c.args[0].value for c in _calls(tree, 'DeclareLaunchArgument')}
     assert used <= names, f'{path.name}: undeclared launch arguments {used - names}'
-    assert declared
     for yaml_name in re.findall(r"'(\w+\.yaml)'", path.read_text()):
         assert (ROOT / 'config' / yaml_name).exists(), yaml_name
 
@@ -70,19 +67,35 @@ def test_launch_file_matches_code(path):
 @pytest.mark.parametrize('yaml_name,module', [('sim.yaml', 'sim_node'),
                                               ('perception.yaml', 'perception_node'),
                                               ('controller.yaml', 'controller_node')])
-def test_config_yaml_matches_declared_parameters(yaml_name, module):
+def test_config_yaml_holds_exactly_the_parameter_table_defaults(yaml_name, module):
     import importlib
     mod = importlib.import_module(f'tts_perception.nodes.{module}')
-    declared = {p.name for p in mod.PARAMS}
+    declared = {p.name: p.default for p in mod.PARAMS}
     data = yaml.safe_load((ROOT / 'config' / yaml_name).read_text())
     params = data['/**']['ros__parameters']
-    assert set(params) == declared, (set(params) ^ declared)
+    assert set(params) == set(declared), (set(params) ^ set(declared))
+    wrong = {k: (v, declared[k]) for k, v in params.items() if v != declared[k]}
+    assert not wrong, f'{yaml_name} differs from the defaults in the code: {wrong}'
 
 
-def test_pipeline_yaml_and_perception_yaml_share_names():
-    from tts_perception.pipeline import PipelineConfig
-    pipe = yaml.safe_load((ROOT / 'config' / 'pipeline.yaml').read_text())
-    PipelineConfig.from_dict(pipe)
-    per = yaml.safe_load((ROOT / 'config' / 'perception.yaml').read_text())['/**'][
-        'ros__parameters']
-    assert set(pipe) <= set(per)
+@pytest.mark.parametrize('yaml_name', ['pipeline.yaml', 'pipeline_cuda.yaml'])
+def test_pipeline_yaml_keys_are_the_config_and_the_node_parameters(yaml_name):
+    from tts_perception.adaptive.pipeline import PipelineConfig
+    from tts_perception.nodes.perception_node import PIPELINE_PARAMS
+    pipe = yaml.safe_load((ROOT / 'config' / yaml_name).read_text())
+    cfg = PipelineConfig.from_dict(pipe)           # every key known, every value in range
+    assert set(pipe) == set(cfg.to_dict()) == {p.name for p in PIPELINE_PARAMS}
+    if yaml_name == 'pipeline.yaml':               # the documented defaults
+        assert pipe == PipelineConfig().to_dict()
+
+
+def test_pipeline_config_refuses_unknown_keys_and_bad_values():
+    from tts_perception.adaptive.pipeline import PipelineConfig
+    with pytest.raises(ValueError, match='unknown pipeline config keys'):
+        PipelineConfig.from_dict({'deadline': 3})
+    with pytest.raises(ValueError, match='latency_quantile must be one of'):
+        PipelineConfig.from_dict({'latency_quantile': 'p95'})
+    with pytest.raises(ValueError, match='deadline_ms must be in'):
+        PipelineConfig.from_dict({'deadline_ms': float('inf')})
+    with pytest.raises(ValueError, match='bad resolution'):
+        PipelineConfig.from_dict({'resolutions': ['640*480']})

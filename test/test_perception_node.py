@@ -8,8 +8,8 @@ from sensor_msgs.msg import Image
 
 from conftest import ROOT
 from ros_client import RosClient
-from tts_perception.image_codec import fill_image_msg
-from tts_perception.points import OperatingPoint
+from tts_perception.common.image_codec import fill_image_msg
+from tts_perception.inference.points import OperatingPoint
 
 pytestmark = pytest.mark.dds
 
@@ -51,7 +51,7 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     stats = client.listen_status()
     assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 60)
     sent = _drive(client, {'camera/image_raw': frames}, 15)
-    client.spin(1.0)
+    client.wait_for(lambda: len(segs) >= len(sent) and len(stats) >= len(sent), 10)
     assert len(segs) >= 10, len(segs)
     seg_stamps = {s.header.stamp.sec * 1_000_000_000 + s.header.stamp.nanosec for s in segs}
     assert seg_stamps <= set(sent)                      # same header stamp as the input
@@ -71,7 +71,7 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     assert res.successful, res.reason
     n0 = len(stats)
     _drive(client, {'camera/image_raw': frames}, 12)
-    client.spin(1.0)
+    client.wait_for(lambda: len(stats) >= n0 + 12, 10)
     after = [s for s in stats[n0:] if float(s['deadline_ms']) == 25.0]
     assert len(after) >= 5
     cost = {p: float(s['predicted_ms']) for p, s in zip(before, stats[n0 - 5:n0])}
@@ -146,7 +146,7 @@ def test_two_cameras_with_different_deadlines(procs, client, frames):
     assert client.wait_for(lambda: client.node.count_subscribers('cam_b/image_raw') > 0, 60)
     _drive(client, {'cam_a/image_raw': frames, 'cam_b/image_raw': frames[::-1]}, 25,
            period=0.2)
-    client.spin(1.0)
+    client.wait_for(lambda: len(stats) >= 50, 10)
     a = [s for s in stats if s['camera'] == '/cam_a/image_raw']
     b = [s for s in stats if s['camera'] == '/cam_b/image_raw']
     # best-effort, newest-frame-wins transport may lose some frames on a loaded 2-core box

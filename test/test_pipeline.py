@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from tts_perception.backends import BackendUnavailable, make_backend, resolve_backend_name
-from tts_perception.model_desc import load_model_description, ModelError
-from tts_perception.pipeline import (AdaptivePipeline, FrameRequest, infer, PipelineConfig,
-                                     ProfileError)
-from tts_perception.points import make_points, OperatingPoint
+from tts_perception.inference.backends import (BackendUnavailable, make_backend,
+                                               resolve_backend_name)
+from tts_perception.inference.model_desc import load_model_description, ModelError
+from tts_perception.adaptive.pipeline import (AdaptivePipeline, FrameRequest, PipelineConfig,
+                                              ProfileError)
+from tts_perception.adaptive.scheduler import SchedulerConfig
+from tts_perception.inference.runner import infer
+from tts_perception.inference.points import make_points, OperatingPoint
 
 pytestmark = pytest.mark.unit
 
@@ -25,8 +28,9 @@ def frames(sample_bag):
     return read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def pipe():
+    """A fresh pipeline per test: tests change its policy and latency model."""
     return AdaptivePipeline(PipelineConfig(model_path=str(MODEL), profile_path=str(PROFILE),
                                            backend='onnxruntime'))
 
@@ -65,7 +69,8 @@ def test_process_record_and_deadline_response(pipe, frames):
     tight = min(pipe.latency.predict(p.key) for p in pipe.points) * 1.5 + 2.5
     for _ in range(3):
         _, rec2 = pipe.process(rgb, camera='tight', deadline_ms=tight)
-    assert rec2.predicted_ms <= tight - pipe.config.safety_margin_ms + 1e-6 or rec2.expect_miss
+    margin = pipe.config.scheduler.safety_margin_ms
+    assert rec2.predicted_ms <= tight - margin + 1e-6 or rec2.expect_miss
     assert OperatingPoint.parse(rec2.point).pixels <= OperatingPoint.parse(rec.point).pixels
     # frame already older than the deadline: nothing fits, still answers (never blocks)
     _, rec3 = pipe.process(rgb, stamp_ns=0, now_ns=int(1e9), camera='old', deadline_ms=50)
@@ -87,13 +92,14 @@ def test_anytime_stops_early_and_says_why(frames):
     p = AdaptivePipeline(PipelineConfig(model_path=str(MODEL), profile_path=str(PROFILE),
                                         backend='onnxruntime', anytime=True,
                                         anytime_confidence=0.5,
-                                        policy='static:320x240/d3/fp32'))
+                                        scheduler=SchedulerConfig(
+                                            policy='static:320x240/d3/fp32')))
     _, rec = p.process(frames[3][0], camera='a')
     assert rec.exit_depth == 1 and rec.stop_reason.startswith('confident')
     p.config.anytime_confidence = 1.01
     # budget that fits stage 1 only: stop because the next stage would miss
     _, rec = p.process(frames[3][0], camera='a', deadline_ms=p.latency.predict(
-        '320x240/d1/fp32') + p.config.safety_margin_ms + 0.5)
+        '320x240/d1/fp32') + p.config.scheduler.safety_margin_ms + 0.5)
     assert rec.exit_depth < 3 and 'deadline' in rec.stop_reason
 
 
@@ -125,7 +131,7 @@ def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match='stage files missing'):
         load_model_description(bad)
     (bad / 'weights.pt').write_bytes(b'corrupt')
-    from tts_perception.backends.torch_backend import load_torch_model
+    from tts_perception.inference.backends.torch_backend import load_torch_model
     with pytest.raises(ModelError, match='cannot load torch weights'):
         load_torch_model(load_model_description(MODEL).__class__(
             **{**load_model_description(MODEL).__dict__, 'torch_weights': bad / 'weights.pt'}))
@@ -169,7 +175,7 @@ def test_torch_backend_matches_onnxruntime(frames):
 
 
 def test_tensorrt_cache_keys():
-    from tts_perception.backends.tensorrt_backend import engine_key, engine_path
+    from tts_perception.inference.backends.tensorrt_backend import engine_key, engine_path
     k = engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200')
     assert k == engine_key('abc', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200')
     others = [engine_key('abd', 0, (1, 3, 240, 320), 'fp16', '10.3', 'H200'),

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from tts_perception.metrics import ConfusionMatrix
-from tts_perception.profile import INT8_AGREEMENT_BOUND, run_profile
+from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.tools.profile import INT8_AGREEMENT_BOUND, run_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'bench'))
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_profile_measures_every_point_and_precision_agreement(tmp_path):
     cfg = {'model_path': str(ROOT / 'models' / 'tts_segnet'), 'backend': 'onnxruntime',
-           'resolutions': [[160, 120]], 'precisions': ['fp32', 'int8']}
+           'resolutions': ['160x120'], 'precisions': ['fp32', 'int8']}
     t = run_profile(cfg, tmp_path / 'p.json', data_dir=tmp_path, frames_per_seed=6,
                     latency_runs=3, quiet=True)
     keys = [f'160x120/d{d}/{p}' for d in (1, 2, 3) for p in ('fp32', 'int8')]

@@ -103,3 +103,13 @@ def test_bad_inputs_raise():
             w.step(float('nan'), 0.0, 0.1)
     with pytest.raises(ValueError, match='course length'):
         make_course(0, length=2.0)
+
+
+def test_sim_camera_matches_the_controller_default_geometry():
+    """The built-in world's camera is the one the controller's default parameters describe."""
+    from tts_perception.control.control_law import ControlParams
+    c = ControlParams()
+    want = (CAMERA_HEIGHT, CAMERA_PITCH_DEG, FLOOR)
+    assert (c.camera_height, c.camera_pitch_deg, c.floor_label) == want
+    from tts_perception.sim.world import CAMERA_FOVY_DEG
+    assert c.camera_fovy_deg == CAMERA_FOVY_DEG

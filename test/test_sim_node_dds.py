@@ -2,7 +2,6 @@
 
 import pytest
 import json
-import sys
 
 from conftest import ROOT
 
@@ -36,7 +35,6 @@ def test_two_processes_exchange_camera_images(procs):
     course = [d for d in diags if d['name'] == 'sim_node: course']
     assert course and 'collisions' in course[-1]['values']
     assert float(course[-1]['values']['progress']) >= 0.0
-    assert sys.executable
 
 
 def test_live_recorder_writes_a_readable_bag(procs, tmp_path):

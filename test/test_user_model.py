@@ -8,10 +8,11 @@ import torch
 import yaml
 
 from conftest import ROOT
-from tts_perception.backends import make_backend
-from tts_perception.model_desc import load_model_description, ModelError
-from tts_perception.pipeline import AdaptivePipeline, infer, PipelineConfig
-from tts_perception.points import OperatingPoint
+from tts_perception.inference.backends import make_backend
+from tts_perception.inference.model_desc import load_model_description, ModelError
+from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
+from tts_perception.inference.runner import infer
+from tts_perception.inference.points import OperatingPoint
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +38,7 @@ class UserModel(torch.nn.Module):
 
 @pytest.fixture(scope='module')
 def ladder(tmp_path_factory):
-    from tts_perception.backends.torch_backend import load_torch_model
+    from tts_perception.inference.backends.torch_backend import load_torch_model
     net = load_torch_model(load_model_description(MODEL))
     out = tmp_path_factory.mktemp('user_model')
     files = []
@@ -77,16 +78,16 @@ def test_ladder_model_matches_the_bundled_model(ladder, sample_bag):
 
 def test_ladder_model_runs_in_the_adaptive_pipeline(ladder, tmp_path, sample_bag):
     from tts_perception.bag.io import read_frames
-    from tts_perception.profile import run_profile
+    from tts_perception.tools.profile import run_profile
     cfg = {'model_path': str(ladder), 'backend': 'onnxruntime',
-           'resolutions': [[160, 120], [320, 240]], 'precisions': ['fp32']}
+           'resolutions': ['160x120', '320x240'], 'precisions': ['fp32']}
     prof = tmp_path / 'profile.json'
     table = run_profile(cfg, prof, data_dir=tmp_path, frames_per_seed=6, latency_runs=5,
                         quiet=True)
     assert len(table['points']) == 6
     pipe = AdaptivePipeline(PipelineConfig(model_path=str(ladder), profile_path=str(prof),
                                            backend='onnxruntime', precisions=['fp32'],
-                                           resolutions=[[160, 120], [320, 240]]))
+                                           resolutions=['160x120', '320x240']))
     rgb = next(read_frames(sample_bag, ['camera/image_raw'])).rgb
     labels, rec = pipe.process(rgb, deadline_ms=1e4)
     assert labels.shape == rgb.shape[:2] and rec.point in table['points']

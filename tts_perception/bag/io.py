@@ -14,8 +14,9 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from tts_perception.image_codec import (compressed_msg_to_rgb, encode_compressed, encode_fields,
-                                        image_msg_to_array, ImageDecodeError, to_rgb)
+from tts_perception.common.image_codec import (compressed_msg_to_rgb, encode_compressed,
+                                               encode_fields, image_msg_to_array, ImageDecodeError,
+                                               to_rgb)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'

@@ -9,7 +9,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.progress import Progress
+from tts_perception.common.progress import Progress
 
 TRAIN_SEEDS = tuple(range(1000, 1010))
 VAL_SEEDS = (2000, 2001, 2002)

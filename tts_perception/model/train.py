@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from tts_perception.metrics import ConfusionMatrix
-from tts_perception.progress import Progress
+from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.progress import Progress
 
 RESOLUTIONS = ((160, 120), (320, 240), (640, 480))
 CROP = (192, 144)

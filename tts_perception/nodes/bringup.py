@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence, TextIO
 
-from tts_perception.paths import config_file
+from tts_perception.common.paths import config_file
 
 NODES = ('sim_node', 'perception_node', 'controller_node')
 REMAP_CONTROLLER = ['-r', 'cmd_vel_in:=cmd_vel_nominal', '-p', 'camera:=camera/image_raw']
@@ -154,7 +154,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('-p', '--param', action='append', default=[],
                     help='NODE:NAME:=VALUE override, e.g. perception_node:deadline_ms:=30.0')
     a = ap.parse_args(argv)
-    from tts_perception.ros_domain import isolate_this_process
+    from tts_perception.nodes.ros_domain import isolate_this_process
     try:
         ov = parse_overrides(a.param)
     except ValueError as exc:

@@ -3,7 +3,7 @@
 Subscribes ``cmd_vel_in`` (nominal Twist from a planner/teleop), ``perception/status``
 (DiagnosticStatus decision records) and ``segmentation`` (mono8); publishes ``cmd_vel`` every
 ``control_period`` and its state on ``/diagnostics``. The law is in
-:mod:`tts_perception.control_law`. Optionally pushes the computed speed limit into another
+:mod:`tts_perception.control.control_law`. Optionally pushes the computed speed limit into another
 node's parameter through the standard SetParameters service (e.g. a Nav2 controller's
 ``FollowPath.max_vel_x``).
 """
@@ -20,35 +20,17 @@ from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 
-from tts_perception.control_law import (ControlParams, free_distance_from_labels, Perception,
-                                        SpeedGovernor)
-from tts_perception.image_codec import image_msg_to_array, ImageDecodeError
+from tts_perception.control.control_law import (ControlParams, free_distance_from_labels,
+                                                Perception, SpeedGovernor)
+from tts_perception.common.image_codec import image_msg_to_array, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
                                            Param, run_node, status, values_of, WARN)
-from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, CAMERA_FOVY_DEG, FLOOR
+from tts_perception.common.settings import settings_of
 
-PARAMS = (
-    Param('max_decel', 1.5, 'Maximum deceleration a (m/s^2)', 0.05, 20.0),
-    Param('max_speed', 2.0, 'Absolute speed cap (m/s)', 0.0, 20.0),
-    Param('max_accel', 1.0, 'Acceleration limit at nominal perception rate (m/s^2)', 0.05, 20.0),
-    Param('max_yaw_rate', 1.5, 'Yaw-rate cap (rad/s)', 0.0, 10.0),
-    Param('steer_gain', 1.0, 'Nominal steering gain on the planner yaw rate', 0.0, 5.0),
-    Param('control_period', 0.05, 'Control period (s)', 0.005, 1.0),
-    Param('watchdog_timeout', 0.5, 'Perception older than this stops the robot (s)', 0.05, 10.0),
-    Param('latency_quantile', 0.95, 'Quantile of recent latencies used as t', 0.5, 1.0),
-    Param('latency_window', 30, 'Number of recent latencies in the quantile', 2, 10000),
-    Param('nominal_rate', 30.0, 'Perception rate at which gains are nominal (Hz)', 1.0, 1000.0),
-    Param('max_sensing_distance', 8.0, 'Cap on the free distance used (m)', 0.5, 100.0),
-    Param('stop_margin', 0.35, 'Distance kept free in front of the robot (m)', 0.0, 10.0),
-    Param('full_resolution_width', 640, 'Input width at which sensing is not shrunk (px)',
-          16, 8192),
+PARAMS = tuple(settings_of(ControlParams)) + (
     Param('camera', '', 'Camera topic whose perception to follow: its perception/status '
           'records and the segmentation next to it (<camera ns>/segmentation). "" = any '
           'status, and the segmentation topic as remapped', read_only=True),
-    Param('camera_height', CAMERA_HEIGHT, 'Camera height above ground (m)', 0.01, 10.0),
-    Param('camera_pitch_deg', CAMERA_PITCH_DEG, 'Camera pitch down (deg)', -90.0, 90.0),
-    Param('camera_fovy_deg', CAMERA_FOVY_DEG, 'Camera vertical field of view (deg)', 1.0, 179.0),
-    Param('floor_label', FLOOR, 'Segmentation label id of free floor', 0, 255),
     Param('push_speed_limit_to', '', 'Node name whose parameter receives the speed limit '
           '("" = off)'),
     Param('push_speed_limit_param', 'FollowPath.max_vel_x', 'Parameter name to push'),

@@ -9,7 +9,7 @@ its first participant, so it is set before ``rclpy.init``: by the launch files
 import os
 from typing import MutableMapping, Optional
 
-from tts_perception.paths import config_file
+from tts_perception.common.paths import config_file
 
 PROFILE_VARS = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
 

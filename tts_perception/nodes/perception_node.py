@@ -21,6 +21,7 @@ arrival to the start of processing). A frame whose age exceeds its deadline is d
 """
 
 from collections import Counter
+from dataclasses import fields
 import threading
 import time
 from typing import Dict, List, Optional
@@ -34,65 +35,41 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 
-from tts_perception.backends import BACKENDS
-from tts_perception.image_codec import compressed_msg_to_rgb, image_msg_to_rgb, ImageDecodeError
-from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS,
-                                           image_msg, OK, output_topic, Param, pop_flag, run_node,
-                                           stamp_ns,
+from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_to_rgb,
+                                               ImageDecodeError)
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
+                                           OK, output_topic, Param, pop_flag, run_node, stamp_ns,
                                            StartupError, status, WARN)
-from tts_perception.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
-from tts_perception.scheduler import parse_policy
+from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
+from tts_perception.common.settings import check_value, settings_of
+from tts_perception.inference.points import parse_resolution
 
 TRANSPORTS = ('raw', 'compressed')
-PARAMS = (
+CAMERA_PARAMS = (
     Param('camera_topics', ['camera/image_raw'], 'Camera image topics (relative; remap in '
-          'launch). Outputs go next to each resolved topic: <ns>/segmentation'),
+          'launch). Outputs go next to each resolved topic: <camera ns>/segmentation'),
     Param('transports', ['raw'], 'Per camera, same order as camera_topics: raw '
           '(sensor_msgs/Image on the topic) or compressed (sensor_msgs/CompressedImage on '
           '<topic>/compressed); missing entries = raw'),
     Param('deadlines_ms', [0.0], 'Per-camera deadline (ms), same order as camera_topics; '
           '0 or missing = deadline_ms'),
-    Param('model_path', 'models/tts_segnet', 'Model directory holding model.yaml'),
-    Param('profile_path', 'models/tts_segnet/profile_cpu.json', 'Profile table (JSON)'),
-    Param('backend', 'auto', 'auto | onnxruntime | torch | tensorrt'),
-    Param('resolutions', ['160x120', '320x240', '640x480'], 'Allowed input resolutions WxH'),
-    Param('depths', [1, 2, 3], 'Allowed exit depths'),
-    Param('precisions', ['fp32', 'int8'], 'Allowed precisions'),
-    Param('policy', 'adaptive', 'adaptive | golden | static:WxH/dN/precision'),
-    Param('deadline_ms', 40.0, 'Default per-frame deadline (ms), from capture to result',
-          1.0, 10000.0),
+)
+NODE_PARAMS = (
     Param('keep_up', True, 'Cap each frame\'s compute budget at the camera\'s measured frame '
           'period (minus the node\'s own overhead), so that every frame can be processed'),
     Param('future_tolerance_ms', 500.0, 'Frames stamped further than this in the future are '
           'dropped (counted as future); nearer ones count as age 0', 0.0, 1e6),
-    Param('safety_margin_ms', 2.0, 'Budget kept free before the deadline (ms)', 0.0, 1000.0),
-    Param('accuracy_tolerance', 0.01, 'Take the cheapest point within this of the best mIoU',
-          0.0, 1.0),
-    Param('hysteresis', 0.02, 'mIoU gain needed to switch at once', 0.0, 1.0),
-    Param('dwell_frames', 4, 'Frames a cheaper proposal must persist before switching', 1, 1000),
-    Param('switch_cost_ms', 0.5, 'Predicted extra cost of changing point (ms)', 0.0, 100.0),
-    Param('latency_quantile', 'p95', 'Profile quantile used as prior: p50 | p95 | p99'),
-    Param('anytime', False, 'Stop early at an exit when the next stage would miss or is not '
-          'needed'),
-    Param('anytime_confidence', 0.97, 'Exit confidence at which anytime mode stops', 0.0, 1.0),
-    Param('threads', 0, 'ONNX Runtime intra-op threads (0 = default)', 0, 64),
     Param('publish_overlay', False, 'Publish a colour overlay for viewing'),
     Param('diagnostics_period', 1.0, 'Aggregate /diagnostics period (s)', 0.1, 60.0),
 )
+PIPELINE_PARAMS = tuple(settings_of(PipelineConfig))
+PARAMS = CAMERA_PARAMS + PIPELINE_PARAMS + NODE_PARAMS
+BY_NAME = {p.name: p for p in PARAMS}
 STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'backend',
               'resolutions', 'depths', 'precisions', 'threads', 'latency_quantile'}
-RUNTIME_SCHED = ('safety_margin_ms', 'accuracy_tolerance', 'hysteresis', 'dwell_frames',
-                 'switch_cost_ms')
+SCHEDULER = {f.name for f in fields(SchedulerConfig)}
 PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
-
-
-def parse_resolution(text: str) -> List[int]:
-    """'320x240' -> [320, 240]; ValueError with the expected form."""
-    try:
-        w, h = text.lower().split('x')
-        return [int(w), int(h)]
-    except ValueError:
-        raise ValueError(f'bad resolution {text!r}; expected WxH like 320x240') from None
 
 
 class FramePeriod:
@@ -157,14 +134,12 @@ class PerceptionNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=(
                     f'{name} can only change while unconfigured (cleanup, set, configure)'))
             try:
+                if name in BY_NAME:
+                    check_value(BY_NAME[name], v)
                 if name == 'policy':
                     parse_policy(v, self.pipeline.points if self.pipeline else None)
                 elif name == 'resolutions':
                     [parse_resolution(r) for r in v]
-                elif name == 'backend' and v not in BACKENDS:
-                    raise ValueError(f'unknown backend {v}; choose one of {BACKENDS}')
-                elif name == 'latency_quantile' and v not in ('p50', 'p95', 'p99'):
-                    raise ValueError('latency_quantile must be p50, p95 or p99')
                 elif name == 'deadlines_ms' and any(not (0 <= d < float('inf')) for d in v):
                     raise ValueError('deadlines_ms must be finite and >= 0')
                 elif name == 'camera_topics' and not v:
@@ -181,9 +156,7 @@ class PerceptionNode(LifecycleNode):
         if self.pipeline is None:
             return
         for prm in params:
-            if prm.name == 'policy':
-                self.pipeline.set_policy(prm.value)
-            elif prm.name in RUNTIME_SCHED:
+            if prm.name in SCHEDULER:
                 self.pipeline.update_scheduler(**{prm.name: prm.value})
             elif prm.name in ('anytime', 'anytime_confidence', 'deadline_ms'):
                 setattr(self.pipeline.config, prm.name, prm.value)
@@ -191,17 +164,7 @@ class PerceptionNode(LifecycleNode):
                 self._set_deadlines()
 
     def _config(self) -> PipelineConfig:
-        p = self.p
-        return PipelineConfig(
-            model_path=p['model_path'], profile_path=p['profile_path'], backend=p['backend'],
-            resolutions=[parse_resolution(r) for r in p['resolutions']],
-            depths=[int(d) for d in p['depths']], precisions=list(p['precisions']),
-            policy=p['policy'], deadline_ms=p['deadline_ms'],
-            safety_margin_ms=p['safety_margin_ms'], accuracy_tolerance=p['accuracy_tolerance'],
-            hysteresis=p['hysteresis'], dwell_frames=p['dwell_frames'],
-            switch_cost_ms=p['switch_cost_ms'], latency_quantile=p['latency_quantile'],
-            anytime=p['anytime'], anytime_confidence=p['anytime_confidence'],
-            threads=p['threads'])
+        return PipelineConfig.from_dict({p.name: self.p[p.name] for p in PIPELINE_PARAMS})
 
     def _set_deadlines(self) -> None:
         dl = list(self.p['deadlines_ms'])
@@ -211,7 +174,7 @@ class PerceptionNode(LifecycleNode):
     # ------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load model and profile, warm every point, create publishers."""
-        from tts_perception.paths import share_dir
+        from tts_perception.common.paths import share_dir
         t = time.monotonic()
         try:
             self.pipeline = AdaptivePipeline(self._config(), base_dir=share_dir())

@@ -3,7 +3,6 @@
 Everything here works with rclpy on Humble, Jazzy and Kilted.
 """
 
-from dataclasses import dataclass
 import signal
 import sys
 import threading
@@ -20,22 +19,14 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
-from tts_perception.image_codec import fill_image_msg
+from tts_perception.common.image_codec import fill_image_msg
+from tts_perception.common.settings import Setting
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR,
                           DiagnosticStatus.STALE)
 
 
-@dataclass(frozen=True)
-class Param:
-    """One parameter: name, default, description and an optional numeric range."""
-
-    name: str
-    default: Any
-    description: str
-    lo: Optional[float] = None
-    hi: Optional[float] = None
-    read_only: bool = False
+Param = Setting    # a node-only parameter is declared like a config setting
 
 
 def declare_params(node: Node, params: Iterable[Param]) -> Dict[str, Any]:

@@ -60,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
-    from tts_perception.image_codec import encode_compressed, fill_image_msg
+    from tts_perception.common.image_codec import encode_compressed, fill_image_msg
     rclpy.init()
     node = Node('frame_player')
     if a.transport == 'compressed':

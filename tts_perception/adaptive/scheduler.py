@@ -18,20 +18,25 @@ from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from tts_perception.latency_model import LatencyModel
-from tts_perception.points import golden_point, OperatingPoint
+from tts_perception.adaptive.latency_model import LatencyModel
+from tts_perception.common.settings import setting
+from tts_perception.inference.points import golden_point, OperatingPoint
 
 
 @dataclass
 class SchedulerConfig:
-    """Scheduler knobs (same names as the YAML / ROS parameters)."""
+    """Scheduler knobs (the same names are YAML keys and perception_node parameters)."""
 
-    policy: str = 'adaptive'            # adaptive | golden | static:<point key>
-    safety_margin_ms: float = 2.0
-    accuracy_tolerance: float = 0.01
-    hysteresis: float = 0.02
-    dwell_frames: int = 4
-    switch_cost_ms: float = 0.5
+    policy: str = setting('adaptive', 'adaptive | golden | static:WxH/dN/precision')
+    safety_margin_ms: float = setting(2.0, 'Budget kept free before the deadline (ms)',
+                                      0.0, 1000.0)
+    accuracy_tolerance: float = setting(0.01, 'Take the cheapest point within this of the '
+                                        'best predicted mIoU', 0.0, 1.0)
+    hysteresis: float = setting(0.02, 'mIoU gain needed to switch at once', 0.0, 1.0)
+    dwell_frames: int = setting(4, 'Frames a cheaper proposal must persist before switching',
+                                1, 1000)
+    switch_cost_ms: float = setting(0.5, 'Predicted extra cost of changing point (ms)',
+                                    0.0, 100.0)
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.backends.base import Backend, BackendUnavailable
-from tts_perception.model_desc import ModelDescription
+from tts_perception.inference.backends.base import Backend, BackendUnavailable
+from tts_perception.inference.model_desc import ModelDescription
 
 TRT_PRECISIONS = ('fp32', 'fp16', 'int8', 'fp8')
 
@@ -89,7 +89,7 @@ class TensorRTBackend(Backend):
     def prepare(self, precisions: Sequence[str],
                 resolutions: Sequence[Tuple[int, int]] = ()) -> None:
         """Build (or load from cache) and warm every engine, with progress."""
-        from tts_perception.progress import Progress
+        from tts_perception.common.progress import Progress
         self.check_precisions(precisions)
         if not resolutions:
             raise BackendUnavailable('tensorrt needs the resolutions to build fixed-shape '

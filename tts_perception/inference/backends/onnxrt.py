@@ -4,8 +4,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.backends.base import Backend, BackendUnavailable
-from tts_perception.model_desc import ModelDescription, ModelError
+from tts_perception.inference.backends.base import Backend, BackendUnavailable
+from tts_perception.inference.model_desc import ModelDescription, ModelError
 
 
 class OnnxRuntimeBackend(Backend):

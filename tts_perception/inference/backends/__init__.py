@@ -2,8 +2,8 @@
 
 from typing import Tuple
 
-from tts_perception.backends.base import Backend, BackendUnavailable
-from tts_perception.model_desc import ModelDescription
+from tts_perception.inference.backends.base import Backend, BackendUnavailable
+from tts_perception.inference.model_desc import ModelDescription
 
 BACKENDS = ('auto', 'onnxruntime', 'torch', 'tensorrt')
 
@@ -15,7 +15,7 @@ def resolve_backend_name(name: str, model: ModelDescription) -> Tuple[str, str]:
         raise BackendUnavailable(f'unknown backend {name!r}; choose one of {BACKENDS}')
     if name != 'auto':
         return name, 'requested'
-    from tts_perception.backends.tensorrt_backend import tensorrt_available
+    from tts_perception.inference.backends.tensorrt_backend import tensorrt_available
     ok, why = tensorrt_available()
     if ok:
         return 'tensorrt', 'TensorRT and a CUDA GPU are present'
@@ -32,12 +32,12 @@ def make_backend(name: str, model: ModelDescription, **kw) -> Backend:
     """Construct the named backend (not yet prepared)."""
     resolved, _ = resolve_backend_name(name, model)
     if resolved == 'onnxruntime':
-        from tts_perception.backends.onnxrt import OnnxRuntimeBackend
+        from tts_perception.inference.backends.onnxrt import OnnxRuntimeBackend
         return OnnxRuntimeBackend(model, threads=kw.get('threads', 0))
     if resolved == 'torch':
-        from tts_perception.backends.torch_backend import TorchBackend
+        from tts_perception.inference.backends.torch_backend import TorchBackend
         return TorchBackend(model, device=kw.get('device', 'auto'))
-    from tts_perception.backends.tensorrt_backend import TensorRTBackend
+    from tts_perception.inference.backends.tensorrt_backend import TensorRTBackend
     return TensorRTBackend(model, **{k: v for k, v in kw.items() if k in ('cache_dir',
                                                                           'calib_frames')})
 

@@ -24,24 +24,37 @@ from typing import Deque, Optional, Tuple
 
 import numpy as np
 
+from tts_perception.common.settings import setting
+
 
 @dataclass
 class ControlParams:
-    """Controller knobs (same names as the controller node's parameters)."""
+    """Controller knobs (the same names are controller_node parameters)."""
 
-    max_decel: float = 1.5              # a (m/s^2)
-    max_speed: float = 2.0              # m/s
-    max_accel: float = 1.0              # a0 (m/s^2)
-    max_yaw_rate: float = 1.5           # rad/s
-    steer_gain: float = 1.0             # k0, multiplies the nominal yaw rate
-    control_period: float = 0.05        # s
-    watchdog_timeout: float = 0.5       # s
-    latency_quantile: float = 0.95
-    latency_window: int = 30
-    nominal_rate: float = 30.0          # Hz of perception at which gains are nominal
-    max_sensing_distance: float = 8.0   # m
-    stop_margin: float = 0.35           # m kept free in front of the robot
-    full_resolution_width: int = 640    # width at which sensing distance is not shrunk
+    max_decel: float = setting(1.5, 'Maximum deceleration a (m/s^2)', 0.05, 20.0)
+    max_speed: float = setting(2.0, 'Absolute speed cap (m/s)', 0.0, 20.0)
+    max_accel: float = setting(1.0, 'Acceleration limit a0 at the nominal perception rate '
+                               '(m/s^2)', 0.05, 20.0)
+    max_yaw_rate: float = setting(1.5, 'Yaw-rate cap (rad/s)', 0.0, 10.0)
+    steer_gain: float = setting(1.0, 'Nominal steering gain k0 on the planner yaw rate',
+                                0.0, 5.0)
+    control_period: float = setting(0.05, 'Control period (s)', 0.005, 1.0)
+    watchdog_timeout: float = setting(0.5, 'Perception older than this stops the robot (s)',
+                                      0.05, 10.0)
+    latency_quantile: float = setting(0.95, 'Quantile of recent perception latencies used as '
+                                      't', 0.5, 1.0)
+    latency_window: int = setting(30, 'Number of recent latencies in the quantile', 2, 10000)
+    nominal_rate: float = setting(30.0, 'Perception rate at which gains are nominal (Hz)',
+                                  1.0, 1000.0)
+    max_sensing_distance: float = setting(8.0, 'Cap on the free distance used (m)', 0.5, 100.0)
+    stop_margin: float = setting(0.35, 'Distance kept free in front of the robot (m)',
+                                 0.0, 10.0)
+    full_resolution_width: int = setting(640, 'Input width at which the sensing distance is '
+                                         'not shrunk (px)', 16, 8192)
+    camera_height: float = setting(0.5, 'Camera height above the ground (m)', 0.01, 10.0)
+    camera_pitch_deg: float = setting(15.0, 'Camera pitch down (deg)', -90.0, 90.0)
+    camera_fovy_deg: float = setting(70.0, 'Camera vertical field of view (deg)', 1.0, 179.0)
+    floor_label: int = setting(1, 'Segmentation label id of free floor', 0, 255)
 
 
 def stopping_speed_limit(latency_s: float, decel: float, distance: float) -> float:

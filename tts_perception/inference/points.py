@@ -46,6 +46,18 @@ class OperatingPoint:
         return self.key
 
 
+def parse_resolution(text: str) -> Tuple[int, int]:
+    """'320x240' -> (320, 240); ValueError with the expected form."""
+    try:
+        w, h = str(text).lower().split('x')
+        wh = (int(w), int(h))
+    except ValueError:
+        raise ValueError(f'bad resolution {text!r}; expected WxH like 320x240') from None
+    if wh[0] <= 0 or wh[1] <= 0:
+        raise ValueError(f'bad resolution {text!r}: width and height must be positive')
+    return wh
+
+
 def make_points(resolutions: Iterable[Sequence[int]], depths: Iterable[int],
                 precisions: Iterable[str]) -> List[OperatingPoint]:
     """Cross product, sorted by (pixels, depth, precision)."""

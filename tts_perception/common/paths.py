@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-_SRC = Path(__file__).resolve().parents[1]
+_SRC = Path(__file__).resolve().parents[2]
 
 
 def share_dir() -> Path:

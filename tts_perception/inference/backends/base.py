@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.model_desc import ModelDescription
+from tts_perception.inference.model_desc import ModelDescription
 
 
 class BackendUnavailable(RuntimeError):

@@ -1,6 +1,6 @@
 """profile: measure every operating point on this machine and write the scheduler's table.
 
-    python -m tts_perception.profile [--config config/pipeline.yaml] [--out PATH]
+    python -m tts_perception.tools.profile [--config config/pipeline.yaml] [--out PATH]
 
 1. Renders (or reuses ``data/profile.npz``) scripted drives over held-out seeds at 10 Hz,
    640x480 with ground-truth labels: real sequences, so temporal features are real.
@@ -26,13 +26,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import yaml
 
-from tts_perception.backends import make_backend
-from tts_perception.complexity import ComplexityMonitor, ComplexityParams, fit_complexity
-from tts_perception.metrics import ConfusionMatrix, frame_miou
-from tts_perception.model_desc import load_model_description
-from tts_perception.pipeline import infer
-from tts_perception.points import golden_point, make_points, OperatingPoint
-from tts_perception.progress import Progress
+from tts_perception.inference.backends import make_backend
+from tts_perception.adaptive.complexity import ComplexityMonitor, ComplexityParams, fit_complexity
+from tts_perception.common.metrics import ConfusionMatrix, frame_miou
+from tts_perception.inference.model_desc import load_model_description
+from tts_perception.inference.runner import infer
+from tts_perception.inference.points import (golden_point, make_points, OperatingPoint,
+                                             parse_resolution)
+from tts_perception.common.progress import Progress
 
 PROFILE_SEEDS = (2000, 2001)
 N_BINS = 5
@@ -101,7 +102,7 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
                            threads=config.get('threads', 0))
     precisions = [p for p in config.get('precisions', ['fp32', 'int8'])
                   if p in backend.supported_precisions()]
-    resolutions = [tuple(r) for r in config['resolutions']]
+    resolutions = [parse_resolution(r) for r in config['resolutions']]
     points = make_points(resolutions, model.depths, precisions)
     backend.prepare(precisions, resolutions)
     rgb, lab, seq = render_profile_frames(data_dir / 'profile.npz',

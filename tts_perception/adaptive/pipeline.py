@@ -19,12 +19,15 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
-from tts_perception.backends import make_backend, resolve_backend_name
-from tts_perception.complexity import ComplexityMonitor, ComplexityParams
-from tts_perception.latency_model import LatencyModel
-from tts_perception.model_desc import load_model_description, ModelDescription
-from tts_perception.points import make_points, OperatingPoint
-from tts_perception.scheduler import AccuracyTable, Decision, Scheduler, SchedulerConfig
+from tts_perception.adaptive.complexity import ComplexityMonitor, ComplexityParams
+from tts_perception.adaptive.latency_model import LatencyModel
+from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
+                                               SchedulerConfig)
+from tts_perception.common.settings import check_value, setting, settings_of
+from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
+from tts_perception.inference.model_desc import load_model_description, ModelDescription
+from tts_perception.inference.points import make_points, OperatingPoint, parse_resolution
+from tts_perception.inference.runner import infer
 
 
 class ProfileError(RuntimeError):
@@ -33,35 +36,53 @@ class ProfileError(RuntimeError):
 
 @dataclass
 class PipelineConfig:
-    """Everything the pipeline needs; the same names are the perception node's parameters."""
+    """Everything the pipeline needs. The field names are the keys of ``config/pipeline.yaml``
+    and the perception node's parameters; the scheduler's knobs are embedded (flat in YAML
+    and parameters)."""
 
-    model_path: str = 'models/tts_segnet'
-    profile_path: str = 'models/tts_segnet/profile_cpu.json'
-    backend: str = 'auto'
-    resolutions: List[List[int]] = field(default_factory=lambda: [[160, 120], [320, 240],
-                                                                  [640, 480]])
-    depths: List[int] = field(default_factory=lambda: [1, 2, 3])
-    precisions: List[str] = field(default_factory=lambda: ['fp32', 'int8'])
-    policy: str = 'adaptive'
-    deadline_ms: float = 40.0
-    safety_margin_ms: float = 2.0
-    accuracy_tolerance: float = 0.01
-    hysteresis: float = 0.02
-    dwell_frames: int = 4
-    switch_cost_ms: float = 0.5
-    latency_quantile: str = 'p95'
-    anytime: bool = False
-    anytime_confidence: float = 0.97
-    threads: int = 0
+    model_path: str = setting('models/tts_segnet', 'Model directory holding model.yaml')
+    profile_path: str = setting('models/tts_segnet/profile_cpu.json',
+                                'Profile table (JSON) made by the profile command')
+    backend: str = setting('auto', 'auto | onnxruntime | torch | tensorrt',
+                           choices=BACKENDS)
+    resolutions: List[str] = setting(['160x120', '320x240', '640x480'],
+                                     'Allowed input resolutions WxH')
+    depths: List[int] = setting([1, 2, 3], 'Allowed exit depths')
+    precisions: List[str] = setting(['fp32', 'int8'], 'Allowed precisions')
+    deadline_ms: float = setting(40.0, 'Per-frame deadline (ms), from capture to result',
+                                 1.0, 10000.0)
+    latency_quantile: float = setting(0.95, 'Latency quantile of the profile used as prior',
+                                      choices=(0.5, 0.95, 0.99))
+    anytime: bool = setting(False, 'Stop early at an exit when the next stage would miss or '
+                            'the exit is confident')
+    anytime_confidence: float = setting(0.97, 'Exit confidence at which anytime mode stops',
+                                        0.0, 1.0)
+    threads: int = setting(0, 'ONNX Runtime intra-op threads (0 = default)', 0, 64)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> 'PipelineConfig':
-        """Build from a mapping, refusing unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        """Build from flat keys (scheduler keys included), refusing unknown ones and values
+        outside their ranges."""
+        sched_keys = {f.name for f in fields(SchedulerConfig)}
+        own_keys = {f.name for f in fields(cls)} - {'scheduler'}
+        unknown = sorted(set(d) - own_keys - sched_keys)
         if unknown:
-            raise ValueError(f'unknown pipeline config keys {unknown}; known: {sorted(known)}')
-        return cls(**d)
+            raise ValueError(f'unknown pipeline config keys {unknown}; known: '
+                             f'{sorted(own_keys | sched_keys)}')
+        for s in settings_of(cls):
+            if s.name in d:
+                check_value(s, d[s.name])
+        for r in d.get('resolutions', ()):
+            parse_resolution(r)
+        return cls(**{k: v for k, v in d.items() if k in own_keys},
+                   scheduler=SchedulerConfig(**{k: v for k, v in d.items() if k in sched_keys}))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Flat keys, as in the YAML file."""
+        d = {k: v for k, v in asdict(self).items() if k != 'scheduler'}
+        d.update(asdict(self.scheduler))
+        return d
 
 
 @dataclass
@@ -147,7 +168,7 @@ def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ProfileError(f'profile table {p} does not exist; create it with '
-                           f'`python -m tts_perception.profile`')
+                           f'`python -m tts_perception.tools.profile`')
     try:
         prof = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -163,30 +184,6 @@ def _resolve(path: str, base: Optional[Path]) -> Path:
     if p.is_absolute() or base is None or p.exists():
         return p
     return base / p
-
-
-def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: OperatingPoint,
-          all_exits: bool = False):
-    """Run ``point`` on frames (preprocess, stages, postprocess): (labels, confidence).
-
-    With ``all_exits`` (chained models) returns lists with one entry per exit up to the
-    point's depth, from one pass; used by the profiler to score every depth at once.
-    """
-    x = model.preprocess(frames, point.resolution)
-    h, w = frames[0].shape[:2]
-    work = (point.height, point.width)
-    if model.structure == 'ladder':
-        stages = range(point.depth) if all_exits else [point.depth - 1]
-        outs = [backend.run_stage(point.precision, s, x)[1] for s in stages]
-    else:
-        feat, outs = x, []
-        for s in range(point.depth):
-            feat, out = backend.run_stage(point.precision, s, feat)
-            if all_exits or s == point.depth - 1:
-                outs.append(out)
-    if all_exits:
-        return [model.postprocess(o, (h, w), work_hw=work) for o in outs]
-    return model.postprocess(outs[-1], (h, w), work_hw=work)
 
 
 class _CameraState:
@@ -208,8 +205,9 @@ class AdaptivePipeline:
             raise ProfileError(f'profile {config.profile_path} was made for model hash '
                                f'{self.profile["model_hash"][:12]}, the model files hash to '
                                f'{self.model.hash()[:12]}; re-run profile')
-        for r in config.resolutions:
-            self.model.check_resolution((int(r[0]), int(r[1])))
+        resolutions = [parse_resolution(r) for r in config.resolutions]
+        for r in resolutions:
+            self.model.check_resolution(r)
         bad_depth = [d for d in config.depths if d not in self.model.depths]
         if bad_depth:
             raise ValueError(f'depths {bad_depth} not in model depths {self.model.depths}')
@@ -220,7 +218,7 @@ class AdaptivePipeline:
         if not precisions:
             raise ValueError(f'none of precisions {config.precisions} runs on backend '
                              f'{self.backend.name}')
-        self.points = make_points(config.resolutions, config.depths, precisions)
+        self.points = make_points(resolutions, config.depths, precisions)
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
@@ -229,9 +227,7 @@ class AdaptivePipeline:
         self._prepared = False
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
-        self.sched_config = SchedulerConfig(config.policy, config.safety_margin_ms,
-                                            config.accuracy_tolerance, config.hysteresis,
-                                            config.dwell_frames, config.switch_cost_ms)
+        self.sched_config = config.scheduler     # one object, shared by every camera
         obstacle = self.model.classes.index('obstacle') if 'obstacle' in self.model.classes \
             else -1
         self._obstacle_label = obstacle
@@ -278,27 +274,27 @@ class AdaptivePipeline:
         """Per-camera state, created on first use."""
         st = self.cameras.get(name)
         if st is None:
-            sched = Scheduler(self.points, self.accuracy, self.latency,
-                              SchedulerConfig(**asdict(self.sched_config)))
+            sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
                                                 obstacle_label=self._obstacle_label), sched)
             self.cameras[name] = st
         return st
 
     def set_policy(self, policy: str) -> None:
-        """Change the policy of every camera (validated; raises ValueError)."""
+        """Change the policy of every camera (validated first; raises ValueError)."""
+        parse_policy(policy, self.points)
         for st in list(self.cameras.values()):
             st.scheduler.set_policy(policy)
         self.sched_config.policy = policy
-        self.config.policy = policy
 
     def update_scheduler(self, **kw) -> None:
-        """Change scheduler knobs (safety_margin_ms, accuracy_tolerance, ...) everywhere."""
+        """Change scheduler knobs (safety_margin_ms, accuracy_tolerance, ...): the one
+        scheduler config every camera shares."""
         for k, v in kw.items():
-            setattr(self.sched_config, k, v)
-            setattr(self.config, k, v)
-            for st in self.cameras.values():
-                setattr(st.scheduler.config, k, v)
+            if k == 'policy':
+                self.set_policy(v)
+            else:
+                setattr(self.sched_config, k, v)
 
     # ------------------------------------------------------------------ execution
     def _point(self, p: OperatingPoint, depth: int) -> OperatingPoint:

@@ -117,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     from tts_perception.nodes.bringup import Launcher, start_sim_stack
     from tts_perception.nodes.dds import use_profile
-    from tts_perception.ros_domain import isolate_this_process
+    from tts_perception.nodes.ros_domain import isolate_this_process
     dom = isolate_this_process()
     use_profile()
     import rclpy

@@ -19,6 +19,7 @@ catches up): the frame after a load step is planned for the step.
 """
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Deque, Dict, List, Mapping, Optional
 
 import numpy as np
@@ -33,16 +34,40 @@ def _quantile(values, q: float) -> float:
     return float(v[lo] + (v[hi] - v[lo]) * (pos - lo))
 
 
+@dataclass(frozen=True)
+class LatencyModelConfig:
+    """How fast the latency model follows the machine (the defaults were tuned on load steps
+    in bench/bench_core.py and the unit tests)."""
+
+    window: int = 12               # recent observed/profiled ratios kept
+    ratio_quantile: float = 0.9    # machine-wide factor = this quantile of the window ...
+    recent: int = 2                # ... or the last `recent` ratios if all are higher
+    backoff_step: float = 1.15     # extra factor after each miss ...
+    backoff_max: float = 2.0       # ... up to this ...
+    backoff_decay: float = 0.97    # ... relaxing per frame without a miss
+    point_relax: float = 0.995     # per-point excess relaxes by this per observation
+    shock_max: float = 6.0         # a miss by k is taken at once as a slowdown of k (capped)
+    shock_decay: float = 0.8       # the shock fades per observation
+    normal_band: float = 1.3       # ratios within this of the factor count as normal
+
+
+def quantile_key(q: float) -> str:
+    """0.95 -> 'p95', the profile table's column for that latency quantile."""
+    return f'p{int(round(100 * q))}'
+
+
 class LatencyModel:
     """Predicts an upper quantile of each point's latency (ms)."""
 
-    def __init__(self, profile: Mapping[str, Mapping[str, float]], quantile: str = 'p95',
-                 window: int = 12, ratio_quantile: float = 0.9,
-                 backoff_step: float = 1.15, backoff_max: float = 2.0,
-                 backoff_decay: float = 0.97,
+    def __init__(self, profile: Mapping[str, Mapping[str, float]], quantile: float = 0.95,
                  batch_profile: Optional[Mapping[str, Mapping[str, float]]] = None,
-                 recent: int = 2, point_relax: float = 0.995, shock_max: float = 6.0,
-                 shock_decay: float = 0.8, normal_band: float = 1.3):
+                 config: LatencyModelConfig = LatencyModelConfig()):
+        c = config
+        window, ratio_quantile, recent = c.window, c.ratio_quantile, c.recent
+        backoff_step, backoff_max, backoff_decay = c.backoff_step, c.backoff_max, c.backoff_decay
+        point_relax, shock_max, shock_decay = c.point_relax, c.shock_max, c.shock_decay
+        normal_band = c.normal_band
+        quantile = quantile_key(quantile)
         if not profile:
             raise ValueError('latency profile is empty')
         for key, row in profile.items():

@@ -1,0 +1,1 @@
+"""The latency- and quality-aware speed law (pure; the controller node wires it to topics)."""

@@ -1,0 +1,1 @@
+"""Running a segmentation model: its description (model.yaml), the runner, the backends."""
