@@ -43,7 +43,8 @@ class PipelineConfig:
     model_path: str = setting('models/tts_segnet', 'Model directory holding model.yaml')
     profile_path: str = setting('models/tts_segnet/profile_cpu.json',
                                 'Profile table (JSON) made by the profile command')
-    backend: str = setting('auto', 'auto | onnxruntime | torch | tensorrt',
+    backend: str = setting('auto', 'Inference engine; auto takes the best one available '
+                           '(TensorRT, then torch on CUDA, then ONNX Runtime)',
                            choices=BACKENDS)
     resolutions: List[str] = setting(['160x120', '320x240', '640x480'],
                                      'Allowed input resolutions WxH')

@@ -8,7 +8,7 @@ _HELD: Dict[int, IO] = {}
 
 
 def allocate_domain_id(lo: int = 11, hi: int = 99) -> int:
-    """Lock and return a free domain id in [lo, hi]; held until :func:`release` (or the process exits)."""
+    """Lock and return a free domain id in [lo, hi]; held until :func:`release` or exit."""
     for dom in range(lo, hi + 1):
         f = open(f'/tmp/tts_perception_domain_{dom}.lock', 'w')
         try:

@@ -114,6 +114,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--max-wall', type=float, default=170.0,
                     help='stop after this many wall seconds whatever the sim time')
     ap.add_argument('--verbose', action='store_true', help='show the nodes\' log lines')
+    ap.add_argument('--no-record', dest='record', action='store_false',
+                    help='do not write the run into docs/results.md')
     a = ap.parse_args(argv)
     from tts_perception.nodes.bringup import Launcher, start_sim_stack
     from tts_perception.nodes.dds import use_profile
@@ -213,6 +215,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{summary["fail_safe_stops"]}')
     print(f'plots         {a.out / "demo_timeline.png"}')
     ok = ended == 'finished' and all(c == 0 for c in codes.values())
+    if a.record:
+        from tts_perception.tools.results import record
+        body = '\n'.join(
+            ['| | |', '|---|---|'] +
+            [f'| {k} | {v} |' for k, v in (
+                ('run', ended), ('wall time', f'{wall:.0f} s'),
+                ('real-time factor', f'{summary["real_time_factor"]:.2f}'),
+                ('frames rendered / processed', f'{rendered} / {len(records)} '
+                 f'({100 * len(records) / max(1, rendered):.1f} %)'),
+                ('dropped (newer frame won) / stale', f'{summary["dropped"]} / '
+                 f'{summary["stale"]}'),
+                ('deadline misses', f'{misses} ({100 * misses / max(1, len(records)):.1f} %) '
+                 f'at {summary["deadline_ms"]} ms'),
+                ('latency p50 / p99', f'{summary["latency_p50_ms"]:.1f} / '
+                 f'{summary["latency_p99_ms"]:.1f} ms'),
+                ('course progress, collisions', f'{100 * summary["progress"]:.0f} %, '
+                 f'{summary["collisions"]}'),
+                ('mean speed', f'{mean_speed:.2f} m/s'),
+                ('fail-safe stops', summary['fail_safe_stops']),
+                ('operating points', ', '.join(f'{k} {v}' for k, v in sorted(
+                    hist.items(), key=lambda kv: -kv[1])[:5])))])
+        cmd = 'make demo' if a.seconds == 60 else \
+            f'python -m tts_perception.tools.demo --seconds {a.seconds:g}' + \
+            (f' --course-length {a.course_length:g}' if a.course_length else '')
+        record(f'demo-{a.seconds:g}s', f'Closed loop: sim, perception and controller as '
+               f'processes, {a.seconds:g} s of sim time (seed {a.seed})', cmd, body)
     return 0 if ok else 1
 
 
