@@ -170,6 +170,9 @@ def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
     if not p.exists():
         raise ProfileError(f'profile table {p} does not exist; create it with '
                            f'`python -m tts_perception.tools.profile`')
+    if not p.is_file():
+        raise ProfileError(f'profile table {p} is not a file (profile_path must name the '
+                           f'JSON file the profile command wrote)')
     try:
         prof = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -280,6 +283,11 @@ class AdaptivePipeline:
                                                 obstacle_label=self._obstacle_label), sched)
             self.cameras[name] = st
         return st
+
+    def reset_camera(self, name: str) -> None:
+        """Forget a camera's history (complexity, scheduler state): its time went backwards
+        (a bag looped, a simulation restarted)."""
+        self.cameras.pop(name, None)
 
     def set_policy(self, policy: str) -> None:
         """Change the policy of every camera (validated first; raises ValueError)."""

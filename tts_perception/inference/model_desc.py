@@ -159,10 +159,28 @@ class ModelDescription:
         return np.stack(labels), np.asarray(confs, np.float32)
 
 
-def _req(d: dict, key: str, path: Path):
+def _req(d: dict, key: str, path: Path, kind: type = object):
     if key not in d:
         raise ModelError(f'{path}: missing required key {key!r}')
-    return d[key]
+    v = d[key]
+    if not isinstance(v, kind) or (kind is list and not v):
+        want = {dict: 'a mapping', list: 'a non-empty list'}.get(kind, kind.__name__)
+        raise ModelError(f'{path}: {key} must be {want}, got {v!r}')
+    return v
+
+
+def _number(v, what: str, path: Path, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+            or (positive and v <= 0):
+        raise ModelError(f'{path}: {what} must be a finite{" positive" if positive else ""} '
+                         f'number, got {v!r}')
+    return float(v)
+
+
+def _triple(v, what: str, path: Path, positive: bool = False) -> np.ndarray:
+    if not isinstance(v, list) or len(v) != 3:
+        raise ModelError(f'{path}: {what} must list 3 numbers (one per channel), got {v!r}')
+    return np.asarray([_number(x, what, path, positive) for x in v], np.float32)
 
 
 def load_model_description(path: Union[str, Path]) -> ModelDescription:
@@ -170,46 +188,60 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     p = Path(path)
     if p.is_dir():
         p = p / 'model.yaml'
-    if not p.exists():
+    if not p.is_file():
         raise ModelError(f'model description {p} does not exist')
     try:
         d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ModelError(f'{p}: not valid YAML: {exc}') from exc
     if not isinstance(d, dict):
         raise ModelError(f'{p}: expected a mapping at top level')
-    inp, out = _req(d, 'input', p), _req(d, 'output', p)
+    inp, out = _req(d, 'input', p, dict), _req(d, 'output', p, dict)
     layout = str(inp.get('layout', 'NCHW')).upper()
     if layout not in LAYOUTS:
         raise ModelError(f'{p}: input.layout must be one of {LAYOUTS}, got {layout}')
+    order = str(inp.get('channel_order', 'RGB')).upper()
+    if order not in ('RGB', 'BGR'):
+        raise ModelError(f'{p}: input.channel_order must be RGB or BGR, got {order}')
     kind = str(out.get('kind', 'logits'))
     if kind not in OUTPUT_KINDS:
         raise ModelError(f'{p}: output.kind must be one of {OUTPUT_KINDS}, got {kind}')
+    out_layout = str(out.get('layout', 'NCHW')).upper()
+    if out_layout not in LAYOUTS:
+        raise ModelError(f'{p}: output.layout must be one of {LAYOUTS}, got {out_layout}')
     structure = str(d.get('structure', 'chained'))
     if structure not in STRUCTURES:
         raise ModelError(f'{p}: structure must be one of {STRUCTURES}, got {structure}')
-    stages_raw = _req(d, 'stages', p)
-    if 'fp32' not in stages_raw or not stages_raw['fp32']:
+    stages_raw = _req(d, 'stages', p, dict)
+    if not isinstance(stages_raw.get('fp32'), list) or not stages_raw['fp32']:
         raise ModelError(f'{p}: stages.fp32 must list at least one ONNX file')
     stages: Dict[str, List[Path]] = {}
     for prec, files in stages_raw.items():
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise ModelError(f'{p}: stages.{prec} must be a list of file names, got {files!r}')
         paths = [p.parent / f for f in files]
-        missing = [str(x) for x in paths if not x.exists()]
+        missing = [str(x) for x in paths if not x.is_file()]
         if missing:
             raise ModelError(f'{p}: stage files missing for {prec}: {missing}')
         if len(paths) != len(stages_raw['fp32']):
             raise ModelError(f'{p}: stages.{prec} has {len(paths)} files, fp32 has '
                              f'{len(stages_raw["fp32"])}')
-        stages[prec] = paths
-    classes = [str(c) for c in _req(d, 'classes', p)]
-    torch_w = (d.get('torch') or {}).get('weights')
+        stages[str(prec)] = paths
+    classes = [str(c) for c in _req(d, 'classes', p, list)]
+    torch_cfg = d.get('torch') or {}
+    if not isinstance(torch_cfg, dict):
+        raise ModelError(f'{p}: torch must be a mapping, got {torch_cfg!r}')
+    torch_w = torch_cfg.get('weights')
+    if torch_w is not None and not isinstance(torch_w, str):
+        raise ModelError(f'{p}: torch.weights must be a file name, got {torch_w!r}')
+    multiple = inp.get('multiple_of', 1)
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ModelError(f'{p}: input.multiple_of must be a positive integer, got {multiple!r}')
     return ModelDescription(
         root=p.parent, name=str(d.get('name', p.parent.name)), classes=classes,
-        structure=structure, layout=layout,
-        channel_order=str(inp.get('channel_order', 'RGB')).upper(),
-        scale=float(inp.get('scale', 1.0)),
-        mean=np.asarray(inp.get('mean', [0, 0, 0]), np.float32),
-        std=np.asarray(inp.get('std', [1, 1, 1]), np.float32),
-        multiple_of=int(inp.get('multiple_of', 1)), output_kind=kind,
-        output_layout=str(out.get('layout', 'NCHW')).upper(), stages=stages,
+        structure=structure, layout=layout, channel_order=order,
+        scale=_number(inp.get('scale', 1.0), 'input.scale', p, positive=True),
+        mean=_triple(inp.get('mean', [0.0, 0.0, 0.0]), 'input.mean', p),
+        std=_triple(inp.get('std', [1.0, 1.0, 1.0]), 'input.std', p, positive=True),
+        multiple_of=multiple, output_kind=kind, output_layout=out_layout, stages=stages,
         torch_weights=(p.parent / torch_w) if torch_w else None)

@@ -69,6 +69,7 @@ BY_NAME = {p.name: p for p in PARAMS}
 STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'backend',
               'resolutions', 'depths', 'precisions', 'threads', 'latency_quantile'}
 SCHEDULER = {f.name for f in fields(SchedulerConfig)}
+TIME_JUMP_NS = 1_000_000_000     # a stamp this far behind the last one: time went back
 PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
 
 
@@ -100,7 +101,8 @@ class _Slot:
         self.period = FramePeriod()
         self.node_overhead_ms = 0.0          # decode + publish around the pipeline (EWMA)
         self.received = self.dropped = self.stale = self.bad = self.processed = 0
-        self.missed = self.errors = self.future = 0
+        self.missed = self.errors = self.future = self.time_jumps = 0
+        self.last_stamp: Optional[int] = None
         self.points: Counter = Counter()
         self.latencies: List[float] = []
         self.last_output = None
@@ -124,6 +126,7 @@ class PerceptionNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        self._reset_cameras: set = set()      # cameras whose time jumped back
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
 
     # ------------------------------------------------------------ parameters
@@ -281,10 +284,14 @@ class PerceptionNode(LifecycleNode):
     def _on_image(self, topic: str, msg) -> None:
         """Executor thread: keep the newest frame, wake the worker. Nothing heavy here."""
         arrival = time.monotonic()
-        transport = (self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)) / 1e6
+        stamp = stamp_ns(msg.header.stamp)
+        transport = (self.get_clock().now().nanoseconds - stamp) / 1e6
         slot = self.slots[topic]
         with self.lock:
             slot.received += 1
+            if slot.last_stamp is not None and stamp < slot.last_stamp - TIME_JUMP_NS:
+                self._time_jump(slot, stamp)
+            slot.last_stamp = stamp
             slot.period.arrived(arrival)
             if transport < -self.p['future_tolerance_ms']:
                 slot.future += 1
@@ -306,6 +313,18 @@ class PerceptionNode(LifecycleNode):
             slot.msg, slot.transport_ms, slot.arrival = msg, transport, arrival
         self._wake.set()
 
+    def _time_jump(self, slot: _Slot, stamp: int) -> None:
+        """The camera's time went back (a bag looped, a simulation restarted): start its
+        statistics and scheduling history afresh instead of mixing two timelines."""
+        slot.time_jumps += 1
+        slot.latencies.clear()
+        slot.period = FramePeriod()
+        self._reset_cameras.add(slot.resolved)
+        self.get_logger().warning(
+            f'{slot.topic}: camera time jumped back by '
+            f'{(slot.last_stamp - stamp) / 1e9:.1f} s (bag loop or sim reset); statistics '
+            f'reset', throttle_duration_sec=5.0)
+
     def _work(self) -> None:
         """Worker thread: sleep until a frame arrives, then process every waiting camera."""
         while True:
@@ -319,6 +338,10 @@ class PerceptionNode(LifecycleNode):
                 for s, *_ in waiting:
                     s.msg = None
             if waiting and self.pipeline is not None:
+                with self.lock:
+                    resets, self._reset_cameras = self._reset_cameras, set()
+                for cam in resets:
+                    self.pipeline.reset_camera(cam)
                 try:
                     self._process(waiting)
                 except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
@@ -396,6 +419,7 @@ class PerceptionNode(LifecycleNode):
                 lat = np.array(s.latencies) if s.latencies else np.zeros(1)
                 vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
                         'dropped': s.dropped, 'stale': s.stale, 'future': s.future,
+                        'time_jumps': s.time_jumps,
                         'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                         'transport': s.transport,
                         'frame_period_ms': 1e3 * s.period.period_s if s.period.period_s
