@@ -101,4 +101,22 @@ def test_gains_follow_rate_and_bad_commands_fail_safe():
     assert abs(wf) > abs(ws)
     v_before = fast.v_cmd
     v, w = fast.step(19 / 30 + 0.01, float('nan'), 0.3)   # non-finite command = stop
-    assert w == 0.0 and v == pytest.approx(max(0.0, v_before - 1.5 * 0.05))
+    # decelerating at max_decel over the 0.01 s since the previous step
+    assert w == 0.0 and v == pytest.approx(max(0.0, v_before - 1.5 * 0.01))
+
+
+def test_watchdog_deceleration_follows_the_time_between_steps():
+    """Late or early control steps still decelerate at exactly max_decel."""
+    g = _gov()
+    for i in range(30):
+        g.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
+        g.step(i / 30, 1.5, 0.0)
+    v0, t0 = g.v_cmd, 29 / 30
+    assert v0 > 0.5
+    stale = t0 + g.p.watchdog_timeout + 0.001
+    t, times = stale, [stale, stale + 0.013, stale + 0.2, stale + 0.21, stale + 0.5]
+    v_prev, t_prev = v0, t0
+    for t in times:
+        v, _ = g.step(t, 1.5, 0.0)
+        assert v == pytest.approx(max(0.0, v_prev - g.p.max_decel * (t - t_prev)))
+        v_prev, t_prev = v, t

@@ -9,6 +9,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 import numpy as np
 import pytest
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
@@ -63,7 +64,7 @@ def test_node_exits_cleanly_on_signals(procs, client, name, how):
     proc = procs.python(*NODES[name])
     topic = 'camera/image_raw'
     if name == 'sim_node':       # up once it publishes frames
-        got = client.listen(topic, Image, qos=1)
+        got = client.listen(topic, Image, qos=qos_profile_sensor_data)
         assert client.wait_for(lambda: len(got) >= 3, 60)
     else:                        # up once it subscribes to the camera
         assert client.wait_for(lambda: client.node.count_subscribers(topic) > 0, 90)

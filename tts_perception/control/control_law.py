@@ -115,6 +115,7 @@ class SpeedGovernor:
         self.v_cmd = 0.0
         self.reason = 'no perception yet'
         self.v_limit = 0.0
+        self._t_prev: Optional[float] = None
 
     def on_perception(self, per: Perception) -> None:
         """Record one perception result."""
@@ -152,8 +153,12 @@ class SpeedGovernor:
                    - self.p.stop_margin)
 
     def step(self, now: float, v_nominal: float, w_nominal: float) -> Tuple[float, float]:
-        """One control period: (v, w) to command."""
+        """One control period: (v, w) to command. Speed changes are limited by the time since
+        the previous step (one ``control_period`` for the first), so the deceleration is
+        ``max_decel`` in the controller's time even when a step comes late."""
         p = self.p
+        dt = p.control_period if self._t_prev is None else max(0.0, now - self._t_prev)
+        self._t_prev = now
         if not (math.isfinite(v_nominal) and math.isfinite(w_nominal)):
             v_nominal, w_nominal = 0.0, 0.0
         rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3
@@ -161,7 +166,7 @@ class SpeedGovernor:
             self.reason = ('watchdog: no perception yet' if self.last is None else
                            f'watchdog: perception stale for {now - self.last.stamp:.2f}s')
             self.v_limit = 0.0
-            self.v_cmd = max(0.0, self.v_cmd - p.max_decel * p.control_period)
+            self.v_cmd = max(0.0, self.v_cmd - p.max_decel * dt)
             return self.v_cmd, (w_nominal * p.steer_gain if self.v_cmd > 0 else 0.0)
         t = self.latency_quantile() + p.control_period
         d = self.effective_distance()
@@ -169,9 +174,9 @@ class SpeedGovernor:
         target = float(np.clip(v_nominal, 0.0, self.v_limit))
         accel = p.max_accel * rate_f
         if target > self.v_cmd:
-            self.v_cmd = min(target, self.v_cmd + accel * p.control_period)
+            self.v_cmd = min(target, self.v_cmd + accel * dt)
         else:
-            self.v_cmd = max(target, self.v_cmd - p.max_decel * p.control_period)
+            self.v_cmd = max(target, self.v_cmd - p.max_decel * dt)
         self.reason = 'ok' if target >= v_nominal else 'limited by perception'
         quality = float(np.clip(self.last.quality, 0.0, 1.0)) if self.last else 0.0
         k = p.steer_gain * rate_f * max(quality, 0.3)

@@ -8,7 +8,9 @@ node's parameter through the standard SetParameters service (e.g. a Nav2 control
 ``FollowPath.max_vel_x``).
 """
 
+from collections import deque
 import math
+from typing import Deque, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
@@ -66,6 +68,10 @@ class ControllerNode(Node):
         self._last_push = -1e9
         self.stops = 0
         self._was_stopped = True
+        # the node's own record of its steps (steady clock): (t, v, limit, fresh)
+        self.history: Deque[Tuple[float, float, float, bool]] = deque(maxlen=4000)
+        self.decel_after_s = self.zero_after_s = -1.0   # last fail-safe stop, from the last
+        #                                                 fresh perception (steady clock)
 
     def _law_params(self) -> ControlParams:
         return ControlParams(**{k: self.p[k] for k in ControlParams.__dataclass_fields__})
@@ -135,9 +141,14 @@ class ControllerNode(Node):
         t.linear.x, t.angular.z = float(v), float(w)
         self.pub.publish(t)
         stopped = not self.gov.fresh(now)
+        self.history.append((now, float(v), float(self.gov.v_limit), not stopped))
+        last = self.gov.last.stamp if self.gov.last is not None else None
         if stopped and not self._was_stopped:
             self.stops += 1
+            self.decel_after_s, self.zero_after_s = now - last, -1.0
             self.get_logger().warning(f'fail-safe stop: {self.gov.reason}')
+        if stopped and last is not None and v == 0.0 and self.zero_after_s < 0:
+            self.zero_after_s = now - last
         self._was_stopped = stopped
         self._maybe_push()
 
@@ -164,7 +175,9 @@ class ControllerNode(Node):
                 'latency_quantile_ms': 1e3 * g.latency_quantile(),
                 'perception_rate_hz': g.rate(),
                 'free_distance': g.free_distance if g.free_distance is not None else -1.0,
-                'effective_distance': g.effective_distance(), 'fail_safe_stops': self.stops}
+                'effective_distance': g.effective_distance(), 'fail_safe_stops': self.stops,
+                'last_stop_decel_after_s': self.decel_after_s,
+                'last_stop_zero_after_s': self.zero_after_s}
         self.pub_diag.publish(diag_array(self, [status('controller_node', 'controller', level,
                                                        g.reason, vals)]))
 

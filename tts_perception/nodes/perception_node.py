@@ -112,6 +112,11 @@ class PerceptionNode(LifecycleNode):
     """Lifecycle wrapper; the logic is in AdaptivePipeline."""
 
     def __init__(self, **kwargs):
+        # what destroy_node needs exists before anything can fail (rclpy destroys a node
+        # whose constructor raised when the context shuts down)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
         super().__init__('perception_node', **kwargs)
         self.pipeline: Optional[AdaptivePipeline] = None
         self.add_on_set_parameters_callback(self._validate)
@@ -123,9 +128,6 @@ class PerceptionNode(LifecycleNode):
         self.pubs: Dict[str, tuple] = {}
         self.pub_status = self.pub_diag = None
         self.diag_timer = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._worker: Optional[threading.Thread] = None
         self._reset_cameras: set = set()      # cameras whose time jumped back
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
 

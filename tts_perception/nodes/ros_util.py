@@ -157,7 +157,8 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
         stop.set()
     rclpy.init(args=list(args) if args is not None else None,
                signal_handler_options=SignalHandlerOptions.NO)
-    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
     node, ex, code = None, None, 0
     try:
         try:
@@ -189,8 +190,11 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        # the process is about to exit: a further signal (ros2 launch and the terminal each
+        # send one) must not kill it while the interpreter finalizes (CPython resets Python
+        # handlers to the default action then, but leaves ignored signals ignored)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     return code
 
 

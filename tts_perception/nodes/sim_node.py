@@ -190,9 +190,11 @@ class SimNode(Node):
 
     def destroy_node(self):
         """Stop rendering, then free the renderer (never while a frame is being rendered)."""
-        self._stop.set()
-        self._render.join(timeout=10.0)
-        self.world.close()
+        if hasattr(self, '_render'):
+            self._stop.set()
+            self._render.join(timeout=10.0)
+        if hasattr(self, 'world'):
+            self.world.close()
         return super().destroy_node()
 
 
