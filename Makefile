@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: setup demo test lint bench bench-node train profile sample-bag clean
+.PHONY: setup demo test lint bench bench-node soak train profile sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -21,6 +21,9 @@ bench: setup
 
 bench-node: setup
 	$(ENV) python bench/bench_node.py
+
+soak: setup
+	$(ENV) python -m tts_perception.tools.soak
 
 train: setup
 	$(ENV) python -m tts_perception.model.train

@@ -51,3 +51,34 @@ def test_live_recorder_writes_a_readable_bag(procs, tmp_path):
     assert topics['odom'] == 'nav_msgs/msg/Odometry'
     frames = list(read_frames(out))
     assert len(frames) >= 5 and frames[0].rgb.shape == (48, 64, 3)
+
+
+def test_sim_node_answers_parameters_and_reports_while_rendering_640x480(procs, ros_env):
+    """Rendering runs on its own thread: parameter services and /diagnostics stay live."""
+    import time
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rcl_interfaces.srv import GetParameters
+    from ros_client import RosClient
+    procs.python('-m', 'tts_perception.nodes.sim_node', '--ros-args', '-p', 'width:=640',
+                 '-p', 'height:=480', '-p', 'drive_scripted:=true', '-p', 'max_sim_time:=4.0',
+                 '-p', 'real_time_factor:=0.0')
+    client = RosClient(int(ros_env['ROS_DOMAIN_ID']))
+    try:
+        diags = client.listen('/diagnostics', DiagnosticArray)
+        assert client.wait_for(lambda: diags, 60)
+        for _ in range(3):                      # answered promptly, every time
+            t0 = time.monotonic()
+            req = GetParameters.Request(names=['width', 'seed'])
+            res = client._call(GetParameters, '/sim_node/get_parameters', req, timeout=5.0)
+            assert [v.integer_value for v in res.values] == [640, 0]
+            assert time.monotonic() - t0 < 2.0
+        course = lambda: [s for d in diags for s in d.status if s.name == 'sim_node: course']  # noqa
+        assert client.wait_for(lambda: any(
+            {k.key: k.value for k in s.values}['finished'] == 'True' for s in course()), 60)
+        last = {k.key: k.value for k in course()[-1].values}
+        assert float(last['sim_time']) == pytest.approx(4.0, abs=0.05)
+        assert {'progress', 'collisions', 'course_complete'} <= set(last)
+        n = len(course())
+        assert client.wait_for(lambda: len(course()) >= n + 2, 5)   # still reporting
+    finally:
+        client.close()

@@ -421,7 +421,7 @@ class PerceptionNode(LifecycleNode):
                 lat = np.array(s.latencies) if s.latencies else np.zeros(1)
                 vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
                         'dropped': s.dropped, 'stale': s.stale, 'future': s.future,
-                        'time_jumps': s.time_jumps,
+                        'time_jumps': s.time_jumps, 'waiting': int(s.msg is not None),
                         'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                         'transport': s.transport,
                         'frame_period_ms': 1e3 * s.period.period_s if s.period.period_s

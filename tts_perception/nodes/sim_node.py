@@ -178,13 +178,14 @@ class SimNode(Node):
                 'in_collision': self.world.in_collision or 'none', 'x': s.x, 'y': s.y,
                 'speed': s.v, 'sim_time': self.sim_ns / 1e9, 'frames': self.frames,
                 'real_time_factor': (self.sim_ns / 1e9) / wall if wall > 0 else 0.0,
-                'finished': self.finished}
+                'course_complete': self.world.progress >= 1.0, 'finished': self.finished}
 
     def _publish_diag(self) -> None:
         s = self.summary()
         level = ERROR if self.world.in_collision else OK
         msg = (f'collision with {self.world.in_collision}' if self.world.in_collision
-               else ('finished' if self.finished else 'driving'))
+               else 'finished (max_sim_time reached)' if self.finished
+               else 'course complete' if self.world.progress >= 1.0 else 'driving')
         self.pub_diag.publish(diag_array(self, [status('sim_node: course', 'mujoco', level,
                                                        msg, s)]))
 

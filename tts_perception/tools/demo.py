@@ -53,7 +53,7 @@ def _plots(records: List[Dict], speeds: List[tuple], limits: List[tuple], out: P
 class DemoMonitor:
     """Listens to the running nodes (sim time) and keeps what the summary needs."""
 
-    def __init__(self):
+    def __init__(self, keep_records: bool = True):
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
         from geometry_msgs.msg import Twist
         from rclpy.node import Node
@@ -68,6 +68,8 @@ class DemoMonitor:
         self._values = values_of
 
         def on_status(msg: DiagnosticStatus) -> None:
+            if not keep_records:
+                return
             v = values_of(msg)
             r = {k: v[k] for k in ('point', 'reason')}
             for k in ('total_ms', 'measured_ms', 'deadline_ms', 'complexity', 'predicted_ms',
@@ -81,11 +83,12 @@ class DemoMonitor:
             for st in msg.status:
                 vals = values_of(st)
                 self.diag[st.name.split(':')[0]] = {**vals, '_message': st.message}
-                if st.name == 'controller_node':
+                if st.name == 'controller_node' and keep_records:
                     self.limits.append((self._sim_s(), float(vals['speed_limit'])))
 
         def on_cmd(msg: Twist) -> None:
-            self.speeds.append((self._sim_s(), msg.linear.x))
+            if keep_records:
+                self.speeds.append((self._sim_s(), msg.linear.x))
         self.node.create_subscription(DiagnosticStatus, 'perception/status', on_status, 100)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', on_diag, 50)
         self.node.create_subscription(Twist, 'cmd_vel', on_cmd, 50)
