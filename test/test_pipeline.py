@@ -193,3 +193,16 @@ def test_points_cross_product():
     pts = make_points([(160, 120), (320, 240)], [1, 2], ['fp32'])
     assert [p.key for p in pts] == ['160x120/d1/fp32', '160x120/d2/fp32', '320x240/d1/fp32',
                                     '320x240/d2/fp32']
+
+
+def test_cache_entries_are_used_only_when_their_hash_matches(tmp_path):
+    from tts_perception.common.verified_file import read_verified, write_verified
+    p = tmp_path / 'x.engine'
+    assert read_verified(p) is None                       # missing
+    write_verified(p, b'engine bytes')
+    assert read_verified(p) == b'engine bytes'
+    p.write_bytes(b'engine bytez')                        # altered after it was written
+    assert read_verified(p) is None
+    write_verified(p, b'engine bytes')
+    (tmp_path / 'x.engine.sha256').unlink()               # no recorded hash
+    assert read_verified(p) is None

@@ -18,6 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tts_perception.common.verified_file import read_verified, write_verified
 from tts_perception.inference.backends.base import Backend, BackendUnavailable
 from tts_perception.inference.model_desc import ModelDescription
 
@@ -102,10 +103,12 @@ class TensorRTBackend(Backend):
             key = engine_key(self.model.hash(), stage, shape, prec, self.trt.__version__,
                              self.gpu_name)
             path = engine_path(self.cache_dir, self.model.name, stage, shape, prec, key)
-            if not path.exists():
+            blob = read_verified(path)      # a missing, altered or unhashed entry is rebuilt
+            if blob is None:
                 self._build_engine(stage, shape, prec, path)
+                blob = read_verified(path)
             runtime = self.trt.Runtime(self.logger)
-            engine = runtime.deserialize_cuda_engine(path.read_bytes())
+            engine = runtime.deserialize_cuda_engine(blob)
             self.engines[(prec, stage, shape)] = (engine, engine.create_execution_context())
             prog.update(i + 1)
         prog.close()
@@ -147,9 +150,7 @@ class TensorRTBackend(Backend):
         blob = builder.build_serialized_network(network, config)
         if blob is None:
             raise BackendUnavailable(f'TensorRT failed to build {path.name}')
-        tmp = path.with_suffix('.partial')
-        tmp.write_bytes(bytes(blob))
-        tmp.rename(path)
+        write_verified(path, bytes(blob))
 
     def run_stage(self, precision: str, stage: int, inp
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
