@@ -32,6 +32,7 @@ setup(
             'sim_node = tts_perception.nodes.sim_node:main',
             'perception_node = tts_perception.nodes.perception_node:main',
             'controller_node = tts_perception.nodes.controller_node:main',
+            'replay_node = tts_perception.nodes.replay_node:main',
             'bringup = tts_perception.nodes.bringup:main',
             'record_bag = tts_perception.bag.record:main',
         ],

@@ -105,6 +105,17 @@ class BagWriter:
                     is_bigendian=0, step=step, data=np.frombuffer(data, dtype=np.uint8))
         self._write(topic, IMAGE_TYPE, stamp_ns if log_time_ns is None else log_time_ns, msg)
 
+    def write_raw_image(self, topic: str, stamp_ns: int, data: np.ndarray, encoding: str,
+                        frame_id: str = 'camera') -> None:
+        """Write bytes under any encoding label (rows of ``data``), e.g. to make test bags with
+        encodings the readers refuse."""
+        from rosbags.typesys.stores.ros2_kilted import sensor_msgs__msg__Image as Image
+        h, step = data.shape[0], data.shape[1]
+        msg = Image(header=_header(stamp_ns, frame_id), height=h, width=step // 2,
+                    encoding=encoding, is_bigendian=0, step=step,
+                    data=np.ascontiguousarray(data, np.uint8).reshape(-1))
+        self._write(topic, IMAGE_TYPE, stamp_ns, msg)
+
     def write_compressed(self, topic: str, stamp_ns: int, image_rgb: np.ndarray,
                          fmt: str = 'jpeg', frame_id: str = 'camera') -> None:
         """Write RGB pixels as sensor_msgs/CompressedImage (jpeg or png)."""
@@ -212,3 +223,71 @@ def read_labeled_frames(path: Union[str, Path], image_topic: str, label_topic: s
                                        f'got {f.encoding}')
             labels[f.stamp_ns] = f.raw
     return [(images[s], labels[s], s) for s in sorted(images) if s in labels]
+
+
+@dataclass
+class RawMessage:
+    """One recorded message, still serialized (CDR, as rclpy publishes raw bytes)."""
+
+    topic: str
+    msgtype: str
+    log_time_ns: int
+    cdr: bytes
+
+
+def image_topics(path: Union[str, Path], topics: Optional[Sequence[str]] = None
+                 ) -> Dict[str, str]:
+    """Image/CompressedImage topics of a bag (all of them, or the ones asked for), checked:
+    BagError naming the topic if one is missing, is not an image, or its first message has an
+    encoding (Image) or format (CompressedImage) the perception node cannot decode."""
+    from rosbags.highlevel import AnyReader
+    from tts_perception.common.image_codec import SUPPORTED_ENCODINGS
+    p = _check_path(path)
+    try:
+        reader = AnyReader([p], default_typestore=_typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for corrupt input
+        raise BagError(f'cannot open bag {p}: {exc}') from exc
+    try:
+        types = {c.topic: c.msgtype for c in reader.connections}
+        wanted = list(topics) if topics else [t for t, m in types.items()
+                                              if m in (IMAGE_TYPE, COMPRESSED_TYPE)]
+        if not wanted:
+            raise BagError(f'bag {p} has no image topics; topics: {sorted(types)}')
+        for t in wanted:
+            if t not in types:
+                raise BagError(f'topic {t} not in bag {p}; topics: {sorted(types)}')
+            if types[t] not in (IMAGE_TYPE, COMPRESSED_TYPE):
+                raise BagError(f'topic {t} has type {types[t]}, not an image')
+            conns = [c for c in reader.connections if c.topic == t]
+            for conn, _, raw in reader.messages(connections=conns):
+                msg = reader.deserialize(raw, conn.msgtype)
+                if conn.msgtype == IMAGE_TYPE and \
+                        str(msg.encoding).lower() not in SUPPORTED_ENCODINGS:
+                    raise BagError(f'topic {t}: image encoding {msg.encoding!r} is not '
+                                   f'supported (supported: {sorted(SUPPORTED_ENCODINGS)})')
+                if conn.msgtype == COMPRESSED_TYPE and not any(
+                        k in str(msg.format).lower() for k in ('jpeg', 'jpg', 'png')):
+                    raise BagError(f'topic {t}: CompressedImage format {msg.format!r} is not '
+                                   f'supported (jpeg and png are)')
+                break
+        return {t: types[t] for t in wanted}
+    finally:
+        reader.close()
+
+
+def read_raw(path: Union[str, Path], topics: Sequence[str]) -> Iterator[RawMessage]:
+    """The bag's messages on ``topics`` in recorded order, still serialized."""
+    from rosbags.highlevel import AnyReader
+    p = _check_path(path)
+    try:
+        reader = AnyReader([p], default_typestore=_typestore())
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for corrupt input
+        raise BagError(f'cannot open bag {p}: {exc}') from exc
+    try:
+        conns = [c for c in reader.connections if c.topic in set(topics)]
+        for conn, log_ns, raw in reader.messages(connections=conns):
+            yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(raw))
+    finally:
+        reader.close()

@@ -140,7 +140,9 @@ def pop_flag(argv: List[str], flag: str, default: Optional[str] = None) -> Optio
 def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None,
              executor: str = 'auto', threads: int = 2,
              on_start: Optional[Callable[[Node], None]] = None,
-             on_exit: Optional[Callable[[Node], None]] = None) -> int:
+             on_exit: Optional[Callable[[Node], None]] = None,
+             until: Optional[Callable[[Node], bool]] = None,
+             exit_code: Optional[Callable[[Node], int]] = None) -> int:
     """The common ``main`` of every node; returns the process exit code.
 
     SIGINT and SIGTERM (once or repeatedly, as a terminal and ``ros2 launch`` both send
@@ -148,6 +150,8 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
     valid (the controller publishes its zero command there), then the executor is shut down
     before the node is destroyed and rclpy is shut down. A node that cannot start (a bad
     parameter value, a missing file) prints one line naming the reason and exits with 2.
+    ``until(node)`` ends the spin loop when true (a node that finishes its work);
+    ``exit_code(node)`` then gives the exit code.
     """
     from tts_perception.nodes.dds import use_profile
     use_profile()
@@ -174,8 +178,10 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
             return 2
         ex = make_executor(executor, threads)
         ex.add_node(node)
-        while not stop.is_set() and rclpy.ok():
+        while not stop.is_set() and rclpy.ok() and not (until is not None and until(node)):
             ex.spin_once(timeout_sec=0.1)
+        if exit_code is not None:
+            code = exit_code(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

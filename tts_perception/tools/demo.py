@@ -146,6 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ex.add_node(mon.node)
     la = Launcher(quiet=not a.verbose)
     ended = 'finished'
+    stops_at_end = None
     try:
         start_sim_stack(la, overrides)
         print(f'[demo] perception active after {time.monotonic() - t0:.0f} s; driving',
@@ -154,6 +155,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         while True:
             ex.spin_once(timeout_sec=0.1)
             if mon.diag.get('sim_node', {}).get('finished') == 'True':
+                # the camera stops here, so the controller's watchdog stops the robot next:
+                # count the fail-safe stops made while driving
+                stops_at_end = int(mon.get('controller_node', 'fail_safe_stops'))
                 break
             if la.exited():
                 ended = f'a node exited: {la.exited()}'
@@ -196,7 +200,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'latency_p99_ms': float(np.percentile(lat, 99)), 'point_histogram': dict(hist),
         'collisions': int(g('sim_node', 'collisions')), 'progress': g('sim_node', 'progress'),
         'mean_speed': mean_speed,
-        'fail_safe_stops': int(g('controller_node', 'fail_safe_stops'))}
+        'fail_safe_stops': stops_at_end if stops_at_end is not None
+        else int(g('controller_node', 'fail_safe_stops'))}
     (a.out / 'summary.json').write_text(json.dumps(summary, indent=1))
     (a.out / 'records.json').write_text(json.dumps(records))
     _plots(records, mon.speeds, mon.limits, a.out)

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Optional, Sequence
 
-NODES = ('perception_node', 'controller_node', 'sim_node')
+NODES = ('perception_node', 'controller_node', 'sim_node', 'replay_node')
 
 
 def _fmt(v) -> str:
