@@ -7,6 +7,7 @@
   CompressedImages.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 import math
 from pathlib import Path
@@ -154,8 +155,7 @@ class BagWriter:
 
 def bag_topics(path: Union[str, Path]) -> Dict[str, str]:
     """Map topic -> message type of a bag."""
-    from rosbags.highlevel import AnyReader
-    with AnyReader([_check_path(path)], default_typestore=_typestore()) as reader:
+    with _open(path) as (reader, _):
         return {c.topic: c.msgtype for c in reader.connections}
 
 
@@ -168,14 +168,9 @@ def _check_path(path: Union[str, Path]) -> Path:
     return p
 
 
-def read_frames(path: Union[str, Path], topics: Optional[Sequence[str]] = None,
-                keep_raw: bool = False) -> Iterator[BagFrame]:
-    """Yield image frames from a rosbag2 (mcap or sqlite3), in recorded order.
-
-    ``topics`` defaults to every Image/CompressedImage topic. Raises :class:`BagError` for a
-    missing or unreadable bag or a requested topic that is absent or not an image, and
-    :class:`ImageDecodeError` for an unsupported encoding.
-    """
+@contextmanager
+def _open(path: Union[str, Path]):
+    """An open rosbags reader; BagError for a missing or unreadable bag."""
     from rosbags.highlevel import AnyReader
     p = _check_path(path)
     try:
@@ -184,18 +179,37 @@ def read_frames(path: Union[str, Path], topics: Optional[Sequence[str]] = None,
     except Exception as exc:  # rosbags raises several types for corrupt input
         raise BagError(f'cannot open bag {p}: {exc}') from exc
     try:
-        image_conns = [c for c in reader.connections if c.msgtype in (IMAGE_TYPE, COMPRESSED_TYPE)]
-        if topics is not None:
-            by_topic = {c.topic: c for c in reader.connections}
-            for t in topics:
-                if t not in by_topic:
-                    raise BagError(f'topic {t} not in bag {p}; topics: {sorted(by_topic)}')
-                if by_topic[t].msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE):
-                    raise BagError(f'topic {t} has type {by_topic[t].msgtype}, not an image')
-            image_conns = [c for c in image_conns if c.topic in topics]
-        if not image_conns:
-            raise BagError(f'bag {p} has no image topics')
-        for conn, log_ns, raw in reader.messages(connections=image_conns):
+        yield reader, p
+    finally:
+        reader.close()
+
+
+def _image_connections(reader, p: Path, topics: Optional[Sequence[str]]) -> list:
+    """The reader's connections of ``topics`` (default: every image topic), checked."""
+    by_topic = {c.topic: c for c in reader.connections}
+    for t in topics or ():
+        if t not in by_topic:
+            raise BagError(f'topic {t} not in bag {p}; topics: {sorted(by_topic)}')
+        if by_topic[t].msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE):
+            raise BagError(f'topic {t} has type {by_topic[t].msgtype}, not an image')
+    conns = [c for c in reader.connections if c.msgtype in (IMAGE_TYPE, COMPRESSED_TYPE)
+             and (not topics or c.topic in topics)]
+    if not conns:
+        raise BagError(f'bag {p} has no image topics; topics: {sorted(by_topic)}')
+    return conns
+
+
+def read_frames(path: Union[str, Path], topics: Optional[Sequence[str]] = None,
+                keep_raw: bool = False) -> Iterator[BagFrame]:
+    """Yield image frames from a rosbag2 (mcap or sqlite3), in recorded order.
+
+    ``topics`` defaults to every Image/CompressedImage topic. Raises :class:`BagError` for a
+    missing or unreadable bag or a requested topic that is absent or not an image, and
+    :class:`ImageDecodeError` for an unsupported encoding.
+    """
+    with _open(path) as (reader, p):
+        for conn, log_ns, raw in reader.messages(
+                connections=_image_connections(reader, p, topics)):
             msg = reader.deserialize(raw, conn.msgtype)
             stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
             if conn.msgtype == COMPRESSED_TYPE:
@@ -205,8 +219,6 @@ def read_frames(path: Union[str, Path], topics: Optional[Sequence[str]] = None,
                 pixels = image_msg_to_array(msg)
                 yield BagFrame(conn.topic, stamp, log_ns, to_rgb(pixels, str(msg.encoding)),
                                str(msg.encoding), pixels.copy() if keep_raw else None)
-    finally:
-        reader.close()
 
 
 def read_labeled_frames(path: Union[str, Path], image_topic: str, label_topic: str
@@ -240,27 +252,13 @@ def image_topics(path: Union[str, Path], topics: Optional[Sequence[str]] = None
     """Image/CompressedImage topics of a bag (all of them, or the ones asked for), checked:
     BagError naming the topic if one is missing, is not an image, or its first message has an
     encoding (Image) or format (CompressedImage) the perception node cannot decode."""
-    from rosbags.highlevel import AnyReader
     from tts_perception.common.image_codec import SUPPORTED_ENCODINGS
-    p = _check_path(path)
-    try:
-        reader = AnyReader([p], default_typestore=_typestore())
-        reader.open()
-    except Exception as exc:  # rosbags raises several types for corrupt input
-        raise BagError(f'cannot open bag {p}: {exc}') from exc
-    try:
-        types = {c.topic: c.msgtype for c in reader.connections}
-        wanted = list(topics) if topics else [t for t, m in types.items()
-                                              if m in (IMAGE_TYPE, COMPRESSED_TYPE)]
-        if not wanted:
-            raise BagError(f'bag {p} has no image topics; topics: {sorted(types)}')
-        for t in wanted:
-            if t not in types:
-                raise BagError(f'topic {t} not in bag {p}; topics: {sorted(types)}')
-            if types[t] not in (IMAGE_TYPE, COMPRESSED_TYPE):
-                raise BagError(f'topic {t} has type {types[t]}, not an image')
-            conns = [c for c in reader.connections if c.topic == t]
-            for conn, _, raw in reader.messages(connections=conns):
+    with _open(path) as (reader, p):
+        out = {}
+        for conn in _image_connections(reader, p, topics):
+            t = conn.topic
+            out[t] = conn.msgtype
+            for _, _, raw in reader.messages(connections=[conn]):
                 msg = reader.deserialize(raw, conn.msgtype)
                 if conn.msgtype == IMAGE_TYPE and \
                         str(msg.encoding).lower() not in SUPPORTED_ENCODINGS:
@@ -271,23 +269,12 @@ def image_topics(path: Union[str, Path], topics: Optional[Sequence[str]] = None
                     raise BagError(f'topic {t}: CompressedImage format {msg.format!r} is not '
                                    f'supported (jpeg and png are)')
                 break
-        return {t: types[t] for t in wanted}
-    finally:
-        reader.close()
+        return out
 
 
 def read_raw(path: Union[str, Path], topics: Sequence[str]) -> Iterator[RawMessage]:
     """The bag's messages on ``topics`` in recorded order, still serialized."""
-    from rosbags.highlevel import AnyReader
-    p = _check_path(path)
-    try:
-        reader = AnyReader([p], default_typestore=_typestore())
-        reader.open()
-    except Exception as exc:  # rosbags raises several types for corrupt input
-        raise BagError(f'cannot open bag {p}: {exc}') from exc
-    try:
+    with _open(path) as (reader, _):
         conns = [c for c in reader.connections if c.topic in set(topics)]
         for conn, log_ns, raw in reader.messages(connections=conns):
             yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(raw))
-    finally:
-        reader.close()
