@@ -129,3 +129,83 @@ def test_label_output_kind_and_bad_descriptions(tmp_path):
         load_model_description(tmp_path)
     with pytest.raises(ModelError, match='not a positive multiple of 8'):
         load_model_description(MODEL).check_resolution((100, 75))
+
+
+def _brightness_model(path, fixed_hw=None, scale=20.0):
+    """ONNX: NCHW RGB in -> one channel (mean brightness - 0.5) * scale, i.e. a logit that is
+    positive on bright pixels."""
+    import onnx
+    from onnx import helper, TensorProto
+    h, w = fixed_hw or ('H', 'W')
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 3, h, w])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 1, h, w])
+    consts = [helper.make_node('Constant', [], [n], value=helper.make_tensor(
+        n, TensorProto.FLOAT, [], [v])) for n, v in (('half', 0.5), ('k', scale))]
+    nodes = consts + [helper.make_node('ReduceMean', ['x'], ['m'], axes=[1], keepdims=1),
+                      helper.make_node('Sub', ['m', 'half'], ['c']),
+                      helper.make_node('Mul', ['c', 'k'], ['y'])]
+    g = helper.make_graph(nodes, 'brightness', [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), str(path))
+
+
+def _model_dir(tmp_path, output, classes, fixed_hw=None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    _brightness_model(tmp_path / 'b.onnx', fixed_hw)
+    (tmp_path / 'model.yaml').write_text(yaml.safe_dump({
+        'name': 'brightness', 'classes': classes, 'structure': 'ladder',
+        'input': {'layout': 'NCHW', 'scale': 1 / 255.0, 'multiple_of': 8},
+        'output': output, 'stages': {'fp32': ['b.onnx']}}))
+    return tmp_path
+
+
+@pytest.mark.parametrize('score', ['logit', 'probability'])
+def test_one_channel_binary_output_gives_two_class_labels(tmp_path, score):
+    d = _model_dir(tmp_path, {'kind': 'binary', 'score': score, 'threshold': 0.5},
+                   ['background', 'bright'])
+    if score == 'probability':   # the same graph, then a sigmoid inside the model
+        import onnx
+        from onnx import helper
+        m = onnx.load(str(d / 'b.onnx'))
+        m.graph.node[-1].output[0] = 'logit'
+        m.graph.node.append(helper.make_node('Sigmoid', ['logit'], ['y']))
+        onnx.save(m, str(d / 'b.onnx'))
+    desc = load_model_description(d)
+    be = make_backend('onnxruntime', desc)
+    be.prepare(['fp32'])
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :32] = 230                                # bright left half, dark right half
+    labels, conf = infer(desc, be, [frame], OperatingPoint(32, 24, 1, 'fp32'))
+    assert labels.shape == (1, 48, 64)
+    assert (labels[0, :, :30] == 1).all() and (labels[0, :, 34:] == 0).all()
+    assert 0.5 <= conf[0] <= 1.0
+
+
+def test_one_channel_models_cannot_be_described_silently_wrong(tmp_path):
+    with pytest.raises(ModelError, match='cannot be argmax-ed'):
+        load_model_description(_model_dir(tmp_path / 'a', {'kind': 'logits'}, ['person']))
+    with pytest.raises(ModelError, match='exactly two classes'):
+        load_model_description(_model_dir(tmp_path / 'b', {'kind': 'binary'},
+                                          ['background', 'person', 'car']))
+    with pytest.raises(ModelError, match='threshold'):
+        load_model_description(_model_dir(tmp_path / 'c', {'kind': 'binary', 'threshold': 1.5},
+                                          ['background', 'person']))
+    desc = load_model_description(_model_dir(tmp_path / 'd', {'kind': 'binary'},
+                                             ['background', 'person']))
+    two = np.zeros((1, 2, 4, 4), np.float32)          # a 2-channel output under kind binary
+    with pytest.raises(ModelError, match='needs one channel'):
+        desc.postprocess(two, (4, 4))
+
+
+def test_a_size_the_model_cannot_run_is_refused_at_load_naming_it(tmp_path):
+    import json
+    d = _model_dir(tmp_path, {'kind': 'binary'}, ['background', 'bright'], fixed_hw=(64, 64))
+    desc = load_model_description(d)
+    prof = json.loads((MODEL / 'profile_cpu.json').read_text())
+    key = '160x120/d1/fp32'
+    prof.update(model_hash=desc.hash(), latency_ms={key: prof['latency_ms'][key]},
+                batch_latency_ms={})
+    prof['accuracy'] = dict(prof['accuracy'], miou={key: prof['accuracy']['miou'][key]})
+    with pytest.raises(ModelError, match='160x120'):
+        AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
+                                        precisions=['fp32'], resolutions=['160x120'],
+                                        depths=[1]), profile=prof)

@@ -25,7 +25,8 @@ from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_po
                                                SchedulerConfig)
 from tts_perception.common.settings import check_value, setting, settings_of
 from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
-from tts_perception.inference.model_desc import load_model_description, ModelDescription
+from tts_perception.inference.model_desc import (load_model_description, ModelDescription,
+                                                 ModelError)
 from tts_perception.inference.points import make_points, OperatingPoint, parse_resolution
 from tts_perception.inference.runner import infer
 
@@ -256,7 +257,13 @@ class AdaptivePipeline:
             times = []
             for i in range(runs):
                 t = time.perf_counter()
-                infer(self.model, self.backend, [frame], p)
+                try:
+                    infer(self.model, self.backend, [frame], p)
+                except ModelError:
+                    raise
+                except Exception as exc:  # the engine's own error types
+                    raise ModelError(f'model {self.model.name} cannot run operating point '
+                                     f'{p.key} (input {p.width}x{p.height}): {exc}') from exc
                 if i > 0:
                     times.append((time.perf_counter() - t) * 1e3)
             if times:

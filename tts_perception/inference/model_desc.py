@@ -9,7 +9,9 @@ so a user's own ONNX model plugs in with a description like::
                                  # 'ladder': each depth is a separate full model on the image
     input: {layout: NHWC, channel_order: BGR, scale: 0.00392157, mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225], multiple_of: 32}
-    output: {kind: logits, layout: NCHW}    # kind: logits | probabilities | labels
+    output: {kind: logits, layout: NCHW}    # kind: logits | probabilities | labels | binary
+    # binary: one foreground channel (score: logit | probability, threshold: 0.5) and
+    #         exactly two classes, [background, <foreground>]
     stages: {fp32: [small.onnx, medium.onnx, large.onnx]}
 
 Pixel value fed to the model = ((pixel * scale) - mean) / std, per channel, in channel_order.
@@ -25,7 +27,8 @@ import numpy as np
 import yaml
 
 LAYOUTS = ('NCHW', 'NHWC')
-OUTPUT_KINDS = ('logits', 'probabilities', 'labels')
+OUTPUT_KINDS = ('logits', 'probabilities', 'labels', 'binary')
+BINARY_SCORES = ('logit', 'probability')
 STRUCTURES = ('chained', 'ladder')
 
 
@@ -51,6 +54,8 @@ class ModelDescription:
     output_layout: str
     stages: Dict[str, List[Path]]
     torch_weights: Optional[Path] = None
+    binary_score: str = 'logit'          # binary outputs: the channel is a logit or a probability
+    threshold: float = 0.5               # binary outputs: foreground when probability > this
     _hash: Optional[str] = field(default=None, repr=False)
 
     @property
@@ -105,12 +110,22 @@ class ModelDescription:
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def _foreground(self, plane: np.ndarray) -> np.ndarray:
+        """Foreground probability of a binary output's single channel."""
+        plane = plane.astype(np.float32, copy=False)
+        if self.binary_score == 'logit':
+            return 1.0 / (1.0 + np.exp(-plane))
+        return plane
+
     def confidence(self, out: np.ndarray, item: int = 0) -> float:
         """Mean max-class probability of one item of a raw exit output (1 for labels)."""
         if self.output_kind == 'labels':
             return 1.0
         s = out[item] if self.output_layout == 'NCHW' else out[item].transpose(2, 0, 1)
         s = s.astype(np.float32, copy=False)
+        if self.output_kind == 'binary':
+            fg = self._foreground(s[0])
+            return float(np.maximum(fg, 1.0 - fg).mean())
         if self.output_kind == 'logits':
             e = np.exp(s - s.max(0, keepdims=True))
             s = e / e.sum(0, keepdims=True)
@@ -136,6 +151,8 @@ class ModelDescription:
         # class planes [N, C, h, w]: resizing plane by plane and a running maximum is twice as
         # fast as resizing an HxWxC map and argmax over its short last axis (same labels)
         planes = out if self.output_layout == 'NCHW' else out.transpose(0, 3, 1, 2)
+        if self.output_kind == 'binary':
+            return self._binary_labels(planes, out, out_hw, (h, w))
         if planes.shape[1] != self.num_classes:
             raise ModelError(f'{self.name}: output has {planes.shape[1]} channels, '
                              f'model.yaml lists {self.num_classes} classes')
@@ -156,6 +173,24 @@ class ModelDescription:
             if lab.shape != tuple(out_hw):
                 lab = cv2.resize(lab, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_NEAREST)
             labels.append(lab)
+        return np.stack(labels), np.asarray(confs, np.float32)
+
+    def _binary_labels(self, planes: np.ndarray, out: np.ndarray, out_hw: Tuple[int, int],
+                       work_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+        if planes.shape[1] != 1:
+            raise ModelError(f'{self.name}: output kind binary needs one channel, the output '
+                             f'has {planes.shape[1]}')
+        labels, confs = [], []
+        for i, s in enumerate(planes):
+            fg = self._foreground(s[0])
+            if fg.shape != tuple(work_hw):
+                fg = cv2.resize(np.ascontiguousarray(fg), (work_hw[1], work_hw[0]),
+                                interpolation=cv2.INTER_LINEAR)
+            lab = (fg > self.threshold).astype(np.uint8)
+            if lab.shape != tuple(out_hw):
+                lab = cv2.resize(lab, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_NEAREST)
+            labels.append(lab)
+            confs.append(self.confidence(out, i))
         return np.stack(labels), np.asarray(confs, np.float32)
 
 
@@ -228,6 +263,21 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
                              f'{len(stages_raw["fp32"])}')
         stages[str(prec)] = paths
     classes = [str(c) for c in _req(d, 'classes', p, list)]
+    if kind == 'binary' and len(classes) != 2:
+        raise ModelError(f'{p}: output kind binary (one foreground channel) needs exactly two '
+                         f'classes, [background, <foreground>]; got {classes}')
+    if kind in ('logits', 'probabilities') and len(classes) < 2:
+        fg = classes[0] if classes else 'foreground'
+        raise ModelError(f'{p}: output kind {kind} with {len(classes)} class cannot be '
+                         f'argmax-ed (every pixel would be class 0); a one-channel model needs '
+                         f'output kind binary and classes [background, {fg}]')
+    score = str(out.get('score', 'logit'))
+    if score not in BINARY_SCORES:
+        raise ModelError(f'{p}: output.score must be one of {BINARY_SCORES}, got {score}')
+    threshold = _number(out.get('threshold', 0.5), 'output.threshold', p)
+    if not 0.0 < threshold < 1.0:
+        raise ModelError(f'{p}: output.threshold must be a probability in (0, 1), got '
+                         f'{threshold}')
     torch_cfg = d.get('torch') or {}
     if not isinstance(torch_cfg, dict):
         raise ModelError(f'{p}: torch must be a mapping, got {torch_cfg!r}')
@@ -244,4 +294,5 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         mean=_triple(inp.get('mean', [0.0, 0.0, 0.0]), 'input.mean', p),
         std=_triple(inp.get('std', [1.0, 1.0, 1.0]), 'input.std', p, positive=True),
         multiple_of=multiple, output_kind=kind, output_layout=out_layout, stages=stages,
-        torch_weights=(p.parent / torch_w) if torch_w else None)
+        torch_weights=(p.parent / torch_w) if torch_w else None, binary_score=score,
+        threshold=threshold)
