@@ -286,8 +286,8 @@ def record_results(res: Dict, runs: Dict, load_runs: Dict, load: str, a) -> None
     """The run's section of docs/results.md."""
     from tts_perception.tools.results import record
     c = res['comparison']
-    shown = ['adaptive', 'golden'] + ([c['best_feasible_static']]
-                                      if c['best_feasible_static'] else [])
+    best = c['best_feasible_static']      # a policy name, 'static:<point>'
+    shown = ['adaptive', 'golden'] + ([best.split(':', 1)[-1]] if best else [])
     cheapest = min((k for k in runs if k not in ('adaptive', 'golden')),
                    key=lambda k: runs[k]['mean_compute_ms'])
     rows = ['| policy | mIoU | miss % | mean compute ms |', '|---|---|---|---|']
