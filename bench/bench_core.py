@@ -194,12 +194,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help='packed frames (.npz from bench/pack_frames.py) instead of the bag')
     ap.add_argument('--limit', type=int, default=0, help='use only the first N frames (dry run)')
     ap.add_argument('--backend', default=None, help="default: the config's backend")
-    ap.add_argument('--load', choices=('auto', 'cpu', 'gpu'), default='auto',
-                    help='kind of load step (auto: gpu for a CUDA backend, else cpu)')
+    ap.add_argument('--load', choices=('auto', 'cpu', 'gpu', 'none'), default='auto',
+                    help='kind of load step (auto: gpu for a CUDA backend, else cpu; none: '
+                    'no load-step runs)')
     ap.add_argument('--out', type=Path, default=RESULTS / 'core.json')
     ap.add_argument('--no-record', dest='record', action='store_false',
                     help='do not write the run into docs/results.md')
     a = ap.parse_args(argv)
+    a.out.parent.mkdir(parents=True, exist_ok=True)     # before any run: plots go there too
     over = {'backend': a.backend} if a.backend else {}
     pipe = AdaptivePipeline.from_yaml(a.config, **over)
     device = str(pipe.backend.device)
@@ -243,19 +245,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plot_run(ad, deadline, stem.parent / f'{stem.name}_adaptive.png', 'adaptive, no load')
     # load step halfway: adaptive vs the static points feasible before the step
     half = len(frames) // 2
-    load_runs = {'adaptive': run_policy(pipe, frames, 'adaptive', deadline, half, load)}
-    for k in sorted(static_ok, key=lambda k: -static_ok[k]['miou'])[:3]:
-        load_runs[k] = run_policy(pipe, frames, f'static:{k}', deadline, half, load)
-    plot_run(load_runs['adaptive'], deadline, stem.parent / f'{stem.name}_adaptive_load_step.png',
-             f'adaptive, {load} load step at the half')
-    res['deadline_misses_after_step'] = [
-        i - half for i, r in enumerate(load_runs['adaptive']['records'])
-        if i >= half and r['missed']]
+    load_runs: Dict = {}
+    if load != 'none':
+        load_runs['adaptive'] = run_policy(pipe, frames, 'adaptive', deadline, half, load)
+        for k in sorted(static_ok, key=lambda k: -static_ok[k]['miou'])[:3]:
+            load_runs[k] = run_policy(pipe, frames, f'static:{k}', deadline, half, load)
+        plot_run(load_runs['adaptive'], deadline,
+                 stem.parent / f'{stem.name}_adaptive_load_step.png',
+                 f'adaptive, {load} load step at the half')
+        res['deadline_misses_after_step'] = [
+            i - half for i, r in enumerate(load_runs['adaptive']['records'])
+            if i >= half and r['missed']]
     res['runs'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
                    for k, v in runs.items()}
     res['load_step'] = {k: {kk: vv for kk, vv in v.items() if kk != 'records'}
                         for k, v in load_runs.items()}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     print(f'\ndecision overhead per 640x480 frame: mean {res["overhead"]["mean_ms"]:.3f} ms, '
           f'p95 {res["overhead"]["p95_ms"]:.3f} ms (target <= 0.5 ms)')
@@ -296,7 +300,8 @@ def record_results(res: Dict, runs: Dict, load_runs: Dict, load: str, a) -> None
         rows.append(f'| {k} | {r["miou"]:.3f} | {100 * r["miss_rate"]:.1f} | '
                     f'{r["mean_compute_ms"]:.2f} |')
     step = ', '.join(f'{k} {100 * r["miss_rate_first_half"]:.1f} -> '
-                     f'{100 * r["miss_rate_second_half"]:.1f} %' for k, r in load_runs.items())
+                     f'{100 * r["miss_rate_second_half"]:.1f} %' for k, r in load_runs.items()) \
+        or 'not run'
     o = res['oracle']
     body = (f'{res["frames"]} frames of a held-out simulator bag replayed back to back on '
             f'{res["backend"]} ({res["device"]}); deadline {res["deadline_ms"]:.1f} ms = '

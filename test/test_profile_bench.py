@@ -57,3 +57,20 @@ def test_oracle_bound_picks_the_best_point_that_met_the_deadline():
     assert oracle_bound(runs, 2, only=['small'])['points'] == {'small': 2}
     with pytest.raises(ValueError, match='confusion matrix shape'):
         ConfusionMatrix(3).add_matrix(np.zeros((2, 2)))
+
+
+def test_bench_makes_its_output_folder_and_can_skip_the_load_step(tmp_path, sample_bag):
+    """A CI-sized run of make bench's script: --out into a folder that does not exist yet,
+    --load none."""
+    import json
+    import subprocess
+    out = tmp_path / 'new' / 'folder' / 'core.json'
+    r = subprocess.run([sys.executable, str(ROOT / 'bench' / 'bench_core.py'), '--bag',
+                        str(sample_bag), '--seconds', '4', '--limit', '16', '--load', 'none',
+                        '--no-record', '--out', str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res['load_step'] == {} and 'deadline_misses_after_step' not in res
+    assert sum(res['runs']['adaptive']['points'].values()) == 16
+    assert (out.parent / 'core_adaptive.png').exists()

@@ -131,26 +131,31 @@ def test_label_output_kind_and_bad_descriptions(tmp_path):
         load_model_description(MODEL).check_resolution((100, 75))
 
 
-def _brightness_model(path, fixed_hw=None, scale=20.0):
+def _brightness_model(path, fixed_hw=None, scale=20.0, batch='N', reshape_hw=None):
     """ONNX: NCHW RGB in -> one channel (mean brightness - 0.5) * scale, i.e. a logit that is
-    positive on bright pixels."""
+    positive on bright pixels. ``reshape_hw``: a final Reshape that only works at that size
+    although the declared input size is free."""
     import onnx
     from onnx import helper, TensorProto
     h, w = fixed_hw or ('H', 'W')
-    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 3, h, w])
-    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 1, h, w])
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, [batch, 3, h, w])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, [batch, 1, h, w])
     consts = [helper.make_node('Constant', [], [n], value=helper.make_tensor(
         n, TensorProto.FLOAT, [], [v])) for n, v in (('half', 0.5), ('k', scale))]
     nodes = consts + [helper.make_node('ReduceMean', ['x'], ['m'], axes=[1], keepdims=1),
                       helper.make_node('Sub', ['m', 'half'], ['c']),
-                      helper.make_node('Mul', ['c', 'k'], ['y'])]
+                      helper.make_node('Mul', ['c', 'k'], ['y' if reshape_hw is None else 'z'])]
+    if reshape_hw is not None:
+        nodes += [helper.make_node('Constant', [], ['shape'], value=helper.make_tensor(
+            'shape', TensorProto.INT64, [4], [0, 1, *reshape_hw])),
+            helper.make_node('Reshape', ['z', 'shape'], ['y'])]
     g = helper.make_graph(nodes, 'brightness', [x], [y])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), str(path))
 
 
-def _model_dir(tmp_path, output, classes, fixed_hw=None):
+def _model_dir(tmp_path, output, classes, fixed_hw=None, **model_kw):
     tmp_path.mkdir(parents=True, exist_ok=True)
-    _brightness_model(tmp_path / 'b.onnx', fixed_hw)
+    _brightness_model(tmp_path / 'b.onnx', fixed_hw, **model_kw)
     (tmp_path / 'model.yaml').write_text(yaml.safe_dump({
         'name': 'brightness', 'classes': classes, 'structure': 'ladder',
         'input': {'layout': 'NCHW', 'scale': 1 / 255.0, 'multiple_of': 8},
@@ -206,6 +211,38 @@ def test_a_size_the_model_cannot_run_is_refused_at_load_naming_it(tmp_path):
                 batch_latency_ms={})
     prof['accuracy'] = dict(prof['accuracy'], miou={key: prof['accuracy']['miou'][key]})
     with pytest.raises(ModelError, match='160x120'):
+        AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
+                                        precisions=['fp32'], resolutions=['160x120'],
+                                        depths=[1]), profile=prof)
+
+
+def test_fixed_batch_and_size_are_read_from_the_onnx_input():
+    desc = load_model_description(MODEL)
+    assert desc.fixed_batch is None and desc.fixed_size is None
+
+
+def test_a_fixed_size_model_refuses_other_sizes_naming_its_own(tmp_path):
+    d = _model_dir(tmp_path, {'kind': 'binary'}, ['background', 'bright'], fixed_hw=(48, 64),
+                   batch=1)
+    desc = load_model_description(d)
+    assert desc.fixed_batch == 1 and desc.fixed_size == (64, 48)
+    desc.check_resolution((64, 48))
+    with pytest.raises(ModelError, match='takes only 64x48.*not 160x120'):
+        desc.check_resolution((160, 120))
+
+
+def test_a_point_that_fails_to_run_fails_configuration_naming_it(tmp_path):
+    import json
+    d = _model_dir(tmp_path, {'kind': 'binary'}, ['background', 'bright'],
+                   reshape_hw=(120, 64))                 # declared free, runs only at 64x120
+    desc = load_model_description(d)
+    assert desc.fixed_size is None
+    prof = json.loads((MODEL / 'profile_cpu.json').read_text())
+    key = '160x120/d1/fp32'
+    prof.update(model_hash=desc.hash(), latency_ms={key: prof['latency_ms'][key]},
+                batch_latency_ms={})
+    prof['accuracy'] = dict(prof['accuracy'], miou={key: prof['accuracy']['miou'][key]})
+    with pytest.raises(ModelError, match=r'cannot run operating point 160x120/d1/fp32'):
         AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
                                         precisions=['fp32'], resolutions=['160x120'],
                                         depths=[1]), profile=prof)

@@ -375,7 +375,8 @@ class AdaptivePipeline:
             deadline = float(req.deadline_ms if req.deadline_ms is not None
                              else self.config.deadline_ms)
             frames.append(_InFlight(req, deadline, st.monitor.score(rgb), st))
-        if len(frames) > 1 and len({f.req.rgb.shape for f in frames}) == 1:
+        if len(frames) > 1 and self.model.fixed_batch is None and \
+                len({f.req.rgb.shape for f in frames}) == 1:
             batched = self._try_batch(frames, t0)
             if batched is not None:
                 return batched

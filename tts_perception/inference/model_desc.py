@@ -56,6 +56,8 @@ class ModelDescription:
     torch_weights: Optional[Path] = None
     binary_score: str = 'logit'          # binary outputs: the channel is a logit or a probability
     threshold: float = 0.5               # binary outputs: foreground when probability > this
+    fixed_batch: Optional[int] = None    # batch size fixed in the ONNX input shape
+    fixed_size: Optional[Tuple[int, int]] = None   # (w, h) fixed in the ONNX input shape
     _hash: Optional[str] = field(default=None, repr=False)
 
     @property
@@ -86,6 +88,10 @@ class ModelDescription:
     def check_resolution(self, wh: Tuple[int, int]) -> None:
         """Raise ModelError if the model cannot take this input size."""
         w, h = wh
+        if self.fixed_size is not None and tuple(wh) != self.fixed_size:
+            raise ModelError(f'model {self.name} takes only {self.fixed_size[0]}x'
+                             f'{self.fixed_size[1]} input (fixed in its ONNX input shape), not '
+                             f'{w}x{h}')
         m = self.multiple_of
         if w <= 0 or h <= 0 or w % m or h % m:
             raise ModelError(f'resolution {w}x{h} is not a positive multiple of {m} '
@@ -218,6 +224,26 @@ def _triple(v, what: str, path: Path, positive: bool = False) -> np.ndarray:
     return np.asarray([_number(x, what, path, positive) for x in v], np.float32)
 
 
+def _input_shape(onnx_path: Path, layout: str
+                 ) -> Tuple[Optional[int], Optional[Tuple[int, int]]]:
+    """(fixed batch, fixed (w, h)) from an ONNX file's first input; None where symbolic."""
+    import onnx
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises DecodeError and others for a broken file
+        raise ModelError(f'{onnx_path} is not a readable ONNX model: {exc}') from exc
+    inputs = {i.name for i in graph.initializer}
+    first = next((i for i in graph.input if i.name not in inputs), None)
+    if first is None:
+        raise ModelError(f'{onnx_path} has no graph input')
+    dims = [d.dim_value if d.HasField('dim_value') else None
+            for d in first.type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        return None, None
+    h, w = (dims[2], dims[3]) if layout == 'NCHW' else (dims[1], dims[2])
+    return dims[0], ((w, h) if w and h else None)
+
+
 def load_model_description(path: Union[str, Path]) -> ModelDescription:
     """Parse and validate ``model.yaml`` (or a directory holding one)."""
     p = Path(path)
@@ -287,6 +313,7 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     multiple = inp.get('multiple_of', 1)
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ModelError(f'{p}: input.multiple_of must be a positive integer, got {multiple!r}')
+    fixed_batch, fixed_size = _input_shape(stages['fp32'][0], layout)
     return ModelDescription(
         root=p.parent, name=str(d.get('name', p.parent.name)), classes=classes,
         structure=structure, layout=layout, channel_order=order,
@@ -295,4 +322,4 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         std=_triple(inp.get('std', [1.0, 1.0, 1.0]), 'input.std', p, positive=True),
         multiple_of=multiple, output_kind=kind, output_layout=out_layout, stages=stages,
         torch_weights=(p.parent / torch_w) if torch_w else None, binary_score=score,
-        threshold=threshold)
+        threshold=threshold, fixed_batch=fixed_batch or None, fixed_size=fixed_size)

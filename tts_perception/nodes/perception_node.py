@@ -190,7 +190,9 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(
             f'configured in {time.monotonic() - t:.1f}s: backend {self.pipeline.backend_name} '
             f'({self.pipeline.backend_reason}), {len(self.pipeline.points)} operating points '
-            f'prepared')
+            f'prepared' + (f'; batching off: the model has a fixed batch of '
+                           f'{self.pipeline.model.fixed_batch}'
+                           if self.pipeline.model.fixed_batch else ''))
         self.slots = {}
         transports = list(self.p['transports'])
         for i, topic in enumerate(self.p['camera_topics']):
@@ -347,8 +349,9 @@ class PerceptionNode(LifecycleNode):
                 try:
                     self._process(waiting)
                 except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
-                    for s, *_ in waiting:
-                        s.errors += 1
+                    with self.lock:
+                        for s, *_ in waiting:
+                            s.errors += 1
                     self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                             throttle_duration_sec=2.0)
 
@@ -369,13 +372,15 @@ class PerceptionNode(LifecycleNode):
         for slot, msg, transport, arrival in waiting:
             wait_ms = (t_take - arrival) * 1e3
             if transport + wait_ms > slot.deadline_ms:
-                slot.stale += 1
+                with self.lock:         # counters are shared with the executor thread
+                    slot.stale += 1
                 continue
             try:
                 rgb = (compressed_msg_to_rgb(msg) if slot.transport == 'compressed'
                        else image_msg_to_rgb(msg))
             except ImageDecodeError as exc:
-                slot.bad += 1
+                with self.lock:
+                    slot.bad += 1
                 self.get_logger().warning(f'{slot.topic}: dropped frame: {exc}',
                                           throttle_duration_sec=2.0)
                 continue

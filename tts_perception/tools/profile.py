@@ -176,8 +176,10 @@ def run_profile(config: Dict, out: Path, data_dir: Path = Path('data'),
     for j, p in enumerate(points):
         lat[p.key] = measure_latency(model, backend, rgb, p, n=latency_runs)
         runs = max(10, latency_runs // 2)
-        batch_lat[p.key] = {str(n): measure_latency(model, backend, rgb, p, n=runs, warmup=2,
-                                                    batch=n)['p95'] for n in (2, 4)}
+        if model.fixed_batch is None:      # a model with a fixed batch size is never batched
+            batch_lat[p.key] = {str(n): measure_latency(model, backend, rgb, p, n=runs,
+                                                        warmup=2, batch=n)['p95']
+                                for n in (2, 4)}
         prog.update(j + 1)
     prog.close()
 
