@@ -8,9 +8,7 @@ node's parameter through the standard SetParameters service (e.g. a Nav2 control
 ``FollowPath.max_vel_x``).
 """
 
-from collections import deque
 import math
-from typing import Deque, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
@@ -68,8 +66,6 @@ class ControllerNode(Node):
         self._last_push = -1e9
         self.stops = 0
         self._was_stopped = True
-        # the node's own record of its steps (steady clock): (t, v, limit, fresh)
-        self.history: Deque[Tuple[float, float, float, bool]] = deque(maxlen=4000)
         self.decel_after_s = self.zero_after_s = -1.0   # last fail-safe stop, from the last
         #                                                 fresh perception (steady clock)
 
@@ -141,7 +137,6 @@ class ControllerNode(Node):
         t.linear.x, t.angular.z = float(v), float(w)
         self.pub.publish(t)
         stopped = not self.gov.fresh(now)
-        self.history.append((now, float(v), float(self.gov.v_limit), not stopped))
         last = self.gov.last.stamp if self.gov.last is not None else None
         if stopped and not self._was_stopped:
             self.stops += 1

@@ -105,7 +105,6 @@ class _Slot:
         self.last_stamp: Optional[int] = None
         self.points: Counter = Counter()
         self.latencies: List[float] = []
-        self.last_output = None
 
 
 class PerceptionNode(LifecycleNode):
@@ -416,7 +415,6 @@ class PerceptionNode(LifecycleNode):
             slot.points[rec.point] += 1
             slot.latencies.append(rec.total_ms)
             del slot.latencies[:-500]
-            slot.last_output = time.monotonic()
 
     def _publish_diag(self) -> None:
         sts = []

@@ -106,10 +106,9 @@ def make_executor(kind: str = 'auto', threads: int = 2, context=None):
     auto (events where rclpy has it, else single: the fastest two in bench/bench_node.py)."""
     if kind == 'auto':
         try:
-            from rclpy.experimental import EventsExecutor
-        except ImportError:
+            return make_executor('events', threads, context)
+        except ValueError:                    # Humble: no events executor
             return SingleThreadedExecutor(context=context)
-        return EventsExecutor(context=context)
     if kind == 'single':
         return SingleThreadedExecutor(context=context)
     if kind == 'multi':

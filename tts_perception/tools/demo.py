@@ -65,7 +65,6 @@ class DemoMonitor:
         self.speeds: List[tuple] = []
         self.limits: List[tuple] = []
         self.diag: Dict[str, Dict[str, str]] = {}
-        self._values = values_of
 
         def on_status(msg: DiagnosticStatus) -> None:
             if not keep_records:
