@@ -10,8 +10,8 @@ from conftest import ROOT
 from tts_perception.inference.backends import (BackendUnavailable, make_backend,
                                                resolve_backend_name)
 from tts_perception.inference.model_desc import load_model_description, ModelError
-from tts_perception.adaptive.pipeline import (AdaptivePipeline, FrameRequest, PipelineConfig,
-                                              ProfileError)
+from tts_perception.adaptive.pipeline import (AdaptivePipeline, ConfigError, FrameRequest,
+                                              PipelineConfig)
 from tts_perception.adaptive.scheduler import SchedulerConfig
 from tts_perception.inference.runner import infer
 from tts_perception.inference.points import make_points, OperatingPoint
@@ -135,17 +135,17 @@ def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
     with pytest.raises(ModelError, match='cannot load torch weights'):
         load_torch_model(load_model_description(MODEL).__class__(
             **{**load_model_description(MODEL).__dict__, 'torch_weights': bad / 'weights.pt'}))
-    with pytest.raises(ProfileError, match='does not exist'):
+    with pytest.raises(ConfigError, match='does not exist'):
         AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
                                         profile_path=str(tmp_path / 'x.json')))
     (tmp_path / 'p.json').write_text('{not json')
-    with pytest.raises(ProfileError, match='not valid JSON'):
+    with pytest.raises(ConfigError, match='not valid JSON'):
         AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
                                         profile_path=str(tmp_path / 'p.json')))
     prof = json.loads(PROFILE.read_text())
     prof['model_hash'] = '0' * 64
     (tmp_path / 'q.json').write_text(json.dumps(prof))
-    with pytest.raises(ProfileError, match='made for model hash'):
+    with pytest.raises(ConfigError, match='made for model hash'):
         AdaptivePipeline(PipelineConfig(model_path=str(MODEL),
                                         profile_path=str(tmp_path / 'q.json')))
 

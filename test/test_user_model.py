@@ -10,7 +10,7 @@ import yaml
 from conftest import ROOT
 from tts_perception.inference.backends import make_backend
 from tts_perception.inference.model_desc import load_model_description, ModelError
-from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
+from tts_perception.adaptive.pipeline import AdaptivePipeline, ConfigError, PipelineConfig
 from tts_perception.inference.runner import infer
 from tts_perception.inference.points import OperatingPoint
 
@@ -210,10 +210,44 @@ def test_a_size_the_model_cannot_run_is_refused_at_load_naming_it(tmp_path):
     prof.update(model_hash=desc.hash(), latency_ms={key: prof['latency_ms'][key]},
                 batch_latency_ms={})
     prof['accuracy'] = dict(prof['accuracy'], miou={key: prof['accuracy']['miou'][key]})
-    with pytest.raises(ModelError, match='160x120'):
+    with pytest.raises(ConfigError, match='takes only 64x64.*not 160x120'):
         AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
                                         precisions=['fp32'], resolutions=['160x120'],
                                         depths=[1]), profile=prof)
+
+
+def test_every_configuration_problem_is_reported_at_once(tmp_path):
+    import json
+    d = _model_dir(tmp_path, {'kind': 'binary'}, ['background', 'bright'], fixed_hw=(64, 64))
+    with pytest.raises(ConfigError) as err:
+        PipelineConfig.from_dict({'resolutions': ['640*480'], 'deadline_ms': -1.0,
+                                  'colour': 'red'})
+    assert len(err.value.problems) == 3
+    prof = json.loads((MODEL / 'profile_cpu.json').read_text())
+    with pytest.raises(ConfigError) as err:
+        AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
+                                        resolutions=['160x120', '64x64'], depths=[1, 4],
+                                        precisions=['fp32']), profile=prof)
+    text = str(err.value)
+    assert len(err.value.problems) == 3, text
+    assert 'not 160x120' in text and 'depths [4]' in text and 'hash' in text
+
+
+def test_defaults_take_the_points_the_profile_measured(tmp_path):
+    import json
+    d = _model_dir(tmp_path, {'kind': 'binary'}, ['background', 'bright'])
+    desc = load_model_description(d)
+    prof = json.loads((MODEL / 'profile_cpu.json').read_text())
+    keep = ['64x64/d1/fp32', '96x64/d1/fp32']
+    base = prof['latency_ms']['160x120/d1/fp32']
+    prof.update(model_hash=desc.hash(), latency_ms={k: base for k in keep}, batch_latency_ms={},
+                unusable={'96x64/d1/fp32': 'test: marked unusable'})
+    prof['accuracy'] = dict(prof['accuracy'], miou={
+        k: prof['accuracy']['miou']['160x120/d1/fp32'] for k in keep})
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime'),
+                            profile=prof)
+    assert [p.key for p in pipe.points] == ['64x64/d1/fp32']
+    assert pipe.excluded == {'96x64/d1/fp32': 'test: marked unusable'}
 
 
 def test_fixed_batch_and_size_are_read_from_the_onnx_input():

@@ -6,7 +6,8 @@ Features (computed on an 80x60 grey thumbnail, well under 0.5 ms for a 640x480 f
 - ``grad_entropy``: entropy of gradient orientations, magnitude-weighted (texture variety);
 - ``motion``: mean absolute change from the previous frame's thumbnail;
 - ``darkness``: 1 - mean brightness; ``contrast``: brightness standard deviation;
-- ``prev_obstacle``: obstacle fraction of the previous result;
+- ``prev_obstacle``: obstacle fraction of the previous result (the model's ``obstacle``
+  class; for a model without one, every class but the first, background);
 - ``prev_uncertainty``: 1 - confidence (mean max-class probability) of the previous result.
 
 The combination is fit on simulator data (:func:`fit_complexity`): a ridge regression that
@@ -59,6 +60,11 @@ class ComplexityParams:
                    list(np.linspace(0, 3, 11)))
 
 
+def obstacle_class(classes: List[str]) -> int:
+    """The label ``prev_obstacle`` counts: the ``obstacle`` class, else -1 (all but class 0)."""
+    return classes.index('obstacle') if 'obstacle' in classes else -1
+
+
 def frame_features(rgb: np.ndarray, prev_thumb: Optional[np.ndarray]) -> tuple:
     """(image features [5], thumbnail) for one RGB frame (OpenCV calls only: ~0.1 ms)."""
     # bilinear (sparse sampling): INTER_AREA from 640x480 costs ~0.6 ms on this CPU, this
@@ -92,7 +98,7 @@ class ComplexityMonitor:
     """Per-camera state: previous thumbnail and previous result summary."""
 
     params: ComplexityParams = field(default_factory=ComplexityParams.neutral)
-    obstacle_label: int = 2
+    obstacle_label: int = 2         # < 0: every class but 0 counts (see obstacle_class)
     _prev_thumb: Optional[np.ndarray] = None
     _prev_obstacle: float = 0.0
     _prev_uncertainty: float = 0.5
@@ -126,7 +132,8 @@ class ComplexityMonitor:
     def observe_result(self, labels: np.ndarray, confidence: float) -> None:
         """Feed back what the last result saw (used by the next frame's features)."""
         sub = labels[::8, ::8]
-        self._prev_obstacle = float((sub == self.obstacle_label).mean()) if sub.size else 0.0
+        hit = (sub == self.obstacle_label) if self.obstacle_label >= 0 else (sub != 0)
+        self._prev_obstacle = float(hit.mean()) if sub.size else 0.0
         self._prev_uncertainty = float(np.clip(1.0 - confidence, 0.0, 1.0))
 
     def reset(self) -> None:

@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
-from tts_perception.adaptive.complexity import ComplexityMonitor, ComplexityParams
+from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
+                                                obstacle_class)
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
                                                SchedulerConfig)
@@ -31,8 +32,22 @@ from tts_perception.inference.points import make_points, OperatingPoint, parse_r
 from tts_perception.inference.runner import infer
 
 
+AUTO = 'auto'          # resolutions / precisions: whatever the profile measured
+ALL_DEPTHS = 0         # depths: every depth the profile measured
+
+
 class ProfileError(RuntimeError):
     """A profile table that is missing, corrupt or made for another model."""
+
+
+class ConfigError(ValueError):
+    """A pipeline configuration that cannot run; ``problems`` lists every reason found."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__('; '.join(self.problems) if len(self.problems) == 1 else
+                         f'{len(self.problems)} configuration problems:\n' +
+                         '\n'.join(f'  - {x}' for x in self.problems))
 
 
 @dataclass
@@ -47,10 +62,12 @@ class PipelineConfig:
     backend: str = setting('auto', 'Inference engine; auto takes the best one available '
                            '(TensorRT, then torch on CUDA, then ONNX Runtime)',
                            choices=BACKENDS)
-    resolutions: List[str] = setting(['160x120', '320x240', '640x480'],
-                                     'Allowed input resolutions WxH')
-    depths: List[int] = setting([1, 2, 3], 'Allowed exit depths')
-    precisions: List[str] = setting(['fp32', 'int8'], 'Allowed precisions')
+    resolutions: List[str] = setting([AUTO], 'Allowed input resolutions WxH; auto = every '
+                                     'resolution the profile measured for this model')
+    depths: List[int] = setting([ALL_DEPTHS], 'Allowed exit depths; 0 = every depth the '
+                                'profile measured')
+    precisions: List[str] = setting([AUTO], 'Allowed precisions; auto = every precision the '
+                                    'profile measured that the backend runs')
     deadline_ms: float = setting(40.0, 'Per-frame deadline (ms), from capture to result',
                                  1.0, 10000.0)
     latency_quantile: float = setting(0.95, 'Latency quantile of the profile used as prior',
@@ -68,15 +85,25 @@ class PipelineConfig:
         outside their ranges."""
         sched_keys = {f.name for f in fields(SchedulerConfig)}
         own_keys = {f.name for f in fields(cls)} - {'scheduler'}
+        problems = []
         unknown = sorted(set(d) - own_keys - sched_keys)
         if unknown:
-            raise ValueError(f'unknown pipeline config keys {unknown}; known: '
-                             f'{sorted(own_keys | sched_keys)}')
+            problems.append(f'unknown pipeline config keys {unknown}; known: '
+                            f'{sorted(own_keys | sched_keys)}')
         for s in settings_of(cls):
             if s.name in d:
-                check_value(s, d[s.name])
+                try:
+                    check_value(s, d[s.name])
+                except ValueError as exc:
+                    problems.append(str(exc))
         for r in d.get('resolutions', ()):
-            parse_resolution(r)
+            if r != AUTO:
+                try:
+                    parse_resolution(r)
+                except ValueError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ConfigError(problems)
         return cls(**{k: v for k, v in d.items() if k in own_keys},
                    scheduler=SchedulerConfig(**{k: v for k, v in d.items() if k in sched_keys}))
 
@@ -191,6 +218,59 @@ def _resolve(path: str, base: Optional[Path]) -> Path:
     return base / p
 
 
+def select_points(config: PipelineConfig, profile: Dict[str, Any], model: ModelDescription,
+                  supported: Sequence[str]
+                  ) -> Tuple[List[OperatingPoint], Dict[str, str], List[str]]:
+    """The operating points a configuration allows: (points, excluded point -> reason,
+    problems). ``auto`` lists (and depth 0) take what the profile measured; points the
+    profile marks unusable (an int8 version that loses a class) and precisions the backend
+    cannot run are excluded with their reason; everything else that does not fit is a
+    problem."""
+    problems: List[str] = []
+    measured = [OperatingPoint.parse(k) for k in profile['latency_ms']]
+    if AUTO in config.resolutions:
+        res = sorted({p.resolution for p in measured}, key=lambda r: r[0] * r[1])
+    else:
+        res = []
+        for r in config.resolutions:
+            wh = parse_resolution(r)
+            try:
+                model.check_resolution(wh)
+                res.append(wh)
+            except ModelError as exc:
+                problems.append(str(exc))
+    if ALL_DEPTHS in config.depths:
+        depths = sorted({p.depth for p in measured})
+    else:
+        depths = list(config.depths)
+        bad = [d for d in depths if d not in model.depths]
+        if bad:
+            problems.append(f'depths {bad} not in model {model.name} depths {model.depths}')
+    if AUTO in config.precisions:
+        precs = sorted({p.precision for p in measured})
+    else:
+        precs = list(config.precisions)
+    excluded = {p: f'backend does not run {p} (it runs {list(supported)})'
+                for p in precs if p not in supported}
+    precs = [p for p in precs if p in supported]
+    if not precs:
+        problems.append(f'none of precisions {config.precisions} runs on this backend (it '
+                        f'runs {list(supported)})')
+    if problems:
+        return [], excluded, problems
+    want = make_points(res, depths, precs)
+    missing = [p.key for p in want if p.key not in profile['latency_ms']]
+    if missing:
+        problems.append(f'profile has no measurements for points {missing}; re-run calibrate '
+                        f'(or profile) for this point set')
+    unusable = profile.get('unusable', {})
+    excluded.update({p.key: unusable[p.key] for p in want if p.key in unusable})
+    points = [p for p in want if p.key not in unusable]
+    if not points and not problems:
+        problems.append(f'every allowed point is marked unusable by the profile: {unusable}')
+    return points, excluded, problems
+
+
 class _CameraState:
     def __init__(self, monitor: ComplexityMonitor, scheduler: Scheduler):
         self.monitor, self.scheduler = monitor, scheduler
@@ -204,26 +284,41 @@ class AdaptivePipeline:
                  profile: Optional[Dict[str, Any]] = None):
         self.config = config
         self.base_dir = base_dir
-        self.model = model or load_model_description(_resolve(config.model_path, base_dir))
-        self.profile = profile or load_profile(_resolve(config.profile_path, base_dir))
-        if self.profile['model_hash'] != self.model.hash():
-            raise ProfileError(f'profile {config.profile_path} was made for model hash '
-                               f'{self.profile["model_hash"][:12]}, the model files hash to '
-                               f'{self.model.hash()[:12]}; re-run profile')
-        resolutions = [parse_resolution(r) for r in config.resolutions]
-        for r in resolutions:
-            self.model.check_resolution(r)
-        bad_depth = [d for d in config.depths if d not in self.model.depths]
-        if bad_depth:
-            raise ValueError(f'depths {bad_depth} not in model depths {self.model.depths}')
+        problems: List[str] = []
+        self.model, self.profile, self.backend = model, profile, backend
+        if self.model is None:
+            try:
+                self.model = load_model_description(_resolve(config.model_path, base_dir))
+            except ModelError as exc:
+                problems.append(str(exc))
+        if self.profile is None:
+            try:
+                self.profile = load_profile(_resolve(config.profile_path, base_dir))
+            except ProfileError as exc:
+                problems.append(str(exc))
+        if self.model is not None and self.profile is not None and \
+                self.profile['model_hash'] != self.model.hash():
+            problems.append(f'profile {config.profile_path} was made for model hash '
+                            f'{self.profile["model_hash"][:12]}, the model files hash to '
+                            f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
+        if self.model is not None and self.backend is None:
+            try:
+                self.backend = make_backend(config.backend, self.model, threads=config.threads)
+            except Exception as exc:  # BackendUnavailable, the engine's own load errors
+                problems.append(f'backend {config.backend}: {exc}')
+        self.excluded: Dict[str, str] = {}
+        if self.model is not None and self.profile is not None and self.backend is not None:
+            self.points, self.excluded, more = select_points(
+                config, self.profile, self.model, self.backend.supported_precisions())
+            problems += more
+            if not more:
+                try:
+                    parse_policy(config.scheduler.policy, self.points)
+                except ValueError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ConfigError(problems)
         self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
-        self.backend = backend or make_backend(config.backend, self.model,
-                                               threads=config.threads)
-        precisions = [p for p in config.precisions if p in self.backend.supported_precisions()]
-        if not precisions:
-            raise ValueError(f'none of precisions {config.precisions} runs on backend '
-                             f'{self.backend.name}')
-        self.points = make_points(resolutions, config.depths, precisions)
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
@@ -233,9 +328,7 @@ class AdaptivePipeline:
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
         self.sched_config = config.scheduler     # one object, shared by every camera
-        obstacle = self.model.classes.index('obstacle') if 'obstacle' in self.model.classes \
-            else -1
-        self._obstacle_label = obstacle
+        self._obstacle_label = obstacle_class(self.model.classes)
         self.camera('default')  # validates the policy against the points now
 
     def prepare(self) -> None:
