@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: setup demo test lint bench bench-node soak train profile sample-bag clean
+.PHONY: setup demo test lint bench bench-node soak train profile calibrate evaluate eval-sim \
+	third-party sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -31,8 +32,20 @@ train: setup
 profile: setup
 	$(ENV) python -m tts_perception.tools.profile
 
+calibrate: setup
+	$(ENV) python -m tts_perception.calibrate "$(BAG)" --model "$(MODEL)" $(ARGS)
+
+evaluate: setup
+	$(ENV) python -m tts_perception.evaluate "$(BAG)" --model "$(MODEL)" $(ARGS)
+
+eval-sim: setup
+	$(ENV) python bench/evaluate_runs.py sim
+
+third-party: setup
+	$(ENV) python bench/evaluate_runs.py third-party
+
 sample-bag: setup
 	$(ENV) python -m tts_perception.bag.record sample
 
 clean:
-	rm -rf build install log demo_out data .pytest_cache
+	rm -rf build install log demo_out eval_out data .pytest_cache

@@ -20,7 +20,6 @@ processing time alone exceeded the deadline.
 import argparse
 from collections import Counter
 import json
-import multiprocessing as mp
 from pathlib import Path
 import sys
 import time
@@ -33,39 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from tts_perception.common.metrics import ConfusionMatrix  # noqa: E402
 from tts_perception.adaptive.pipeline import AdaptivePipeline  # noqa: E402
-from tts_perception.tools.profile import machine_info, measure_latency  # noqa: E402
+from tts_perception.tools.calibrate import machine_info, measure_latency  # noqa: E402
+from tts_perception.tools.load import start_load, stop_load  # noqa: E402
 
 RESULTS = ROOT / 'bench' / 'results'
-
-
-def _spin(stop_at: float) -> None:
-    x = 0
-    while time.time() < stop_at:
-        x += 1
-
-
-def _gpu_neighbour(stop_at: float) -> None:
-    """Another process's work on the same GPU: back-to-back 4096^3 bf16 matrix products."""
-    import torch
-    a = torch.randn(4096, 4096, device='cuda', dtype=torch.bfloat16)
-    while time.time() < stop_at:
-        for _ in range(8):
-            a = (a @ a).clamp_(-1, 1)
-        torch.cuda.synchronize()
-
-
-def start_load(kind: str, procs: int = 2) -> List:
-    """Start competing processes: ``cpu`` spinners or one ``gpu`` neighbour."""
-    end = time.time() + 600
-    if kind == 'gpu':
-        ctx = mp.get_context('spawn')  # CUDA cannot be used in a forked child
-        ps = [ctx.Process(target=_gpu_neighbour, args=(end,), daemon=True)]
-    else:
-        ps = [mp.Process(target=_spin, args=(end,), daemon=True) for _ in range(procs)]
-    for p in ps:
-        p.start()
-    time.sleep(3.0 if kind == 'gpu' else 0.2)  # the GPU neighbour needs its context first
-    return ps
 
 
 def eval_bag(path: Path, seconds: float = 30.0) -> Path:
@@ -94,7 +64,7 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
     pipe.latency.reset()
     cm = ConfusionMatrix(pipe.model.num_classes)
     recs: List[Dict] = []
-    procs: List[mp.Process] = []
+    procs: List = []
     try:
         for i, (rgb, lab, stamp) in enumerate(frames):
             if load_from is not None and i == load_from:
@@ -104,9 +74,7 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
             cm.add_matrix(fcm.m)
             recs.append({**rec.to_dict(), 'confusion': fcm.m})
     finally:
-        for p in procs:
-            p.terminate()
-            p.join()
+        stop_load(procs)
     ms = np.array([r['measured_ms'] for r in recs])
     miss = np.array([r['missed'] for r in recs])
     half = len(recs) // 2

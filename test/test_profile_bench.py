@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tts_perception.common.metrics import ConfusionMatrix
-from tts_perception.tools.profile import INT8_AGREEMENT_BOUND, run_profile
+from tts_perception.tools.profile import run_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'bench'))
@@ -30,8 +30,14 @@ def test_profile_measures_every_point_and_precision_agreement(tmp_path):
         assert len(t['accuracy']['miou'][k]) == len(t['accuracy']['bin_edges']) - 1
     agree = t['precision_agreement']['int8']
     assert sorted(agree) == ['160x120/d1', '160x120/d2', '160x120/d3']
-    assert all(INT8_AGREEMENT_BOUND <= v <= 1.0 for v in agree.values()), agree
+    assert all(0.85 <= v <= 1.0 for v in agree.values()), agree
+    worst = t['precision_worst_class_iou']['int8']
+    assert sorted(worst) == sorted(agree) and all(0.0 <= v <= 1.0 for v in worst.values())
+    # a point is unusable exactly when its worst class falls below the recorded bound
+    assert {k.rsplit('/', 1)[0] for k in t['unusable']} == {
+        k for k, v in worst.items() if v < t['int8_agreement_bound']}
     assert t['int8_agreement'] == agree and t['machine']['cpus'] >= 1
+    assert t['data']['reference'] == 'labels' and t['data']['fit_frames'] == t['frames']
     assert (tmp_path / 'p.json').exists()
 
 

@@ -57,8 +57,9 @@ class PipelineConfig:
     and parameters)."""
 
     model_path: str = setting('models/tts_segnet', 'Model directory holding model.yaml')
-    profile_path: str = setting('models/tts_segnet/profile_cpu.json',
-                                'Profile table (JSON) made by the profile command')
+    profile_path: str = setting('', 'Profile table (JSON) made by the calibrate or profile '
+                                'command; empty = profile_cpu.json in the model directory '
+                                '(profile_cuda.json on a CUDA backend)')
     backend: str = setting('auto', 'Inference engine; auto takes the best one available '
                            '(TensorRT, then torch on CUDA, then ONNX Runtime)',
                            choices=BACKENDS)
@@ -197,7 +198,8 @@ def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ProfileError(f'profile table {p} does not exist; create it with '
-                           f'`python -m tts_perception.tools.profile`')
+                           f'`python -m tts_perception.calibrate BAG --model DIR` (a model '
+                           f'on your own bag) or `make profile` (the bundled model)')
     if not p.is_file():
         raise ProfileError(f'profile table {p} is not a file (profile_path must name the '
                            f'JSON file the profile command wrote)')
@@ -291,21 +293,26 @@ class AdaptivePipeline:
                 self.model = load_model_description(_resolve(config.model_path, base_dir))
             except ModelError as exc:
                 problems.append(str(exc))
-        if self.profile is None:
-            try:
-                self.profile = load_profile(_resolve(config.profile_path, base_dir))
-            except ProfileError as exc:
-                problems.append(str(exc))
-        if self.model is not None and self.profile is not None and \
-                self.profile['model_hash'] != self.model.hash():
-            problems.append(f'profile {config.profile_path} was made for model hash '
-                            f'{self.profile["model_hash"][:12]}, the model files hash to '
-                            f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
         if self.model is not None and self.backend is None:
             try:
                 self.backend = make_backend(config.backend, self.model, threads=config.threads)
             except Exception as exc:  # BackendUnavailable, the engine's own load errors
                 problems.append(f'backend {config.backend}: {exc}')
+        profile_path = _resolve(config.profile_path, base_dir) if config.profile_path else (
+            self.model.profile_path(self.backend.device) if self.backend is not None else None)
+        if self.profile is None and profile_path is not None:
+            try:
+                self.profile = load_profile(profile_path)
+            except ProfileError as exc:
+                problems.append(str(exc))
+        elif self.profile is None and self.model is None:
+            problems.append('profile_path is empty and the model did not load, so there is '
+                            'no default profile to look for')
+        if self.model is not None and self.profile is not None and \
+                self.profile['model_hash'] != self.model.hash():
+            problems.append(f'profile {profile_path} was made for model hash '
+                            f'{self.profile["model_hash"][:12]}, the model files hash to '
+                            f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
         self.excluded: Dict[str, str] = {}
         if self.model is not None and self.profile is not None and self.backend is not None:
             self.points, self.excluded, more = select_points(

@@ -85,6 +85,11 @@ class ModelDescription:
             self._hash = h.hexdigest()
         return self._hash
 
+    def profile_path(self, device: str) -> Path:
+        """Where a profile of this model is found by default: ``profile_cpu.json`` in its
+        directory, ``profile_cuda.json`` for a CUDA device."""
+        return self.root / f'profile_{"cuda" if str(device).startswith("cuda") else "cpu"}.json'
+
     def check_resolution(self, wh: Tuple[int, int]) -> None:
         """Raise ModelError if the model cannot take this input size."""
         w, h = wh
@@ -120,7 +125,7 @@ class ModelDescription:
         """Foreground probability of a binary output's single channel."""
         plane = plane.astype(np.float32, copy=False)
         if self.binary_score == 'logit':
-            return 1.0 / (1.0 + np.exp(-plane))
+            return 0.5 * (1.0 + np.tanh(0.5 * plane))     # the sigmoid, without overflow
         return plane
 
     def confidence(self, out: np.ndarray, item: int = 0) -> float:

@@ -13,14 +13,16 @@ recorded frames; every stage's calibration input is produced by the previous fp3
 from pathlib import Path
 from typing import Dict, List
 
-import cv2
 import numpy as np
 import yaml
+
+from tts_perception.inference.model_desc import load_model_description
+from tts_perception.inference.quantize import add_int8_stages, quantize_model
 
 CALIB_SIZE = (320, 240)
 
 
-def export_model(model, out: Path, calib_frames: np.ndarray) -> Dict[str, List[str]]:
+def export_model(model, out: Path, calib_frames: np.ndarray) -> Dict[str, List[Path]]:
     """Write stage ONNX files (fp32 and int8) and ``model.yaml`` under ``out``."""
     import torch
     from tts_perception.model.net import NUM_CLASSES, STRIDE
@@ -44,7 +46,6 @@ def export_model(model, out: Path, calib_frames: np.ndarray) -> Dict[str, List[s
         torch.onnx.export(mod, args, str(path), input_names=ins, output_names=outs,
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
         fp32.append(path.name)
-    int8 = quantize_stages(out, fp32, calib_frames)
     desc = {
         'name': 'tts_segnet',
         'classes': list(LABELS),
@@ -53,38 +54,10 @@ def export_model(model, out: Path, calib_frames: np.ndarray) -> Dict[str, List[s
         'input': {'layout': 'NCHW', 'channel_order': 'RGB', 'scale': 1.0,
                   'mean': [0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0], 'multiple_of': STRIDE},
         'output': {'kind': 'logits', 'layout': 'NCHW'},
-        'stages': {'fp32': fp32, 'int8': int8},
+        'stages': {'fp32': fp32},
         'torch': {'weights': 'weights.pt', 'class': 'tts_perception.model.net.EarlyExitSegNet'},
     }
     (out / 'model.yaml').write_text(yaml.safe_dump(desc, sort_keys=False))
-    return desc['stages']
-
-
-def quantize_stages(out: Path, fp32: List[str], calib_frames: np.ndarray) -> List[str]:
-    """Static int8 quantization of each stage, calibrated through the fp32 chain."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name, arrays):
-            self.items = iter([{name: a} for a in arrays])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    inputs = [cv2.resize(f, CALIB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
-              .transpose(2, 0, 1)[None] for f in calib_frames]
-    names = []
-    for name in fp32:
-        src = out / name
-        sess = ort.InferenceSession(str(src), providers=['CPUExecutionProvider'])
-        in_name = sess.get_inputs()[0].name
-        dst = out / name.replace('.onnx', '.int8.onnx')
-        quantize_static(str(src), str(dst), Reader(in_name, inputs), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
-        names.append(dst.name)
-        if len(sess.get_outputs()) > 1:   # next stage's calibration input: this stage's feature
-            inputs = [sess.run([sess.get_outputs()[0].name], {in_name: a})[0] for a in inputs]
-    return names
+    int8 = quantize_model(load_model_description(out), list(calib_frames), CALIB_SIZE)
+    add_int8_stages(out / 'model.yaml', int8)
+    return load_model_description(out).stages

@@ -40,7 +40,8 @@ from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
                                            OK, output_topic, Param, pop_flag, run_node, stamp_ns,
                                            StartupError, status, WARN)
-from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameRequest,
+                                              PipelineConfig)
 from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
 from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
@@ -143,7 +144,7 @@ class PerceptionNode(LifecycleNode):
                 if name == 'policy':
                     parse_policy(v, self.pipeline.points if self.pipeline else None)
                 elif name == 'resolutions':
-                    [parse_resolution(r) for r in v]
+                    [parse_resolution(r) for r in v if r != AUTO]
                 elif name == 'deadlines_ms' and any(not (0 <= d < float('inf')) for d in v):
                     raise ValueError('deadlines_ms must be finite and >= 0')
                 elif name == 'camera_topics' and not v:

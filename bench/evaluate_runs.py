@@ -1,0 +1,126 @@
+"""Calibrate then evaluate on two data sets, as a user would, and record the results.
+
+    python bench/evaluate_runs.py sim            # make eval-sim
+    python bench/evaluate_runs.py third-party    # make third-party
+
+- ``sim``: the bundled model (a copy under ``data/eval_sim/``, so its shipped profile stays)
+  on the recorded simulator bag ``data/eval_bag`` (held-out seed, 10 Hz, ground-truth labels):
+  calibrate on the first half with the labels, evaluate on the second half.
+- ``third-party``: the DBNet text detector on real street video (``bench/third_party_data.py``),
+  unlabelled: agreement with the golden point, int8 calibrated on the bag.
+
+Each writes ``eval_out/<name>/`` (JSON and plots) and a section of ``docs/results.md``.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import shutil
+import sys
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tts_perception.tools import calibrate, evaluate  # noqa: E402
+from tts_perception.tools.results import record  # noqa: E402
+
+
+def sim_model(out: Path) -> Path:
+    """A copy of the bundled model's fp32 and int8 stages (its profile is made anew)."""
+    src = ROOT / 'models' / 'tts_segnet'
+    out.mkdir(parents=True, exist_ok=True)
+    desc = yaml.safe_load((src / 'model.yaml').read_text())
+    for files in desc['stages'].values():
+        for f in files:
+            shutil.copy(src / f, out / f)
+    shutil.copy(src / desc['torch']['weights'], out / desc['torch']['weights'])
+    shutil.copy(src / 'model.yaml', out / 'model.yaml')
+    return out
+
+
+def table(res: dict, prof: dict) -> str:
+    """The section body: the policies that matter, the targets and the complexity fit."""
+    runs, c = res['runs'], res.get('comparison', {})
+    statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
+    fastest = min(statics, key=lambda k: statics[k]['mean_compute_ms'])
+    show = [k for k in runs if k.startswith('adaptive')] + ['golden']
+    for k in (c.get('best_static_meeting_deadline'), c.get('cheapest_static_reaching_it'),
+              c.get('best_static_streaming'), fastest):
+        if k and k not in show:
+            show.append(k)
+    rows = ['| policy | accuracy | streaming accuracy | mean compute ms | missed % | '
+            'dropped % | worst class IoU |', '|---|---|---|---|---|---|---|']
+    for k in show:
+        r = runs[k]
+        worst = min((v for v in r['per_class_iou'] if v is not None), default=float('nan'))
+        rows.append(f'| {k} | {r["accuracy"]:.3f} | {r["streaming_accuracy"]:.3f} | '
+                    f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
+                    f'{100 * r["dropped"] / r["frames"]:.1f} | {worst:.3f} |')
+    d = prof['data']
+    lines = [f'{res["model"]} on {res["n_frames"]} frames of `{Path(res["bag"]).name}` '
+             f'({res["frames"]}); calibrated on {d["fit_frames"]} frames before them against '
+             f'{d["reference"]}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
+             f'(half the golden point\'s profiled p95); camera at its recorded rate; '
+             f'{res["backend"]} on {res["device"]}.', '', *rows, '']
+    if c.get('best_static_meeting_deadline'):
+        lines.append(
+            f'Targets: adaptive accuracy ≥ best static point meeting the deadline '
+            f'({c["best_static_meeting_deadline"]}, {c["best_static_accuracy"]:.3f}) − 0.005: '
+            f'**{"met" if c["accuracy_target_met"] else "not met"}**; mean compute ≤ 60 % of '
+            f'the cheapest static point reaching that accuracy '
+            f'({c["cheapest_static_reaching_it"]}, {c["cheapest_static_compute_ms"]:.2f} ms): '
+            f'{100 * c["compute_ratio"]:.0f} %, '
+            f'**{"met" if c["compute_target_met"] else "not met"}**; '
+            f'streaming accuracy ≥ every static point\'s (best: {c["best_static_streaming"]}, '
+            f'{c["best_static_streaming_accuracy"]:.3f}): '
+            f'**{"met" if c["streaming_target_met"] else "not met"}**. Adaptive shown with and '
+            f'without anytime early exit; the comparison uses {c["adaptive_policy"]}.')
+    cx = prof['complexity']
+    fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
+    lines.append(f'\nComplexity monitor refitted on these frames: correlation with the per-frame '
+                 f'accuracy loss {fmt(cx["fit_correlation"])} on the fit frames, '
+                 f'{fmt(cx["eval_correlation"])} on the held-out frames.')
+    if prof.get('unusable'):
+        lines.append('Unusable (never chosen): ' + '; '.join(
+            f'{k}: {v}' for k, v in prof['unusable'].items()) + '.')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    """Run one data set."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('which', choices=('sim', 'third-party'))
+    a = ap.parse_args(argv)
+    if a.which == 'sim':
+        from bench_core import eval_bag
+        bag = eval_bag(ROOT / 'data' / 'eval_bag')
+        model = sim_model(ROOT / 'data' / 'eval_sim' / 'model')
+        cal = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/labels',
+               '--precisions', 'fp32', 'int8']
+        title = 'Calibrate and evaluate: bundled model on a labelled simulator bag'
+    else:
+        from third_party_data import fetch
+        base = ROOT / 'data' / 'third_party'
+        fetch(base)
+        bag, model = base / 'bikes_bag', base / 'dbnet'
+        cal = ['--int8', '--resolutions', '320x128', '640x288', '960x416', '1280x544']
+        title = 'Calibrate and evaluate: a third-party model (DBNet text detector) on real video'
+    out = ROOT / 'eval_out' / a.which
+    if calibrate.main([str(bag), '--model', str(model), *cal]) != 0:
+        return 1
+    if evaluate.main([str(bag), '--model', str(model), '--out', str(out)]) != 0:
+        return 1
+    res = json.loads((out / 'evaluate.json').read_text())
+    prof = json.loads((model / 'profile_cpu.json').read_text())
+    record(f'evaluate-{a.which}', title, f'make {"eval-sim" if a.which == "sim" else a.which}',
+           table(res, prof) + f'\n\nPlots: `eval_out/{a.which}/pareto.png`, '
+           f'`eval_out/{a.which}/timeline.png`.')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, str(ROOT / 'bench'))
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Your model, your data: calibrate on a bag (labelled or not, int8 included) and evaluate the
+policies on its held-out part with a simulated camera, from the command line as a user runs
+them."""
+
+import json
+from pathlib import Path
+import shutil
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT
+from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
+from tts_perception.bag.io import BagWriter
+from tts_perception.tools import calibrate, evaluate
+from tts_perception.tools.calibrate import read_bag
+
+pytestmark = pytest.mark.slow
+
+MODEL = ROOT / 'models' / 'tts_segnet'
+
+
+@pytest.fixture
+def fp32_model(tmp_path):
+    """A copy of the bundled model without its int8 stages (calibrate may write next to it)."""
+    d = tmp_path / 'model'
+    d.mkdir()
+    desc = yaml.safe_load((MODEL / 'model.yaml').read_text())
+    for f in desc['stages']['fp32'] + [desc['torch']['weights']]:
+        shutil.copy(MODEL / f, d / f)
+    desc['stages'] = {'fp32': desc['stages']['fp32']}
+    (d / 'model.yaml').write_text(yaml.safe_dump(desc))
+    return d
+
+
+def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_model, tmp_path,
+                                                                        sample_bag):
+    rc = calibrate.main([str(sample_bag), '--model', str(fp32_model), '--image-topic',
+                         'camera/image_raw', '--frames', '40', '--resolutions', '160x120',
+                         '320x240', '--latency-runs', '3', '--quiet'])
+    assert rc == 0
+    prof = json.loads((fp32_model / 'profile_cpu.json').read_text())
+    g = prof['golden']
+    assert g == '320x240/d3/fp32'
+    assert prof['accuracy']['overall'][g] == 1.0               # agreement with itself
+    assert prof['accuracy']['metric'].startswith('agreement')
+    assert all(v == 1.0 for v in prof['accuracy']['per_class_iou'][g] if v is not None)
+    assert prof['data']['bag'] == str(Path(sample_bag).resolve())
+    assert prof['data']['reference'] == 'golden point'
+    assert (prof['data']['fit_frames'], prof['data']['eval_frames']) == (20, 20)
+    assert prof['complexity']['eval_correlation'] is not None
+    assert (fp32_model / 'profile_cpu.png').exists()
+
+    # the node's defaults find this profile in the model directory and take its points
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(fp32_model), backend='onnxruntime'))
+    assert sorted(p.key for p in pipe.points) == sorted(prof['points'])
+
+    out = tmp_path / 'eval'
+    rc = evaluate.main([str(sample_bag), '--model', str(fp32_model), '--out', str(out),
+                        '--policies', 'adaptive', 'golden', '160x120/d1/fp32', '--quiet'])
+    assert rc == 0
+    res = json.loads((out / 'evaluate.json').read_text())
+    assert res['n_frames'] == 20 and 'held out' in res['frames']
+    assert set(res['runs']) == {'adaptive', 'golden', '160x120/d1/fp32'}
+    for r in res['runs'].values():
+        assert r['processed'] + r['dropped'] == r['frames'] == 20
+        assert sum(r['points'].values()) == r['processed']
+        assert 0.0 <= r['streaming_accuracy'] <= 1.0 and 0.0 <= r['accuracy'] <= 1.0
+    assert res['runs']['golden']['accuracy'] == 1.0
+    assert 'comparison' in res
+    for f in ('pareto.png', 'timeline.png'):
+        assert (out / f).stat().st_size > 1000
+
+
+def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):
+    pipe = AdaptivePipeline(PipelineConfig(backend='onnxruntime', precisions=['fp32'],
+                                           resolutions=['160x120', '640x480'], depths=[1, 3]),
+                            base_dir=ROOT)
+    run_stage = pipe.backend.run_stage
+
+    def slowed(precision, stage, x):       # the 640x480 points take 250 ms more
+        if stage == 0 and x.shape[-1] == 640:
+            time.sleep(0.25)
+        return run_stage(precision, stage, x)
+    pipe.backend.run_stage = slowed
+    frames = read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 20, quiet=True)
+    refs = evaluate.references(pipe, frames, quiet=True)
+    slow = evaluate.simulate(pipe, frames, refs, 'static:640x480/d3/fp32', 40.0)
+    fast = evaluate.simulate(pipe, frames, refs, 'static:160x120/d1/fp32', 40.0)
+    for r in (slow, fast):
+        assert r['processed'] + r['dropped'] == 20
+    assert slow['dropped'] > 0 and fast['dropped'] == 0
+    assert slow['miss_rate'] > fast['miss_rate']
+    assert slow['streaming_accuracy'] < fast['streaming_accuracy']
+    # without latency the slow point is the more accurate one: only streaming charges it
+    assert slow['accuracy'] > fast['accuracy']
+
+
+def _colour_sensitive_model(path: Path) -> None:
+    """NCHW RGB in, one logit out: 4 * (brightness - 0.5) + 1000 * (red - green). On grey
+    frames the logit is small (+-2); green frames stretch the output range to -1000, so int8
+    (weights and output steps of ~8 and ~4) rounds every grey-frame logit to 0 or below:
+    the class, seen only on grey frames, is lost."""
+    import onnx
+    from onnx import helper, TensorProto
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['N', 3, 'H', 'W'])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['N', 1, 'H', 'W'])
+    w = np.array([4 / 3 + 1000, 4 / 3 - 1000, 4 / 3], np.float32).reshape(1, 3, 1, 1)
+    nodes = [helper.make_node('Conv', ['x', 'w', 'b'], ['y'])]
+    g = helper.make_graph(nodes, 'colour', [x], [y], initializer=[
+        helper.make_tensor('w', TensorProto.FLOAT, [1, 3, 1, 1], w.ravel()),
+        helper.make_tensor('b', TensorProto.FLOAT, [1], [-2.0])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), str(path))
+
+
+def test_an_int8_version_that_loses_a_class_is_marked_unusable_and_never_chosen(tmp_path):
+    model = tmp_path / 'm'
+    model.mkdir()
+    _colour_sensitive_model(model / 'c.onnx')
+    (model / 'model.yaml').write_text(yaml.safe_dump({
+        'name': 'colour', 'classes': ['background', 'bright'], 'structure': 'ladder',
+        'input': {'layout': 'NCHW', 'scale': 1 / 255.0, 'multiple_of': 8},
+        'output': {'kind': 'binary'}, 'stages': {'fp32': ['c.onnx']}}))
+    rng = np.random.default_rng(0)
+    bag = tmp_path / 'bag'
+    with BagWriter(bag) as w:
+        for i in range(24):
+            f = np.full((48, 64, 3), 60, np.uint8)
+            if i % 3 == 0:                # strongly green frames: logits near -1000
+                f[..., 0] = rng.integers(0, 100)
+                f[..., 1] = rng.integers(150, 255)
+            else:                                         # grey, a bright patch
+                f[8:30, 10 + i:40 + i] = 220
+            w.write_image('cam', 1_000_000_000 + i * 100_000_000, f)
+    rc = calibrate.main([str(bag), '--model', str(model), '--int8', '--fit-fraction', '1.0',
+                         '--resolutions', '64x48', '--latency-runs', '3', '--quiet'])
+    assert rc == 0
+    assert (model / 'c.int8.onnx').exists()
+    assert yaml.safe_load((model / 'model.yaml').read_text())['stages']['int8'] == \
+        ['c.int8.onnx']
+    prof = json.loads((model / 'profile_cpu.json').read_text())
+    assert list(prof['unusable']) == ['64x48/d1/int8']
+    assert 'loses class bright' in prof['unusable']['64x48/d1/int8']
+    assert prof['precision_worst_class_iou']['int8']['64x48/d1'] < prof['int8_agreement_bound']
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(model), backend='onnxruntime'))
+    assert [p.key for p in pipe.points] == ['64x48/d1/fp32']
+    assert '64x48/d1/int8' in pipe.excluded
+
+
+def test_bag_and_argument_errors_name_the_problem(tmp_path, sample_bag, capsys):
+    assert calibrate.main([str(sample_bag), '--model', str(MODEL)]) == 2
+    assert 'choose one with --image-topic' in capsys.readouterr().err
+    assert calibrate.main([str(tmp_path / 'nope'), '--model', str(MODEL)]) == 2
+    assert 'nope' in capsys.readouterr().err
+    assert calibrate.main([str(sample_bag), '--model', str(MODEL), '--image-topic',
+                           'camera/image_raw', '--resolutions', '100x75']) == 2
+    assert 'not a positive multiple of 8' in capsys.readouterr().err
+    assert evaluate.main([str(sample_bag), '--profile', str(tmp_path / 'p.json')]) == 2
+    assert 'p.json does not exist' in capsys.readouterr().err

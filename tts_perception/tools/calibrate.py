@@ -1,0 +1,456 @@
+"""calibrate: fit the scheduler's profile to your model on your robot's own recorded bag.
+
+    python -m tts_perception.calibrate BAG --model DIR [--image-topic T] [--labels-topic T]
+        [--frames N] [--fit-fraction 0.5] [--resolutions auto | WxH WxH ...] [--int8]
+        [--int8-bound 0.5] [--backend auto] [--out PATH]
+
+1. Reads the bag's images (``--image-topic``, or its only image topic) and, with
+   ``--labels-topic`` (mono8 class ids, matched by header stamp), ground truth. The first
+   ``--fit-fraction`` of the frames calibrates; the rest is held out for
+   ``python -m tts_perception.evaluate``.
+2. Operating points: the model's depths x resolutions (default: 1/4, 1/2 and the full camera
+   size, in multiples the model takes; its own size for a fixed-size model) x precisions.
+3. Accuracy of every point on every frame, against the labels or, without labels, against the
+   golden point's own output (*agreement*, as Chameleon, SIGCOMM'18, calibrates on unlabelled
+   video), with per-class IoU so that a small class is not hidden by background.
+4. Fits the complexity monitor on the calibration frames (its target: how much accuracy the
+   points lose on the frame) and reports its correlation on the held-out frames. The
+   accuracy table per complexity bin is trusted only that far: each point's bins are shrunk
+   towards its overall accuracy by the held-out correlation (clipped to [0, 1]), so a monitor
+   that does not generalise leaves the scheduler choosing by overall accuracy.
+5. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
+   model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
+   below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
+6. Measures every point's latency on this machine and writes the profile (default:
+   ``profile_cpu.json`` in the model directory, ``profile_cuda.json`` on a CUDA backend, which
+   the node and pipeline find there by default), recording the data it was fitted on, and a
+   plot next to it.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import platform
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
+                                                fit_complexity, obstacle_class)
+from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.progress import Progress
+from tts_perception.inference.model_desc import ModelDescription, ModelError
+from tts_perception.inference.points import (golden_point, make_points, OperatingPoint,
+                                             parse_resolution)
+from tts_perception.inference.runner import infer
+
+N_BINS = 5
+SUB = 4                   # accuracy is scored on every 4th pixel in both directions
+INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
+FRACTIONS = (0.25, 0.5, 1.0)
+
+
+@dataclass
+class Frames:
+    """Frames to calibrate or evaluate on, in recorded order.
+
+    ``labels``: ground-truth class ids per frame, or None (unlabelled: agreement with the
+    golden point); ``seq``: sequence id per frame (temporal state restarts where it changes);
+    ``arrival_ns``: when each frame was recorded (log time), ``stamps_ns``: its capture stamp.
+    """
+
+    rgb: List[np.ndarray]
+    stamps_ns: np.ndarray
+    labels: Optional[List[np.ndarray]] = None
+    seq: Optional[np.ndarray] = None
+    arrival_ns: Optional[np.ndarray] = None
+    source: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.rgb)
+        self.stamps_ns = np.asarray(self.stamps_ns, np.int64)
+        if self.seq is None:
+            self.seq = np.zeros(n, np.int64)
+        if self.arrival_ns is None:
+            self.arrival_ns = self.stamps_ns.copy()
+        if not (len(self.stamps_ns) == len(self.seq) == len(self.arrival_ns) == n) or \
+                (self.labels is not None and len(self.labels) != n):
+            raise ValueError('frames, stamps, labels and sequence ids differ in length')
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    def part(self, lo: int, hi: int) -> 'Frames':
+        """Frames [lo, hi) as their own set."""
+        return Frames(self.rgb[lo:hi], self.stamps_ns[lo:hi],
+                      None if self.labels is None else self.labels[lo:hi], self.seq[lo:hi],
+                      self.arrival_ns[lo:hi], dict(self.source))
+
+
+def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optional[str] = None,
+             max_frames: int = 0, quiet: bool = False) -> Frames:
+    """A bag's frames (optionally with labels) as :class:`Frames`; BagError naming what is
+    wrong (no image topic, several and none chosen, a labels topic that is not mono8 or
+    matches no frame)."""
+    from tts_perception.bag.io import BagError, image_topics, ImageDecodeError, read_frames
+    topics = image_topics(bag, [image_topic] if image_topic else None)
+    if labels_topic:
+        topics.pop(labels_topic, None)
+        image_topics(bag, [labels_topic])           # present and an image topic
+    if image_topic is None:
+        if len(topics) != 1:
+            raise BagError(f'bag {bag} has image topics {sorted(topics)}; choose one with '
+                           f'--image-topic')
+        image_topic = next(iter(topics))
+    rgb, stamps, arrivals, labels = [], [], [], {}
+    prog = Progress(max_frames or 1, f'read {Path(bag).name}', quiet=quiet or not max_frames)
+    want = [image_topic] + ([labels_topic] if labels_topic else [])
+    for f in read_frames(bag, want, keep_raw=bool(labels_topic)):
+        if f.topic == image_topic:
+            if max_frames and len(rgb) >= max_frames:
+                if not labels_topic:
+                    break
+                continue
+            rgb.append(f.rgb)
+            stamps.append(f.stamp_ns)
+            arrivals.append(f.log_time_ns)
+            prog.update(len(rgb))
+        else:
+            if f.encoding != 'mono8':
+                raise ImageDecodeError(f'labels topic {labels_topic} must be mono8 class ids, '
+                                       f'got {f.encoding}')
+            labels[f.stamp_ns] = f.raw
+    prog.close()
+    if not rgb:
+        raise BagError(f'bag {bag}: topic {image_topic} has no frames')
+    lab = None
+    if labels_topic:
+        keep = [i for i, s in enumerate(stamps) if s in labels]
+        if not keep:
+            raise BagError(f'bag {bag}: no message on {labels_topic} has the header stamp of '
+                           f'a frame on {image_topic}')
+        rgb = [rgb[i] for i in keep]
+        stamps, arrivals = [stamps[i] for i in keep], [arrivals[i] for i in keep]
+        lab = [labels[s] for s in stamps]
+    return Frames(rgb, np.asarray(stamps), lab, None, np.asarray(arrivals),
+                  {'bag': str(Path(bag).resolve()), 'image_topic': image_topic,
+                   'labels_topic': labels_topic, 'first_stamp_ns': int(stamps[0]),
+                   'frames': len(rgb)})
+
+
+def default_resolutions(model: ModelDescription, frame_wh: Tuple[int, int]
+                        ) -> List[Tuple[int, int]]:
+    """1/4, 1/2 and the full camera size in multiples the model takes (its own size for a
+    fixed-size model)."""
+    if model.fixed_size is not None:
+        return [model.fixed_size]
+    m = model.multiple_of
+    out = []
+    for f in FRACTIONS:
+        wh = tuple(max(m, int(v * f / m + 0.5) * m) for v in frame_wh)
+        if wh not in out:
+            out.append(wh)
+    return out
+
+
+def _scores(model: ModelDescription, backend, frames: Frames, points: Sequence[OperatingPoint],
+            quiet: bool) -> Tuple[Dict[str, List[np.ndarray]], np.ndarray]:
+    """Subsampled labels of every point on every frame (all exits of a (resolution,
+    precision) from one pass) and the golden point's confidence per frame."""
+    golden = golden_point(points)
+    combos = sorted({(p.resolution, p.precision) for p in points})
+    depth = max(p.depth for p in points)
+    preds: Dict[str, List[np.ndarray]] = {p.key: [] for p in points}
+    gconf = np.zeros(len(frames), np.float32)
+    prog = Progress(len(frames) * len(combos), 'accuracy', quiet=quiet)
+    k = 0
+    for i, rgb in enumerate(frames.rgb):
+        for (w, h), prec in combos:
+            full = OperatingPoint(w, h, depth, prec)
+            for d, (labels, conf) in enumerate(infer(model, backend, [rgb], full,
+                                                     all_exits=True), 1):
+                key = OperatingPoint(w, h, d, prec).key
+                if key in preds:
+                    preds[key].append(labels[0][::SUB, ::SUB].copy())
+                if key == golden.key:
+                    gconf[i] = conf[0]
+            k += 1
+            prog.update(k)
+    prog.close()
+    return preds, gconf
+
+
+def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: int
+                ) -> Dict[str, np.ndarray]:
+    """Per point, per frame confusion matrices [F, C, C] against the references."""
+    return {k: np.stack([ConfusionMatrix(n).add(p, r).m for p, r in zip(v, refs)])
+            for k, v in preds.items()}
+
+
+def _miou(m: np.ndarray) -> float:
+    cm = ConfusionMatrix(len(m))
+    cm.m[:] = m
+    return cm.miou()
+
+
+def _iou(m: np.ndarray) -> np.ndarray:
+    cm = ConfusionMatrix(len(m))
+    cm.m[:] = m
+    return cm.iou()
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """Pearson correlation, None where undefined (fewer than 3 values or no spread)."""
+    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def complexity_features(model: ModelDescription, frames: Frames,
+                        golden_labels: List[np.ndarray], golden_conf: np.ndarray) -> np.ndarray:
+    """The monitor's features frame by frame, in sequence (the previous result being the
+    golden point's, upsampled from the scored grid)."""
+    mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
+        model.classes))
+    feats = []
+    for i, rgb in enumerate(frames.rgb):
+        if i > 0 and frames.seq[i] != frames.seq[i - 1]:
+            mon.reset()
+        feats.append(mon.features(rgb))
+        g = golden_labels[i]
+        mon.observe_result(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(golden_conf[i]))
+    return np.stack(feats)
+
+
+def reduced_precision_checks(model: ModelDescription, points: Sequence[OperatingPoint],
+                             preds: Dict[str, List[np.ndarray]], fit: slice, bound: float
+                             ) -> Tuple[Dict, Dict, Dict[str, str]]:
+    """Per (resolution, depth) of every precision other than fp32: pixel agreement and worst
+    per-class IoU with fp32 on the calibration frames; int8 points below ``bound`` are
+    unusable (point -> reason)."""
+    agreement: Dict[str, Dict[str, float]] = {}
+    worst: Dict[str, Dict[str, float]] = {}
+    unusable: Dict[str, str] = {}
+    keys = {p.key for p in points}
+    for p in points:
+        if p.precision == 'fp32':
+            continue
+        ref = OperatingPoint(p.width, p.height, p.depth, 'fp32').key
+        if ref not in keys:
+            continue
+        rd = f'{p.width}x{p.height}/d{p.depth}'
+        a, b = preds[p.key][fit], preds[ref][fit]
+        agreement.setdefault(p.precision, {})[rd] = float(np.mean(
+            [np.mean(x == y) for x, y in zip(a, b)]))
+        cm = ConfusionMatrix(model.num_classes)
+        for x, y in zip(a, b):
+            cm.add(x, y)
+        iou = cm.iou()
+        if not np.isfinite(iou).any():
+            continue
+        c = int(np.nanargmin(iou))
+        worst.setdefault(p.precision, {})[rd] = float(iou[c])
+        if p.precision == 'int8' and iou[c] < bound:
+            unusable[p.key] = (f'int8 loses class {model.classes[c]}: IoU with fp32 '
+                               f'{iou[c]:.3f} < bound {bound}')
+    return agreement, worst, unusable
+
+
+def measure_latency(model, backend, frames: np.ndarray, point: OperatingPoint, n: int = 30,
+                    warmup: int = 5, batch: int = 1) -> Dict[str, float]:
+    """Latency distribution (ms) of one point incl. pre/post-processing, after warm-up."""
+    times = []
+    for i in range(warmup + n):
+        fr = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
+        t = time.perf_counter()
+        infer(model, backend, fr, point)
+        if i >= warmup:
+            times.append((time.perf_counter() - t) * 1e3)
+    a = np.asarray(times)
+    return {'p50': float(np.percentile(a, 50)), 'p95': float(np.percentile(a, 95)),
+            'p99': float(np.percentile(a, 99)), 'mean': float(a.mean()), 'n': int(len(a))}
+
+
+def machine_info(device: str) -> Dict[str, object]:
+    """Where a profile or bench ran: platform, CPUs and, on CUDA, the GPU and torch build."""
+    info: Dict[str, object] = {'platform': platform.platform(),
+                               'processor': platform.processor(), 'cpus': os.cpu_count()}
+    if str(device).startswith('cuda'):
+        import torch
+        info.update(gpu=torch.cuda.get_device_name(0), torch=torch.__version__,
+                    cuda=torch.version.cuda)
+    return info
+
+
+def build_profile(model: ModelDescription, backend, frames: Frames,
+                  points: Sequence[OperatingPoint], fit_n: int, latency_runs: int = 30,
+                  int8_bound: float = INT8_BOUND, quiet: bool = False) -> Dict[str, Any]:
+    """The profile table of ``points`` from ``frames``: accuracy and complexity fitted on the
+    first ``fit_n`` frames, correlation checked on the rest, latency measured now."""
+    n = len(frames)
+    if fit_n < 10:
+        raise ValueError(f'calibration needs at least 10 frames to fit on, got {fit_n}')
+    golden = golden_point(points)
+    preds, gconf = _scores(model, backend, frames, points, quiet)
+    labelled = frames.labels is not None
+    refs = [x[::SUB, ::SUB] for x in frames.labels] if labelled else preds[golden.key]
+    cms = _confusions(preds, refs, model.num_classes)
+    per_frame = {k: np.array([_miou(m) for m in v]) for k, v in cms.items()}
+    acc = np.stack([per_frame[p.key] for p in points])
+    acc = np.where(np.isfinite(acc), acc, 1.0)        # nothing to find and nothing found
+    loss = np.mean(acc.max(0) - acc, 0)
+    fit, held = slice(0, fit_n), slice(fit_n, n)
+
+    feats = complexity_features(model, frames, preds[golden.key], gconf)
+    params = fit_complexity(feats[fit], loss[fit])
+    mon = ComplexityMonitor(params)
+    cplx = np.array([mon.score_features(f) for f in feats])
+    # how far the per-bin table can be trusted: the monitor's correlation with the accuracy
+    # loss on frames it was not fitted on (held-out frames, or with none, a fit on the first
+    # half checked on the second)
+    half = fit_n // 2
+    if fit_n < n:
+        trust_r = _corr(cplx[held], loss[held])
+    elif half < len(feats[0]) + 2:
+        trust_r = None                      # too few frames to check: no evidence, no trust
+    else:
+        m2 = ComplexityMonitor(fit_complexity(feats[:half], loss[:half]))
+        trust_r = _corr(np.array([m2.score_features(f) for f in feats[half:fit_n]]),
+                        loss[half:fit_n])
+    trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
+
+    edges = np.linspace(0.0, 1.0, N_BINS + 1)
+    bins = np.clip(np.searchsorted(edges, cplx, side='right') - 1, 0, N_BINS - 1)
+    table, overall, per_class, raw = {}, {}, {}, {}
+    for p in points:
+        m = cms[p.key][fit]
+        tot = m.sum(0)
+        overall[p.key] = _miou(tot)
+        per_class[p.key] = [None if not np.isfinite(v) else float(v) for v in _iou(tot)]
+        raw[p.key] = [_miou(m[bins[fit] == b].sum(0)) if (bins[fit] == b).any()
+                      else overall[p.key] for b in range(N_BINS)]
+        # bins shrunk towards the point's overall accuracy as far as complexity is not
+        # predictive: differences between bins that do not generalise are noise, and
+        # following them picks cheaper points that are worse on new frames
+        table[p.key] = [overall[p.key] + trust * (v - overall[p.key]) for v in raw[p.key]]
+    agreement, worst, unusable = reduced_precision_checks(model, points, preds, fit,
+                                                          int8_bound)
+
+    lat, batch_lat = {}, {}
+    prog = Progress(len(points), 'latency', quiet=quiet)
+    for j, p in enumerate(points):
+        lat[p.key] = measure_latency(model, backend, frames.rgb, p, n=latency_runs)
+        if model.fixed_batch is None:      # a model with a fixed batch size is never batched
+            runs = max(10, latency_runs // 2)
+            batch_lat[p.key] = {str(b): measure_latency(model, backend, frames.rgb, p, n=runs,
+                                                        warmup=2, batch=b)['p95']
+                                for b in (2, 4)}
+        prog.update(j + 1)
+    prog.close()
+    metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
+    return {
+        'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
+        'machine': machine_info(backend.device),
+        'model': model.name, 'model_hash': model.hash(), 'classes': list(model.classes),
+        'backend': backend.name, 'device': str(backend.device),
+        'data': {**frames.source, 'reference': 'labels' if labelled else 'golden point',
+                 'fit_frames': int(fit_n), 'eval_frames': int(n - fit_n),
+                 'eval_from_stamp_ns': int(frames.stamps_ns[fit_n]) if fit_n < n else None},
+        'frames': int(n), 'points': [p.key for p in points], 'golden': golden.key,
+        'latency_ms': lat, 'batch_latency_ms': batch_lat,
+        'accuracy': {'metric': metric, 'bin_edges': edges.tolist(), 'miou': table,
+                     'miou_unshrunk': raw,
+                     'overall': overall, 'per_class_iou': per_class,
+                     'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist()},
+        'complexity': {**params.to_dict(), 'fit_correlation': _corr(cplx[fit], loss[fit]),
+                       'eval_correlation': _corr(cplx[held], loss[held]),
+                       'table_trust': trust},
+        'int8_agreement': agreement.get('int8', {}), 'int8_agreement_bound': int8_bound,
+        'precision_agreement': agreement, 'precision_worst_class_iou': worst,
+        'unusable': unusable,
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point."""
+    from tts_perception.bag.io import BagError, ImageDecodeError
+    from tts_perception.inference.backends import make_backend
+    from tts_perception.inference.model_desc import load_model_description
+    from tts_perception.tools.profile import plot_profile, print_table
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('bag', type=Path)
+    ap.add_argument('--model', type=Path, required=True, help='directory with model.yaml')
+    ap.add_argument('--image-topic', default=None)
+    ap.add_argument('--labels-topic', default=None, help='mono8 class ids (optional)')
+    ap.add_argument('--frames', type=int, default=0, help='use the first N frames (0: all)')
+    ap.add_argument('--fit-fraction', type=float, default=0.5)
+    ap.add_argument('--resolutions', nargs='+', default=['auto'])
+    ap.add_argument('--precisions', nargs='+', default=['fp32'])
+    ap.add_argument('--int8', action='store_true',
+                    help='quantize the model to int8 on these frames and profile it too')
+    ap.add_argument('--int8-bound', type=float, default=INT8_BOUND)
+    ap.add_argument('--backend', default='onnxruntime')
+    ap.add_argument('--latency-runs', type=int, default=30)
+    ap.add_argument('--out', type=Path, default=None)
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args(argv)
+    try:
+        frames = read_bag(a.bag, a.image_topic, a.labels_topic, a.frames, a.quiet)
+        if not 0.0 < a.fit_fraction <= 1.0:
+            raise ValueError(f'--fit-fraction must be in (0, 1], got {a.fit_fraction}')
+        model = load_model_description(a.model)
+        h, w = frames.rgb[0].shape[:2]
+        res = default_resolutions(model, (w, h)) if a.resolutions == ['auto'] else \
+            [parse_resolution(r) for r in a.resolutions]
+        for r in res:
+            model.check_resolution(r)
+        fit_n = int(round(len(frames) * a.fit_fraction))
+        precisions = list(dict.fromkeys(a.precisions + (['int8'] if a.int8 else [])))
+        if a.int8:
+            mid = res[len(res) // 2]
+            calib = frames.rgb[:fit_n][::max(1, fit_n // 32)]
+            files = quantize(model, calib, mid)
+            model = load_model_description(a.model)
+            print(f'int8: wrote {", ".join(f.name for f in files)} (calibrated on '
+                  f'{len(calib)} frames at {mid[0]}x{mid[1]}); model.yaml lists them')
+        backend = make_backend(a.backend, model)
+        precisions = [p for p in precisions if p in backend.supported_precisions()]
+        if not precisions:
+            raise ModelError(f'none of {a.precisions} runs on backend {backend.name}')
+        points = make_points(res, model.depths, precisions)
+        backend.prepare(precisions, res)
+        t = build_profile(model, backend, frames, points, fit_n, a.latency_runs,
+                          a.int8_bound, a.quiet)
+    except (BagError, ImageDecodeError, ModelError, ValueError) as exc:
+        sys.stderr.write(f'calibrate: {exc}\n')
+        return 2
+    out = a.out or model.profile_path(backend.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(t, indent=1))
+    print_table(t)
+    for k, why in t['unusable'].items():
+        print(f'unusable: {k}: {why}')
+    c = t['complexity']
+    print(f'complexity fitted on {fit_n} frames: r={c["fit_correlation"]}; on the '
+          f'{len(frames) - fit_n} held-out frames: r={c["eval_correlation"]}')
+    plot_profile(t, out.with_suffix('.png'))
+    print(f'wrote {out} and {out.with_suffix(".png")}')
+    return 0
+
+
+def quantize(model: ModelDescription, frames: Sequence[np.ndarray], wh: Tuple[int, int]
+             ) -> List[Path]:
+    """int8 stages of ``model`` calibrated on ``frames``, listed in its model.yaml."""
+    from tts_perception.inference.quantize import add_int8_stages, quantize_model
+    files = quantize_model(model, frames, wh)
+    add_int8_stages(model.root / 'model.yaml', files)
+    return files
+
+
+if __name__ == '__main__':
+    sys.exit(main())

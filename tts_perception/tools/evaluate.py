@@ -1,0 +1,344 @@
+"""evaluate: the adaptive policy vs every static point vs golden on your bag, no DDS needed.
+
+    python -m tts_perception.evaluate BAG [--model DIR] [--profile P] [--deadline-ms D |
+        --deadline-fraction 0.5] [--rate 1.0] [--load none|cpu|gpu] [--all] [--out DIR]
+
+Runs on the part of the bag that ``calibrate`` held out (the frames after its fit part; every
+frame with ``--all`` or for a bag the profile was not fitted on). The frames' recorded
+arrival times drive a simulated camera: the processor takes the newest frame that has arrived
+(older waiting ones are dropped, as the perception node does), a slow frame delays the next,
+and each frame's age at processing start counts against its deadline. Compute times are the
+real ones, measured as the frames run.
+
+Per policy: accuracy of the processed frames (mIoU against the labels, or agreement with the
+golden point's output on unlabelled bags) with per-class IoU, mean compute, miss and drop
+rates, and **streaming accuracy** (Li, Wang, Ramanan, ECCV 2020): at every camera frame the
+latest output finished by that instant is scored against that frame's truth, so latency
+costs accuracy. Writes ``evaluate.json``, a Pareto plot (accuracy vs mean compute, one mark
+per policy) and a per-frame timeline of the adaptive policy; prints a table.
+"""
+
+import argparse
+from collections import Counter
+import json
+from pathlib import Path
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.progress import Progress
+from tts_perception.inference.runner import infer
+from tts_perception.tools.calibrate import Frames, machine_info, read_bag, SUB
+from tts_perception.tools.load import start_load, stop_load
+
+MEETS_DEADLINE = 0.01      # a static point "meets the deadline" at <= 1 % missed or dropped
+
+
+def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False
+               ) -> List[np.ndarray]:
+    """Truth per frame on the scored grid: the labels, or the golden point's output."""
+    if frames.labels is not None:
+        return [x[::SUB, ::SUB] for x in frames.labels]
+    golden = pipe.camera('default').scheduler.golden
+    prog = Progress(len(frames), 'golden outputs', quiet=quiet)
+    out = []
+    for i, rgb in enumerate(frames.rgb):
+        out.append(infer(pipe.model, pipe.backend, [rgb], golden)[0][0][::SUB, ::SUB].copy())
+        prog.update(i + 1)
+    prog.close()
+    return out
+
+
+def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], policy: str,
+             deadline_ms: float, anytime: bool = False, rate: float = 1.0,
+             keep_up: bool = True, load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
+    """One policy through the simulated camera; per-frame records and the summary."""
+    pipe.set_policy(policy)
+    pipe.config.anytime = anytime
+    pipe.cameras.clear()
+    pipe.latency.reset()
+    n, ncls = len(frames), pipe.model.num_classes
+    arrive = (frames.arrival_ns - frames.arrival_ns[0]) / 1e6 / rate          # ms
+    transport = np.maximum(0.0, (frames.arrival_ns - frames.stamps_ns) / 1e6)
+    period = float(np.median(np.diff(arrive))) if n > 1 else float('inf')
+    cap = period if keep_up else float('inf')
+    t, nxt = 0.0, 0
+    outputs, recs, dropped = [], [], 0
+    procs: List = []
+    prog = Progress(n, policy + (' +anytime' if anytime else ''), quiet=quiet)
+    try:
+        while nxt < n:
+            ready = int(np.searchsorted(arrive, t, side='right'))      # frames arrived by t
+            if ready <= nxt:
+                t = float(arrive[nxt])
+                continue
+            j = ready - 1                       # newest wins; older waiting frames dropped
+            dropped += j - nxt
+            nxt = j + 1
+            if load != 'none' and not procs and j >= n // 2:
+                procs = start_load(load)
+            wait = t - arrive[j]
+            req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms,
+                               stamp_ns=int(frames.stamps_ns[j]), transport_ms=transport[j],
+                               age_ms=transport[j] + wait, budget_cap_ms=cap)
+            labels, rec = pipe.process_batch([req])[0]
+            t += rec.total_ms
+            pred = labels[::SUB, ::SUB]
+            outputs.append((t, pred))
+            recs.append({'frame': j, 'start_ms': t - rec.total_ms, 'done_ms': t,
+                         'point': rec.point, 'measured_ms': rec.measured_ms,
+                         'total_ms': rec.total_ms, 'age_ms': rec.age_ms,
+                         'missed': rec.missed, 'complexity': rec.complexity,
+                         'stop_reason': rec.stop_reason,
+                         'confusion': ConfusionMatrix(ncls).add(pred, refs[j]).m})
+            prog.update(nxt)
+    finally:
+        stop_load(procs)
+        prog.close()
+    # streaming: at each frame's arrival, the newest output finished by then
+    stream = ConfusionMatrix(ncls)
+    per_frame_stream = []
+    k, latest = 0, None
+    for i in range(n):
+        while k < len(outputs) and outputs[k][0] <= arrive[i]:
+            latest = outputs[k][1]
+            k += 1
+        pred = latest if latest is not None else np.zeros_like(refs[i])
+        m = ConfusionMatrix(ncls).add(pred, refs[i])
+        stream.add_matrix(m.m)
+        per_frame_stream.append(m.miou())
+    acc = ConfusionMatrix(ncls)
+    for r in recs:
+        acc.add_matrix(r['confusion'])
+    missed = sum(r['missed'] for r in recs)
+    ms = np.array([r['measured_ms'] for r in recs])
+    return {
+        'policy': policy, 'anytime': anytime, 'frames': n, 'processed': len(recs),
+        'dropped': dropped, 'missed': int(missed),
+        'miss_rate': missed / max(1, len(recs)), 'late_or_dropped': (missed + dropped) / n,
+        'accuracy': acc.miou(), 'per_class_iou': _clean(acc.iou()),
+        'streaming_accuracy': stream.miou(), 'streaming_per_class_iou': _clean(stream.iou()),
+        'mean_compute_ms': float(ms.mean()) if len(ms) else None,
+        'p95_total_ms': float(np.percentile([r['total_ms'] for r in recs], 95)),
+        'points': dict(Counter(r['point'] for r in recs)),
+        'records': recs, 'streaming_per_frame': per_frame_stream,
+    }
+
+
+def _clean(v: np.ndarray) -> List[Optional[float]]:
+    return [None if not np.isfinite(x) else float(x) for x in v]
+
+
+def policies(pipe: AdaptivePipeline) -> List[tuple]:
+    """(name, policy, anytime) of every policy to compare."""
+    out = [('adaptive', 'adaptive', False)]
+    if len({p.depth for p in pipe.points}) > 1:
+        out.append(('adaptive+anytime', 'adaptive', True))
+    out.append(('golden', 'golden', False))
+    out += [(p.key, f'static:{p.key}', False) for p in pipe.points]
+    return out
+
+
+def compare(runs: Dict[str, Dict], tolerance: float = 0.005) -> Dict[str, Any]:
+    """The issue's targets, computed from the runs (adaptive = the better of with and
+    without anytime, by streaming accuracy)."""
+    statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
+    ok = {k: r for k, r in statics.items() if r['late_or_dropped'] <= MEETS_DEADLINE}
+    ad_key = max((k for k in runs if k.startswith('adaptive')),
+                 key=lambda k: (runs[k]['streaming_accuracy'], runs[k]['accuracy']))
+    ad = runs[ad_key]
+    out: Dict[str, Any] = {'adaptive_policy': ad_key, 'adaptive_accuracy': ad['accuracy'],
+                           'adaptive_streaming_accuracy': ad['streaming_accuracy'],
+                           'adaptive_mean_compute_ms': ad['mean_compute_ms']}
+    if ok:
+        best = max(ok, key=lambda k: ok[k]['accuracy'])
+        level = ok[best]['accuracy'] - tolerance
+        reach = [k for k in statics if statics[k]['accuracy'] >= level]
+        cheapest = min(reach, key=lambda k: statics[k]['mean_compute_ms'])
+        ratio = ad['mean_compute_ms'] / statics[cheapest]['mean_compute_ms']
+        out.update(best_static_meeting_deadline=best, best_static_accuracy=ok[best]['accuracy'],
+                   cheapest_static_reaching_it=cheapest,
+                   cheapest_static_compute_ms=statics[cheapest]['mean_compute_ms'],
+                   compute_ratio=ratio,
+                   accuracy_target_met=bool(ad['accuracy'] >= level),
+                   compute_target_met=bool(ratio <= 0.6))
+    else:
+        out.update(best_static_meeting_deadline=None, accuracy_target_met=None,
+                   compute_target_met=None)
+    best_stream = max(statics, key=lambda k: statics[k]['streaming_accuracy'])
+    out.update(best_static_streaming=best_stream,
+               best_static_streaming_accuracy=statics[best_stream]['streaming_accuracy'],
+               streaming_target_met=bool(ad['streaming_accuracy'] >=
+                                         statics[best_stream]['streaming_accuracy']))
+    return out
+
+
+def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str) -> None:
+    """Accuracy (and streaming accuracy) vs mean compute, one mark per policy."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
+    for ax, key, title in ((axes[0], 'accuracy', metric),
+                           (axes[1], 'streaming_accuracy', 'streaming ' + metric)):
+        for k, r in runs.items():
+            style = {'marker': '*', 's': 160, 'color': 'C3'} if k.startswith('adaptive') else \
+                {'marker': 'D', 's': 60, 'color': 'k'} if k == 'golden' else \
+                {'marker': 'o', 's': 25, 'color': 'C0' if r['late_or_dropped'] <=
+                 MEETS_DEADLINE else 'C7'}
+            ax.scatter(r['mean_compute_ms'], r[key], **style)
+            ax.annotate(k, (r['mean_compute_ms'], r[key]), fontsize=6)
+        ax.set_xscale('log')
+        ax.set_xlabel('mean compute per processed frame (ms)')
+        ax.set_ylabel(title)
+    axes[0].set_title('grey: static points that miss or drop > 1 % of frames', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
+    """Per frame: latency vs deadline, chosen point, complexity, streaming accuracy."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    recs = run['records']
+    keys = sorted({r['point'] for r in recs}, key=lambda k: (int(k.split('x')[0]), k))
+    fr = [r['frame'] for r in recs]
+    fig, ax = plt.subplots(4, 1, figsize=(9, 8), sharex=True)
+    ax[0].plot(fr, [r['age_ms'] + r['total_ms'] for r in recs], lw=0.8,
+               label='age + processing')
+    ax[0].axhline(deadline, color='r', ls='--', label='deadline')
+    ax[0].set_ylabel('ms')
+    ax[0].legend(fontsize=7)
+    ax[1].plot(fr, [keys.index(r['point']) for r in recs], '.', ms=3)
+    ax[1].set_yticks(range(len(keys)))
+    ax[1].set_yticklabels(keys, fontsize=6)
+    ax[2].plot(fr, [r['complexity'] for r in recs], lw=0.8)
+    ax[2].set_ylabel('complexity')
+    ax[3].plot(run['streaming_per_frame'], lw=0.8)
+    ax[3].set_ylabel('streaming acc.')
+    ax[3].set_xlabel('camera frame')
+    ax[0].set_title(f'{run["policy"]}{" +anytime" if run["anytime"] else ""}')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def held_out(frames_for, profile: Dict[str, Any], bag: Path, use_all: bool):
+    """The frames to evaluate on and a sentence saying which ones."""
+    data = profile.get('data', {})
+    same = data.get('bag') == str(Path(bag).resolve())
+    if use_all or not same or data.get('eval_from_stamp_ns') is None:
+        frames = frames_for(data.get('image_topic') if same else None,
+                            data.get('labels_topic') if same else None, 0)
+        why = 'every frame (' + ('--all' if use_all else 'the profile was not fitted on this '
+                                 'bag' if not same else 'no held-out part') + ')'
+        return frames, why
+    frames = frames_for(data['image_topic'], data.get('labels_topic'), data['frames'])
+    k = int(np.searchsorted(frames.stamps_ns, data['eval_from_stamp_ns']))
+    return frames.part(k, len(frames)), (f'the {len(frames) - k} frames calibrate held out '
+                                         f'(after its {k} fit frames)')
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point."""
+    from tts_perception.adaptive.pipeline import ConfigError
+    from tts_perception.bag.io import BagError, ImageDecodeError
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('bag', type=Path)
+    ap.add_argument('--model', default=PipelineConfig().model_path)
+    ap.add_argument('--profile', default='', help='default: the model directory\'s profile')
+    ap.add_argument('--backend', default='onnxruntime')
+    ap.add_argument('--image-topic', default=None, help='default: the one calibrate used')
+    ap.add_argument('--labels-topic', default=None)
+    ap.add_argument('--all', action='store_true', help='every frame, not only the held-out')
+    ap.add_argument('--deadline-ms', type=float, default=None)
+    ap.add_argument('--deadline-fraction', type=float, default=0.5,
+                    help='without --deadline-ms: this x the golden point\'s profiled p95')
+    ap.add_argument('--rate', type=float, default=1.0, help='camera speed-up factor')
+    ap.add_argument('--load', choices=('none', 'cpu', 'gpu'), default='none',
+                    help='a load step from the middle of the frames on')
+    ap.add_argument('--policies', nargs='+', default=None, help='default: all')
+    ap.add_argument('--out', type=Path, default=None, help='default: eval_out/<bag name>')
+    ap.add_argument('--quiet', action='store_true')
+    a = ap.parse_args(argv)
+    from tts_perception.common.paths import share_dir
+    try:
+        pipe = AdaptivePipeline(PipelineConfig(model_path=a.model, profile_path=a.profile,
+                                               backend=a.backend), base_dir=share_dir())
+
+        def frames_for(topic, labels, n):
+            return read_bag(a.bag, a.image_topic or topic, a.labels_topic or labels, n,
+                            a.quiet)
+        frames, which = held_out(frames_for, pipe.profile, a.bag, a.all)
+        if len(frames) < 2:
+            raise ValueError(f'{which}: {len(frames)} frame(s), too few to evaluate')
+    except (BagError, ImageDecodeError, ConfigError, ValueError) as exc:
+        sys.stderr.write(f'evaluate: {exc}\n')
+        return 2
+    golden = pipe.camera('default').scheduler.golden
+    deadline = a.deadline_ms or a.deadline_fraction * \
+        pipe.profile['latency_ms'][golden.key]['p95']
+    refs = references(pipe, frames, a.quiet)
+    todo = [p for p in policies(pipe) if a.policies is None or p[0] in a.policies]
+    runs = {}
+    prog = Progress(len(todo), 'policies', quiet=a.quiet)
+    for i, (name, pol, anytime) in enumerate(todo):
+        runs[name] = simulate(pipe, frames, refs, pol, deadline, anytime, a.rate,
+                              load=a.load)
+        prog.update(i + 1, name)
+    prog.close()
+    metric = 'mIoU' if frames.labels is not None else 'agreement mIoU'
+    res = {'bag': str(a.bag), 'frames': which, 'n_frames': len(frames), 'metric': metric,
+           'model': pipe.model.name, 'classes': pipe.model.classes,
+           'backend': pipe.backend.name, 'device': str(pipe.backend.device),
+           'machine': machine_info(pipe.backend.device), 'deadline_ms': deadline,
+           'rate': a.rate, 'load': a.load, 'excluded_points': pipe.excluded,
+           'complexity_eval_correlation': pipe.profile['complexity'].get('eval_correlation'),
+           'runs': {k: {kk: vv for kk, vv in r.items()
+                        if kk not in ('records', 'streaming_per_frame')}
+                    for k, r in runs.items()}}
+    if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
+        res['comparison'] = compare(runs)
+    out = a.out or Path('eval_out') / Path(a.bag).name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'evaluate.json').write_text(json.dumps(res, indent=1))
+    plot_pareto(runs, out / 'pareto.png', metric)
+    if 'adaptive' in runs:
+        plot_timeline(runs['adaptive'], deadline, out / 'timeline.png')
+    print_table(res)
+    print(f'wrote {out / "evaluate.json"}, {out / "pareto.png"}, {out / "timeline.png"}')
+    return 0
+
+
+def print_table(res: Dict[str, Any]) -> None:
+    """The printed summary."""
+    print(f'\n{res["model"]} on {res["n_frames"]} frames of {res["bag"]} ({res["frames"]}); '
+          f'deadline {res["deadline_ms"]:.1f} ms; {res["metric"]}; {res["backend"]} on '
+          f'{res["device"]}')
+    print(f'{"policy":>20} {"acc":>6} {"stream":>6} {"compute":>8} {"miss%":>6} {"drop%":>6}  '
+          f'worst class IoU')
+    for k, r in res['runs'].items():
+        worst = min((v for v in r['per_class_iou'] if v is not None), default=float('nan'))
+        print(f'{k:>20} {r["accuracy"]:6.3f} {r["streaming_accuracy"]:6.3f} '
+              f'{r["mean_compute_ms"]:8.2f} {100 * r["miss_rate"]:6.1f} '
+              f'{100 * r["dropped"] / r["frames"]:6.1f}  {worst:.3f}')
+    c = res.get('comparison')
+    if c:
+        print(f'adaptive ({c["adaptive_policy"]}): accuracy target '
+              f'{"met" if c["accuracy_target_met"] else "NOT met"} (best static meeting the '
+              f'deadline: {c["best_static_meeting_deadline"]}); compute ratio vs the cheapest '
+              f'static reaching it: {c.get("compute_ratio", float("nan")):.2f} (target <= '
+              f'0.6); streaming target {"met" if c["streaming_target_met"] else "NOT met"}')
+    r = res.get('complexity_eval_correlation')
+    if r is not None:
+        print(f'complexity vs accuracy loss on the held-out calibration frames: r={r:.2f}')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
