@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .PHONY: setup demo test lint bench bench-node soak train profile calibrate evaluate eval-sim \
-	third-party sample-bag clean
+	third-party closed-loop sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -38,6 +38,9 @@ calibrate: setup
 evaluate: setup
 	$(ENV) python -m tts_perception.evaluate "$(BAG)" --model "$(MODEL)" $(ARGS)
 
+closed-loop: setup
+	$(ENV) python -m tts_perception.closed_loop
+
 eval-sim: setup
 	$(ENV) python bench/evaluate_runs.py sim
 
@@ -48,4 +51,4 @@ sample-bag: setup
 	$(ENV) python -m tts_perception.bag.record sample
 
 clean:
-	rm -rf build install log demo_out eval_out data .pytest_cache
+	rm -rf build install log demo_out eval_out closed_loop_out data .pytest_cache

@@ -9,7 +9,9 @@ if any check fails, and writes everything to ``--out`` (JSON).
 3. int8 is refused on torch with a clear error;
 4. ``release()`` gives the GPU memory back;
 5. ``AdaptivePipeline`` from ``config/pipeline_cuda.yaml`` processes frames under a deadline
-   and its decision records say cuda precisions.
+   and its decision records say cuda precisions;
+6. the whole frame path on the device (:mod:`tts_perception.inference.device_path`) agrees
+   with host pre/post-processing per point and precision, with p50/p99 of both.
 """
 
 import argparse
@@ -93,6 +95,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 c.check(f'{point.key}: valid labels, agrees with CPU fp32',
                         valid and agree >= PIXEL_AGREEMENT_BOUND and right > 0.7,
                         agreement=round(agree, 5), pixel_accuracy=round(right, 4))
+    # the whole frame on the device vs pre/post-processing on the host, same precision
+    from tts_perception.inference.device_path import infer_on_device
+    sync = torch.cuda.synchronize if a.device.startswith('cuda') else (lambda: None)
+    frame_path: Dict[str, Dict[str, float]] = {}
+    for prec in precisions:
+        for res in ((160, 120), (320, 240), (640, 480)):
+            point = OperatingPoint(*res, max(model.depths), prec)
+            host = [infer(model, gpu, [f], point)[0][0] for f in rgb]
+            dev = [infer_on_device(model, gpu, [f], point, a.device)[0][0] for f in rgb]
+            agree = float(np.mean([np.mean(x == y) for x, y in zip(host, dev)]))
+            times = {}
+            for name, fn in (('host', infer), ('device', infer_on_device)):
+                ts = []
+                for i in range(60):
+                    sync()
+                    t = time.perf_counter()
+                    fn(model, gpu, [rgb[i % len(rgb)]], point, *(
+                        (a.device,) if name == 'device' else ()))
+                    sync()
+                    if i >= 10:
+                        ts.append((time.perf_counter() - t) * 1e3)
+                times[name] = {'p50': float(np.percentile(ts, 50)),
+                               'p99': float(np.percentile(ts, 99))}
+            frame_path[point.key] = {'agreement': agree, **{
+                f'{k}_{q}_ms': v[q] for k, v in times.items() for q in ('p50', 'p99')}}
+            c.check(f'{point.key}: frame path on the device agrees with the host path',
+                    agree >= 0.999, **{k: round(v, 4) for k, v in frame_path[point.key].items()})
     try:
         gpu.check_precisions(['int8'])
         c.check('int8 on torch is refused', False)
@@ -121,6 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({'machine': machine_info(a.device), 'ok': c.ok,
                                  'agreement_with_cpu_fp32': agreement,
+                                 'frame_path_on_device': frame_path,
                                  'checks': c.results}, indent=1))
     print(f'{sum(r["ok"] for r in c.results)}/{len(c.results)} checks passed; wrote {a.out}')
     return 0 if c.ok else 1

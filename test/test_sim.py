@@ -111,5 +111,6 @@ def test_sim_camera_matches_the_controller_default_geometry():
     c = ControlParams()
     want = (CAMERA_HEIGHT, CAMERA_PITCH_DEG, FLOOR)
     assert (c.camera_height, c.camera_pitch_deg, c.floor_label) == want
-    from tts_perception.sim.world import CAMERA_FOVY_DEG
+    from tts_perception.sim.world import CAMERA_FOVY_DEG, ROBOT_RADIUS
     assert c.camera_fovy_deg == CAMERA_FOVY_DEG
+    assert c.camera_to_front == ROBOT_RADIUS        # the camera sits at the disc's centre

@@ -2,9 +2,10 @@
 
 Speed limit from the stopping-distance law: with perception latency t (a high quantile of the
 recent measured latencies plus the control period), maximum deceleration a and effective
-sensing distance d (free distance ahead seen in the segmentation, shrunk for coarser input
-resolution and lower predicted quality), the robot must be able to stop within d while it
-still travels blind for t:
+sensing distance d (free distance ahead seen in the segmentation, less the part the robot's
+own body takes in front of the camera, shrunk for coarser input resolution and lower
+predicted quality, less a stop margin), the robot must be able to stop within d while it still
+travels blind for t:
 
     v t + v^2 / (2 a) = d   =>   v_max = a (-t + sqrt(t^2 + 2 d / a))
 
@@ -49,6 +50,9 @@ class ControlParams:
     max_sensing_distance: float = setting(8.0, 'Cap on the free distance used (m)', 0.5, 100.0)
     stop_margin: float = setting(0.35, 'Distance kept free in front of the robot (m)',
                                  0.0, 10.0)
+    camera_to_front: float = setting(0.3, 'Distance from the camera to the front of the '
+                                     'robot along its heading (m): the part of the seen free '
+                                     'distance the robot itself takes', 0.0, 10.0)
     full_resolution_width: int = setting(640, 'Input width at which the sensing distance is '
                                          'not shrunk (px)', 16, 8192)
     camera_height: float = setting(0.5, 'Camera height above the ground (m)', 0.01, 10.0)
@@ -90,6 +94,16 @@ def free_distance_from_labels(labels: np.ndarray, floor_label: int, fy: float, c
     if angle <= 1e-3:
         return max_range
     return float(min(max_range, cam_height / math.tan(angle)))
+
+
+def free_distance_in(labels: np.ndarray, p: ControlParams) -> float:
+    """Free distance ahead in a segmentation from the camera described by ``p`` (any size:
+    the intrinsics follow the label image's height)."""
+    h = labels.shape[0]
+    fy = 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2)
+    return free_distance_from_labels(labels, p.floor_label, fy, (h - 1) / 2, p.camera_height,
+                                     math.radians(p.camera_pitch_deg),
+                                     max_range=p.max_sensing_distance)
 
 
 @dataclass
@@ -149,8 +163,8 @@ class SpeedGovernor:
             return 0.0
         res = min(1.0, self.last.width / float(self.p.full_resolution_width))
         shrink = (0.7 + 0.3 * res) * float(np.clip(self.last.quality, 0.0, 1.0))
-        return max(0.0, min(self.free_distance, self.p.max_sensing_distance) * shrink
-                   - self.p.stop_margin)
+        ahead = min(self.free_distance, self.p.max_sensing_distance) - self.p.camera_to_front
+        return max(0.0, ahead * shrink - self.p.stop_margin)
 
     def step(self, now: float, v_nominal: float, w_nominal: float) -> Tuple[float, float]:
         """One control period: (v, w) to command. Speed changes are limited by the time since

@@ -20,7 +20,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 
-from tts_perception.control.control_law import (ControlParams, free_distance_from_labels,
+from tts_perception.control.control_law import (ControlParams, free_distance_in,
                                                 Perception, SpeedGovernor)
 from tts_perception.common.image_codec import image_msg_to_array, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
@@ -123,12 +123,7 @@ class ControllerNode(Node):
             return
         if labels.ndim != 2:
             return
-        h = labels.shape[0]
-        fy = 0.5 * h / math.tan(math.radians(self.p['camera_fovy_deg']) / 2)
-        self.gov.free_distance = free_distance_from_labels(
-            labels, self.p['floor_label'], fy, (h - 1) / 2, self.p['camera_height'],
-            math.radians(self.p['camera_pitch_deg']),
-            max_range=self.p['max_sensing_distance'])
+        self.gov.free_distance = free_distance_in(labels, self.gov.p)
 
     def _step(self) -> None:
         now = self._now()

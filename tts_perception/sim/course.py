@@ -14,7 +14,7 @@ scripted planner follows it. Everything is a function of the seed.
 
 from dataclasses import dataclass, field
 import math
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +22,9 @@ SEGMENT_KINDS = ('open', 'cluttered', 'low_contrast', 'dark')
 OBSTACLE_KINDS = ('box', 'cylinder', 'pole', 'person')
 
 CORRIDOR_HALF_WIDTH = 3.5   # m, walls at +-this
+LATE_TRIGGER = (4.5, 6.5)   # m ahead of the robot when a late obstacle starts to walk
+LATE_OFFSET = (1.2, 1.8)    # m from the lane centre where it waits
+LATE_SPEED = (0.9, 1.4)     # m/s it walks across
 ROBOT_RADIUS = 0.3          # m, collision footprint of the robot
 LANE_CLEARANCE = 0.55       # m, free space kept on each side of the lane beyond the robot
 
@@ -58,6 +61,34 @@ class Obstacle:
 
 
 @dataclass(frozen=True)
+class LateObstacle:
+    """A person who steps into the lane when the robot comes near: waits at ``side`` x
+    ``offset`` from the lane, starts walking across at ``speed`` when the robot's x reaches
+    ``x - trigger_distance``, stands in the lane for ``hold_s``, then walks on out."""
+
+    x: float
+    side: int                     # +1: comes from the left (+y), -1: from the right
+    offset: float                 # m from the lane centre where it waits
+    trigger_distance: float       # m ahead of the robot when it starts to walk
+    speed: float                  # m/s across
+    hold_s: float                 # s standing in the lane
+    radius: float = 0.22
+    half_height: float = 0.6
+    rgba: Tuple[float, float, float, float] = (0.8, 0.3, 0.2, 1.0)
+
+    def lateral(self, t_since_trigger: Optional[float]) -> float:
+        """Offset from the lane centre ``t`` s after the trigger (None: not triggered)."""
+        if t_since_trigger is None or t_since_trigger < 0:
+            return self.side * self.offset
+        t_in = self.offset / self.speed
+        if t_since_trigger < t_in:
+            return self.side * (self.offset - self.speed * t_since_trigger)
+        if t_since_trigger < t_in + self.hold_s:
+            return 0.0
+        return -self.side * min(self.offset, self.speed * (t_since_trigger - t_in - self.hold_s))
+
+
+@dataclass(frozen=True)
 class Segment:
     """A stretch of corridor with one kind of scene."""
 
@@ -78,6 +109,7 @@ class Course:
     segments: List[Segment]
     obstacles: List[Obstacle]
     lane_coeffs: List[Tuple[float, float, float]] = field(default_factory=list)
+    late: List[LateObstacle] = field(default_factory=list)
 
     def lane_y(self, x: float) -> float:
         """Lateral position of the free lane's centre at ``x``."""
@@ -103,6 +135,14 @@ class Course:
         return ''
 
 
+def late_obstacle_min_distance(robot_speed: float, person_radius: float = 0.22) -> float:
+    """The shortest distance from the robot's centre to the near edge of a late obstacle
+    when it steps into the robot's path, the robot driving at ``robot_speed``: the nearest
+    trigger, the widest walk, the slowest walker."""
+    walk = LATE_OFFSET[1] - (ROBOT_RADIUS + person_radius)
+    return LATE_TRIGGER[0] - robot_speed * walk / LATE_SPEED[0] - person_radius
+
+
 def _segment_params(kind: str, rng: np.random.Generator) -> Tuple[float, int]:
     """(light, obstacles per 10 m) for a segment kind."""
     if kind == 'open':
@@ -114,9 +154,10 @@ def _segment_params(kind: str, rng: np.random.Generator) -> Tuple[float, int]:
     return float(rng.uniform(0.18, 0.32)), int(rng.integers(6, 11))   # dark
 
 
-def make_course(seed: int, length: float = 60.0, segment_length: Tuple[float, float] = (6., 10.)
-                ) -> Course:
-    """Build a deterministic course from ``seed``."""
+def make_course(seed: int, length: float = 60.0, segment_length: Tuple[float, float] = (6., 10.),
+                late_obstacles: int = 0) -> Course:
+    """Build a deterministic course from ``seed``, with ``late_obstacles`` people who step
+    into the lane as the robot approaches (spread evenly from 8 m on)."""
     if length < 10.0:
         raise ValueError(f'course length must be >= 10 m, got {length}')
     rng = np.random.default_rng(seed)
@@ -144,6 +185,14 @@ def make_course(seed: int, length: float = 60.0, segment_length: Tuple[float, fl
         n = int(round(density * (x1 - x) / 10.0))
         _place_obstacles(course, seg, n, rng)
         x = x1
+    late_rng = np.random.default_rng([seed, 1])     # late obstacles do not move the rest
+    for i in range(late_obstacles):
+        lx = 8.0 + (length - 12.0) * (i + 0.5) / late_obstacles
+        course.late.append(LateObstacle(
+            x=float(lx + late_rng.uniform(-1.0, 1.0)), side=int(late_rng.choice([-1, 1])),
+            offset=float(late_rng.uniform(*LATE_OFFSET)),
+            trigger_distance=float(late_rng.uniform(*LATE_TRIGGER)),
+            speed=float(late_rng.uniform(*LATE_SPEED)), hold_s=float(late_rng.uniform(2.0, 4.0))))
     return course
 
 

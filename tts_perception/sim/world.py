@@ -8,7 +8,7 @@ Label ids are :data:`LABELS` indices: 0 background (walls, sky), 1 floor (free s
 from dataclasses import dataclass
 import math
 import os
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -107,6 +107,12 @@ def course_mjcf(course: Course) -> Tuple[str, Dict[str, int]]:
                 f'<camera name="front" pos="0 0 {CAMERA_HEIGHT}" '
                 f'xyaxes="0 -1 0 {math.sin(pitch):.5f} 0 {math.cos(pitch):.5f}" '
                 f'fovy="{CAMERA_FOVY_DEG}"/></body>')
+    for i, ob in enumerate(course.late):     # moving people: mocap bodies 1.. after the robot
+        name = f'late{i}'
+        body.append(f'<body name="{name}_body" mocap="true" pos="{_f((ob.x, 0, 0))}">'
+                    f'<geom name="{name}" type="capsule" size="{_f((ob.radius, ob.half_height))}"'
+                    f' pos="0 0 {ob.radius + ob.half_height:.4f}" rgba="{_f(ob.rgba)}"/></body>')
+        labels[name] = OBSTACLE
     xml = ('<mujoco model="tts_course"><compiler angle="radian"/>'
            '<visual><global offwidth="1280" offheight="960"/><quality shadowsize="0"/>'
            '<headlight ambient=".2 .2 .2" diffuse=".25 .25 .25" specular="0 0 0"/>'
@@ -119,13 +125,15 @@ def course_mjcf(course: Course) -> Tuple[str, Dict[str, int]]:
 class World:
     """A course, its MuJoCo model and the robot driving on it."""
 
-    def __init__(self, seed: int = 0, length: float = 60.0, width: int = 640, height: int = 480):
+    def __init__(self, seed: int = 0, length: float = 60.0, width: int = 640, height: int = 480,
+                 late_obstacles: int = 0):
         if width <= 0 or height <= 0 or width > 1280 or height > 960:
             raise ValueError(f'camera size must be within 1..1280 x 1..960, got {width}x{height}')
         os.environ.setdefault('MUJOCO_GL', 'osmesa')
         import mujoco  # deferred: needs MUJOCO_GL set first
         self._mj = mujoco
-        self.course = make_course(seed, length)
+        self.course = make_course(seed, length, late_obstacles=late_obstacles)
+        self.late_trigger: List[Optional[float]] = [None] * len(self.course.late)
         self.width, self.height = width, height
         xml, names = course_mjcf(self.course)
         self.model = mujoco.MjModel.from_xml_string(xml)
@@ -149,7 +157,31 @@ class World:
         """Put the robot on the lane at ``x``, facing +x, at rest."""
         self.state = RobotState(x=x, y=self.course.lane_y(x))
         self.collisions, self.in_collision, self.time = 0, '', 0.0
+        self.late_trigger = [None] * len(self.course.late)
         self._apply_pose()
+
+    def late_positions(self) -> List[Tuple[float, float]]:
+        """Where each late obstacle (a person stepping into the lane) is now."""
+        return [(ob.x, self.course.lane_y(ob.x) + ob.lateral(
+            None if t is None else self.time - t))
+            for ob, t in zip(self.course.late, self.late_trigger)]
+
+    def _late_hit(self, px: float, py: float) -> str:
+        for i, ((x, y), ob) in enumerate(zip(self.late_positions(), self.course.late)):
+            if math.hypot(px - x, py - y) < ob.radius + ROBOT_RADIUS:
+                return f'person_late_{i}'
+        return ''
+
+    def clearance(self) -> float:
+        """Distance from the robot's footprint to the nearest obstacle, wall or person (m)."""
+        s = self.state
+        d = CORRIDOR_HALF_WIDTH - abs(s.y)
+        for ob in self.course.obstacles:
+            if abs(ob.x - s.x) < d + ob.radius + ROBOT_RADIUS:
+                d = min(d, ob.footprint_distance(s.x, s.y))
+        for (x, y), ob in zip(self.late_positions(), self.course.late):
+            d = min(d, math.hypot(s.x - x, s.y - y) - ob.radius)
+        return d - ROBOT_RADIUS
 
     def step(self, v: float, w: float, dt: float) -> str:
         """Integrate unicycle kinematics for ``dt`` s; returns the collision name or ''.
@@ -163,7 +195,10 @@ class World:
         yaw = s.yaw + w * dt
         nx = s.x + v * dt * math.cos(s.yaw + 0.5 * w * dt)
         ny = s.y + v * dt * math.sin(s.yaw + 0.5 * w * dt)
-        hit = self.course.collision(nx, ny, ROBOT_RADIUS)
+        for i, ob in enumerate(self.course.late):
+            if self.late_trigger[i] is None and s.x >= ob.x - ob.trigger_distance:
+                self.late_trigger[i] = self.time
+        hit = self.course.collision(nx, ny, ROBOT_RADIUS) or self._late_hit(nx, ny)
         if hit:
             if hit != self.in_collision:
                 self.collisions += 1
@@ -184,6 +219,8 @@ class World:
         s = self.state
         self.data.mocap_pos[0] = (s.x, s.y, 0.0)
         self.data.mocap_quat[0] = (math.cos(s.yaw / 2), 0.0, 0.0, math.sin(s.yaw / 2))
+        for i, (x, y) in enumerate(self.late_positions(), 1):
+            self.data.mocap_pos[i] = (x, y, 0.0)
         light = self.course.segment_at(s.x + 3.0).light
         self.model.light_diffuse[self._light_id] = (light, light, light)
         self._mj.mj_kinematics(self.model, self.data)
@@ -251,7 +288,7 @@ class World:
         d = 0.0
         while d < max_range:
             px, py = s.x + d * math.cos(s.yaw), s.y + d * math.sin(s.yaw)
-            if self.course.collision(px, py, ROBOT_RADIUS):
+            if self.course.collision(px, py, ROBOT_RADIUS) or self._late_hit(px, py):
                 return d
             d += step
         return max_range

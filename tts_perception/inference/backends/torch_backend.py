@@ -77,22 +77,24 @@ class TorchBackend(Backend):
     def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Run one stage; the feature stays a device tensor between stages."""
+        f, out = self.run_stage_tensor(precision, stage, inp)
+        return f, out.float().cpu().numpy()
+
+    def run_stage_tensor(self, precision: str, stage: int, inp):
+        """Run one stage on a tensor (or array) and keep both outputs on the device."""
         torch = self._torch
         net = self.copies.get(precision)
         if net is None:
             raise BackendUnavailable(f'precision {precision} was not prepared')
         dtype = getattr(torch, _DTYPES[precision])
-        x = inp if isinstance(inp, torch.Tensor) else \
+        x = inp.to(self._device, dtype=dtype) if isinstance(inp, torch.Tensor) else \
             torch.from_numpy(inp).to(self._device, dtype=dtype, non_blocking=True)
         with torch.no_grad():
             if stage == 0:
-                f, out = net.stage1(x)
-            elif stage == 1:
-                f, out = net.stage2(x)
-            else:
-                f, out = None, net.stage3(x)
-            out_np = out.float().cpu().numpy()
-        return f, out_np
+                return net.stage1(x)
+            if stage == 1:
+                return net.stage2(x)
+            return None, net.stage3(x)
 
     def release(self) -> None:
         """Drop device copies and free cached accelerator memory."""

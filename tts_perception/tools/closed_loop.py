@@ -1,0 +1,436 @@
+"""closed_loop: perception and control together on seeded courses, stepped in sim time.
+
+    python -m tts_perception.closed_loop [--seeds 10] [--length 30] [--latency-factor 4]
+        [--configs coupled uncoupled golden_safe cheapest coupled_load golden_safe_load]
+
+The MuJoCo world steps in sim time at the control period. The camera captures at
+``--camera-hz``; a captured frame is segmented by the real pipeline on this machine and its
+measured processing time, times ``--latency-factor`` (to emulate a slower robot computer), is
+the delay before the result reaches the controller. While perception is busy, a newer frame
+replaces the waiting one (the older is dropped), as on the robot; a frame that waited starts
+late and its age counts. So results do not depend on how fast the renderer is, only on the
+measured inference times. Courses are seeds the bundled model never trained on, each with
+people who step into the lane as the robot approaches.
+
+Configurations (``CONFIGS``):
+
+- ``coupled``: adaptive perception + the latency- and quality-aware law (the package);
+- ``uncoupled``: adaptive perception + the same law fed design-time constants instead (the
+  deadline as latency, full quality): a fixed speed limit, no coupling;
+- ``golden_safe``: the golden point + the fixed speed that is safe for its worst latency;
+- ``cheapest``: the cheapest point + the nominal speed of ``coupled``, uncoupled;
+- ``coupled_load``, ``golden_safe_load``: the first and third with competing CPU processes
+  from the middle of each course on (the benchmarks' load generator).
+
+Per configuration and seed: collisions, minimum clearance, time to complete, mean speed,
+distance driven on stale perception, deadline misses, time at each operating point, fail-safe
+stops, how often the speed limit binds. Writes ``closed_loop_out/closed_loop.json``,
+trajectory and profile plots, prints a table and records a section of ``docs/results.md``.
+"""
+
+import argparse
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.common.progress import Progress
+from tts_perception.control.control_law import (ControlParams, free_distance_in, Perception,
+                                                SpeedGovernor, stopping_speed_limit)
+
+SEEDS_FROM = 5000          # courses the bundled model never saw (training: < 1000, profile,
+#                            bench and sample bag: 2000-3000 and 7)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """One closed-loop configuration."""
+
+    name: str
+    policy: str                  # adaptive | golden | cheapest | static:<point>
+    coupled: bool                # the law sees measured latency and quality
+    max_speed: Optional[float]   # speed cap (m/s); None: safe for the policy's worst latency
+    load: bool = False           # competing CPU processes from the middle of the course
+
+
+CONFIGS = {c.name: c for c in (
+    LoopConfig('coupled', 'adaptive', True, 2.0),
+    LoopConfig('uncoupled', 'adaptive', False, 2.0),
+    LoopConfig('golden_safe', 'golden', False, None),
+    LoopConfig('cheapest', 'cheapest', False, 2.0),
+    LoopConfig('coupled_load', 'adaptive', True, 2.0, load=True),
+    LoopConfig('golden_safe_load', 'golden', False, None, load=True),
+)}
+
+
+@dataclass
+class LoopSettings:
+    """What every configuration shares."""
+
+    length: float = 30.0            # m of course
+    camera_hz: float = 20.0
+    latency_factor: float = 4.0     # sim delay = measured processing time x this
+    deadline_ms: float = 50.0       # per-frame deadline on the emulated robot computer
+    late_obstacles: int = 2         # people stepping into the lane per course
+    max_time: float = 90.0          # s of sim time before a run is called unfinished
+    planner_speed: float = 2.0      # the scripted planner's nominal speed (m/s)
+
+
+CONTEXTS = ('person', 'dark', 'load', 'other')
+
+
+def context(world, loaded: bool) -> str:
+    """Where the robot is, for the speed-limit study: near a person stepping in (from 1 m
+    before the trigger to just past), a dark stretch ahead, under the load step, or else."""
+    x = world.state.x
+    if any(ob.x - ob.trigger_distance - 1.0 <= x <= ob.x + 0.5 for ob in world.course.late):
+        return 'person'
+    if world.course.segment_at(x + 3.0).kind == 'dark':
+        return 'dark'
+    return 'load' if loaded else 'other'
+
+
+def safe_speed(worst_latency_s: float, params: ControlParams) -> float:
+    """The fixed speed that can stop for a person who steps into the path as close as the
+    scenario allows (at the planner's top speed) when perception lags by ``worst_latency_s``
+    (the stop margin kept free, as the law does)."""
+    from tts_perception.sim.course import late_obstacle_min_distance
+    d = late_obstacle_min_distance(params.max_speed) - params.camera_to_front - \
+        params.stop_margin
+    return stopping_speed_limit(worst_latency_s + params.control_period, params.max_decel, d)
+
+
+def resolve_policy(pipe: AdaptivePipeline, policy: str) -> str:
+    """'cheapest' -> the static point with the lowest profiled latency."""
+    if policy != 'cheapest':
+        return policy
+    cheapest = min(pipe.points, key=lambda p: pipe.profile['latency_ms'][p.key]['p50'])
+    return f'static:{cheapest.key}'
+
+
+def worst_latency_s(pipe: AdaptivePipeline, policy: str, s: LoopSettings) -> float:
+    """Design-time worst capture-to-result latency of a static policy on the emulated
+    computer: its profiled p99, scaled, plus a frame waiting up to one camera period."""
+    sched = pipe.camera('default').scheduler
+    key = sched.golden.key if policy == 'golden' else policy.split(':', 1)[1]
+    return pipe.profile['latency_ms'][key]['p99'] * s.latency_factor / 1e3 + 1.0 / s.camera_hz
+
+
+def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettings,
+               params: ControlParams = ControlParams(), pause_at: Optional[float] = None,
+               keep_trace: bool = True) -> Dict[str, Any]:
+    """Drive one course; ``pause_at``: perception stops answering from that sim time on."""
+    from tts_perception.sim.world import scripted_command, World
+    from tts_perception.tools.load import start_load, stop_load
+    policy = resolve_policy(pipe, cfg.policy)
+    pipe.set_policy(policy)
+    pipe.cameras.clear()
+    pipe.latency.reset()
+    period = 1.0 / s.camera_hz
+    k = s.latency_factor
+    design_latency_ms = s.deadline_ms if policy == 'adaptive' else \
+        worst_latency_s(pipe, policy, s) * 1e3
+    cap = cfg.max_speed if cfg.max_speed is not None else \
+        safe_speed(worst_latency_s(pipe, policy, s), params)
+    params = replace(params, max_speed=min(params.max_speed, cap),
+                     nominal_rate=s.camera_hz)
+    gov = SpeedGovernor(params)
+    dt = params.control_period
+    pending: List[tuple] = []          # (delivery time, capture time, labels, record)
+    busy_until, next_capture, t = 0.0, 0.0, 0.0
+    stats = Counter()
+    point_time: Counter = Counter()
+    trace: List[Dict[str, float]] = []
+    min_clear, stale_dist, fresh_prev, procs = float('inf'), 0.0, False, []
+    load_from = s.length / 2 if cfg.load else None
+    last_point, last_delivery = None, None
+    with World(seed, s.length, late_obstacles=s.late_obstacles) as world:
+        try:
+            while t < s.max_time and world.state.x < s.length:
+                if load_from is not None and not procs and world.state.x >= load_from:
+                    procs = start_load('cpu')
+                if t + 1e-9 >= next_capture:
+                    next_capture += period
+                    stats['captured'] += 1
+                    if pause_at is not None and t >= pause_at:
+                        pass
+                    elif busy_until <= t + 1e-9 or busy_until < next_capture:
+                        start = max(t, busy_until)      # waits for the frame in progress
+                        rgb = world.render_rgb()
+                        req = FrameRequest(rgb, deadline_ms=s.deadline_ms / k,
+                                           age_ms=(start - t) * 1e3 / k,
+                                           budget_cap_ms=period * 1e3 / k)
+                        labels, rec = pipe.process_batch([req])[0]
+                        done = start + rec.total_ms * k / 1e3
+                        busy_until = done
+                        pending.append((done, t, labels, rec))
+                        stats['processed'] += 1
+                        stats['missed'] += int(rec.missed)
+                    else:
+                        stats['dropped'] += 1          # a newer frame came before it ran
+                for item in [x for x in pending if x[0] <= t + 1e-9]:
+                    pending.remove(item)
+                    done, captured, labels, rec = item
+                    if last_delivery is not None and last_point is not None:
+                        point_time[last_point] += done - last_delivery
+                    last_point, last_delivery = rec.point, done
+                    lat = (done - captured) * 1e3 if cfg.coupled else design_latency_ms
+                    gov.on_perception(Perception(
+                        stamp=done, latency_ms=lat,
+                        width=rec.width if cfg.coupled else params.full_resolution_width,
+                        quality=rec.predicted_accuracy if cfg.coupled else 1.0))
+                    gov.free_distance = free_distance_in(labels, params)
+                v_nom, w_nom = scripted_command(world, s.planner_speed)
+                v, w = gov.step(t, v_nom, w_nom)
+                fresh = gov.fresh(t)
+                if fresh_prev and not fresh:
+                    stats['fail_safe_stops'] += 1
+                fresh_prev = fresh
+                if not fresh:
+                    stale_dist += v * dt
+                where = context(world, bool(procs))
+                stats[f'steps_{where}'] += 1
+                if gov.v_limit < v_nom - 1e-6 and fresh:
+                    stats['limit_binding_steps'] += 1
+                    stats[f'binding_{where}'] += 1
+                stats['steps'] += 1
+                world.step(v, w, dt)
+                min_clear = min(min_clear, world.clearance())
+                if keep_trace:
+                    trace.append({'t': t, 'x': world.state.x, 'y': world.state.y, 'v': v,
+                                  'v_limit': gov.v_limit if fresh else 0.0,
+                                  'latency_q': gov.latency_quantile(),
+                                  'distance': gov.effective_distance(),
+                                  'point': last_point or '', 'fresh': fresh})
+                t += dt
+        finally:
+            stop_load(procs)
+            collisions = world.collisions
+            x_end = world.state.x
+            late = [(ob.x, world.course.lane_y(ob.x)) for ob in world.course.late]
+    done_course = x_end >= s.length
+    return {
+        'config': cfg.name, 'seed': seed, 'policy': policy, 'collisions': int(collisions),
+        'min_clearance_m': float(min_clear), 'completed': bool(done_course),
+        'time_s': float(t), 'distance_m': float(x_end),
+        'mean_speed': float(x_end / t) if t > 0 else 0.0,
+        'stale_distance_m': float(stale_dist),
+        'deadline_miss_rate': stats['missed'] / max(1, stats['processed']),
+        'frames': {k2: int(stats[k2]) for k2 in ('captured', 'processed', 'dropped')},
+        'fail_safe_stops': int(stats['fail_safe_stops']),
+        'limit_binding_fraction': stats['limit_binding_steps'] / max(1, stats['steps']),
+        'binding_by_context': {c: [int(stats[f'binding_{c}']), int(stats[f'steps_{c}'])]
+                               for c in CONTEXTS},
+        'time_at_point_s': {k2: float(v2) for k2, v2 in point_time.items()},
+        'speed_cap': float(params.max_speed), 'late_obstacles': late,
+        'trace': trace,
+    }
+
+
+def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """Per configuration: totals and means over seeds."""
+    out = {}
+    for name in dict.fromkeys(r['config'] for r in runs):
+        rs = [r for r in runs if r['config'] == name]
+        out[name] = {
+            'seeds': len(rs), 'collisions': int(sum(r['collisions'] for r in rs)),
+            'runs_with_collision': int(sum(r['collisions'] > 0 for r in rs)),
+            'completed': int(sum(r['completed'] for r in rs)),
+            'min_clearance_m': float(min(r['min_clearance_m'] for r in rs)),
+            'mean_time_s': float(np.mean([r['time_s'] for r in rs])),
+            'mean_speed': float(np.mean([r['mean_speed'] for r in rs])),
+            'stale_distance_m': float(np.sum([r['stale_distance_m'] for r in rs])),
+            'deadline_miss_rate': float(np.mean([r['deadline_miss_rate'] for r in rs])),
+            'fail_safe_stops': int(sum(r['fail_safe_stops'] for r in rs)),
+            'limit_binding_fraction': float(np.mean([r['limit_binding_fraction'] for r in rs])),
+            'binding_by_context': {c: float(sum(r['binding_by_context'][c][0] for r in rs) /
+                                            max(1, sum(r['binding_by_context'][c][1]
+                                                       for r in rs)))
+                                   for c in CONTEXTS},
+            'speed_cap': float(rs[0]['speed_cap']),
+        }
+    return out
+
+
+def plot_trajectories(runs: List[Dict[str, Any]], seed: int, s: LoopSettings, path: Path) -> None:
+    """One seed: every configuration's path over the course's obstacles."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from tts_perception.sim.course import make_course
+    course = make_course(seed, s.length, late_obstacles=s.late_obstacles)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for ob in course.obstacles:
+        ax.add_patch(plt.Circle((ob.x, ob.y), ob.radius, color='0.6'))
+    for ob in course.late:
+        y = course.lane_y(ob.x)
+        ax.plot([ob.x, ob.x], [y - ob.offset, y + ob.offset], 'r:', lw=1)
+        ax.add_patch(plt.Circle((ob.x, y), ob.radius, color='r', alpha=0.4))
+    for r in runs:
+        if r['seed'] != seed or not r['trace']:
+            continue
+        ax.plot([p['x'] for p in r['trace']], [p['y'] for p in r['trace']], lw=1,
+                label=f'{r["config"]} ({r["collisions"]} collisions)')
+    ax.set_xlim(0, s.length)
+    ax.set_ylim(-3.5, 3.5)
+    ax.set_aspect('equal')
+    ax.set_xlabel('x (m)')
+    ax.set_title(f'seed {seed}: paths; grey obstacles, red: people stepping into the lane')
+    ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_profile(run: Dict[str, Any], path: Path) -> None:
+    """Speed, speed limit, operating point and latency along the course for one run."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    tr = run['trace']
+    x = [p['x'] for p in tr]
+    keys = sorted({p['point'] for p in tr if p['point']},
+                  key=lambda k: (int(k.split('x')[0]), k))
+    fig, ax = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    ax[0].plot(x, [p['v_limit'] for p in tr], lw=0.8, label='speed limit')
+    ax[0].plot(x, [p['v'] for p in tr], lw=0.8, label='commanded speed')
+    for lx, _ in run['late_obstacles']:
+        ax[0].axvline(lx, color='r', ls=':', lw=0.8)
+    ax[0].set_ylabel('m/s')
+    ax[0].legend(fontsize=7)
+    ax[1].plot(x, [keys.index(p['point']) if p['point'] else -1 for p in tr], '.', ms=2)
+    ax[1].set_yticks(range(len(keys)))
+    ax[1].set_yticklabels(keys, fontsize=6)
+    ax[2].plot(x, [1e3 * p['latency_q'] for p in tr], lw=0.8, label='latency quantile (ms)')
+    ax[2].plot(x, [100 * p['distance'] for p in tr], lw=0.8, label='effective distance (cm)')
+    ax[2].legend(fontsize=7)
+    ax[2].set_xlabel('x along the course (m); red: where people step in')
+    ax[0].set_title(f'{run["config"]}, seed {run["seed"]}')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def print_table(summary: Dict[str, Dict[str, float]]) -> List[str]:
+    """Markdown table rows (also printed)."""
+    rows = ['| configuration | runs with a collision | collisions | min clearance m | '
+            'mean speed m/s | mean time s | stale distance m | deadline misses % | '
+            'fail-safe stops | limit binds % (near people / dark / load / elsewhere) | '
+            'speed cap m/s |',
+            '|---|---|---|---|---|---|---|---|---|---|---|']
+    for name, m in summary.items():
+        rows.append(f'| {name} | {m["runs_with_collision"]}/{m["seeds"]} | {m["collisions"]} | '
+                    f'{m["min_clearance_m"]:.2f} | {m["mean_speed"]:.2f} | '
+                    f'{m["mean_time_s"]:.1f} | {m["stale_distance_m"]:.2f} | '
+                    f'{100 * m["deadline_miss_rate"]:.1f} | {m["fail_safe_stops"]} | '
+                    f'{100 * m["limit_binding_fraction"]:.0f} ('
+                    + ' / '.join(f'{100 * m["binding_by_context"][c]:.0f}' for c in CONTEXTS)
+                    + f') | {m["speed_cap"]:.2f} |')
+    print('\n'.join(rows))
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--seeds', type=int, default=10)
+    ap.add_argument('--length', type=float, default=LoopSettings.length)
+    ap.add_argument('--latency-factor', type=float, default=LoopSettings.latency_factor)
+    ap.add_argument('--deadline-ms', type=float, default=LoopSettings.deadline_ms)
+    ap.add_argument('--camera-hz', type=float, default=LoopSettings.camera_hz)
+    ap.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument('--out', type=Path, default=Path('closed_loop_out'))
+    ap.add_argument('--no-record', dest='record', action='store_false')
+    a = ap.parse_args(argv)
+    from tts_perception.common.paths import share_dir
+    s = LoopSettings(length=a.length, latency_factor=a.latency_factor,
+                     deadline_ms=a.deadline_ms, camera_hz=a.camera_hz)
+    pipe = AdaptivePipeline(PipelineConfig(backend='onnxruntime'), base_dir=share_dir())
+    runs = []
+    todo = [(c, SEEDS_FROM + i) for c in a.configs for i in range(a.seeds)]
+    prog = Progress(len(todo), 'closed loop')
+    t0 = time.monotonic()
+    for j, (c, seed) in enumerate(todo):
+        runs.append(run_course(pipe, CONFIGS[c], seed, s, keep_trace=True))
+        prog.update(j + 1, f'{c} seed {seed}')
+    prog.close()
+    summary = summarise(runs)
+    a.out.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        if r['seed'] == SEEDS_FROM and r['config'] in ('coupled', 'coupled_load', 'golden_safe'):
+            plot_profile(r, a.out / f'profile_{r["config"]}.png')
+    plot_trajectories(runs, SEEDS_FROM, s, a.out / 'trajectories.png')
+    res = {'settings': asdict(s), 'seeds': [SEEDS_FROM + i for i in range(a.seeds)],
+           'configs': {c: asdict(CONFIGS[c]) for c in a.configs}, 'summary': summary,
+           'wall_s': time.monotonic() - t0,
+           'runs': [{k: v for k, v in r.items() if k != 'trace'} for r in runs]}
+    res['targets'] = targets(summary)
+    (a.out / 'closed_loop.json').write_text(json.dumps(res, indent=1))
+    rows = print_table(summary)
+    for k, v in res['targets'].items():
+        print(f'{k}: {v}')
+    print(f'wrote {a.out}/closed_loop.json and plots')
+    if a.record:
+        record(res, rows, a)
+    return 0
+
+
+def targets(summary: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
+    """The experiment's claims, checked on the summary (None where a configuration is
+    missing)."""
+    g = summary.get
+    out: Dict[str, Any] = {}
+    if g('coupled'):
+        out['coupled_zero_collisions'] = summary['coupled']['collisions'] == 0 and (
+            not g('coupled_load') or summary['coupled_load']['collisions'] == 0)
+    if g('coupled') and g('golden_safe'):
+        out['coupled_speed_over_golden_safe'] = (summary['coupled']['mean_speed'] /
+                                                 max(1e-9, summary['golden_safe']['mean_speed']))
+    if g('coupled') and g('cheapest'):
+        ch, co = summary['cheapest'], summary['coupled']
+        out['cheapest_collides_or_slower'] = bool(ch['collisions'] > 0 or
+                                                  ch['mean_speed'] < co['mean_speed'])
+    if g('coupled') and g('uncoupled'):
+        u, co = summary['uncoupled'], summary['coupled']
+        out['uncoupled_vs_coupled'] = {
+            'collisions': [u['collisions'], co['collisions']],
+            'min_clearance_m': [u['min_clearance_m'], co['min_clearance_m']],
+            'mean_speed': [u['mean_speed'], co['mean_speed']]}
+    return out
+
+
+def record(res: Dict[str, Any], rows: List[str], a) -> None:
+    """The run's section of docs/results.md."""
+    from tts_perception.tools.results import record as write
+    s = res['settings']
+    t = res['targets']
+    body = (f'{len(res["seeds"])} seeded courses ({res["seeds"][0]}-{res["seeds"][-1]}, '
+            f'{s["length"]:.0f} m, {s["late_obstacles"]} people stepping into the lane each) '
+            f'per configuration; camera {s["camera_hz"]:.0f} Hz, per-frame deadline '
+            f'{s["deadline_ms"]:.0f} ms, perception delay = measured processing time x '
+            f'{s["latency_factor"]:g} (a slower robot computer); sim time, wall '
+            f'{res["wall_s"] / 60:.0f} min.\n\n' + '\n'.join(rows) + '\n\n' +
+            '\n'.join(f'- {k}: {v}' for k, v in t.items()) +
+            '\n\n![paths of every configuration on one course](closed_loop_trajectories.png)\n\n'
+            '![speed, speed limit, operating point and law inputs along the course, coupled]'
+            '(closed_loop_coupled.png)')
+    import shutil
+    from tts_perception.tools.results import results_path
+    docs = Path(results_path()).parent
+    for src, dst in (('trajectories.png', 'closed_loop_trajectories.png'),
+                     ('profile_coupled_load.png', 'closed_loop_coupled.png')):
+        if (a.out / src).exists():
+            shutil.copy(a.out / src, docs / dst)
+    write('closed-loop', 'Closed loop: perception and control together', 'make closed-loop',
+          body)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
