@@ -120,3 +120,37 @@ def test_watchdog_deceleration_follows_the_time_between_steps():
         v, _ = g.step(t, 1.5, 0.0)
         assert v == pytest.approx(max(0.0, v_prev - g.p.max_decel * (t - t_prev)))
         v_prev, t_prev = v, t
+
+
+def test_an_obstacle_counts_at_once_and_clears_only_when_frames_agree():
+    g = SpeedGovernor(ControlParams(free_confirm_frames=3))
+    for d in (6.0, 6.0, 6.0):
+        g.observe_free_distance(d)
+    assert g.free_distance == 6.0
+    g.observe_free_distance(0.8)                 # a person steps in: believed at once
+    assert g.free_distance == 0.8
+    g.observe_free_distance(8.0)                 # one or two frames that miss them ...
+    g.observe_free_distance(8.0)
+    assert g.free_distance == 0.8                # ... do not clear the way
+    g.observe_free_distance(7.5)                 # three in a row do
+    assert g.free_distance == 7.5
+    g.observe_free_distance(float('nan'))        # a broken value is ignored
+    assert g.free_distance == 7.5
+
+
+def test_a_seen_obstacle_comes_nearer_as_the_robot_drives_on():
+    p = ControlParams(max_speed=1.0, max_accel=20.0, free_confirm_frames=3)
+    g = SpeedGovernor(p)
+    t = 0.0
+    g.on_perception(Perception(t, 20.0, 640, 1.0, free_distance=8.0))
+    for _ in range(3):
+        g.observe_free_distance(4.0)
+    for _ in range(20):                          # 1 s at up to 1 m/s, perception fresh
+        t += p.control_period
+        g.on_perception(Perception(t, 20.0, 640, 1.0))
+        g.step(t, 1.0, 0.0)
+    driven = g._odom
+    assert driven > 0.5
+    assert g.free_distance == pytest.approx(4.0 - driven)
+    g.observe_free_distance(4.0)                 # a frame claiming more room than is left ...
+    assert g.free_distance == pytest.approx(4.0 - driven)   # ... does not move it away

@@ -14,6 +14,11 @@ Steering gain and acceleration limit scale with the perception rate and quality:
     k_steer = k0 * clip(rate / nominal_rate, 0.3, 1) * quality
     accel_limit = a0 * clip(rate / nominal_rate, 0.3, 1)
 
+Free distance: what a segmentation sees is placed along the path driven (odometry from the
+commanded speed): the nearest obstacle counts from its first frame and comes nearer as the
+robot drives on; clearing it takes ``free_confirm_frames`` frames in a row that see the way
+clear at least ``free_clear_margin`` beyond it.
+
 Watchdog: no fresh perception within ``watchdog_timeout`` -> decelerate to zero at the
 deceleration limit; resume only when perception is fresh again.
 """
@@ -48,11 +53,17 @@ class ControlParams:
     nominal_rate: float = setting(30.0, 'Perception rate at which gains are nominal (Hz)',
                                   1.0, 1000.0)
     max_sensing_distance: float = setting(8.0, 'Cap on the free distance used (m)', 0.5, 100.0)
-    stop_margin: float = setting(0.35, 'Distance kept free in front of the robot (m)',
+    stop_margin: float = setting(0.5, 'Distance kept free in front of the robot (m)',
                                  0.0, 10.0)
     camera_to_front: float = setting(0.3, 'Distance from the camera to the front of the '
                                      'robot along its heading (m): the part of the seen free '
                                      'distance the robot itself takes', 0.0, 10.0)
+    free_confirm_frames: int = setting(3, 'An obstacle seen ahead is kept (coming nearer as '
+                                       'the robot drives) until this many segmentations in a '
+                                       'row see the way clear beyond it', 1, 100)
+    free_clear_margin: float = setting(0.5, 'How much further than a kept obstacle the way must '
+                                       'be seen clear to clear it (m): close-range estimates '
+                                       'that drift longer do not clear it', 0.0, 10.0)
     full_resolution_width: int = setting(640, 'Input width at which the sensing distance is '
                                          'not shrunk (px)', 16, 8192)
     camera_height: float = setting(0.5, 'Camera height above the ground (m)', 0.01, 10.0)
@@ -126,6 +137,9 @@ class SpeedGovernor:
         self.arrivals: Deque[float] = deque(maxlen=params.latency_window)
         self.last: Optional[Perception] = None
         self.free_distance: Optional[float] = None
+        self._free_seen: Deque[float] = deque(maxlen=params.free_confirm_frames)
+        self._blocked_at: Optional[float] = None   # path position where the way ends (m)
+        self._odom = 0.0                           # path driven (m), from commanded speed
         self.v_cmd = 0.0
         self.reason = 'no perception yet'
         self.v_limit = 0.0
@@ -137,8 +151,29 @@ class SpeedGovernor:
             self.latencies.append(per.latency_ms / 1e3)
         self.arrivals.append(per.stamp)
         if per.free_distance is not None:
-            self.free_distance = per.free_distance
+            self.observe_free_distance(per.free_distance)
         self.last = per
+
+    def observe_free_distance(self, d: float) -> None:
+        """One segmentation's free distance ahead. What is seen is placed along the path
+        driven so far (odometry from the commanded speed): the nearest obstacle seen counts
+        from its first frame and comes nearer as the robot drives on, and only
+        ``free_confirm_frames`` frames in a row that see the way clear at least
+        ``free_clear_margin`` beyond it clear it.
+        So a glitch, or a person too close to be recognised any more, does not let the robot
+        speed up into what it saw a moment before."""
+        if not math.isfinite(d):
+            return
+        if self._free_seen.maxlen != self.p.free_confirm_frames:
+            self._free_seen = deque(self._free_seen, maxlen=self.p.free_confirm_frames)
+        at = self._odom + max(0.0, float(d))         # where along the path the way ends
+        self._free_seen.append(at)
+        if self._blocked_at is None or at <= self._blocked_at:
+            self._blocked_at = at
+        elif len(self._free_seen) == self._free_seen.maxlen and \
+                min(self._free_seen) > self._blocked_at + self.p.free_clear_margin:
+            self._blocked_at = min(self._free_seen)
+        self.free_distance = max(0.0, self._blocked_at - self._odom)
 
     def rate(self) -> float:
         """Perception rate (Hz) from recent arrivals."""
@@ -173,6 +208,9 @@ class SpeedGovernor:
         p = self.p
         dt = p.control_period if self._t_prev is None else max(0.0, now - self._t_prev)
         self._t_prev = now
+        self._odom += self.v_cmd * dt            # the speed commanded over the last period
+        if self._blocked_at is not None:
+            self.free_distance = max(0.0, self._blocked_at - self._odom)
         if not (math.isfinite(v_nominal) and math.isfinite(w_nominal)):
             v_nominal, w_nominal = 0.0, 0.0
         rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3

@@ -123,7 +123,7 @@ class ControllerNode(Node):
             return
         if labels.ndim != 2:
             return
-        self.gov.free_distance = free_distance_in(labels, self.gov.p)
+        self.gov.observe_free_distance(free_distance_in(labels, self.gov.p))
 
     def _step(self) -> None:
         now = self._now()

@@ -22,7 +22,9 @@ Configurations (``CONFIGS``):
 - ``coupled_load``, ``golden_safe_load``: the first and third with competing CPU processes
   from the middle of each course on (the benchmarks' load generator).
 
-Per configuration and seed: collisions, minimum clearance, time to complete, mean speed,
+Per configuration and seed: collisions (the robot moving into something; contacts while it
+stands still, a person walking into it, are counted apart), minimum clearance, time to
+complete, mean speed,
 distance driven on stale perception, deadline misses, time at each operating point, fail-safe
 stops, how often the speed limit binds. Writes ``closed_loop_out/closed_loop.json``,
 trajectory and profile plots, prints a table and records a section of ``docs/results.md``.
@@ -147,7 +149,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
     stats = Counter()
     point_time: Counter = Counter()
     trace: List[Dict[str, float]] = []
-    min_clear, stale_dist, fresh_prev, procs = float('inf'), 0.0, False, []
+    min_clear, stale_dist, fresh_prev, procs, prev_hit = float('inf'), 0.0, False, [], ''
     load_from = s.length / 2 if cfg.load else None
     last_point, last_delivery = None, None
     with World(seed, s.length, late_obstacles=s.late_obstacles) as world:
@@ -185,7 +187,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                         stamp=done, latency_ms=lat,
                         width=rec.width if cfg.coupled else params.full_resolution_width,
                         quality=rec.predicted_accuracy if cfg.coupled else 1.0))
-                    gov.free_distance = free_distance_in(labels, params)
+                    gov.observe_free_distance(free_distance_in(labels, params))
                 v_nom, w_nom = scripted_command(world, s.planner_speed)
                 v, w = gov.step(t, v_nom, w_nom)
                 fresh = gov.fresh(t)
@@ -200,7 +202,10 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                     stats['limit_binding_steps'] += 1
                     stats[f'binding_{where}'] += 1
                 stats['steps'] += 1
-                world.step(v, w, dt)
+                hit = world.step(v, w, dt)
+                if hit and hit != prev_hit:      # a new contact: the robot drove into it,
+                    stats['collisions' if v > 1e-6 else 'walked_into'] += 1   # or was hit
+                prev_hit = hit
                 min_clear = min(min_clear, world.clearance())
                 if keep_trace:
                     trace.append({'t': t, 'x': world.state.x, 'y': world.state.y, 'v': v,
@@ -211,12 +216,12 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                 t += dt
         finally:
             stop_load(procs)
-            collisions = world.collisions
             x_end = world.state.x
             late = [(ob.x, world.course.lane_y(ob.x)) for ob in world.course.late]
     done_course = x_end >= s.length
     return {
-        'config': cfg.name, 'seed': seed, 'policy': policy, 'collisions': int(collisions),
+        'config': cfg.name, 'seed': seed, 'policy': policy,
+        'collisions': int(stats['collisions']), 'walked_into': int(stats['walked_into']),
         'min_clearance_m': float(min_clear), 'completed': bool(done_course),
         'time_s': float(t), 'distance_m': float(x_end),
         'mean_speed': float(x_end / t) if t > 0 else 0.0,
@@ -240,6 +245,7 @@ def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
         rs = [r for r in runs if r['config'] == name]
         out[name] = {
             'seeds': len(rs), 'collisions': int(sum(r['collisions'] for r in rs)),
+            'walked_into': int(sum(r['walked_into'] for r in rs)),
             'runs_with_collision': int(sum(r['collisions'] > 0 for r in rs)),
             'completed': int(sum(r['completed'] for r in rs)),
             'min_clearance_m': float(min(r['min_clearance_m'] for r in rs)),
@@ -319,13 +325,15 @@ def plot_profile(run: Dict[str, Any], path: Path) -> None:
 
 def print_table(summary: Dict[str, Dict[str, float]]) -> List[str]:
     """Markdown table rows (also printed)."""
-    rows = ['| configuration | runs with a collision | collisions | min clearance m | '
+    rows = ['| configuration | runs with a collision | collisions | hit while stopped | '
+            'min clearance m | '
             'mean speed m/s | mean time s | stale distance m | deadline misses % | '
             'fail-safe stops | limit binds % (near people / dark / load / elsewhere) | '
             'speed cap m/s |',
-            '|---|---|---|---|---|---|---|---|---|---|---|']
+            '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for name, m in summary.items():
         rows.append(f'| {name} | {m["runs_with_collision"]}/{m["seeds"]} | {m["collisions"]} | '
+                    f'{m["walked_into"]} | '
                     f'{m["min_clearance_m"]:.2f} | {m["mean_speed"]:.2f} | '
                     f'{m["mean_time_s"]:.1f} | {m["stale_distance_m"]:.2f} | '
                     f'{100 * m["deadline_miss_rate"]:.1f} | {m["fail_safe_stops"]} | '
