@@ -60,7 +60,8 @@ def table(res: dict, prof: dict) -> str:
                     f'{100 * r["dropped"] / r["frames"]:.1f} | {worst:.3f} |')
     d = prof['data']
     lines = [f'{res["model"]} on {res["n_frames"]} frames of `{Path(res["bag"]).name}` '
-             f'({res["frames"]}); calibrated on {d["fit_frames"]} frames before them against '
+             f'({res["frames"].replace("(", "").replace(")", "")}); calibrated on '
+             f'{d["fit_frames"]} frames before them against '
              f'{d["reference"]}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
              f'(half the golden point\'s profiled p95); camera at its recorded rate; '
              f'{res["backend"]} on {res["device"]}.', '', *rows, '']
@@ -75,8 +76,10 @@ def table(res: dict, prof: dict) -> str:
             f'**{"met" if c["compute_target_met"] else "not met"}**; '
             f'streaming accuracy ≥ every static point\'s (best: {c["best_static_streaming"]}, '
             f'{c["best_static_streaming_accuracy"]:.3f}): '
-            f'**{"met" if c["streaming_target_met"] else "not met"}**. Adaptive shown with and '
-            f'without anytime early exit; the comparison uses {c["adaptive_policy"]}.')
+            f'**{"met" if c["streaming_target_met"] else "not met"}**.' + (
+                f' Adaptive shown with and without anytime early exit; the comparison uses '
+                f'{c["adaptive_policy"]}.' if 'adaptive+anytime' in runs else
+                ' Anytime early exit does not apply: the model has one depth.'))
     cx = prof['complexity']
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
     lines.append(f'\nComplexity monitor refitted on these frames: correlation with the per-frame '
@@ -93,6 +96,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('which', choices=('sim', 'third-party'))
+    ap.add_argument('--record-only', action='store_true',
+                    help='write the results section from the last run\'s outputs')
     a = ap.parse_args(argv)
     if a.which == 'sim':
         from bench_core import eval_bag
@@ -109,10 +114,11 @@ def main(argv=None) -> int:
         cal = ['--int8', '--resolutions', '320x128', '640x288', '960x416', '1280x544']
         title = 'Calibrate and evaluate: a third-party model (DBNet text detector) on real video'
     out = ROOT / 'eval_out' / a.which
-    if calibrate.main([str(bag), '--model', str(model), *cal]) != 0:
-        return 1
-    if evaluate.main([str(bag), '--model', str(model), '--out', str(out)]) != 0:
-        return 1
+    if not a.record_only:
+        if calibrate.main([str(bag), '--model', str(model), *cal]) != 0:
+            return 1
+        if evaluate.main([str(bag), '--model', str(model), '--out', str(out)]) != 0:
+            return 1
     res = json.loads((out / 'evaluate.json').read_text())
     prof = json.loads((model / 'profile_cpu.json').read_text())
     record(f'evaluate-{a.which}', title, f'make {"eval-sim" if a.which == "sim" else a.which}',
