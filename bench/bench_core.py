@@ -59,9 +59,7 @@ def load_frames(bag: Path, seconds: float, npz: Optional[Path]) -> List:
 def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
                load_from: Optional[int] = None, load: str = 'cpu') -> Dict:
     """Replay frames through one policy; optional load from frame ``load_from`` on."""
-    pipe.set_policy(policy)
-    pipe.cameras.clear()
-    pipe.latency.reset()
+    pipe.restart(policy)
     cm = ConfusionMatrix(pipe.model.num_classes)
     recs: List[Dict] = []
     procs: List = []
@@ -130,17 +128,15 @@ def plot_run(run: Dict, deadline: float, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from tts_perception.common.plotting import plot_points
     recs = run['records']
-    keys = sorted({r['point'] for r in recs}, key=lambda k: (int(k.split('x')[0]), k))
     fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(9, 7), sharex=True)
     a1.plot([r['total_ms'] for r in recs], lw=0.8, label='total latency')
     a1.plot([r['predicted_ms'] for r in recs], lw=0.8, label='predicted')
     a1.axhline(deadline, color='r', ls='--', label='deadline')
     a1.set_ylabel('ms')
     a1.legend(fontsize=7)
-    a2.plot([keys.index(r['point']) for r in recs], '.', ms=3)
-    a2.set_yticks(range(len(keys)))
-    a2.set_yticklabels(keys, fontsize=6)
+    plot_points(a2, range(len(recs)), [r['point'] for r in recs])
     a3.plot([r['complexity'] for r in recs], lw=0.8)
     a3.set_ylabel('complexity')
     a3.set_xlabel('frame')

@@ -54,10 +54,9 @@ def table(res: dict, prof: dict) -> str:
             'dropped % | worst class IoU |', '|---|---|---|---|---|---|---|']
     for k in show:
         r = runs[k]
-        worst = min((v for v in r['per_class_iou'] if v is not None), default=float('nan'))
         rows.append(f'| {k} | {r["accuracy"]:.3f} | {r["streaming_accuracy"]:.3f} | '
                     f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
-                    f'{100 * r["dropped"] / r["frames"]:.1f} | {worst:.3f} |')
+                    f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |')
     d = prof['data']
     lines = [f'{res["model"]} on {res["n_frames"]} frames of `{Path(res["bag"]).name}` '
              f'({res["frames"].replace("(", "").replace(")", "")}); calibrated on '

@@ -396,6 +396,14 @@ class AdaptivePipeline:
         (a bag looped, a simulation restarted)."""
         self.cameras.pop(name, None)
 
+    def restart(self, policy: str) -> None:
+        """Start a new run under ``policy``: every camera's history and the latency model's
+        online corrections are forgotten (benchmarks and evaluations compare policies from
+        the same start)."""
+        self.set_policy(policy)
+        self.cameras.clear()
+        self.latency.reset()
+
     def set_policy(self, policy: str) -> None:
         """Change the policy of every camera (validated first; raises ValueError)."""
         parse_policy(policy, self.points)

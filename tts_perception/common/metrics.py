@@ -1,5 +1,7 @@
 """Segmentation metrics: confusion matrix, IoU, mIoU."""
 
+from typing import List, Optional
+
 import numpy as np
 
 
@@ -31,6 +33,10 @@ class ConfusionMatrix:
         denom = self.m.sum(0) + self.m.sum(1) - tp
         with np.errstate(invalid='ignore', divide='ignore'):
             return np.where(denom > 0, tp / denom, np.nan)
+
+    def iou_values(self) -> List[Optional[float]]:
+        """Per-class IoU as plain floats, None for classes absent from both (JSON-able)."""
+        return [None if not np.isfinite(v) else float(v) for v in self.iou()]
 
     def miou(self) -> float:
         """Mean IoU over classes present."""

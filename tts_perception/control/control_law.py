@@ -136,7 +136,6 @@ class SpeedGovernor:
         self.latencies: Deque[float] = deque(maxlen=params.latency_window)
         self.arrivals: Deque[float] = deque(maxlen=params.latency_window)
         self.last: Optional[Perception] = None
-        self.free_distance: Optional[float] = None
         self._free_seen: Deque[float] = deque(maxlen=params.free_confirm_frames)
         self._blocked_at: Optional[float] = None   # path position where the way ends (m)
         self._odom = 0.0                           # path driven (m), from commanded speed
@@ -173,7 +172,12 @@ class SpeedGovernor:
         elif len(self._free_seen) == self._free_seen.maxlen and \
                 min(self._free_seen) > self._blocked_at + self.p.free_clear_margin:
             self._blocked_at = min(self._free_seen)
-        self.free_distance = max(0.0, self._blocked_at - self._odom)
+
+    @property
+    def free_distance(self) -> Optional[float]:
+        """Free distance ahead now (m): from the kept obstacle to where the robot has driven;
+        None before any segmentation."""
+        return None if self._blocked_at is None else max(0.0, self._blocked_at - self._odom)
 
     def rate(self) -> float:
         """Perception rate (Hz) from recent arrivals."""
@@ -209,8 +213,6 @@ class SpeedGovernor:
         dt = p.control_period if self._t_prev is None else max(0.0, now - self._t_prev)
         self._t_prev = now
         self._odom += self.v_cmd * dt            # the speed commanded over the last period
-        if self._blocked_at is not None:
-            self.free_distance = max(0.0, self._blocked_at - self._odom)
         if not (math.isfinite(v_nominal) and math.isfinite(w_nominal)):
             v_nominal, w_nominal = 0.0, 0.0
         rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3

@@ -192,15 +192,7 @@ def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: i
 
 
 def _miou(m: np.ndarray) -> float:
-    cm = ConfusionMatrix(len(m))
-    cm.m[:] = m
-    return cm.miou()
-
-
-def _iou(m: np.ndarray) -> np.ndarray:
-    cm = ConfusionMatrix(len(m))
-    cm.m[:] = m
-    return cm.iou()
+    return ConfusionMatrix(len(m)).add_matrix(m).miou()
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
@@ -330,7 +322,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         m = cms[p.key][fit]
         tot = m.sum(0)
         overall[p.key] = _miou(tot)
-        per_class[p.key] = [None if not np.isfinite(v) else float(v) for v in _iou(tot)]
+        per_class[p.key] = ConfusionMatrix(len(tot)).add_matrix(tot).iou_values()
         raw[p.key] = [_miou(m[bins[fit] == b].sum(0)) if (bins[fit] == b).any()
                       else overall[p.key] for b in range(N_BINS)]
         # bins shrunk towards the point's overall accuracy as far as complexity is not

@@ -131,9 +131,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
     from tts_perception.sim.world import scripted_command, World
     from tts_perception.tools.load import start_load, stop_load
     policy = resolve_policy(pipe, cfg.policy)
-    pipe.set_policy(policy)
-    pipe.cameras.clear()
-    pipe.latency.reset()
+    pipe.restart(policy)
     period = 1.0 / s.camera_hz
     k = s.latency_factor
     design_latency_ms = s.deadline_ms if policy == 'adaptive' else \
@@ -299,10 +297,9 @@ def plot_profile(run: Dict[str, Any], path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from tts_perception.common.plotting import plot_points
     tr = run['trace']
     x = [p['x'] for p in tr]
-    keys = sorted({p['point'] for p in tr if p['point']},
-                  key=lambda k: (int(k.split('x')[0]), k))
     fig, ax = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     ax[0].plot(x, [p['v_limit'] for p in tr], lw=0.8, label='speed limit')
     ax[0].plot(x, [p['v'] for p in tr], lw=0.8, label='commanded speed')
@@ -310,9 +307,7 @@ def plot_profile(run: Dict[str, Any], path: Path) -> None:
         ax[0].axvline(lx, color='r', ls=':', lw=0.8)
     ax[0].set_ylabel('m/s')
     ax[0].legend(fontsize=7)
-    ax[1].plot(x, [keys.index(p['point']) if p['point'] else -1 for p in tr], '.', ms=2)
-    ax[1].set_yticks(range(len(keys)))
-    ax[1].set_yticklabels(keys, fontsize=6)
+    plot_points(ax[1], x, [p['point'] for p in tr], ms=2)
     ax[2].plot(x, [1e3 * p['latency_q'] for p in tr], lw=0.8, label='latency quantile (ms)')
     ax[2].plot(x, [100 * p['distance'] for p in tr], lw=0.8, label='effective distance (cm)')
     ax[2].legend(fontsize=7)

@@ -25,16 +25,14 @@ def _plots(records: List[Dict], speeds: List[tuple], limits: List[tuple], out: P
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from tts_perception.common.plotting import plot_points
     t = np.array([r['stamp_ns'] for r in records]) / 1e9
-    keys = sorted({r['point'] for r in records}, key=lambda k: (int(k.split('x')[0]), k))
     fig, ax = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
     ax[0].plot(t, [r['total_ms'] for r in records], lw=0.7, label='latency')
     ax[0].plot(t, [r['deadline_ms'] for r in records], 'r--', lw=0.8, label='deadline')
     ax[0].set_ylabel('ms')
     ax[0].legend(fontsize=7)
-    ax[1].plot(t, [keys.index(r['point']) for r in records], '.', ms=2)
-    ax[1].set_yticks(range(len(keys)))
-    ax[1].set_yticklabels(keys, fontsize=6)
+    plot_points(ax[1], t, [r['point'] for r in records], ms=2)
     ax[1].set_ylabel('operating point')
     ax[2].plot(t, [r['complexity'] for r in records], lw=0.7)
     ax[2].set_ylabel('complexity')

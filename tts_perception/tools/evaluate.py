@@ -56,10 +56,8 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
              deadline_ms: float, anytime: bool = False, rate: float = 1.0,
              keep_up: bool = True, load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
     """One policy through the simulated camera; per-frame records and the summary."""
-    pipe.set_policy(policy)
+    pipe.restart(policy)
     pipe.config.anytime = anytime
-    pipe.cameras.clear()
-    pipe.latency.reset()
     n, ncls = len(frames), pipe.model.num_classes
     arrive = (frames.arrival_ns - frames.arrival_ns[0]) / 1e6 / rate          # ms
     transport = np.maximum(0.0, (frames.arrival_ns - frames.stamps_ns) / 1e6)
@@ -119,17 +117,15 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         'policy': policy, 'anytime': anytime, 'frames': n, 'processed': len(recs),
         'dropped': dropped, 'missed': int(missed),
         'miss_rate': missed / max(1, len(recs)), 'late_or_dropped': (missed + dropped) / n,
-        'accuracy': acc.miou(), 'per_class_iou': _clean(acc.iou()),
-        'streaming_accuracy': stream.miou(), 'streaming_per_class_iou': _clean(stream.iou()),
+        'accuracy': acc.miou(), 'per_class_iou': acc.iou_values(),
+        'worst_class_iou': min((v for v in acc.iou_values() if v is not None),
+                               default=float('nan')),
+        'streaming_accuracy': stream.miou(), 'streaming_per_class_iou': stream.iou_values(),
         'mean_compute_ms': float(ms.mean()) if len(ms) else None,
         'p95_total_ms': float(np.percentile([r['total_ms'] for r in recs], 95)),
         'points': dict(Counter(r['point'] for r in recs)),
         'records': recs, 'streaming_per_frame': per_frame_stream,
     }
-
-
-def _clean(v: np.ndarray) -> List[Optional[float]]:
-    return [None if not np.isfinite(x) else float(x) for x in v]
 
 
 def policies(pipe: AdaptivePipeline) -> List[tuple]:
@@ -205,8 +201,8 @@ def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from tts_perception.common.plotting import plot_points
     recs = run['records']
-    keys = sorted({r['point'] for r in recs}, key=lambda k: (int(k.split('x')[0]), k))
     fr = [r['frame'] for r in recs]
     fig, ax = plt.subplots(4, 1, figsize=(9, 8), sharex=True)
     ax[0].plot(fr, [r['age_ms'] + r['total_ms'] for r in recs], lw=0.8,
@@ -214,9 +210,7 @@ def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
     ax[0].axhline(deadline, color='r', ls='--', label='deadline')
     ax[0].set_ylabel('ms')
     ax[0].legend(fontsize=7)
-    ax[1].plot(fr, [keys.index(r['point']) for r in recs], '.', ms=3)
-    ax[1].set_yticks(range(len(keys)))
-    ax[1].set_yticklabels(keys, fontsize=6)
+    plot_points(ax[1], fr, [r['point'] for r in recs])
     ax[2].plot(fr, [r['complexity'] for r in recs], lw=0.8)
     ax[2].set_ylabel('complexity')
     ax[3].plot(run['streaming_per_frame'], lw=0.8)
@@ -324,10 +318,9 @@ def print_table(res: Dict[str, Any]) -> None:
     print(f'{"policy":>20} {"acc":>6} {"stream":>6} {"compute":>8} {"miss%":>6} {"drop%":>6}  '
           f'worst class IoU')
     for k, r in res['runs'].items():
-        worst = min((v for v in r['per_class_iou'] if v is not None), default=float('nan'))
         print(f'{k:>20} {r["accuracy"]:6.3f} {r["streaming_accuracy"]:6.3f} '
               f'{r["mean_compute_ms"]:8.2f} {100 * r["miss_rate"]:6.1f} '
-              f'{100 * r["dropped"] / r["frames"]:6.1f}  {worst:.3f}')
+              f'{100 * r["dropped"] / r["frames"]:6.1f}  {r["worst_class_iou"]:.3f}')
     c = res.get('comparison')
     if c:
         print(f'adaptive ({c["adaptive_policy"]}): accuracy target '
