@@ -154,3 +154,17 @@ def test_a_seen_obstacle_comes_nearer_as_the_robot_drives_on():
     assert g.free_distance == pytest.approx(4.0 - driven)
     g.observe_free_distance(4.0)                 # a frame claiming more room than is left ...
     assert g.free_distance == pytest.approx(4.0 - driven)   # ... does not move it away
+
+
+def test_watchdog_branch_clips_the_yaw_rate():
+    """While decelerating on stale perception, a huge planner yaw rate is still capped."""
+    g = _gov(max_yaw_rate=0.8, steer_gain=2.0)
+    for i in range(30):
+        g.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
+        g.step(i / 30, 1.5, 0.0)
+    assert g.v_cmd > 0.0
+    v, w = g.step(29 / 30 + g.p.watchdog_timeout + 0.01, 1.5, 50.0)
+    assert 'watchdog' in g.reason and v > 0.0
+    assert w == pytest.approx(0.8)
+    v, w = g.step(29 / 30 + g.p.watchdog_timeout + 0.02, 1.5, -50.0)
+    assert w == pytest.approx(-0.8)

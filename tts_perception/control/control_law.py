@@ -221,7 +221,8 @@ class SpeedGovernor:
                            f'watchdog: perception stale for {now - self.last.stamp:.2f}s')
             self.v_limit = 0.0
             self.v_cmd = max(0.0, self.v_cmd - p.max_decel * dt)
-            return self.v_cmd, (w_nominal * p.steer_gain if self.v_cmd > 0 else 0.0)
+            w = w_nominal * p.steer_gain if self.v_cmd > 0 else 0.0
+            return self.v_cmd, float(np.clip(w, -p.max_yaw_rate, p.max_yaw_rate))
         t = self.latency_quantile() + p.control_period
         d = self.effective_distance()
         self.v_limit = min(p.max_speed, stopping_speed_limit(t, p.max_decel, d))
