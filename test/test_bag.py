@@ -32,12 +32,14 @@ def test_round_trip_all_encodings(tmp_path, storage):
             bag.write_compressed('cam/png', t, img, 'png')
             bag.write_twist('cmd_vel', t, 0.5, 0.1)
     topics = bag_topics(out)
-    assert topics['cmd_vel'] == 'geometry_msgs/msg/Twist'
+    assert topics['/cmd_vel'] == 'geometry_msgs/msg/Twist'     # absolute, as ros2 bag writes
+    assert set(topics) == {'/cam/rgb', '/cam/bgr', '/cam/rgba', '/cam/mono', '/cam/png',
+                           '/cmd_vel'}
     frames = list(read_frames(out))
     assert len(frames) == 5 * len(imgs)
     for f in frames:
         i = f.stamp_ns // 100_000_000 - 1
-        if f.topic == 'cam/mono':
+        if f.topic == '/cam/mono':
             np.testing.assert_array_equal(f.rgb[..., 0], imgs[i][..., 1])
         else:
             np.testing.assert_array_equal(f.rgb, imgs[i])
@@ -52,7 +54,7 @@ def test_independent_mcap_reader_gets_identical_pixels(sample_bag):
     seen = 0
     with open(mcap_file, 'rb') as fh:
         reader = make_reader(fh, decoder_factories=[DecoderFactory()])
-        for _, _, _, msg in reader.iter_decoded_messages(topics=['camera/image_raw']):
+        for _, _, _, msg in reader.iter_decoded_messages(topics=['/camera/image_raw']):
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             px = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
             np.testing.assert_array_equal(px, ours[stamp])
@@ -66,6 +68,29 @@ def test_sample_bag_has_labels_matching_images(sample_bag):
     rgb, labels, _ = pairs[0]
     assert labels.shape == rgb.shape[:2] and labels.dtype == np.uint8
     assert set(np.unique(np.concatenate([p[1].ravel() for p in pairs[::10]]))) == {0, 1, 2}
+
+
+def test_topics_given_with_or_without_the_leading_slash(tmp_path, sample_bag):
+    """A ROS user types /camera/image_raw; older bags named topics relatively: both match."""
+    absolute = [f.stamp_ns for f in read_frames(sample_bag, ['/camera/image_raw'])]
+    relative = [f.stamp_ns for f in read_frames(sample_bag, ['camera/image_raw'])]
+    assert absolute == relative and len(absolute) == 80
+    assert len(read_labeled_frames(sample_bag, '/camera/image_raw', 'camera/labels')) == 80
+    # a bag with relative names (written without this package's writer)
+    from rosbags.rosbag2 import Writer
+    from tts_perception.bag.io import _header, _typestore, image_topics, read_raw
+    from rosbags.typesys.stores.ros2_kilted import sensor_msgs__msg__Image as Image
+    old = tmp_path / 'relative'
+    ts = _typestore()
+    with Writer(old, version=9) as w:
+        conn = w.add_connection('front/image_raw', 'sensor_msgs/msg/Image', typestore=ts)
+        msg = Image(header=_header(7, 'cam'), height=1, width=2, encoding='rgb8',
+                    is_bigendian=0, step=6, data=np.arange(6, dtype=np.uint8))
+        w.write(conn, 7, ts.serialize_cdr(msg, 'sensor_msgs/msg/Image'))
+    for name in ('front/image_raw', '/front/image_raw'):
+        assert image_topics(old, [name]) == {'front/image_raw': 'sensor_msgs/msg/Image'}
+        assert [f.stamp_ns for f in read_frames(old, [name])] == [7]
+        assert len(list(read_raw(old, [name]))) == 1
 
 
 def test_bad_bag_path_and_topic(tmp_path):

@@ -47,8 +47,8 @@ def test_live_recorder_writes_a_readable_bag(procs, tmp_path):
     text, _ = rec.communicate(timeout=60)
     assert rec.returncode == 0, text
     topics = bag_topics(out)
-    assert topics['camera/image_raw'] == 'sensor_msgs/msg/Image'
-    assert topics['odom'] == 'nav_msgs/msg/Odometry'
+    assert topics['/camera/image_raw'] == 'sensor_msgs/msg/Image'
+    assert topics['/odom'] == 'nav_msgs/msg/Odometry'
     frames = list(read_frames(out))
     assert len(frames) >= 5 and frames[0].rgb.shape == (48, 64, 3)
 

@@ -5,6 +5,10 @@
 - :func:`read_frames` reads any rosbag2 (mcap or sqlite3) and yields :class:`BagFrame` with
   RGB pixels and stamps, for rgb8/bgr8/mono8/rgba8/bgra8 Images and jpeg/png
   CompressedImages.
+
+Topic names: bags written here name topics absolutely (``/camera/image_raw``), as
+``ros2 bag record`` does; every reader accepts a topic with or without the leading slash and
+matches it against the bag's names either way (older bags used relative names).
 """
 
 from contextlib import contextmanager
@@ -27,6 +31,16 @@ ODOM_TYPE = 'nav_msgs/msg/Odometry'
 
 class BagError(RuntimeError):
     """A bag that cannot be opened or read as asked; the text says why."""
+
+
+def absolute_topic(topic: str) -> str:
+    """The absolute spelling of a bag topic name: ``camera/image_raw`` -> ``/camera/image_raw``."""
+    return '/' + topic.lstrip('/')
+
+
+def same_topic(a: str, b: str) -> bool:
+    """Two bag topic names are the same with or without the leading slash."""
+    return absolute_topic(a) == absolute_topic(b)
 
 
 def _typestore():
@@ -80,6 +94,7 @@ class BagWriter:
         self._writer.close()
 
     def _conn(self, topic: str, msgtype: str):
+        topic = absolute_topic(topic)
         c = self._conns.get(topic)
         if c is None:
             c = self._writer.add_connection(topic, msgtype, typestore=self._ts)
@@ -186,16 +201,19 @@ def _open(path: Union[str, Path]):
 
 def _image_connections(reader, p: Path, topics: Optional[Sequence[str]]) -> list:
     """The reader's connections of ``topics`` (default: every image topic), checked."""
-    by_topic = {c.topic: c for c in reader.connections}
+    by_topic = {absolute_topic(c.topic): c for c in reader.connections}
+    names = sorted(c.topic for c in reader.connections)
+    wanted = {absolute_topic(t) for t in topics or ()}
     for t in topics or ():
-        if t not in by_topic:
-            raise BagError(f'topic {t} not in bag {p}; topics: {sorted(by_topic)}')
-        if by_topic[t].msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE):
-            raise BagError(f'topic {t} has type {by_topic[t].msgtype}, not an image')
+        c = by_topic.get(absolute_topic(t))
+        if c is None:
+            raise BagError(f'topic {t} not in bag {p}; topics: {names}')
+        if c.msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE):
+            raise BagError(f'topic {t} has type {c.msgtype}, not an image')
     conns = [c for c in reader.connections if c.msgtype in (IMAGE_TYPE, COMPRESSED_TYPE)
-             and (not topics or c.topic in topics)]
+             and (not topics or absolute_topic(c.topic) in wanted)]
     if not conns:
-        raise BagError(f'bag {p} has no image topics; topics: {sorted(by_topic)}')
+        raise BagError(f'bag {p} has no image topics; topics: {names}')
     return conns
 
 
@@ -227,7 +245,7 @@ def read_labeled_frames(path: Union[str, Path], image_topic: str, label_topic: s
     images: Dict[int, np.ndarray] = {}
     labels: Dict[int, np.ndarray] = {}
     for f in read_frames(path, [image_topic, label_topic], keep_raw=True):
-        if f.topic == image_topic:
+        if same_topic(f.topic, image_topic):
             images[f.stamp_ns] = f.rgb
         else:
             if f.encoding != 'mono8':
@@ -274,7 +292,8 @@ def image_topics(path: Union[str, Path], topics: Optional[Sequence[str]] = None
 
 def read_raw(path: Union[str, Path], topics: Sequence[str]) -> Iterator[RawMessage]:
     """The bag's messages on ``topics`` in recorded order, still serialized."""
+    wanted = {absolute_topic(t) for t in topics}
     with _open(path) as (reader, _):
-        conns = [c for c in reader.connections if c.topic in set(topics)]
+        conns = [c for c in reader.connections if absolute_topic(c.topic) in wanted]
         for conn, log_ns, raw in reader.messages(connections=conns):
             yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(raw))

@@ -4,8 +4,9 @@
     record_bag live --out data/live.mcap --topics camera/image_raw cmd_vel --seconds 30
     record_bag sample   # the small sample bag the tests and demo use (data/sample_bag)
 
-The sim recorder writes ``camera/image_raw`` (rgb8), ``camera/labels`` (mono8 ground truth),
-``cmd_vel`` and ``odom``, all stamped with sim time.
+The sim recorder writes ``/camera/image_raw`` (rgb8), ``/camera/labels`` (mono8 ground truth),
+``/cmd_vel`` and ``/odom``, all stamped with sim time; live recording keeps the resolved
+(absolute) names, as ``ros2 bag record`` does.
 """
 
 import argparse
@@ -84,7 +85,7 @@ def record_live(out: Path, topics: Sequence[str], seconds: float, storage: str =
                 return cb
             for name, type_name in types.items():
                 node.create_subscription(_msg_class(type_name), name,
-                                         make_cb(name.lstrip('/'), type_name),
+                                         make_cb(name, type_name),
                                          qos_profile_sensor_data, raw=True)
             end = time.monotonic() + seconds
             while time.monotonic() < end:

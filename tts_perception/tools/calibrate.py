@@ -96,10 +96,11 @@ def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optiona
     """A bag's frames (optionally with labels) as :class:`Frames`; BagError naming what is
     wrong (no image topic, several and none chosen, a labels topic that is not mono8 or
     matches no frame)."""
-    from tts_perception.bag.io import BagError, image_topics, ImageDecodeError, read_frames
+    from tts_perception.bag.io import (BagError, image_topics, ImageDecodeError, read_frames,
+                                       same_topic)
     topics = image_topics(bag, [image_topic] if image_topic else None)
     if labels_topic:
-        topics.pop(labels_topic, None)
+        topics = {t: m for t, m in topics.items() if not same_topic(t, labels_topic)}
         image_topics(bag, [labels_topic])           # present and an image topic
     if image_topic is None:
         if len(topics) != 1:
@@ -110,7 +111,7 @@ def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optiona
     prog = Progress(max_frames or 1, f'read {Path(bag).name}', quiet=quiet or not max_frames)
     want = [image_topic] + ([labels_topic] if labels_topic else [])
     for f in read_frames(bag, want, keep_raw=bool(labels_topic)):
-        if f.topic == image_topic:
+        if same_topic(f.topic, image_topic):
             if max_frames and len(rgb) >= max_frames:
                 if not labels_topic:
                     break
