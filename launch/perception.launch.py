@@ -14,7 +14,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node, PushROSNamespace, SetParameter
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace, SetParameter
 
 
 def generate_launch_description():
@@ -43,13 +43,20 @@ def generate_launch_description():
         DeclareLaunchArgument('dds_profile',
                               default_value=EnvironmentVariable(
                                   'FASTDDS_DEFAULT_PROFILES_FILE',
-                                  default_value=os.path.join(cfg, 'fastdds.xml')),
+                                  default_value=EnvironmentVariable(
+                                      'FASTRTPS_DEFAULT_PROFILES_FILE',
+                                      default_value=os.path.join(cfg, 'fastdds.xml'))),
                               description='Fast DDS XML profile (large shared-memory segment '
-                              'for camera frames); your FASTDDS_DEFAULT_PROFILES_FILE wins'),
+                              'for camera frames), set under both names: '
+                              'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) and '
+                              'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted); your own '
+                              'setting of either wins'),
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('dds_profile')),
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE',
+                               LaunchConfiguration('dds_profile')),
         GroupAction([
-            PushROSNamespace(LaunchConfiguration('namespace')),
+            PushRosNamespace(LaunchConfiguration('namespace')),
             SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),
             LifecycleNode(package='tts_perception', executable='perception_node',
                           name='perception_node', namespace='', output='screen',

@@ -10,7 +10,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node, PushROSNamespace
+from launch_ros.actions import Node, PushRosNamespace
 
 
 def generate_launch_description():
@@ -35,7 +35,7 @@ def generate_launch_description():
                               'use_sim_time': 'true',
                               'cmd_vel_in_topic': 'cmd_vel_nominal'}.items()),
         GroupAction([
-            PushROSNamespace(LaunchConfiguration('namespace')),
+            PushRosNamespace(LaunchConfiguration('namespace')),
             Node(package='tts_perception', executable='sim_node', name='sim_node',
                  output='screen', parameters=[LaunchConfiguration('sim_params_file')]),
         ]),
