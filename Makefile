@@ -1,18 +1,34 @@
 # tts_perception: the README's two commands are `make demo` and `make test`.
+# DISTRO selects the ROS 2 distribution (jazzy, the LTS, by default; or kilted), each with a
+# pinned venv of its own (.venv-jazzy, .venv-kilted) made by scripts/setup_env.sh.
 SHELL := /bin/bash
-ENV := source scripts/env.sh &&
+DISTRO ?= jazzy
+ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
+PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
-.PHONY: setup demo test lint bench bench-node soak train profile calibrate evaluate eval-sim \
-	third-party closed-loop sample-bag clean
+.PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node \
+	soak train profile calibrate evaluate eval-sim third-party closed-loop sample-bag clean
 
 setup:
-	@bash scripts/setup_env.sh
+	@bash scripts/setup_env.sh $(DISTRO)
+
+setup-jazzy:
+	@bash scripts/setup_env.sh jazzy
+
+setup-kilted:
+	@bash scripts/setup_env.sh kilted
 
 demo: setup
 	$(ENV) python -m tts_perception.tools.demo
 
-test: setup
-	$(ENV) python -m pytest -q -p no:cacheprovider --timeout=600 test
+# the whole suite on Jazzy, then on Kilted
+test: test-jazzy test-kilted
+
+test-jazzy: setup-jazzy
+	export TTS_ROS_DISTRO=jazzy && source scripts/env.sh && $(PYTEST)
+
+test-kilted: setup-kilted
+	export TTS_ROS_DISTRO=kilted && source scripts/env.sh && $(PYTEST)
 
 lint: setup
 	$(ENV) flake8 tts_perception test bench launch

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Idempotent environment setup: Debian packages for MuJoCo offscreen rendering + a pinned .venv.
+# Idempotent environment setup: Debian packages for MuJoCo offscreen rendering + a pinned venv
+# for one ROS 2 distribution:
+#   scripts/setup_env.sh [jazzy|kilted]    (default: $TTS_ROS_DISTRO, else jazzy)
+# jazzy -> .venv-jazzy from requirements/jazzy.txt + constraints/jazzy.txt
+# kilted -> .venv-kilted from requirements/kilted.txt + constraints/kilted.txt
 # A second run checks two stamps and returns in about a second without changing anything.
 set -eo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-VENV="$ROOT/.venv"
+DISTRO=${1:-${TTS_ROS_DISTRO:-jazzy}}
+case "$DISTRO" in
+  jazzy) VENV="$ROOT/.venv-jazzy" ;;
+  kilted) VENV="$ROOT/.venv-kilted" ;;
+  *) echo "[setup] unknown ROS distribution '$DISTRO': choose jazzy or kilted" >&2; exit 2 ;;
+esac
+REQ=requirements/$DISTRO.txt
+CON=constraints/$DISTRO.txt
 PY=${PYTHON:-python3}
 
 # 1. Debian packages (OSMesa for MUJOCO_GL=osmesa). Only touches apt when a library is missing.
@@ -16,16 +27,16 @@ if ! ldconfig -p | grep -q libOSMesa.so; then
     libosmesa6 libegl1 libgl1 libglx-mesa0 libegl-mesa0 >/dev/null
 fi
 
-# 2. The venv, pinned by requirements.txt + constraints.txt. Re-installed only when they change.
+# 2. The venv, pinned by the requirement and constraint files. Re-installed only when they change.
 STAMP="$VENV/.tts_requirements.sha256"
-WANT=$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)
+WANT=$(cat requirements/common.txt "$REQ" "$CON" | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
-echo "[setup] creating $VENV (pinned; ~2 min on a fresh machine)"
+echo "[setup] creating $VENV for ROS 2 $DISTRO (pinned; ~2 min on a fresh machine)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip==23.2.1 >/dev/null 2>&1 || true
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  -r requirements.txt -c constraints.txt 2> >(grep -v '^WARNING: Location' >&2)
+  -r "$REQ" -c "$CON" 2> >(grep -v '^WARNING: Location' >&2)
 echo "$WANT" > "$STAMP"
 echo "[setup] done"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 import shutil
 import subprocess
+import sys
 
 from conftest import ROOT
 
@@ -27,7 +28,7 @@ def test_colcon_build_and_console_scripts(tmp_path, ros_env):
     ws = tmp_path / 'ws'
     env = dict(ros_env)
     env.pop('PYTHONPATH', None)   # the installed package must stand on its own
-    venv = Path(os.environ.get('VIRTUAL_ENV', ROOT / '.venv'))
+    venv = Path(sys.prefix)        # the venv of the distribution under test
     build = subprocess.run(['colcon', 'build', '--base-paths', 'src'], cwd=ws, env=env,
                            capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stdout + build.stderr
