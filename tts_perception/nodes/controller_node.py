@@ -24,7 +24,8 @@ from tts_perception.control.control_law import (ControlParams, free_distance_in,
                                                 Perception, SpeedGovernor)
 from tts_perception.common.image_codec import image_msg_to_array, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
-                                           Param, run_node, status, values_of, WARN)
+                                           Param, ParameterHandler, run_node, status, values_of,
+                                           WARN)
 from tts_perception.common.settings import settings_of
 
 PARAMS = tuple(settings_of(ControlParams)) + (
@@ -45,10 +46,10 @@ class ControllerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('controller_node', **kwargs)
-        self.add_on_set_parameters_callback(self._validate)
+        self._param_handler = ParameterHandler(self, self._validate)
         self.p = declare_params(self, PARAMS)
         self.gov = SpeedGovernor(self._law_params())
-        self.add_post_set_parameters_callback(self._apply)
+        self._param_handler.apply_with(self._apply)
         self.nominal = (0.0, 0.0)
         self.pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)

@@ -38,8 +38,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_to_rgb,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
-                                           OK, output_topic, Param, pop_flag, run_node, stamp_ns,
-                                           StartupError, status, WARN)
+                                           OK, output_topic, Param, ParameterHandler, pop_flag,
+                                           run_node, stamp_ns, StartupError, status, WARN)
 from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameRequest,
                                               PipelineConfig)
 from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
@@ -119,9 +119,9 @@ class PerceptionNode(LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         super().__init__('perception_node', **kwargs)
         self.pipeline: Optional[AdaptivePipeline] = None
-        self.add_on_set_parameters_callback(self._validate)
+        self._param_handler = ParameterHandler(self, self._validate)
         self.p = declare_params(self, PARAMS)
-        self.add_post_set_parameters_callback(self._apply)
+        self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
         self.lock = threading.Lock()
         self.subs = []

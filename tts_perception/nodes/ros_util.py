@@ -50,6 +50,33 @@ def declare_params(node: Node, params: Iterable[Param]) -> Dict[str, Any]:
     return out
 
 
+class ParameterHandler:
+    """Validate, then apply, a node's parameter changes on every distribution.
+
+    Create it before declaring the parameters (the validator then sees YAML values too) and
+    call :meth:`apply_with` once the state that ``apply`` changes exists. Accepted changes
+    reach ``apply`` through rclpy's post-set callback (Jazzy and newer); Humble's rclpy has
+    none, so there ``apply`` runs from the validator right after it accepts.
+    """
+
+    def __init__(self, node: Node, validate: Callable[[list], Any]):
+        self._validate, self._apply = validate, None
+        self._post = getattr(node, 'add_post_set_parameters_callback', None)
+        node.add_on_set_parameters_callback(self._on_set)
+
+    def _on_set(self, params: list):
+        result = self._validate(params)
+        if result.successful and self._post is None and self._apply is not None:
+            self._apply(params)
+        return result
+
+    def apply_with(self, apply: Callable[[list], None]) -> None:
+        """From now on, accepted changes go to ``apply(params)``."""
+        self._apply = apply
+        if self._post is not None:
+            self._post(apply)
+
+
 def kv(items: Dict[str, Any]) -> List[KeyValue]:
     """KeyValue list from a dict (floats with 4 significant digits)."""
     out = []

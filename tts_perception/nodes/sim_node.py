@@ -22,8 +22,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 
-from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, image_msg, OK,
-                                           Param, run_node, status)
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, image_msg, OK, Param,
+                                           ParameterHandler, run_node, status)
 from tts_perception.sim.world import scripted_command, World
 
 PARAMS = (
@@ -50,7 +50,7 @@ class SimNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('sim_node', **kwargs)
-        self.add_on_set_parameters_callback(self._validate)
+        self._param_handler = ParameterHandler(self, self._validate)
         self.p = declare_params(self, PARAMS)
         self.world = World(self.p['seed'], self.p['course_length'], self.p['width'],
                            self.p['height'])
@@ -76,7 +76,7 @@ class SimNode(Node):
         self._stop = threading.Event()
         self._render = threading.Thread(target=self._loop, name='render', daemon=True)
         self._render.start()
-        self.add_post_set_parameters_callback(self._on_params)
+        self._param_handler.apply_with(self._on_params)
         self.get_logger().info(
             f'course seed {self.p["seed"]}: {len(self.world.course.obstacles)} obstacles, '
             f'segments {[s.kind for s in self.world.course.segments]}')
