@@ -65,19 +65,20 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     vals = {k.key: k.value for k in agg[-1].values}
     assert int(vals['processed']) >= 5 and int(vals['received']) >= int(vals['processed'])
     assert 'points' in vals and float(vals['latency_p50_ms']) > 0
-    before = [OperatingPoint.parse(s['point']) for s in stats[-5:]]
-    # a runtime deadline change through the standard SetParameters service moves the point
-    res = client.set_param('perception_node', 'deadline_ms', 25.0)
+    old = OperatingPoint.parse(stats[-1]['point'])
+    old_cost = float(stats[-1]['predicted_ms'])
+    # a runtime deadline change through the standard SetParameters service: a deadline
+    # below the point's own predicted cost excludes it, so the point changes (the latency
+    # model may predict more on a busy machine, which only excludes it further)
+    deadline = round(0.6 * old_cost, 2)
+    res = client.set_param('perception_node', 'deadline_ms', deadline)
     assert res.successful, res.reason
     n0 = len(stats)
     _drive(client, {'camera/image_raw': frames}, 12)
     client.wait_for(lambda: len(stats) >= n0 + 12, 10)
-    after = [s for s in stats[n0:] if float(s['deadline_ms']) == 25.0]
-    assert len(after) >= 5
-    cost = {p: float(s['predicted_ms']) for p, s in zip(before, stats[n0 - 5:n0])}
-    assert max(float(s['predicted_ms']) for s in after[2:]) < max(cost.values())
-    assert max(OperatingPoint.parse(s['point']).pixels for s in after[2:]) <= \
-        max(p.pixels for p in before)
+    after = [s for s in stats[n0:] if float(s['deadline_ms']) == deadline]
+    assert len(after) >= 3, (old, old_cost, len(stats) - n0)
+    assert all(OperatingPoint.parse(s['point']) != old for s in after), (old, old_cost, after)
     # out-of-range and invalid values are refused with a reason
     bad = client.set_param('perception_node', 'deadline_ms', -5.0)
     assert not bad.successful and bad.reason

@@ -11,6 +11,20 @@ image_transport convention) it publishes next to the *resolved* camera topic:
 ``perception/status`` (diagnostic_msgs/DiagnosticStatus: the decision record) per frame; an
 aggregate goes to ``/diagnostics``.
 
+Camera QoS: per camera the node looks at the publishers of the topic and subscribes reliable
+when every one of them offers reliable, best effort otherwise (rosbag2's adaptive QoS); it looks
+again whenever a publisher comes or goes (the subscription's *matched* event where rclpy has
+it, else every diagnostics period). A large frame sent best effort survives only if the
+*writer's* transport can carry it, and a camera driver started from the robot's own launch
+file has no profile of ours; subscribing reliable to a reliable driver delivers every frame
+anyway. ``qos_overrides./<topic>.subscription.reliability: reliable | best_effort`` fixes the
+choice (``auto``, the default, adapts). Frames lost before they reached the node are estimated
+from the camera's stamps (:class:`~tts_perception.common.camera_stream.TransportLoss`) and
+reported as ``lost_in_transport``, with a WARN naming the fix above 5 %.
+
+Parameter changes are validated on the executor thread and queued; the worker applies them
+between frames (or at once while it is not running), so a frame never sees half a change.
+
 Data path: the subscription callback only stores the newest message of its camera (a frame
 still waiting is replaced and counted as *dropped*) and wakes a dedicated worker thread; the
 worker decodes, runs the pipeline and publishes. Nothing polls: an idle node sleeps. A frame's
@@ -22,6 +36,7 @@ arrival to the start of processing). A frame whose age exceeds its deadline is d
 
 from collections import Counter
 from dataclasses import fields
+import inspect
 import threading
 import time
 from typing import Dict, List, Optional
@@ -30,11 +45,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 
+from tts_perception.common.camera_stream import FramePeriod, TransportLoss
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_to_rgb,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
@@ -45,6 +62,14 @@ from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameReque
 from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
 from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
+from tts_perception.nodes.dds import profile_path
+
+try:                  # Jazzy and newer; Humble has rclpy.qos_event without the matched event
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    _MATCHED = SubscriptionEventCallbacks if 'matched' in inspect.signature(
+        SubscriptionEventCallbacks).parameters else None
+except ImportError:
+    _MATCHED = None
 
 TRANSPORTS = ('raw', 'compressed')
 CAMERA_PARAMS = (
@@ -72,22 +97,20 @@ STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'back
 SCHEDULER = {f.name for f in fields(SchedulerConfig)}
 TIME_JUMP_NS = 1_000_000_000     # a stamp this far behind the last one: time went back
 PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
+LOSS_WARN = 0.05                 # share of frames lost in transport that raises a WARN
+RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
+               'best_effort': ReliabilityPolicy.BEST_EFFORT}
+QOS_AUTO = 'auto'
 
 
-class FramePeriod:
-    """Running estimate of a camera's frame period from arrival times (steady clock, s)."""
-
-    def __init__(self, alpha: float = 0.1):
-        self.alpha, self.last, self.period_s = alpha, None, None
-
-    def arrived(self, t: float) -> None:
-        """Record an arrival; gaps over 1 s (camera paused) do not count."""
-        if self.last is not None:
-            gap = t - self.last
-            if 0.0 < gap < 1.0:
-                self.period_s = gap if self.period_s is None else \
-                    (1 - self.alpha) * self.period_s + self.alpha * gap
-        self.last = t
+def adapted_reliability(offered) -> ReliabilityPolicy:
+    """rosbag2's rule for the reliability policies ``offered`` by a topic's publishers:
+    reliable when every publisher offers reliable (it delivers every frame, whatever the
+    writer's transport), best effort otherwise (it hears both kinds); best effort when there
+    is no publisher yet."""
+    offered = list(offered)
+    return ReliabilityPolicy.RELIABLE if offered and all(
+        r == ReliabilityPolicy.RELIABLE for r in offered) else ReliabilityPolicy.BEST_EFFORT
 
 
 class _Slot:
@@ -100,6 +123,10 @@ class _Slot:
         self.transport_ms = 0.0
         self.arrival = 0.0
         self.period = FramePeriod()
+        self.loss = TransportLoss()
+        self.sub = None
+        self.reliability: Optional[ReliabilityPolicy] = None   # of the current subscription
+        self.fixed_reliability: Optional[ReliabilityPolicy] = None   # qos_overrides
         self.node_overhead_ms = 0.0          # decode + publish around the pipeline (EWMA)
         self.received = self.dropped = self.stale = self.bad = self.processed = 0
         self.missed = self.errors = self.future = self.time_jumps = 0
@@ -124,7 +151,8 @@ class PerceptionNode(LifecycleNode):
         self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
         self.lock = threading.Lock()
-        self.subs = []
+        self._pending: list = []              # accepted parameter changes for the worker
+        self._qos_timer = None                # one-shot: look at the publishers again
         self.pubs: Dict[str, tuple] = {}
         self.pub_status = self.pub_diag = None
         self.diag_timer = None
@@ -156,16 +184,30 @@ class PerceptionNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _apply(self, params) -> None:
+        """Executor thread: queue accepted changes for the worker (applied between frames),
+        or apply them now while no worker runs."""
+        with self.lock:
+            self._pending.extend(params)
+        if self._worker is None:
+            self._apply_pending()
+        else:
+            self._wake.set()
+
+    def _apply_pending(self) -> None:
+        """Apply the queued parameter changes (worker thread between frames, or no worker)."""
+        with self.lock:
+            params, self._pending = self._pending, []
         for prm in params:
             self.p[prm.name] = prm.value
-        if self.pipeline is None:
+        if self.pipeline is None or not params:
             return
         for prm in params:
             if prm.name in SCHEDULER:
                 self.pipeline.update_scheduler(**{prm.name: prm.value})
             elif prm.name in ('anytime', 'anytime_confidence', 'deadline_ms'):
                 setattr(self.pipeline.config, prm.name, prm.value)
-            if prm.name in ('deadline_ms', 'deadlines_ms'):
+        if any(prm.name in ('deadline_ms', 'deadlines_ms') for prm in params):
+            with self.lock:             # the executor thread reads deadlines on arrival
                 self._set_deadlines()
 
     def _config(self) -> PipelineConfig:
@@ -198,7 +240,13 @@ class PerceptionNode(LifecycleNode):
         for i, topic in enumerate(self.p['camera_topics']):
             resolved = self.resolve_topic_name(topic)
             kind = transports[i] if i < len(transports) else 'raw'
-            self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'])
+            slot = self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'])
+            try:
+                slot.fixed_reliability = self._reliability_override(slot)
+            except StartupError as exc:
+                self.get_logger().error(f'configure failed: {exc}')
+                self.pipeline = None
+                return TransitionCallbackReturn.FAILURE
             self.pubs[topic] = (
                 self.create_lifecycle_publisher(Image, output_topic(resolved, 'segmentation'),
                                                 10),
@@ -214,15 +262,9 @@ class PerceptionNode(LifecycleNode):
         """Subscribe to the cameras and start the inference worker."""
         if self.pipeline is not None:
             self.pipeline.prepare()   # no-op unless deactivate released the backend
-        for topic, slot in self.slots.items():
-            # sensor-data QoS (best effort, keep last 1): connects to best-effort and reliable
-            # camera drivers alike; reliability/depth overridable with
-            # qos_overrides./<topic>.subscription.reliability etc.
-            mtype, name = ((CompressedImage, slot.resolved + '/compressed')
-                           if slot.transport == 'compressed' else (Image, slot.resolved))
-            self.subs.append(self.create_subscription(
-                mtype, name, lambda m, t=topic: self._on_image(t, m), qos_profile_sensor_data,
-                qos_overriding_options=QoSOverridingOptions.with_default_policies()))
+        for slot in self.slots.values():
+            self._subscribe(slot, slot.fixed_reliability or adapted_reliability(
+                self._offered(slot)))
         # steady-clock timer: with use_sim_time a ROS-time timer would fire only on /clock
         self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag,
                                             clock=self.steady)
@@ -230,7 +272,8 @@ class PerceptionNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
         self._worker.start()
         self.get_logger().info('active: listening on ' + ', '.join(
-            f'{s.resolved} ({s.transport})' for s in self.slots.values()))
+            f'{s.resolved} ({s.transport}, {s.reliability.name.lower()})'
+            for s in self.slots.values()))
         return super().on_activate(state)
 
     def _stop_worker(self) -> None:
@@ -240,12 +283,17 @@ class PerceptionNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=30.0)
         self._worker = None
+        self._apply_pending()           # changes accepted while it stopped
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Unsubscribe, stop the worker and free backend memory."""
-        for s in self.subs:
-            self.destroy_subscription(s)
-        self.subs = []
+        for slot in self.slots.values():
+            if slot.sub is not None:
+                self.destroy_subscription(slot.sub)
+            slot.sub = slot.reliability = None
+        if self._qos_timer is not None:
+            self.destroy_timer(self._qos_timer)
+            self._qos_timer = None
         self._stop_worker()
         if self.diag_timer is not None:
             self.destroy_timer(self.diag_timer)
@@ -284,6 +332,72 @@ class PerceptionNode(LifecycleNode):
         self._stop_worker()
         return super().destroy_node()
 
+    # ------------------------------------------------------------ camera QoS
+    @staticmethod
+    def _camera_topic(slot: _Slot) -> str:
+        return slot.resolved + '/compressed' if slot.transport == 'compressed' else slot.resolved
+
+    def _reliability_override(self, slot: _Slot) -> Optional[ReliabilityPolicy]:
+        """``qos_overrides./<topic>.subscription.reliability``: auto (None) or fixed."""
+        name = f'qos_overrides.{self._camera_topic(slot)}.subscription.reliability'
+        if not self.has_parameter(name):
+            self.declare_parameter(name, QOS_AUTO, ParameterDescriptor(
+                description=f'Reliability of the subscription to {self._camera_topic(slot)}: '
+                            f'auto (reliable when every publisher offers reliable, else best '
+                            f'effort), reliable or best_effort', read_only=True))
+        value = str(self.get_parameter(name).value).lower()
+        if value != QOS_AUTO and value not in RELIABILITY:
+            raise StartupError(f'perception_node: {name} must be auto, reliable or '
+                               f'best_effort, not {value!r}')
+        return RELIABILITY.get(value)
+
+    def _offered(self, slot: _Slot) -> List[ReliabilityPolicy]:
+        return [i.qos_profile.reliability
+                for i in self.get_publishers_info_by_topic(self._camera_topic(slot))]
+
+    def _subscribe(self, slot: _Slot, reliability: ReliabilityPolicy) -> None:
+        """(Re)create the camera's subscription with ``reliability`` (keep last 1; history
+        and depth overridable through qos_overrides as usual)."""
+        if slot.sub is not None:
+            self.destroy_subscription(slot.sub)
+        qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
+                         reliability=reliability)
+        mtype = CompressedImage if slot.transport == 'compressed' else Image
+        extra = {}
+        if _MATCHED is not None:         # Jazzy and newer: hear publishers come and go
+            # (a best-effort publisher next to a reliable subscription never matches: the
+            # incompatible-QoS event tells of it)
+            extra['event_callbacks'] = _MATCHED(
+                matched=lambda _s: self._recheck_qos_soon(),
+                incompatible_qos=lambda _s: self._recheck_qos_soon())
+        slot.sub = self.create_subscription(
+            mtype, self._camera_topic(slot), lambda m, t=slot.topic: self._on_image(t, m), qos,
+            qos_overriding_options=QoSOverridingOptions(
+                policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)), **extra)
+        slot.reliability = reliability
+
+    def _recheck_qos_soon(self) -> None:
+        """A publisher came or went: look again from a one-shot timer (never from inside
+        the subscription's own event callback)."""
+        if self._qos_timer is None:
+            self._qos_timer = self.create_timer(0.01, self._recheck_qos, clock=self.steady)
+
+    def _recheck_qos(self) -> None:
+        if self._qos_timer is not None:
+            self.destroy_timer(self._qos_timer)
+            self._qos_timer = None
+        for slot in self.slots.values():
+            if slot.sub is None or slot.fixed_reliability is not None:
+                continue
+            offered = self._offered(slot)
+            want = adapted_reliability(offered)
+            if offered and want != slot.reliability:
+                self.get_logger().info(
+                    f'{self._camera_topic(slot)}: publishers offer '
+                    f'{sorted({r.name.lower() for r in offered})}; subscribing '
+                    f'{want.name.lower()}')
+                self._subscribe(slot, want)
+
     # ------------------------------------------------------------ data path
     def _on_image(self, topic: str, msg) -> None:
         """Executor thread: keep the newest frame, wake the worker. Nothing heavy here."""
@@ -297,6 +411,7 @@ class PerceptionNode(LifecycleNode):
                 self._time_jump(slot, stamp)
             slot.last_stamp = stamp
             slot.period.arrived(arrival)
+            slot.loss.arrived(stamp, arrival)
             if transport < -self.p['future_tolerance_ms']:
                 slot.future += 1
                 self.get_logger().warning(
@@ -323,6 +438,7 @@ class PerceptionNode(LifecycleNode):
         slot.time_jumps += 1
         slot.latencies.clear()
         slot.period = FramePeriod()
+        slot.loss = TransportLoss()
         self._reset_cameras.add(slot.resolved)
         self.get_logger().warning(
             f'{slot.topic}: camera time jumped back by '
@@ -336,6 +452,7 @@ class PerceptionNode(LifecycleNode):
             if self._stop.is_set():
                 return
             self._wake.clear()   # before taking: a frame arriving meanwhile wakes us again
+            self._apply_pending()    # parameter changes, between frames
             with self.lock:
                 waiting = [(s, s.msg, s.transport_ms, s.arrival) for s in self.slots.values()
                            if s.msg is not None]
@@ -403,7 +520,7 @@ class PerceptionNode(LifecycleNode):
     def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
         seg_pub, ovl_pub = self.pubs[slot.topic]
         seg_pub.publish(image_msg(labels, 'mono8', msg.header))
-        if self.p['publish_overlay']:
+        if self.p['publish_overlay'] and ovl_pub.get_subscription_count() > 0:
             ovl = (0.5 * rgb + 0.5 * PALETTE[np.minimum(labels, len(PALETTE) - 1)]).astype(
                 np.uint8)
             ovl_pub.publish(image_msg(ovl, 'rgb8', msg.header))
@@ -418,16 +535,22 @@ class PerceptionNode(LifecycleNode):
             del slot.latencies[:-500]
 
     def _publish_diag(self) -> None:
+        if _MATCHED is None:            # Humble: no matched event, look at the publishers here
+            self._recheck_qos()
         sts = []
         now = time.monotonic()
         for s in self.slots.values():
             with self.lock:
+                lost_share = s.loss.recent_fraction(now)
                 lat = np.array(s.latencies) if s.latencies else np.zeros(1)
                 vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
                         'dropped': s.dropped, 'stale': s.stale, 'future': s.future,
                         'time_jumps': s.time_jumps, 'waiting': int(s.msg is not None),
                         'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                         'transport': s.transport,
+                        'reliability': s.reliability.name.lower() if s.reliability else '',
+                        'lost_in_transport': s.loss.lost,
+                        'lost_in_transport_pct': 100.0 * lost_share,
                         'frame_period_ms': 1e3 * s.period.period_s if s.period.period_s
                         else 0.0,
                         'latency_p50_ms': float(np.median(lat)),
@@ -438,6 +561,15 @@ class PerceptionNode(LifecycleNode):
                 level, msg = WARN, 'no input yet'
             elif silent > max(1.0, 5 * (s.period.period_s or 0.2)):
                 level, msg = ERROR, f'no input for {silent:.1f} s'
+            elif lost_share > LOSS_WARN:
+                level = WARN
+                msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
+                       f'reached this node ({vals["reliability"]} subscription): start the '
+                       f'camera driver with the profile {profile_path()} in '
+                       f'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) or '
+                       f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
+                       f'publisher reliable')
+                self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
             else:
                 level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
                 msg = f'{s.processed} frames, {s.missed} misses'

@@ -1,0 +1,76 @@
+"""Frames lost in transport, estimated from the camera's stamps alone."""
+
+import numpy as np
+import pytest
+
+from tts_perception.common.camera_stream import FramePeriod, TransportLoss
+
+pytestmark = pytest.mark.unit
+
+
+def _feed(keep: np.ndarray, period_s: float = 1 / 30, jitter_s: float = 0.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    loss = TransportLoss()
+    t0 = 1_000_000_000
+    for i in np.flatnonzero(keep):
+        stamp = t0 + int(round(i * period_s * 1e9 + rng.normal(0, jitter_s) * 1e9))
+        loss.arrived(stamp, i * period_s + 0.004)
+    return loss
+
+
+@pytest.mark.parametrize('drop', [0.0, 0.05, 0.3, 0.76, 0.85])
+def test_lost_frames_within_ten_percent_of_the_truth(drop):
+    rng = np.random.default_rng(int(drop * 100))
+    keep = rng.random(600) >= drop
+    keep[0] = keep[-1] = True              # losses before the first frame are unknowable
+    loss = _feed(keep, jitter_s=0.001)
+    really = int((~keep).sum())
+    assert loss.received == int(keep.sum())
+    assert abs(loss.lost - really) <= max(1, 0.1 * really), (loss.lost, really)
+    assert loss.period_s == pytest.approx(1 / 30, rel=0.1)
+
+
+def test_no_loss_on_a_clean_stream_and_a_pause_is_not_loss():
+    keep = np.ones(300, bool)
+    keep[100:190] = False                  # 3 s without frames: camera paused, not lost
+    loss = _feed(keep)
+    assert loss.lost == 0
+
+
+def test_recent_fraction_follows_the_last_seconds():
+    loss = TransportLoss(recent_s=2.0)
+    period = 0.1
+    stamp = 0
+    for i in range(40):                    # 4 s clean
+        stamp += int(period * 1e9)
+        loss.arrived(stamp, i * period)
+    assert loss.recent_fraction(4.0) == 0.0
+    t = 4.0
+    for _ in range(10):                    # then every other frame lost
+        stamp += int(2 * period * 1e9)
+        t += 2 * period
+        loss.arrived(stamp, t)
+    assert loss.lost == 10
+    assert loss.recent_fraction(t) == pytest.approx(10 / 20, abs=0.1)
+
+
+def test_held_gaps_before_the_estimate_are_counted_once_it_exists():
+    keep = np.zeros(60, bool)
+    keep[[0, 4, 8, 12]] = True             # heavy loss first (3 lost per gap) ...
+    keep[20:60] = True                     # ... then a clean run gives the period
+    loss = _feed(keep)
+    assert loss.lost == int((~keep[:60]).sum())
+
+
+def test_out_of_order_or_repeated_stamps_count_nothing():
+    loss = TransportLoss(warmup=2)
+    for s in (1, 2, 3, 3, 2, 4):
+        loss.arrived(s * 100_000_000, s * 0.1)
+    assert loss.lost == 0 and loss.received == 6
+
+
+def test_frame_period_ignores_pauses():
+    fp = FramePeriod(alpha=0.5)
+    for t in (0.0, 0.1, 0.2, 5.0, 5.1):
+        fp.arrived(t)
+    assert fp.period_s == pytest.approx(0.1)

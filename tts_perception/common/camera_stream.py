@@ -1,0 +1,89 @@
+"""What a camera's stream tells by itself: its frame period, and the frames lost before they
+reached the node (no ROS here; the perception node feeds arrivals and stamps)."""
+
+from collections import deque
+from typing import Deque, List, Optional, Tuple
+
+import numpy as np
+
+
+class FramePeriod:
+    """Running estimate of a camera's frame period from arrival times (steady clock, s)."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha, self.last, self.period_s = alpha, None, None
+
+    def arrived(self, t: float) -> None:
+        """Record an arrival; gaps over 1 s (camera paused) do not count."""
+        if self.last is not None:
+            gap = t - self.last
+            if 0.0 < gap < 1.0:
+                self.period_s = gap if self.period_s is None else \
+                    (1 - self.alpha) * self.period_s + self.alpha * gap
+        self.last = t
+
+
+class TransportLoss:
+    """Frames lost between the camera and the node, estimated from the camera's own stamps.
+
+    A camera stamps its frames at a steady period, so a gap of k periods between two frames
+    that arrived means k - 1 frames in between never did. The period is a low quantile of
+    the recent stamp gaps: it holds while at least a tenth of the gaps are between
+    consecutive frames (a stream that loses exactly every other frame for ever looks like a
+    camera at half the rate). The first ``warmup`` gaps wait until that estimate exists and
+    are then counted with it; a gap longer than ``max_gap_s`` (the camera paused) counts
+    nothing. Frames the node receives and then drops (newest wins, stale) are not lost here.
+    """
+
+    def __init__(self, window: int = 100, warmup: int = 10, max_gap_s: float = 2.0,
+                 recent_s: float = 10.0, quantile: float = 10.0):
+        self.gaps: Deque[float] = deque(maxlen=window)
+        self.warmup, self.max_gap_s, self.recent_s, self.quantile = (
+            warmup, max_gap_s, recent_s, quantile)
+        self.last_stamp_ns: Optional[int] = None
+        self.lost = 0                      # since start (or the last reset)
+        self.received = 0
+        self._held: List[Tuple[float, float]] = []          # (arrival s, gap s) before warmup
+        self._recent: Deque[Tuple[float, int]] = deque()     # (arrival s, lost before it)
+
+    @property
+    def period_s(self) -> Optional[float]:
+        """The camera's frame period from its stamps (None until ``warmup`` gaps)."""
+        if len(self.gaps) < self.warmup:
+            return None
+        return float(np.percentile(self.gaps, self.quantile))
+
+    def arrived(self, stamp_ns: int, now_s: float) -> None:
+        """A frame stamped ``stamp_ns`` arrived at ``now_s`` (steady clock)."""
+        self.received += 1
+        last = self.last_stamp_ns
+        if last is not None and stamp_ns <= last:    # repeated or out of order: no gap
+            self._recent.append((now_s, 0))
+            return
+        self.last_stamp_ns = stamp_ns
+        if last is None:
+            self._recent.append((now_s, 0))
+            return
+        gap = (stamp_ns - last) / 1e9
+        if gap <= self.max_gap_s:
+            self.gaps.append(gap)
+        period = self.period_s
+        if period is None:
+            self._held.append((now_s, gap))
+            return
+        for t, g in self._held + [(now_s, gap)]:
+            self._count(t, g, period)
+        self._held = []
+
+    def _count(self, t: float, gap: float, period: float) -> None:
+        k = 0 if gap > self.max_gap_s or period <= 0 else max(0, int(round(gap / period)) - 1)
+        self.lost += k
+        self._recent.append((t, k))
+
+    def recent_fraction(self, now_s: float) -> float:
+        """Share of the camera's frames lost in transport over the last ``recent_s``."""
+        while self._recent and self._recent[0][0] < now_s - self.recent_s:
+            self._recent.popleft()
+        lost = sum(k for _, k in self._recent)
+        total = lost + len(self._recent)
+        return lost / total if total else 0.0
