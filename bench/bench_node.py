@@ -7,8 +7,12 @@ publishes recorded frames at fixed rates; perception_node runs as ``ros2 launch`
 ``perception/status`` and ``/diagnostics``. Per run: frames sent / received / processed /
 dropped (a newer frame won) / stale; end-to-end latency (publish -> segmentation received);
 ROS overhead = end-to-end - the pipeline's own total; the longest gap between outputs; node
-CPU (from /proc). Also: the CPU of an active node without input, and the executors compared
-at one load. Writes ``bench/results/node.json``, ``node.png`` and prints a table.
+CPU (from /proc). Also: the CPU of an active node without input, the executors compared at one
+load, and cameras as they come: a player with no Fast DDS profile of ours (as a driver started
+from the robot's own launch file), reliable and best effort, with the node's
+``lost_in_transport`` estimate set against the frames really lost (sent - received). Runs on
+the ROS 2 distribution of the environment (``make bench-node DISTRO=jazzy|kilted``); writes
+``bench/results/node_<distro>.json``, ``.png``, its section of docs/results.md and a table.
 
     python bench/bench_node.py                 # full: 10/15/30/60 Hz x 640x480/320x240 x
                                                # raw/compressed, ~5 min
@@ -100,7 +104,8 @@ class Monitor:
     def counters(self) -> Dict[str, int]:
         with self.lock:
             d = dict(self.diag or {})
-        keys = ('received', 'processed', 'dropped', 'stale', 'bad_frames', 'future', 'missed')
+        keys = ('received', 'processed', 'dropped', 'stale', 'bad_frames', 'future', 'missed',
+                'lost_in_transport')
         return {k: int(d.get(k, 0)) for k in keys}
 
     def wait_diag(self, timeout: float) -> bool:
@@ -128,9 +133,17 @@ def start_node(env: Dict[str, str], executor: str, extra: List[str], log: Path):
                             stderr=subprocess.STDOUT)
 
 
+def without_profile(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` as a camera driver from the robot's own launch file has it: no profile."""
+    from tts_perception.nodes.dds import PROFILE_VARS
+    return {k: v for k, v in env.items() if k not in PROFILE_VARS}
+
+
 def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: str,
-             rate: float, seconds: float) -> Dict:
-    """One player run against the running node; counters are deltas of /diagnostics."""
+             rate: float, seconds: float, player: str = 'best_effort, profile') -> Dict:
+    """One player run against the running node; counters are deltas of /diagnostics.
+    ``player``: its publisher's reliability, then 'profile' (ours) or 'no profile'."""
+    reliability, profile = (x.strip() for x in player.split(','))
     time.sleep(1.2)     # let the previous run's outputs and aggregate settle
     before = mon.counters()
     with mon.lock:
@@ -139,7 +152,9 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
     player = subprocess.run(
         [sys.executable, '-m', 'tts_perception.tools.frame_player', '--bag', str(bag),
          '--size', size, '--rate', str(rate), '--seconds', str(seconds), '--transport',
-         transport], env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+         transport, '--reliability', reliability],
+        env=env if profile == 'profile' else without_profile(env), cwd=str(ROOT),
+        capture_output=True, text=True, timeout=300)
     cpu1, t1 = cpu_seconds(node_pid), time.monotonic()
     time.sleep(1.5)     # outputs in flight and the next /diagnostics aggregate
     lines = [ln for ln in player.stdout.splitlines() if ln.startswith('{')]
@@ -165,7 +180,9 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
            'sent': n, 'received': delta['received'], 'processed': len(outs),
            'dropped_newest_wins': delta['dropped'], 'stale': delta['stale'],
            'bad': delta['bad_frames'], 'missed': delta['missed'],
+           'player': player,
            'lost_in_transport': n - delta['received'],
+           'lost_in_transport_estimate': delta['lost_in_transport'],
            'processed_pct': 100.0 * len(outs) / max(1, n),
            'e2e_p50_ms': q(e2e, 50), 'e2e_p99_ms': q(e2e, 99),
            'ros_overhead_p50_ms': q(over, 50), 'ros_overhead_p99_ms': q(over, 99),
@@ -174,9 +191,11 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
                                       50),
            'max_output_gap_s': gap, 'node_cpu_pct': 100.0 * (cpu1 - cpu0) / (t1 - t0),
            'player_late': sent['late']}
-    print(f"  {size:>7} {transport:>10} {rate:5.0f} Hz: sent {n:4d} recv {res['received']:4d} "
+    print(f"  {size:>7} {transport:>10} {rate:5.0f} Hz [{player}]: sent {n:4d} recv "
+          f"{res['received']:4d} "
           f"proc {len(outs):4d} ({res['processed_pct']:5.1f} %) drop {delta['dropped']:3d} "
-          f"stale {delta['stale']:3d} | e2e p50 {res['e2e_p50_ms']:5.1f} p99 "
+          f"stale {delta['stale']:3d} lost {n - delta['received']:4d} (node's estimate "
+          f"{delta['lost_in_transport']:4d}) | e2e p50 {res['e2e_p50_ms']:5.1f} p99 "
           f"{res['e2e_p99_ms']:5.1f} | ROS overhead p50 {res['ros_overhead_p50_ms']:4.1f} "
           f"p99 {res['ros_overhead_p99_ms']:5.1f} ms | gap {gap:.2f} s | node CPU "
           f"{res['node_cpu_pct']:.0f} %", flush=True)
@@ -190,7 +209,7 @@ def idle_cpu(node_pid: int, seconds: float) -> float:
 
 
 def session(env, bag: Path, executor: str, size: str, transport: str, rates, seconds: float,
-            logdir: Path, idle_s: float = 0.0) -> Dict:
+            logdir: Path, idle_s: float = 0.0, players=('best_effort, profile',)) -> Dict:
     """One node process; several player runs against it."""
     dom = int(env['ROS_DOMAIN_ID'])
     extra = ['-p', f'transports:=[{transport}]']
@@ -204,9 +223,10 @@ def session(env, bag: Path, executor: str, size: str, transport: str, rates, sec
             out['idle_cpu_pct'] = idle_cpu(node.pid, idle_s)
             print(f'  idle active node ({executor} executor): {out["idle_cpu_pct"]:.2f} % of a '
                   f'core', flush=True)
-        for rate in rates:
-            out['runs'].append(run_rate(mon, env, node.pid, bag, size, transport, rate,
-                                        seconds))
+        for player in players:
+            for rate in rates:
+                out['runs'].append(run_rate(mon, env, node.pid, bag, size, transport, rate,
+                                            seconds, player))
         return out
     finally:
         mon.close()
@@ -242,17 +262,28 @@ def plot(runs: List[Dict], path: Path) -> None:
 
 
 def table(res: Dict) -> str:
-    rows = ['| input | rate | sent | received | processed | dropped (newest wins) | stale | '
-            'e2e p50/p99 ms | ROS overhead p50/p99 ms | max gap s | node CPU % |',
-            '|---|---|---|---|---|---|---|---|---|---|---|']
+    rows = ['| input | camera publisher | rate | sent | received | processed | dropped (newest '
+            'wins) | stale | lost in transport (node\'s estimate) | e2e p50/p99 ms | '
+            'ROS overhead p50/p99 ms | max gap s | node CPU % |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in res['runs']:
-        rows.append(f"| {r['size']} {r['transport']} | {r['rate_hz']:.0f} Hz | {r['sent']} | "
+        rows.append(f"| {r['size']} {r['transport']} | {r['player']} | {r['rate_hz']:.0f} Hz | "
+                    f"{r['sent']} | "
                     f"{r['received']} | {r['processed']} ({r['processed_pct']:.1f} %) | "
-                    f"{r['dropped_newest_wins']} | {r['stale']} | {r['e2e_p50_ms']:.1f} / "
+                    f"{r['dropped_newest_wins']} | {r['stale']} | {r['lost_in_transport']} "
+                    f"({r['lost_in_transport_estimate']}) | {r['e2e_p50_ms']:.1f} / "
                     f"{r['e2e_p99_ms']:.1f} | {r['ros_overhead_p50_ms']:.1f} / "
                     f"{r['ros_overhead_p99_ms']:.1f} | {r['max_output_gap_s']:.2f} | "
                     f"{r['node_cpu_pct']:.0f} |")
     return '\n'.join(rows)
+
+
+def rclpy_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version('rclpy')
+    except metadata.PackageNotFoundError:
+        return 'unknown'
 
 
 def main(argv=None) -> int:
@@ -260,12 +291,17 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='one short run (CI-sized)')
     ap.add_argument('--seconds', type=float, default=10.0, help='seconds per rate')
-    ap.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'node.json')
+    ap.add_argument('--out', type=Path, default=None,
+                    help='default: bench/results/node_<distribution>.json')
     ap.add_argument('--bag', type=Path, default=None, help='frames (default: the sample bag)')
     a = ap.parse_args(argv)
     dom = isolate_this_process()
     import rclpy
+    from tts_perception.nodes.dds import ros_distribution
     from tts_perception.nodes.ros_util import make_executor
+    distro = ros_distribution()
+    if a.out is None:
+        a.out = ROOT / 'bench' / 'results' / f'node_{distro}.json'
     rclpy.init()    # only to name the executor that 'auto' resolves to
     make_executor_name = type(make_executor('auto')).__name__
     rclpy.try_shutdown()
@@ -279,24 +315,29 @@ def main(argv=None) -> int:
     logdir = a.out.parent / 'node_logs'
     logdir.mkdir(exist_ok=True)
     t_start = time.time()
-    res: Dict = {'machine': {'cpus': os.cpu_count()}, 'runs': [], 'executors': {}}
+    res: Dict = {'machine': {'cpus': os.cpu_count()}, 'ros_distribution': distro, 'runs': [],
+                 'executors': {}}
+    ours = ('best_effort, profile',)
+    as_they_come = ('reliable, no profile', 'best_effort, no profile')
     if a.quick:
-        plan = [('auto', '320x240', 'raw', [10.0], 5.0, 2.0)]
+        plan = [('auto', '320x240', 'raw', [10.0], 5.0, 2.0, ours)]
         exec_cmp = []
     else:
         rates = [10.0, 15.0, 30.0, 60.0]
-        plan = [('auto', '640x480', 'raw', rates, a.seconds, 5.0),
-                ('auto', '320x240', 'raw', rates, a.seconds, 0.0),
-                ('auto', '640x480', 'compressed', rates, a.seconds, 0.0),
-                ('auto', '320x240', 'compressed', rates, a.seconds, 0.0)]
+        plan = [('auto', '640x480', 'raw', rates, a.seconds, 5.0, ours),
+                ('auto', '320x240', 'raw', rates, a.seconds, 0.0, ours),
+                ('auto', '640x480', 'compressed', rates, a.seconds, 0.0, ours),
+                ('auto', '320x240', 'compressed', rates, a.seconds, 0.0, ours),
+                ('auto', '640x480', 'raw', [30.0], a.seconds * 2, 0.0, as_they_come)]
         exec_cmp = ['single', 'multi']
-    for i, (ex, size, tr, rates, secs, idle) in enumerate(plan):
-        print(f'[{i + 1}/{len(plan) + len(exec_cmp)}] {ex} executor, {size} {tr}', flush=True)
-        out = session(env, a.bag, ex, size, tr, rates, secs, logdir, idle)
+    for i, (ex, size, tr, rates, secs, idle, players) in enumerate(plan):
+        print(f'[{i + 1}/{len(plan) + len(exec_cmp)}] {ex} executor, {size} {tr}, camera '
+              f'publisher: {" / ".join(players)}', flush=True)
+        out = session(env, a.bag, ex, size, tr, rates, secs, logdir, idle, players)
         res['runs'] += out['runs']
         if 'idle_cpu_pct' in out:
             res['idle_cpu_pct'] = out['idle_cpu_pct']
-        if size == '640x480' and tr == 'raw':
+        if size == '640x480' and tr == 'raw' and players == ours:
             r30 = [r for r in out['runs'] if r['rate_hz'] == 30.0]
             res['executors'][f'{ex} ({make_executor_name})'] = {
                 'idle_cpu_pct': out.get('idle_cpu_pct'),
@@ -310,7 +351,7 @@ def main(argv=None) -> int:
     best = {}
     for r in res['runs']:
         key = f"{r['size']} {r['transport']}"
-        if r['processed_pct'] >= 95.0:
+        if r['processed_pct'] >= 95.0 and r['player'] in ours:
             best[key] = max(best.get(key, 0.0), r['rate_hz'])
     res['highest_rate_under_5pct_loss'] = best
     res['date'] = time.strftime('%Y-%m-%d', time.gmtime(t_start))
@@ -332,17 +373,22 @@ def main(argv=None) -> int:
             f"{v['run_30hz_640x480']['ros_overhead_p50_ms']:.1f} / "
             f"{v['run_30hz_640x480']['ros_overhead_p99_ms']:.1f} |"
             for k, v in res['executors'].items())
-        body = (f"perception_node with the shipped parameters in its own process; a player "
-                f"process sends recorded frames stamped at publish time ({a.seconds:g} s per "
-                f"rate); counts from the node's /diagnostics, end-to-end = publish -> "
+        body = (f"ROS 2 {distro.capitalize()} (rclpy {rclpy_version()}). perception_node with "
+                f"the shipped parameters in its own process; a player process sends recorded "
+                f"frames stamped at publish time ({a.seconds:g} s per rate; "
+                f"{2 * a.seconds:g} s for cameras as they come); counts from the node's "
+                f"/diagnostics, lost in transport = sent - received, end-to-end = publish -> "
                 f"segmentation received, ROS overhead = end-to-end - the pipeline's own "
-                f"total. Active node without input: {res['idle_cpu_pct']:.2f} % of a "
+                f"total. Camera publisher: its reliability, and whether its process has the "
+                f"shipped Fast DDS profile (no profile: a driver from the robot's own launch "
+                f"file). Active node without input: {res['idle_cpu_pct']:.2f} % of a "
                 f"core.\n\n{table(res)}\n\n"
                 f"Executors (640x480 raw at 30 Hz):\n\n| executor | idle CPU % | processed % | "
                 f"ROS overhead p50 / p99 ms |\n|---|---|---|---|\n{ex_rows}\n\n"
                 f"Highest rate with < 5 % loss: "
                 + ', '.join(f'{k} {v:g} Hz' for k, v in best.items()) + '.')
-        path = record('node', 'Perception node as a robot runs it', 'make bench-node', body)
+        path = record(f'node-{distro}', f'Perception node as a robot runs it (ROS 2 '
+                      f'{distro.capitalize()})', f'make bench-node DISTRO={distro}', body)
         print(f'updated {path}')
     return 0
 

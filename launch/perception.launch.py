@@ -15,6 +15,7 @@ from launch.actions import DeclareLaunchArgument, GroupAction, SetEnvironmentVar
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace, SetParameter
+from tts_perception.nodes.dds import profile_vars
 
 
 def generate_launch_description():
@@ -47,14 +48,13 @@ def generate_launch_description():
                                       'FASTRTPS_DEFAULT_PROFILES_FILE',
                                       default_value=os.path.join(cfg, 'fastdds.xml'))),
                               description='Fast DDS XML profile (large shared-memory segment '
-                              'for camera frames), set under both names: '
-                              'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) and '
-                              'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted); your own '
+                              'for camera frames), set as FASTRTPS_DEFAULT_PROFILES_FILE (read '
+                              'by Fast DDS 2.x: Humble, Jazzy) and FASTDDS_DEFAULT_PROFILES_FILE '
+                              '(Fast DDS 3: Kilted and newer, the only name set there); your own '
                               'setting of either wins'),
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('dds_profile')),
-        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('dds_profile')),
+        # the name(s) this distribution's Fast DDS reads (FASTRTPS_ on Humble/Jazzy)
+        *[SetEnvironmentVariable(var, LaunchConfiguration('dds_profile'))
+          for var in profile_vars()],
         GroupAction([
             PushRosNamespace(LaunchConfiguration('namespace')),
             SetParameter('use_sim_time', LaunchConfiguration('use_sim_time')),

@@ -74,3 +74,22 @@ def test_frame_period_ignores_pauses():
     for t in (0.0, 0.1, 0.2, 5.0, 5.1):
         fp.arrived(t)
     assert fp.period_s == pytest.approx(0.1)
+
+
+def test_middleware_reports_count_when_no_frame_arrives():
+    loss = TransportLoss()
+    for i in range(30):
+        loss.reported(1, i / 30)
+    assert loss.received == 0 and loss.lost == 30
+    assert loss.recent_fraction(1.0) == 1.0
+
+
+def test_the_larger_lower_bound_wins():
+    keep = np.ones(200, bool)
+    keep[50:60] = False
+    loss = _feed(keep)
+    assert loss.from_stamps == 10
+    loss.reported(4, 7.0)              # the middleware saw fewer: stamps decide
+    assert loss.lost == 10
+    loss.reported(20, 7.1)             # more: the middleware decides
+    assert loss.lost == 24

@@ -24,15 +24,20 @@ class FramePeriod:
 
 
 class TransportLoss:
-    """Frames lost between the camera and the node, estimated from the camera's own stamps.
+    """Frames lost between the camera and the node, from two lower bounds of the same count.
 
-    A camera stamps its frames at a steady period, so a gap of k periods between two frames
-    that arrived means k - 1 frames in between never did. The period is a low quantile of
-    the recent stamp gaps: it holds while at least a tenth of the gaps are between
-    consecutive frames (a stream that loses exactly every other frame for ever looks like a
-    camera at half the rate). The first ``warmup`` gaps wait until that estimate exists and
-    are then counted with it; a gap longer than ``max_gap_s`` (the camera paused) counts
-    nothing. Frames the node receives and then drops (newest wins, stale) are not lost here.
+    - The camera's own stamps: a camera stamps its frames at a steady period, so a gap of k
+      periods between two frames that arrived means k - 1 frames in between never did. The
+      period is a low quantile of the recent stamp gaps: it holds while at least a tenth of
+      the gaps are between consecutive frames (a stream that loses exactly every other frame
+      for ever looks like a camera at half the rate). The first ``warmup`` gaps wait until
+      that estimate exists and are then counted with it; a gap longer than ``max_gap_s`` (the
+      camera paused) counts nothing. Blind when no frame arrives at all.
+    - What the middleware reports (:meth:`reported`: the subscription's message-lost event,
+      from the writer's sequence numbers). Blind to frames of a writer it never heard of.
+
+    ``lost`` is the larger of the two. Frames the node receives and then drops (newest wins,
+    stale) are not lost here.
     """
 
     def __init__(self, window: int = 100, warmup: int = 10, max_gap_s: float = 2.0,
@@ -41,10 +46,17 @@ class TransportLoss:
         self.warmup, self.max_gap_s, self.recent_s, self.quantile = (
             warmup, max_gap_s, recent_s, quantile)
         self.last_stamp_ns: Optional[int] = None
-        self.lost = 0                      # since start (or the last reset)
+        self.from_stamps = 0                 # since start (or the last reset)
+        self.from_middleware = 0
         self.received = 0
         self._held: List[Tuple[float, float]] = []          # (arrival s, gap s) before warmup
-        self._recent: Deque[Tuple[float, int]] = deque()     # (arrival s, lost before it)
+        self._arrivals: Deque[Tuple[float, int]] = deque()   # (arrival s, lost before it)
+        self._reports: Deque[Tuple[float, int]] = deque()    # (report s, frames lost)
+
+    @property
+    def lost(self) -> int:
+        """Frames lost in transport: the larger of the two lower bounds."""
+        return max(self.from_stamps, self.from_middleware)
 
     @property
     def period_s(self) -> Optional[float]:
@@ -58,11 +70,11 @@ class TransportLoss:
         self.received += 1
         last = self.last_stamp_ns
         if last is not None and stamp_ns <= last:    # repeated or out of order: no gap
-            self._recent.append((now_s, 0))
+            self._arrivals.append((now_s, 0))
             return
         self.last_stamp_ns = stamp_ns
         if last is None:
-            self._recent.append((now_s, 0))
+            self._arrivals.append((now_s, 0))
             return
         gap = (stamp_ns - last) / 1e9
         if gap <= self.max_gap_s:
@@ -75,15 +87,22 @@ class TransportLoss:
             self._count(t, g, period)
         self._held = []
 
+    def reported(self, n: int, now_s: float) -> None:
+        """The middleware reports ``n`` more frames lost (message-lost event)."""
+        if n > 0:
+            self.from_middleware += n
+            self._reports.append((now_s, n))
+
     def _count(self, t: float, gap: float, period: float) -> None:
         k = 0 if gap > self.max_gap_s or period <= 0 else max(0, int(round(gap / period)) - 1)
-        self.lost += k
-        self._recent.append((t, k))
+        self.from_stamps += k
+        self._arrivals.append((t, k))
 
     def recent_fraction(self, now_s: float) -> float:
         """Share of the camera's frames lost in transport over the last ``recent_s``."""
-        while self._recent and self._recent[0][0] < now_s - self.recent_s:
-            self._recent.popleft()
-        lost = sum(k for _, k in self._recent)
-        total = lost + len(self._recent)
+        for q in (self._arrivals, self._reports):
+            while q and q[0][0] < now_s - self.recent_s:
+                q.popleft()
+        lost = max(sum(k for _, k in self._arrivals), sum(n for _, n in self._reports))
+        total = lost + len(self._arrivals)
         return lost / total if total else 0.0

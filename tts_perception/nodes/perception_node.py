@@ -64,12 +64,12 @@ from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
 from tts_perception.nodes.dds import profile_path
 
-try:                  # Jazzy and newer; Humble has rclpy.qos_event without the matched event
+try:                                   # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks
-    _MATCHED = SubscriptionEventCallbacks if 'matched' in inspect.signature(
-        SubscriptionEventCallbacks).parameters else None
-except ImportError:
-    _MATCHED = None
+except ImportError:                    # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
+_EVENTS = set(inspect.signature(SubscriptionEventCallbacks).parameters)
+_MATCHED = 'matched' in _EVENTS        # Jazzy and newer: publishers coming and going
 
 TRANSPORTS = ('raw', 'compressed')
 CAMERA_PARAMS = (
@@ -363,18 +363,24 @@ class PerceptionNode(LifecycleNode):
         qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
                          reliability=reliability)
         mtype = CompressedImage if slot.transport == 'compressed' else Image
-        extra = {}
-        if _MATCHED is not None:         # Jazzy and newer: hear publishers come and go
+        events = {}
+        if 'message_lost' in _EVENTS:     # frames the middleware knows it lost
+            events['message_lost'] = lambda st, sl=slot: self._on_lost(sl, st)
+        if _MATCHED:
             # (a best-effort publisher next to a reliable subscription never matches: the
             # incompatible-QoS event tells of it)
-            extra['event_callbacks'] = _MATCHED(
-                matched=lambda _s: self._recheck_qos_soon(),
-                incompatible_qos=lambda _s: self._recheck_qos_soon())
+            events['matched'] = events['incompatible_qos'] = \
+                lambda _st: self._recheck_qos_soon()
         slot.sub = self.create_subscription(
             mtype, self._camera_topic(slot), lambda m, t=slot.topic: self._on_image(t, m), qos,
             qos_overriding_options=QoSOverridingOptions(
-                policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)), **extra)
+                policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)),
+            event_callbacks=SubscriptionEventCallbacks(**events))
         slot.reliability = reliability
+
+    def _on_lost(self, slot: _Slot, st) -> None:
+        with self.lock:
+            slot.loss.reported(int(st.total_count_change), time.monotonic())
 
     def _recheck_qos_soon(self) -> None:
         """A publisher came or went: look again from a one-shot timer (never from inside
@@ -535,7 +541,7 @@ class PerceptionNode(LifecycleNode):
             del slot.latencies[:-500]
 
     def _publish_diag(self) -> None:
-        if _MATCHED is None:            # Humble: no matched event, look at the publishers here
+        if not _MATCHED:                # Humble: no matched event, look at the publishers here
             self._recheck_qos()
         sts = []
         now = time.monotonic()
@@ -557,12 +563,10 @@ class PerceptionNode(LifecycleNode):
                         'latency_p99_ms': float(np.percentile(lat, 99)),
                         'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
             silent = now - (s.period.last if s.period.last is not None else now)
-            if s.period.last is None:
-                level, msg = WARN, 'no input yet'
-            elif silent > max(1.0, 5 * (s.period.period_s or 0.2)):
-                level, msg = ERROR, f'no input for {silent:.1f} s'
-            elif lost_share > LOSS_WARN:
-                level = WARN
+            quiet = s.period.last is not None and \
+                silent > max(1.0, 5 * (s.period.period_s or 0.2))
+            if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
+                level = ERROR if quiet or s.period.last is None else WARN
                 msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
                        f'reached this node ({vals["reliability"]} subscription): start the '
                        f'camera driver with the profile {profile_path()} in '
@@ -570,6 +574,10 @@ class PerceptionNode(LifecycleNode):
                        f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
                        f'publisher reliable')
                 self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
+            elif s.period.last is None:
+                level, msg = WARN, 'no input yet'
+            elif quiet:
+                level, msg = ERROR, f'no input for {silent:.1f} s'
             else:
                 level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
                 msg = f'{s.processed} frames, {s.missed} misses'

@@ -2,11 +2,13 @@
 
 Publishes recorded frames (from a rosbag2, resized to ``--size``) as ``sensor_msgs/Image``
 (rgb8) on ``--topic`` or as jpeg ``sensor_msgs/CompressedImage`` on ``<topic>/compressed``,
-with sensor-data QoS (best effort, keep last 1) like most camera drivers, each stamped with
+with sensor-data QoS (best effort, keep last 1) like most camera drivers, or reliable with
+``--reliability reliable`` (keep last 10, as many drivers' defaults), each stamped with
 the wall clock at publish time, at ``--rate`` Hz for ``--seconds``. Frames are converted
 and encoded before the clock starts, as a camera's hardware encoder would; publishing
-(serialisation included) is this process's own cost. Prints one JSON line at the end:
-``{"sent": N, "first_ns": ..., "last_ns": ..., "late": ...}``.
+(serialisation included) is this process's own cost. The Fast DDS profile is whatever this
+process's environment names (a driver from the robot's own launch file has none). Prints one
+JSON line at the end: ``{"sent": N, "first_ns": ..., "last_ns": ..., "late": ...}``.
 
     python -m tts_perception.tools.frame_player --bag data/sample_bag --rate 30 --seconds 10
 """
@@ -49,6 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--rate', type=float, default=30.0)
     ap.add_argument('--seconds', type=float, default=10.0)
     ap.add_argument('--transport', choices=['raw', 'compressed'], default='raw')
+    ap.add_argument('--reliability', choices=['best_effort', 'reliable'], default='best_effort')
     ap.add_argument('--jpeg-quality', type=int, default=90)
     ap.add_argument('--wait-subscriber', type=float, default=60.0,
                     help='seconds to wait for a subscriber before starting')
@@ -58,21 +61,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import rclpy
     from rclpy.node import Node
-    from rclpy.qos import qos_profile_sensor_data
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
     from tts_perception.common.image_codec import encode_compressed, fill_image_msg
     rclpy.init()
     node = Node('frame_player')
+    qos = qos_profile_sensor_data if a.reliability == 'best_effort' else QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE)
     if a.transport == 'compressed':
-        pub = node.create_publisher(CompressedImage, a.topic + '/compressed',
-                                    qos_profile_sensor_data)
+        pub = node.create_publisher(CompressedImage, a.topic + '/compressed', qos)
         msgs = []
         for rgb in frames:
             m = CompressedImage(format='jpeg')
             m.data = encode_compressed(rgb, 'jpeg', a.jpeg_quality)
             msgs.append(m)
     else:
-        pub = node.create_publisher(Image, a.topic, qos_profile_sensor_data)
+        pub = node.create_publisher(Image, a.topic, qos)
         msgs = [fill_image_msg(Image(), rgb, 'rgb8') for rgb in frames]
     for m in msgs:
         m.header.frame_id = 'camera'

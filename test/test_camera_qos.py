@@ -1,0 +1,92 @@
+"""Camera drivers as they come: a publisher process with no Fast DDS profile of ours (a driver
+started from the robot's own launch file), 640x480 rgb8 at 30 Hz (320x240 frames fit the
+default shared-memory segment and are never lost, so they would prove nothing)."""
+
+import json
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+import pytest
+from sensor_msgs.msg import Image
+
+from conftest import ROOT
+from ros_client import RosClient
+from tts_perception.nodes.dds import PROFILE_VARS
+
+pytestmark = pytest.mark.dds
+
+NAME = 'perception_node: /camera/image_raw'
+
+
+@pytest.fixture
+def client(ros_env):
+    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
+    yield c
+    c.close()
+
+
+def _start(procs, client):
+    procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args',
+                 '--params-file', str(ROOT / 'config' / 'perception.yaml'),
+                 '-p', 'diagnostics_period:=0.25')
+    diags = []
+    client.node.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: diags.extend((time.time_ns(), st) for st in m.status if st.name == NAME), 50)
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 90)
+    return diags
+
+
+def _camera(procs, sample_bag, reliability: str, seconds: float):
+    """The stand-in driver in its own process, without any profile in its environment."""
+    env = {k: v for k, v in procs.env.items() if k not in PROFILE_VARS}
+    return procs.python('-m', 'tts_perception.tools.frame_player', '--bag', str(sample_bag),
+                        '--size', '640x480', '--rate', '30', '--seconds', str(seconds),
+                        '--reliability', reliability, env=env)
+
+
+def _summary(client, player, timeout: float = 120.0) -> dict:
+    assert client.wait_for(lambda: player.poll() is not None, timeout)
+    out = player.stdout.read()
+    lines = [ln for ln in out.splitlines() if ln.startswith('{')]
+    assert player.returncode == 0 and lines, out[-2000:]
+    return json.loads(lines[-1])
+
+
+def _values(st) -> dict:
+    return {k.key: k.value for k in st.values}
+
+
+def test_reliable_driver_without_profile_gets_every_frame_through(procs, client, sample_bag):
+    diags = _start(procs, client)
+    segs = client.listen('camera/segmentation', Image)
+    player = _camera(procs, sample_bag, 'reliable', 5.0)
+    sent = _summary(client, player)
+    stamps = lambda: {s.header.stamp.sec * 1_000_000_000 + s.header.stamp.nanosec  # noqa: E731
+                      for s in segs if sent['first_ns'] <= s.header.stamp.sec * 1_000_000_000
+                      + s.header.stamp.nanosec <= sent['last_ns']}
+    client.wait_for(lambda: len(stamps()) >= sent['sent'], 10)
+    processed = len(stamps())
+    assert processed >= 0.95 * sent['sent'], (processed, sent, _values(diags[-1][1]))
+    last = _values(diags[-1][1])
+    assert last['reliability'] == 'reliable'
+    assert int(last['lost_in_transport']) <= 0.05 * sent['sent'], last
+
+
+def test_best_effort_driver_without_profile_is_reported_with_the_fix(procs, client,
+                                                                     sample_bag):
+    diags = _start(procs, client)
+    player = _camera(procs, sample_bag, 'best_effort', 6.0)
+    sent = _summary(client, player)
+    client.spin(1.0)                           # the last aggregate after the last frame
+    warns = [(t, st) for t, st in diags if st.level in (st.WARN, st.ERROR) and
+             'FASTRTPS_DEFAULT_PROFILES_FILE' in st.message and t >= sent['first_ns']]
+    last = _values(diags[-1][1])
+    received, estimate = int(last['received']), int(last['lost_in_transport'])
+    really = sent['sent'] - received
+    assert last['reliability'] == 'best_effort'
+    # the premise: such a driver loses 640x480 frames on this distribution
+    assert really > 0.2 * sent['sent'], (sent, last)
+    assert warns, [(st.level, st.message) for _, st in diags[-5:]]
+    assert (warns[0][0] - sent['first_ns']) / 1e9 <= 3.0
+    assert abs(estimate - really) <= 0.1 * really, (estimate, really, sent, last)
