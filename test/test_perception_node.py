@@ -9,7 +9,6 @@ from sensor_msgs.msg import Image
 from conftest import ROOT
 from ros_client import RosClient
 from tts_perception.common.image_codec import fill_image_msg
-from tts_perception.inference.points import OperatingPoint
 
 pytestmark = pytest.mark.dds
 
@@ -65,11 +64,12 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     vals = {k.key: k.value for k in agg[-1].values}
     assert int(vals['processed']) >= 5 and int(vals['received']) >= int(vals['processed'])
     assert 'points' in vals and float(vals['latency_p50_ms']) > 0
-    old = OperatingPoint.parse(stats[-1]['point'])
     old_cost = float(stats[-1]['predicted_ms'])
-    # a runtime deadline change through the standard SetParameters service: a deadline
-    # below the point's own predicted cost excludes it, so the point changes (the latency
-    # model may predict more on a busy machine, which only excludes it further)
+    # a runtime deadline change through the standard SetParameters service, to a deadline
+    # that excludes the point just chosen: every frame after it is planned for the new
+    # deadline (its budget fits inside it), and the chosen point fits that budget or the
+    # record says it will miss (what the latency model predicts on a busy machine varies,
+    # so which point fits is not asserted)
     deadline = round(0.6 * old_cost, 2)
     res = client.set_param('perception_node', 'deadline_ms', deadline)
     assert res.successful, res.reason
@@ -77,8 +77,11 @@ def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client
     _drive(client, {'camera/image_raw': frames}, 12)
     client.wait_for(lambda: len(stats) >= n0 + 12, 10)
     after = [s for s in stats[n0:] if float(s['deadline_ms']) == deadline]
-    assert len(after) >= 3, (old, old_cost, len(stats) - n0)
-    assert all(OperatingPoint.parse(s['point']) != old for s in after), (old, old_cost, after)
+    assert len(after) >= 3, (old_cost, len(stats) - n0)
+    assert all(float(s['deadline_ms']) == deadline for s in stats[n0 + 2:])
+    for s in after:
+        assert float(s['budget_ms']) <= deadline, s
+        assert float(s['predicted_ms']) <= float(s['budget_ms']) or s['expect_miss'] == 'True', s
     # out-of-range and invalid values are refused with a reason
     bad = client.set_param('perception_node', 'deadline_ms', -5.0)
     assert not bad.successful and bad.reason

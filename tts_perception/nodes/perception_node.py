@@ -86,7 +86,8 @@ NODE_PARAMS = (
           'period (minus the node\'s own overhead), so that every frame can be processed'),
     Param('future_tolerance_ms', 500.0, 'Frames stamped further than this in the future are '
           'dropped (counted as future); nearer ones count as age 0', 0.0, 1e6),
-    Param('publish_overlay', False, 'Publish a colour overlay for viewing'),
+    Param('publish_overlay', False, 'Publish a colour overlay for viewing (computed only while '
+          'someone subscribes to it)'),
     Param('diagnostics_period', 1.0, 'Aggregate /diagnostics period (s)', 0.1, 60.0),
 )
 PIPELINE_PARAMS = tuple(settings_of(PipelineConfig))
