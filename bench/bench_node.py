@@ -149,7 +149,7 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
     with mon.lock:
         n_out0 = len(mon.outputs)
     cpu0, t0 = cpu_seconds(node_pid), time.monotonic()
-    player = subprocess.run(
+    proc = subprocess.run(
         [sys.executable, '-m', 'tts_perception.tools.frame_player', '--bag', str(bag),
          '--size', size, '--rate', str(rate), '--seconds', str(seconds), '--transport',
          transport, '--reliability', reliability],
@@ -157,9 +157,9 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
         capture_output=True, text=True, timeout=300)
     cpu1, t1 = cpu_seconds(node_pid), time.monotonic()
     time.sleep(1.5)     # outputs in flight and the next /diagnostics aggregate
-    lines = [ln for ln in player.stdout.splitlines() if ln.startswith('{')]
-    if player.returncode != 0 or not lines:
-        raise RuntimeError(f'player failed: {player.stdout[-2000:]} {player.stderr[-2000:]}')
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'player failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}')
     sent = json.loads(lines[-1])
     after = mon.counters()
     delta = {k: after[k] - before[k] for k in after}

@@ -1,5 +1,6 @@
 """perception_node in this process (private rclpy Context): parameter changes accepted on the
-executor thread reach the pipeline only through the inference worker, between frames."""
+executor thread reach the pipeline only through the inference worker, between frames; the
+overlay is computed only while someone subscribes to it."""
 
 import os
 import threading
@@ -70,6 +71,52 @@ def test_changes_are_applied_by_the_worker_between_frames():
         assert not any(c[1] for c in calls)                      # never inside a frame
         assert pipe.sched_config.safety_margin_ms == margins[-1]
         assert node.slots['camera/image_raw'].processed > 0
+    finally:
+        node.trigger_deactivate()
+        ex.shutdown()
+        node.destroy_node()
+        cam.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_overlay_only_while_subscribed():
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=int(os.environ['ROS_DOMAIN_ID']))
+    node = PerceptionNode(context=ctx, cli_args=[
+        '--ros-args', '--params-file', str(ROOT / 'config' / 'perception.yaml'),
+        '-p', 'publish_overlay:=true'])
+    cam = Node('camera', context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    ex.add_node(cam)
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        seg_pub, ovl_pub = node.pubs['camera/image_raw']
+        made = []
+        real = ovl_pub.publish
+        ovl_pub.publish = lambda m: (made.append(m), real(m))
+        pub = cam.create_publisher(Image, 'camera/image_raw', 10)
+        rgb = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
+        slot = node.slots['camera/image_raw']
+
+        def drive(n):
+            for _ in range(n):
+                msg = fill_image_msg(Image(), rgb, 'rgb8')
+                msg.header.stamp = cam.get_clock().now().to_msg()
+                pub.publish(msg)
+                t = time.monotonic() + 0.05
+                while time.monotonic() < t:
+                    ex.spin_once(timeout_sec=0.005)
+        drive(10)
+        assert slot.processed > 0 and made == []          # nobody listens: not computed
+        got = []
+        cam.create_subscription(Image, 'camera/segmentation_overlay', got.append, 10)
+        end = time.monotonic() + 10
+        while ovl_pub.get_subscription_count() == 0 and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.02)
+        drive(10)
+        assert made and made[-1].encoding == 'rgb8' and made[-1].width == 320
     finally:
         node.trigger_deactivate()
         ex.shutdown()
