@@ -46,7 +46,7 @@ train: setup
 	$(ENV) python -m tts_perception.model.train
 
 profile: setup
-	$(ENV) python -m tts_perception.tools.profile
+	$(ENV) python -m tts_perception.tools.bundled_profile
 
 calibrate: setup
 	$(ENV) python -m tts_perception.calibrate "$(BAG)" --model "$(MODEL)" $(ARGS)

@@ -35,6 +35,11 @@ setup(
             'replay_node = tts_perception.nodes.replay_node:main',
             'bringup = tts_perception.nodes.bringup:main',
             'record_bag = tts_perception.bag.record:main',
+            'calibrate = tts_perception.tools.calibrate:main',
+            'evaluate = tts_perception.tools.evaluate:main',
+            'bundled_profile = tts_perception.tools.bundled_profile:main',
+            'closed_loop = tts_perception.tools.closed_loop:main',
+            'frame_player = tts_perception.tools.frame_player:main',
         ],
     },
 )

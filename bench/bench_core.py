@@ -51,7 +51,7 @@ def load_frames(bag: Path, seconds: float, npz: Optional[Path]) -> List:
     if npz is not None:
         d = np.load(npz)
         return list(zip(d['rgb'], d['labels'], d['stamps'].tolist()))
-    from tts_perception.bag.io import read_labeled_frames
+    from tts_perception.bag.rosbag import read_labeled_frames
     from tts_perception.bag.record import IMAGE_TOPIC, LABEL_TOPIC
     return read_labeled_frames(eval_bag(bag, seconds), IMAGE_TOPIC, LABEL_TOPIC)
 

@@ -3,7 +3,8 @@
     python bench/pack_frames.py --out .gpu_data
 
 writes ``eval.npz`` (the eval bag's frames, labels and stamps, for ``bench_core.py --frames``)
-and ``profile.npz`` (the profile frames, for ``python -m tts_perception.tools.profile --data``).
+and ``profile.npz`` (the profile frames, for
+``python -m tts_perception.tools.bundled_profile --data``).
 """
 
 import argparse
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_core import load_frames  # noqa: E402
-from tts_perception.tools.profile import render_profile_frames  # noqa: E402
+from tts_perception.tools.bundled_profile import render_profile_frames  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tts_perception.bag.io import BagWriter  # noqa: E402
+from tts_perception.bag.rosbag import BagWriter  # noqa: E402
 
 WHEELS = {'rapidocr-onnxruntime==1.4.4':
           ('rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx', 'dbnet.onnx'),

@@ -12,7 +12,7 @@ log() { "$@" 2>&1 | tr '\r' '\n' | grep -v '^\s*\(accuracy\|latency\) \[' | tee 
 log nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 log $PY -c "import torch, numpy, cv2; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 torch.cuda.get_device_name(0), 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
-log $PY -m tts_perception.tools.profile --config config/pipeline_cuda.yaml --data .gpu_data \
+log $PY -m tts_perception.tools.bundled_profile --config config/pipeline_cuda.yaml --data .gpu_data \
     --out "$OUT/profile_cuda.json"
 cp "$OUT/profile_cuda.json" models/tts_segnet/profile_cuda.json
 log $PY bench/gpu_check.py --frames .gpu_data/eval.npz --out "$OUT/gpu_check.json"

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tts_perception.bag.io import (bag_topics, BagError, BagWriter, read_frames,
-                                   read_labeled_frames)
+from tts_perception.bag.rosbag import (bag_topics, BagError, BagWriter, read_frames,
+                                       read_labeled_frames)
 from tts_perception.common.image_codec import ImageDecodeError
 
 pytestmark = pytest.mark.unit
@@ -78,7 +78,7 @@ def test_topics_given_with_or_without_the_leading_slash(tmp_path, sample_bag):
     assert len(read_labeled_frames(sample_bag, '/camera/image_raw', 'camera/labels')) == 80
     # a bag with relative names (written without this package's writer)
     from rosbags.rosbag2 import Writer
-    from tts_perception.bag.io import _header, _typestore, image_topics, read_raw
+    from tts_perception.bag.rosbag import _header, _typestore, image_topics, read_raw
     from rosbags.typesys.stores.ros2_kilted import sensor_msgs__msg__Image as Image
     old = tmp_path / 'relative'
     ts = _typestore()
@@ -114,7 +114,7 @@ def test_bad_bag_path_and_topic(tmp_path):
 
 def test_unsupported_encoding_gives_clear_error(tmp_path):
     from rosbags.typesys.stores.ros2_kilted import sensor_msgs__msg__Image as Image
-    from tts_perception.bag.io import _header, _typestore
+    from tts_perception.bag.rosbag import _header, _typestore
     out = tmp_path / 'yuv'
     with BagWriter(out) as bag:
         msg = Image(header=_header(5, 'cam'), height=2, width=2, encoding='yuv422', is_bigendian=0,

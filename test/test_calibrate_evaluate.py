@@ -13,7 +13,7 @@ import yaml
 
 from conftest import ROOT
 from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
-from tts_perception.bag.io import BagWriter
+from tts_perception.bag.rosbag import BagWriter
 from tts_perception.tools import calibrate, evaluate
 from tts_perception.tools.calibrate import read_bag
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from tts_perception.bag.io import BagError, read_frames
+from tts_perception.bag.rosbag import BagError, read_frames
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, ImageDecodeError,
                                                image_msg_to_rgb, SUPPORTED_ENCODINGS)
 from tts_perception.inference.model_desc import load_model_description, ModelError

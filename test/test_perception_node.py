@@ -27,7 +27,7 @@ def client(ros_env):
 
 @pytest.fixture(scope='module')
 def frames(sample_bag):
-    from tts_perception.bag.io import read_frames
+    from tts_perception.bag.rosbag import read_frames
     return [f.rgb for f in read_frames(sample_bag, ['camera/image_raw'])][::4]
 
 

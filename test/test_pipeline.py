@@ -24,7 +24,7 @@ PROFILE = MODEL / 'profile_cpu.json'
 
 @pytest.fixture(scope='module')
 def frames(sample_bag):
-    from tts_perception.bag.io import read_labeled_frames
+    from tts_perception.bag.rosbag import read_labeled_frames
     return read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tts_perception.common.metrics import ConfusionMatrix
-from tts_perception.tools.profile import run_profile
+from tts_perception.tools.bundled_profile import run_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'bench'))

@@ -8,7 +8,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
 from ros_client import RosClient
-from tts_perception.bag.io import BagWriter
+from tts_perception.bag.rosbag import BagWriter
 
 pytestmark = pytest.mark.dds
 PERIOD = 0.1

@@ -38,7 +38,7 @@ def test_two_processes_exchange_camera_images(procs):
 
 
 def test_live_recorder_writes_a_readable_bag(procs, tmp_path):
-    from tts_perception.bag.io import bag_topics, read_frames
+    from tts_perception.bag.rosbag import bag_topics, read_frames
     procs.python('-m', 'tts_perception.nodes.sim_node', '--ros-args', '-p', 'width:=64',
                  '-p', 'height:=48', '-p', 'drive_scripted:=true', '-p', 'camera_rate:=20.0')
     out = tmp_path / 'live'

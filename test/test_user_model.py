@@ -61,7 +61,7 @@ def ladder(tmp_path_factory):
 
 
 def test_ladder_model_matches_the_bundled_model(ladder, sample_bag):
-    from tts_perception.bag.io import read_frames
+    from tts_perception.bag.rosbag import read_frames
     rgb = next(read_frames(sample_bag, ['camera/image_raw'])).rgb
     user = load_model_description(ladder)
     ours = load_model_description(MODEL)
@@ -77,8 +77,8 @@ def test_ladder_model_matches_the_bundled_model(ladder, sample_bag):
 
 
 def test_ladder_model_runs_in_the_adaptive_pipeline(ladder, tmp_path, sample_bag):
-    from tts_perception.bag.io import read_frames
-    from tts_perception.tools.profile import run_profile
+    from tts_perception.bag.rosbag import read_frames
+    from tts_perception.tools.bundled_profile import run_profile
     cfg = {'model_path': str(ladder), 'backend': 'onnxruntime',
            'resolutions': ['160x120', '320x240'], 'precisions': ['fp32']}
     prof = tmp_path / 'profile.json'

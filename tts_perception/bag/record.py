@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Dict, Optional, Sequence
 
-from tts_perception.bag.io import BagWriter
+from tts_perception.bag.rosbag import BagWriter
 from tts_perception.common.progress import Progress
 
 DEFAULT_SAMPLE = Path('data/sample_bag')

@@ -20,7 +20,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 
-from tts_perception.bag.io import BagError, COMPRESSED_TYPE, image_topics, read_raw
+from tts_perception.bag.rosbag import BagError, COMPRESSED_TYPE, image_topics, read_raw
 from tts_perception.nodes.ros_util import (declare_params, Param, run_node, StartupError)
 
 PARAMS = (

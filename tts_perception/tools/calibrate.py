@@ -96,8 +96,8 @@ def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optiona
     """A bag's frames (optionally with labels) as :class:`Frames`; BagError naming what is
     wrong (no image topic, several and none chosen, a labels topic that is not mono8 or
     matches no frame)."""
-    from tts_perception.bag.io import (BagError, image_topics, ImageDecodeError, read_frames,
-                                       same_topic)
+    from tts_perception.bag.rosbag import (BagError, image_topics, ImageDecodeError,
+                                           read_frames, same_topic)
     topics = image_topics(bag, [image_topic] if image_topic else None)
     if labels_topic:
         topics = {t: m for t, m in topics.items() if not same_topic(t, labels_topic)}
@@ -370,10 +370,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point."""
-    from tts_perception.bag.io import BagError, ImageDecodeError
+    from tts_perception.bag.rosbag import BagError, ImageDecodeError
     from tts_perception.inference.backends import make_backend
     from tts_perception.inference.model_desc import load_model_description
-    from tts_perception.tools.profile import plot_profile, print_table
+    from tts_perception.tools.profile_report import plot_profile, print_table
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('bag', type=Path)

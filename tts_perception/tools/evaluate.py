@@ -241,7 +241,7 @@ def held_out(frames_for, profile: Dict[str, Any], bag: Path, use_all: bool):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point."""
     from tts_perception.adaptive.pipeline import ConfigError
-    from tts_perception.bag.io import BagError, ImageDecodeError
+    from tts_perception.bag.rosbag import BagError, ImageDecodeError
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('bag', type=Path)

@@ -26,7 +26,7 @@ def load_frames(bag: str, size: Optional[Sequence[int]], topic: Optional[str] = 
                 limit: int = 120) -> List[np.ndarray]:
     """Up to ``limit`` RGB frames of a bag's image topic, resized to ``size`` (W, H)."""
     import cv2
-    from tts_perception.bag.io import read_frames
+    from tts_perception.bag.rosbag import read_frames
     out = []
     for f in read_frames(bag, [topic] if topic else None):
         rgb = f.rgb

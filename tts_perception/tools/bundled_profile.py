@@ -1,6 +1,7 @@
-"""profile: the bundled model's profile, calibrated on simulator drives with ground truth.
+"""bundled_profile: the bundled model's profile, calibrated on simulator drives with ground
+truth.
 
-    python -m tts_perception.tools.profile [--config config/pipeline.yaml] [--out PATH]
+    python -m tts_perception.tools.bundled_profile [--config config/pipeline.yaml] [--out PATH]
 
 Renders (or reuses ``data/profile.npz``) scripted drives over held-out seeds at 10 Hz, 640x480
 with ground-truth labels (real sequences, so temporal features are real), then does what
@@ -20,9 +21,10 @@ import yaml
 
 from tts_perception.inference.backends import make_backend
 from tts_perception.inference.model_desc import load_model_description
-from tts_perception.inference.points import make_points, OperatingPoint, parse_resolution
+from tts_perception.inference.points import make_points, parse_resolution
 from tts_perception.common.progress import Progress
 from tts_perception.tools.calibrate import build_profile, default_resolutions, Frames
+from tts_perception.tools.profile_report import plot_profile, print_table
 
 PROFILE_SEEDS = (2000, 2001)
 
@@ -81,47 +83,6 @@ def run_profile(config: Dict, out: Optional[Path] = None, data_dir: Path = Path(
     out.write_text(json.dumps(table, indent=1))
     table['path'] = str(out)
     return table
-
-
-def print_table(t: Dict) -> None:
-    """Human-readable profile summary."""
-    r = t['complexity']['fit_correlation']
-    print(f'\nprofile: {t["model"]} on {t["backend"]} ({t["device"]}), {t["frames"]} frames, '
-          f'complexity fit r={"n/a" if r is None else f"{r:.2f}"}; accuracy: '
-          f'{t["accuracy"].get("metric", "mIoU")}')
-    print(f'{"point":>18} {"p50 ms":>7} {"p95 ms":>7} {"mIoU":>6}  per complexity bin')
-    for k in t['points']:
-        lt = t['latency_ms'][k]
-        bins = ' '.join(f'{v:.3f}' for v in t['accuracy']['miou'][k])
-        print(f'{k:>18} {lt["p50"]:7.2f} {lt["p95"]:7.2f} {t["accuracy"]["overall"][k]:6.3f}  '
-              f'{bins}')
-    worst = t.get('precision_worst_class_iou', {})
-    for prec, agree in t.get('precision_agreement', {'int8': t['int8_agreement']}).items():
-        if agree:
-            w = worst.get(prec, {})
-            print(f'{prec} vs fp32: pixel agreement worst {min(agree.values()):.3f}' +
-                  (f', worst per-class IoU {min(w.values()):.3f} (unusable below '
-                   f'{t["int8_agreement_bound"]})' if w else ''))
-
-
-def plot_profile(t: Dict, path: Path) -> None:
-    """Latency vs accuracy scatter of all points."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for k in t['points']:
-        p = OperatingPoint.parse(k)
-        ax.scatter(t['latency_ms'][k]['p95'], t['accuracy']['overall'][k],
-                   marker='o' if p.precision == 'fp32' else 'x', s=20 + 10 * p.depth)
-        ax.annotate(k, (t['latency_ms'][k]['p95'], t['accuracy']['overall'][k]), fontsize=6)
-    ax.set_xscale('log')
-    ax.set_xlabel('latency p95 (ms)')
-    ax.set_ylabel('mIoU (held-out seeds)')
-    ax.set_title(f'operating points on {t["device"]}')
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,0 +1,89 @@
+"""The package's layout: no import circle (function-level imports included), no module named
+like a standard-library one, and a console script for every command-line tool."""
+
+import ast
+import re
+import sys
+from typing import Dict, List, Set
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.build
+
+PKG = ROOT / 'tts_perception'
+
+
+def _module(path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix('').parts)
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _graph() -> Dict[str, Set[str]]:
+    mods = {_module(p): p for p in PKG.rglob('*.py')}
+    graph: Dict[str, Set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: List[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f'{node.module}.{a.name}' for a in node.names]
+            for n in names:
+                if n in mods and n != mod:
+                    graph[mod].add(n)
+    return graph
+
+
+def _cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on: Set[str] = set()
+    out: List[List[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_check_finds_a_circle():
+    assert _cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
+
+
+def test_no_import_circle():
+    assert _cycles(_graph()) == []
+
+
+def test_no_module_named_like_the_standard_library():
+    clash = sorted(m for m in _graph() if m.rsplit('.', 1)[-1] in sys.stdlib_module_names)
+    assert clash == []
+
+
+def test_every_command_line_tool_is_a_console_script():
+    scripts = dict(re.findall(r"'(\w+) = ([\w.]+):main'", (ROOT / 'setup.py').read_text()))
+    for tool in ('calibrate', 'evaluate', 'bundled_profile', 'closed_loop', 'frame_player'):
+        assert scripts.get(tool) == f'tts_perception.tools.{tool}', tool
