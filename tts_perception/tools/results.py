@@ -18,7 +18,7 @@ HEADER = ('# Results\n\nEach section is written by the command named in it, on t
 
 
 def machine_tag() -> str:
-    """CPU model, cores, memory and GPU, in words (no host names)."""
+    """CPU model, cores, memory, GPU and the ROS 2 distribution, in words (no host names)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
@@ -40,7 +40,8 @@ def machine_tag() -> str:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return f'{cpu}, {os.cpu_count()} cores{mem}, {gpu}'
+    from tts_perception.nodes.dds import ros_distribution
+    return f'{cpu}, {os.cpu_count()} cores{mem}, {gpu}, ROS 2 {ros_distribution().capitalize()}'
 
 
 def results_path() -> Path:
