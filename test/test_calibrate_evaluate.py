@@ -73,6 +73,23 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     for f in ('pareto.png', 'timeline.png'):
         assert (out / f).stat().st_size > 1000
 
+    # every policy: the per-frame oracle's frontier beside them, and the share of its saving
+    out = tmp_path / 'eval_all'
+    assert evaluate.main([str(sample_bag), '--model', str(fp32_model), '--out', str(out),
+                          '--quiet']) == 0
+    res = json.loads((out / 'evaluate.json').read_text())
+    front = res['oracle_frontier']
+    golden_ms = res['runs']['golden']['mean_compute_ms']
+    statics = [r for k, r in res['runs'].items() if '/' in k]
+    # hindsight against agreement with golden: it reaches golden's own 1.0, never costs
+    # more than golden's median, and starts at the cheapest point's median
+    assert front[-1]['accuracy'] == pytest.approx(1.0)
+    assert front[-1]['mean_compute_ms'] <= 1.5 * golden_ms
+    assert all(a['accuracy'] < b['accuracy'] for a, b in zip(front, front[1:]))
+    assert front[0]['mean_compute_ms'] <= min(r['mean_compute_ms'] for r in statics) * 1.5
+    assert 'adaptive_share_of_oracle_saving' in res['comparison'] or \
+        res['comparison']['best_static_meeting_deadline'] is None
+
 
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):
     pipe = AdaptivePipeline(PipelineConfig(backend='onnxruntime', precisions=['fp32'],

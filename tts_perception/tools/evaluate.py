@@ -1,7 +1,10 @@
 """evaluate: the adaptive policy vs every static point vs golden on your bag, no DDS needed.
 
     python -m tts_perception.evaluate BAG [--model DIR] [--profile P] [--deadline-ms D |
-        --deadline-fraction 0.5] [--rate 1.0] [--load none|cpu|gpu] [--all] [--out DIR]
+        --deadline-fraction F] [--rate 1.0] [--load none|cpu|gpu] [--all] [--out DIR]
+
+The deadline is the node's ``deadline_ms`` unless given (``--deadline-fraction F``: F x the
+golden point's profiled p95).
 
 Runs on the part of the bag that ``calibrate`` held out (the frames after its fit part; every
 frame with ``--all`` or for a bag the profile was not fitted on). The frames' recorded
@@ -15,11 +18,15 @@ golden point's output on unlabelled bags) with per-class IoU, mean compute, miss
 rates, and **streaming accuracy** (Li, Wang, Ramanan, ECCV 2020): at every camera frame the
 latest output finished by that instant is scored against that frame's truth, so latency
 costs accuracy. Writes ``evaluate.json``, a Pareto plot (accuracy vs mean compute, one mark
-per policy) and a per-frame timeline of the adaptive policy; prints a table.
+per policy, with the per-frame hindsight oracle's frontier: every point run on every frame,
+see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the adaptive policy;
+prints a table. The comparison reports the share of the oracle's saving the adaptive policy
+captures at the accuracy of the best static point meeting the deadline.
 """
 
 import argparse
 from collections import Counter
+from dataclasses import asdict
 import json
 from pathlib import Path
 import sys
@@ -33,6 +40,7 @@ from tts_perception.common.progress import Progress
 from tts_perception.inference.runner import infer
 from tts_perception.tools.calibrate import Frames, machine_info, read_bag, SUB
 from tts_perception.tools.load import start_load, stop_load
+from tts_perception.tools import oracle
 
 MEETS_DEADLINE = 0.01      # a static point "meets the deadline" at <= 1 % missed or dropped
 
@@ -138,9 +146,35 @@ def policies(pipe: AdaptivePipeline) -> List[tuple]:
     return out
 
 
-def compare(runs: Dict[str, Dict], tolerance: float = 0.005) -> Dict[str, Any]:
-    """The issue's targets, computed from the runs (adaptive = the better of with and
-    without anytime, by streaming accuracy)."""
+def oracle_frontier(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+                    runs: Dict[str, Dict], quiet: bool = True
+                    ) -> Optional[List[oracle.FrontierPoint]]:
+    """The per-frame oracle's frontier on these frames (None unless every point ran as a
+    static policy: its median compute is the point's latency)."""
+    keys = [p.key for p in pipe.points]
+    if any(k not in runs or not runs[k]['records'] for k in keys):
+        return None
+    latency = {k: float(np.median([r['measured_ms'] for r in runs[k]['records']]))
+               for k in keys}
+    by_key = {p.key: p for p in pipe.points}
+    ncls = pipe.model.num_classes
+    prog = Progress(len(keys) * len(frames), 'oracle: every point on every frame', quiet=quiet)
+    done = [0]
+
+    def score(key: str, f: int) -> np.ndarray:
+        labels = infer(pipe.model, pipe.backend, [frames.rgb[f]], by_key[key])[0][0]
+        done[0] += 1
+        prog.update(done[0])
+        return ConfusionMatrix(ncls).add(labels[::SUB, ::SUB], refs[f]).m
+    table = oracle.per_frame_table(keys, latency, len(frames), ncls, score)
+    prog.close()
+    return oracle.frontier(table)
+
+
+def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
+            front: Optional[List[oracle.FrontierPoint]] = None) -> Dict[str, Any]:
+    """The targets, computed from the runs (adaptive = the better of with and without
+    anytime, by streaming accuracy), and the oracle's bound where its frontier is given."""
     statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
     ok = {k: r for k, r in statics.items() if r['late_or_dropped'] <= MEETS_DEADLINE}
     ad_key = max((k for k in runs if k.startswith('adaptive')),
@@ -159,11 +193,17 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005) -> Dict[str, Any]:
                    cheapest_static_reaching_it=cheapest,
                    cheapest_static_compute_ms=statics[cheapest]['mean_compute_ms'],
                    compute_ratio=ratio,
-                   accuracy_target_met=bool(ad['accuracy'] >= level),
-                   compute_target_met=bool(ratio <= 0.6))
+                   accuracy_target_met=bool(ad['accuracy'] >= level))
+        if front is not None:
+            static_ms = ok[best]['mean_compute_ms']
+            oracle_ms = oracle.cost_at(front, ok[best]['accuracy'])
+            out.update(oracle_compute_ms_at_best_static_accuracy=oracle_ms,
+                       oracle_saving_ms=None if oracle_ms is None else static_ms - oracle_ms,
+                       adaptive_share_of_oracle_saving=oracle.saving_captured(
+                           static_ms, ad['mean_compute_ms'], oracle_ms)
+                       if ad['accuracy'] >= level else None)
     else:
-        out.update(best_static_meeting_deadline=None, accuracy_target_met=None,
-                   compute_target_met=None)
+        out.update(best_static_meeting_deadline=None, accuracy_target_met=None)
     best_stream = max(statics, key=lambda k: statics[k]['streaming_accuracy'])
     out.update(best_static_streaming=best_stream,
                best_static_streaming_accuracy=statics[best_stream]['streaming_accuracy'],
@@ -172,8 +212,10 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005) -> Dict[str, Any]:
     return out
 
 
-def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str) -> None:
-    """Accuracy (and streaming accuracy) vs mean compute, one mark per policy."""
+def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
+                front: Optional[List[oracle.FrontierPoint]] = None) -> None:
+    """Accuracy (and streaming accuracy) vs mean compute, one mark per policy; the per-frame
+    oracle's frontier on the accuracy panel."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -187,6 +229,10 @@ def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str) -> None:
                  MEETS_DEADLINE else 'C7'}
             ax.scatter(r['mean_compute_ms'], r[key], **style)
             ax.annotate(k, (r['mean_compute_ms'], r[key]), fontsize=6)
+        if front and key == 'accuracy':
+            ax.plot([p.mean_compute_ms for p in front], [p.accuracy for p in front], '-',
+                    color='C2', lw=1, label='per-frame oracle (hindsight)')
+            ax.legend(fontsize=7)
         ax.set_xscale('log')
         ax.set_xlabel('mean compute per processed frame (ms)')
         ax.set_ylabel(title)
@@ -251,9 +297,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--image-topic', default=None, help='default: the one calibrate used')
     ap.add_argument('--labels-topic', default=None)
     ap.add_argument('--all', action='store_true', help='every frame, not only the held-out')
-    ap.add_argument('--deadline-ms', type=float, default=None)
-    ap.add_argument('--deadline-fraction', type=float, default=0.5,
-                    help='without --deadline-ms: this x the golden point\'s profiled p95')
+    ap.add_argument('--deadline-ms', type=float, default=None,
+                    help=f'default: the node\'s deadline_ms ({PipelineConfig().deadline_ms:g})')
+    ap.add_argument('--deadline-fraction', type=float, default=None,
+                    help='instead: this x the golden point\'s profiled p95')
     ap.add_argument('--rate', type=float, default=1.0, help='camera speed-up factor')
     ap.add_argument('--load', choices=('none', 'cpu', 'gpu'), default='none',
                     help='a load step from the middle of the frames on')
@@ -276,8 +323,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stderr.write(f'evaluate: {exc}\n')
         return 2
     golden = pipe.camera('default').scheduler.golden
-    deadline = a.deadline_ms or a.deadline_fraction * \
-        pipe.profile['latency_ms'][golden.key]['p95']
+    deadline = a.deadline_ms or (
+        a.deadline_fraction * pipe.profile['latency_ms'][golden.key]['p95']
+        if a.deadline_fraction else PipelineConfig().deadline_ms)
     refs = references(pipe, frames, a.quiet)
     todo = [p for p in policies(pipe) if a.policies is None or p[0] in a.policies]
     runs = {}
@@ -297,12 +345,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            'runs': {k: {kk: vv for kk, vv in r.items()
                         if kk not in ('records', 'streaming_per_frame')}
                     for k, r in runs.items()}}
+    front = oracle_frontier(pipe, frames, refs, runs, a.quiet)
+    if front is not None:
+        res['oracle_frontier'] = [asdict(p) for p in front]
     if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
-        res['comparison'] = compare(runs)
+        res['comparison'] = compare(runs, front=front)
     out = a.out or Path('eval_out') / Path(a.bag).name
     out.mkdir(parents=True, exist_ok=True)
     (out / 'evaluate.json').write_text(json.dumps(res, indent=1))
-    plot_pareto(runs, out / 'pareto.png', metric)
+    plot_pareto(runs, out / 'pareto.png', metric, front)
     if 'adaptive' in runs:
         plot_timeline(runs['adaptive'], deadline, out / 'timeline.png')
     print_table(res)
@@ -323,11 +374,16 @@ def print_table(res: Dict[str, Any]) -> None:
               f'{100 * r["dropped"] / r["frames"]:6.1f}  {r["worst_class_iou"]:.3f}')
     c = res.get('comparison')
     if c:
+        share = c.get('adaptive_share_of_oracle_saving')
         print(f'adaptive ({c["adaptive_policy"]}): accuracy target '
               f'{"met" if c["accuracy_target_met"] else "NOT met"} (best static meeting the '
               f'deadline: {c["best_static_meeting_deadline"]}); compute ratio vs the cheapest '
-              f'static reaching it: {c.get("compute_ratio", float("nan")):.2f} (target <= '
-              f'0.6); streaming target {"met" if c["streaming_target_met"] else "NOT met"}')
+              f'static reaching it: {c.get("compute_ratio", float("nan")):.2f}; share of the '
+              f'per-frame oracle\'s saving captured: '
+              f'{"n/a" if share is None else f"{100 * share:.0f} %"} (oracle: '
+              f'{c.get("oracle_compute_ms_at_best_static_accuracy") or float("nan"):.2f} ms at '
+              f'that accuracy); streaming target '
+              f'{"met" if c["streaming_target_met"] else "NOT met"}')
     r = res.get('complexity_eval_correlation')
     if r is not None:
         print(f'complexity vs accuracy loss on the held-out calibration frames: r={r:.2f}')

@@ -1,0 +1,93 @@
+"""The per-frame hindsight oracle: the bound a per-frame policy is measured against.
+
+Every operating point runs on every evaluated frame and is scored against that frame's
+reference; with hindsight the oracle picks, on each frame, the point that maximises
+``accuracy - lambda * latency`` (latency: each point's median). Sweeping ``lambda`` traces its
+frontier of (mean compute, accuracy); accuracy is the mIoU of the summed confusion matrices of
+the chosen outputs, as for every policy. A policy's *share of the oracle's saving* at the
+accuracy of a static point is (static compute - policy compute) / (static compute - the
+oracle's compute at that accuracy).
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tts_perception.common.metrics import ConfusionMatrix
+
+
+@dataclass
+class PerFrameTable:
+    """Every point on every frame: confusion matrices and the points' median latencies."""
+
+    points: List[str]
+    latency_ms: np.ndarray          # (P,)
+    confusion: np.ndarray           # (P, F, C, C)
+
+    def frame_accuracy(self) -> np.ndarray:
+        """(P, F) per-frame mIoU over the classes present in the frame's output or truth."""
+        c = self.confusion.astype(np.float64)
+        tp = np.diagonal(c, axis1=2, axis2=3)
+        union = c.sum(axis=3) + c.sum(axis=2) - tp
+        present = union > 0
+        iou = np.divide(tp, union, out=np.zeros_like(tp), where=present)
+        return iou.sum(axis=2) / np.maximum(1, present.sum(axis=2))
+
+
+def per_frame_table(points: Sequence[str], latency_ms: Dict[str, float], n_frames: int,
+                    num_classes: int,
+                    score: Callable[[str, int], np.ndarray]) -> PerFrameTable:
+    """``score(point, frame)`` -> that point's confusion matrix on that frame."""
+    conf = np.zeros((len(points), n_frames, num_classes, num_classes), np.int64)
+    for i, p in enumerate(points):
+        for f in range(n_frames):
+            conf[i, f] = score(p, f)
+    return PerFrameTable(list(points), np.array([latency_ms[p] for p in points], float), conf)
+
+
+@dataclass
+class FrontierPoint:
+    mean_compute_ms: float
+    accuracy: float
+    weight: float                   # lambda, accuracy per ms
+    points: Dict[str, int]          # how often each point was chosen
+
+
+def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None
+             ) -> List[FrontierPoint]:
+    """The oracle's (mean compute, accuracy) frontier, cheapest first, dominated ones out."""
+    acc = table.frame_accuracy()
+    lat = table.latency_ms
+    if weights is None:
+        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 120)])
+    ncls = table.confusion.shape[-1]
+    out = []
+    frames = np.arange(acc.shape[1])
+    for w in weights:
+        choice = np.argmax(acc - w * lat[:, None], axis=0)
+        cm = ConfusionMatrix(ncls)
+        cm.add_matrix(table.confusion[choice, frames].sum(axis=0))
+        counts = np.bincount(choice, minlength=len(table.points))
+        out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
+                                 {table.points[i]: int(n) for i, n in enumerate(counts) if n}))
+    out.sort(key=lambda p: (p.mean_compute_ms, -p.accuracy))
+    kept: List[FrontierPoint] = []
+    for p in out:
+        if not kept or p.accuracy > kept[-1].accuracy + 1e-12:
+            kept.append(p)
+    return kept
+
+
+def cost_at(front: Sequence[FrontierPoint], accuracy: float) -> Optional[float]:
+    """The oracle's least mean compute reaching ``accuracy`` (None if it never does)."""
+    ok = [p.mean_compute_ms for p in front if p.accuracy >= accuracy]
+    return min(ok) if ok else None
+
+
+def saving_captured(static_ms: float, policy_ms: float, oracle_ms: Optional[float]
+                    ) -> Optional[float]:
+    """Share of the oracle's saving over a static point that a policy captures."""
+    if oracle_ms is None or static_ms - oracle_ms <= 1e-9:
+        return None
+    return (static_ms - policy_ms) / (static_ms - oracle_ms)
