@@ -34,6 +34,15 @@ def ros_env(tmp_path):
     release(dom)
 
 
+@pytest.fixture
+def client(ros_env):
+    """An in-test ROS client node on the test's domain (see ros_client.RosClient)."""
+    from ros_client import RosClient
+    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
+    yield c
+    c.close()
+
+
 @pytest.fixture(scope='session')
 def sample_bag():
     """The small generated sample bag (made once by the same command users run)."""

@@ -8,7 +8,6 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
-from ros_client import RosClient
 from tts_perception.common.image_codec import fill_image_msg
 
 pytestmark = pytest.mark.dds
@@ -38,13 +37,6 @@ def test_controller_refuses_a_bad_start_parameter(procs):
                      'watchdog_timeout:=-1.0')
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2 and 'watchdog_timeout' in out and 'Traceback' not in out, out
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 def test_time_going_back_resets_statistics_and_frames_keep_flowing(procs, client, ros_env):

@@ -10,19 +10,11 @@ import pytest
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
-from ros_client import RosClient
 from tts_perception.nodes.dds import PROFILE_VARS
 
 pytestmark = pytest.mark.dds
 
 NAME = 'perception_node: /camera/image_raw'
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 def _start(procs, client):

@@ -7,7 +7,6 @@ from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
-from ros_client import RosClient
 from tts_perception.common.image_codec import fill_image_msg
 
 pytestmark = pytest.mark.dds
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.dds
 # 640x480 frames between processes (the two-camera test covers the reliability override)
 PER = ['-m', 'tts_perception.nodes.perception_node', '--ros-args', '--params-file',
        str(ROOT / 'config' / 'perception.yaml')]
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope='module')

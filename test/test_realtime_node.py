@@ -9,18 +9,10 @@ import pytest
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
-from ros_client import RosClient
 
 pytestmark = pytest.mark.dds
 PER = ['-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args',
        '--params-file', str(ROOT / 'config' / 'perception.yaml')]
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 def _stamp(msg) -> int:

@@ -7,7 +7,6 @@ import pytest
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from ros_client import RosClient
 from tts_perception.bag.rosbag import BagWriter
 
 pytestmark = pytest.mark.dds
@@ -26,13 +25,6 @@ def _bag(path, n=20, encoding='rgb8'):
                 w.write_raw_image('camera/image_raw', t0 + int(i * PERIOD * 1e9), img,
                                   encoding)
     return path
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 @pytest.mark.parametrize('rate', [1.0, 2.0])

@@ -13,7 +13,6 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
-from ros_client import RosClient
 from tts_perception.common.image_codec import fill_image_msg
 
 pytestmark = pytest.mark.dds
@@ -30,13 +29,6 @@ NODES = {
     'controller_node': ['-m', 'tts_perception.nodes.controller_node', '--ros-args',
                         '--params-file', str(ROOT / 'config' / 'controller.yaml')],
 }
-
-
-@pytest.fixture
-def client(ros_env):
-    c = RosClient(int(ros_env['ROS_DOMAIN_ID']))
-    yield c
-    c.close()
 
 
 def _send(proc, sigs):
