@@ -206,3 +206,29 @@ def test_cache_entries_are_used_only_when_their_hash_matches(tmp_path):
     write_verified(p, b'engine bytes')
     (tmp_path / 'x.engine.sha256').unlink()               # no recorded hash
     assert read_verified(p) is None
+
+
+def test_class_floor_keeps_a_resolution_that_loses_a_class_out(tmp_path, frames):
+    """The bundled model, with a profile in which 160x120 loses the obstacle class: the
+    adaptive policy never runs 160x120 however tight the deadline (the scheduler's tests
+    check the record's reason when only a blind point would have fitted)."""
+    model = tmp_path / 'model'
+    shutil.copytree(ROOT / 'models' / 'tts_segnet', model)
+    prof_path = model / 'profile_cpu.json'
+    prof = json.loads(prof_path.read_text())
+    low = [k for k in prof['points'] if k.startswith('160x120')]
+    for k in low:
+        prof['accuracy']['per_class_iou'][k][-1] = 0.02       # obstacle: blind
+    prof_path.write_text(json.dumps(prof))
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(model), backend='onnxruntime'))
+    assert all(pipe.worst_class_iou[k] == 0.02 for k in low)
+    chosen = []
+    for deadline in (1.0, 3.0, 40.0):
+        for rgb, _, stamp in frames[:12]:
+            _, rec = pipe.process(rgb, stamp, stamp, deadline_ms=deadline)
+            chosen.append(rec)
+    assert not [r.point for r in chosen if r.point.startswith('160x120')]
+    # without the floor the same tight deadline runs the blind resolution
+    pipe.update_scheduler(class_floor=0.0)
+    _, rec = pipe.process(frames[0][0], 1, 1, deadline_ms=1.0)
+    assert rec.point.startswith('160x120')

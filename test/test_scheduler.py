@@ -217,3 +217,30 @@ def test_startup_calibration_scales_only_points_slower_than_profiled():
         lm.observe(small, lm.base[small])
         lm.observe(big, lm.base[big] * 1.5)
     assert lm.predict(big) > p_big * 1.4
+
+
+def test_class_floor_a_fast_blind_point_is_never_chosen_while_a_seeing_one_exists():
+    lat, acc = _tables()
+    lm = LatencyModel(lat)
+    low = {p.key for p in POINTS if p.resolution == (160, 120)}
+    # the low resolution loses a class (worst per-class IoU 0.05), every other point sees it
+    worst = {p.key: 0.05 if p.key in low else 0.6 for p in POINTS}
+    s = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.3), worst)
+    cheapest_seeing = min((p for p in POINTS if p.key not in low),
+                          key=lambda p: lm.predict(p.key))
+    only_blind_fits = (lm.predict(cheapest_seeing.key) + min(
+        lm.predict(k) for k in low)) / 2
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        budget = float(rng.uniform(0.2, 40.0))
+        d = s.choose(float(rng.uniform()), budget)
+        assert d.point.key not in low, (d, budget)
+    d = s.choose(0.5, only_blind_fits)
+    assert d.point == cheapest_seeing and d.expect_miss
+    assert 'cannot be met with every class seen' in d.reason
+    # a floor no point reaches cannot hold: the usual rule over every point
+    s0 = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.9), worst)
+    assert s0.choose(0.5, only_blind_fits).point.key in low
+    # without the floor the fast blind point runs when it alone fits
+    s1 = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.0), worst)
+    assert s1.choose(0.5, only_blind_fits).point.key in low

@@ -23,7 +23,7 @@ from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityPar
                                                 obstacle_class)
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
-                                               SchedulerConfig)
+                                               SchedulerConfig, worst_class_iou)
 from tts_perception.common.settings import check_value, setting, settings_of
 from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
 from tts_perception.inference.model_desc import (load_model_description, ModelDescription,
@@ -328,6 +328,7 @@ class AdaptivePipeline:
         self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
         acc = self.profile['accuracy']
         self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
+        self.worst_class_iou = worst_class_iou(acc.get('per_class_iou', {}))   # class floor
         self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
                                     batch_profile=self.profile.get('batch_latency_ms'))
         self.complexity_params = ComplexityParams.from_dict(self.profile['complexity'])
@@ -385,7 +386,8 @@ class AdaptivePipeline:
         """Per-camera state, created on first use."""
         st = self.cameras.get(name)
         if st is None:
-            sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config)
+            sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config,
+                              self.worst_class_iou)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
                                                 obstacle_label=self._obstacle_label), sched)
             self.cameras[name] = st

@@ -8,13 +8,20 @@ better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` fra
 current point that no longer fits is left at once. If nothing fits, the cheapest point runs
 and the record says a miss is expected. It never blocks.
 
+Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
+point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
+while a point at or above the floor exists: among those the rule above decides, and when none
+of them fits, the cheapest of them runs (the least stale of the points that see every class)
+and the record says that the deadline cannot be met with every class seen. A fast blind point
+is never chosen silently.
+
 Static policies (one fixed point) and golden (the most expensive point) use the same
 interface, for comparison.
 """
 
 import bisect
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -37,6 +44,9 @@ class SchedulerConfig:
                                 1, 1000)
     switch_cost_ms: float = setting(0.5, 'Predicted extra cost of changing point (ms)',
                                     0.0, 100.0)
+    class_floor: float = setting(0.3, 'A point whose worst per-class IoU in the profile is '
+                                 'below this is blind to that class: the adaptive policy never '
+                                 'chooses it while a point at or above it exists', 0.0, 1.0)
 
 
 @dataclass
@@ -67,6 +77,26 @@ def parse_policy(policy: str, points: Optional[Sequence[OperatingPoint]] = None
     return None
 
 
+def worst_class_iou(per_class_iou: Mapping[str, Sequence[Optional[float]]]
+                    ) -> Dict[str, float]:
+    """Point -> its worst per-class IoU in a profile (a class the reference never shows has
+    no IoU and does not count)."""
+    return {k: min((v for v in ious if v is not None), default=1.0)
+            for k, ious in per_class_iou.items()}
+
+
+def blind_points(per_class_iou: Mapping[str, Sequence[Optional[float]]],
+                 classes: Sequence[str], floor: float) -> Dict[str, str]:
+    """Points below the class floor, each with the class it loses."""
+    out = {}
+    for k, ious in per_class_iou.items():
+        known = [(v, c) for v, c in zip(ious, classes) if v is not None]
+        if known and min(known)[0] < floor:
+            v, c = min(known)
+            out[k] = f'blind to {c}: IoU {v:.3f} < class floor {floor:g}'
+    return out
+
+
 class AccuracyTable:
     """Predicted accuracy (mIoU) per point per complexity bin, from the profile."""
 
@@ -92,7 +122,8 @@ class Scheduler:
     """Per-camera scheduler state over a shared latency model."""
 
     def __init__(self, points: Sequence[OperatingPoint], accuracy: AccuracyTable,
-                 latency: LatencyModel, config: Optional[SchedulerConfig] = None):
+                 latency: LatencyModel, config: Optional[SchedulerConfig] = None,
+                 worst_class_iou: Optional[Mapping[str, float]] = None):
         if not points:
             raise ValueError('scheduler needs at least one operating point')
         self.points: List[OperatingPoint] = list(points)
@@ -105,6 +136,8 @@ class Scheduler:
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
         self._key_list = [p.key for p in self.points]
+        worst = worst_class_iou or {}
+        self._worst = [float(worst.get(k, 1.0)) for k in self._key_list]
         self._index = {p: i for i, p in enumerate(self.points)}
         self.current: Optional[OperatingPoint] = None
         self._proposal: Optional[OperatingPoint] = None
@@ -140,17 +173,22 @@ class Scheduler:
         costs = [predict(k) + (switch if cur_i is not None and i != cur_i else 0.0)
                  for i, k in enumerate(self._key_list)]
         accs = [table[k][b] for k in self._key_list]
-        feasible = [i for i, c in enumerate(costs) if c <= budget_ms]
+        seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
+        usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
+        feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
-            i = min(range(len(costs)), key=costs.__getitem__)
+            i = min(usable, key=costs.__getitem__)
             self._commit(self.points[i])
-            return Decision(self.points[i], 'nothing fits: cheapest point', costs[i], accs[i],
-                            budget_ms, True)
+            blind_fits = len(usable) < len(costs) and any(c <= budget_ms for c in costs)
+            return Decision(self.points[i], 'nothing fits that sees every class: the cheapest '
+                            'point that does (the deadline cannot be met with every class '
+                            'seen)' if blind_fits else 'nothing fits: cheapest point', costs[i],
+                            accs[i], budget_ms, True)
         best_acc = max(accs[i] for i in feasible)
         ci = min((i for i in feasible if accs[i] >= best_acc - cfg.accuracy_tolerance),
                  key=costs.__getitem__)
         cand = self.points[ci]
-        if cur_i is None or cur_i not in feasible:
+        if cur_i is None or cur_i not in feasible:     # (a blind current point is never so)
             reason = 'start' if cur is None else 'current point no longer fits'
             self._commit(cand)
             return Decision(cand, reason, costs[ci], accs[ci], budget_ms, False)

@@ -41,6 +41,7 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 fit_complexity, obstacle_class)
+from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
 from tts_perception.inference.model_desc import ModelDescription, ModelError
@@ -365,6 +366,9 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'int8_agreement': agreement.get('int8', {}), 'int8_agreement_bound': int8_bound,
         'precision_agreement': agreement, 'precision_worst_class_iou': worst,
         'unusable': unusable,
+        'class_floor': {'floor': SchedulerConfig().class_floor,
+                        'blind': blind_points(per_class, model.classes,
+                                              SchedulerConfig().class_floor)},
     }
 
 

@@ -19,6 +19,8 @@ def print_table(t: Dict) -> None:
         bins = ' '.join(f'{v:.3f}' for v in t['accuracy']['miou'][k])
         print(f'{k:>18} {lt["p50"]:7.2f} {lt["p95"]:7.2f} {t["accuracy"]["overall"][k]:6.3f}  '
               f'{bins}')
+    for k, why in t.get('class_floor', {}).get('blind', {}).items():
+        print(f'{k}: {why} (never chosen by the adaptive policy while a point sees it)')
     worst = t.get('precision_worst_class_iou', {})
     for prec, agree in t.get('precision_agreement', {'int8': t['int8_agreement']}).items():
         if agree:
