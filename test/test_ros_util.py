@@ -67,3 +67,12 @@ def test_accepted_changes_are_applied_once_refused_ones_never(cls, ctx):
 def test_a_refused_yaml_value_stops_the_node_at_declaration(ctx):
     with pytest.raises(Exception, match='gain > 10'):
         _node(Node, ctx, overrides=[('gain', 20.0)])
+
+
+def test_camera_reliability_follows_the_publishers():
+    from rclpy.qos import ReliabilityPolicy as R
+    from tts_perception.nodes.perception_node import adapted_reliability
+    assert adapted_reliability([R.RELIABLE, R.RELIABLE]) == R.RELIABLE
+    assert adapted_reliability([R.RELIABLE, R.BEST_EFFORT]) == R.BEST_EFFORT
+    assert adapted_reliability([R.BEST_EFFORT]) == R.BEST_EFFORT
+    assert adapted_reliability([]) == R.BEST_EFFORT        # hears whoever comes first

@@ -18,9 +18,11 @@ it, else every diagnostics period). A large frame sent best effort survives only
 *writer's* transport can carry it, and a camera driver started from the robot's own launch
 file has no profile of ours; subscribing reliable to a reliable driver delivers every frame
 anyway. ``qos_overrides./<topic>.subscription.reliability: reliable | best_effort`` fixes the
-choice (``auto``, the default, adapts). Frames lost before they reached the node are estimated
-from the camera's stamps (:class:`~tts_perception.common.camera_stream.TransportLoss`) and
-reported as ``lost_in_transport``, with a WARN naming the fix above 5 %.
+choice (``auto``, the default, adapts). Frames lost before they reached the node (the larger
+of what the camera's stamps show and what the middleware reports lost:
+:class:`~tts_perception.common.camera_stream.TransportLoss`) are reported as
+``lost_in_transport``, with a WARN naming the fix when more than 5 % of the last 10 s were
+lost.
 
 Parameter changes are validated on the executor thread and queued; the worker applies them
 between frames (or at once while it is not running), so a frame never sees half a change.
