@@ -35,6 +35,20 @@ def fp32_model(tmp_path):
     return d
 
 
+def test_calibrate_defaults_are_the_nodes_every_precision_the_model_lists(tmp_path,
+                                                                          sample_bag):
+    model = tmp_path / 'model'
+    shutil.copytree(MODEL, model)
+    assert calibrate.main([str(sample_bag), '--model', str(model), '--frames', '24',
+                           '--image-topic', '/camera/image_raw',
+                           '--resolutions', '160x120', '--latency-runs', '2', '--quiet']) == 0
+    prof = json.loads((model / 'profile_cpu.json').read_text())
+    listed = yaml.safe_load((model / 'model.yaml').read_text())['stages']
+    assert {k.rsplit('/', 1)[1] for k in prof['points']} == set(listed) == {'fp32', 'int8'}
+    assert prof['backend'] == 'onnxruntime'        # what 'auto' takes on a CPU machine
+    assert prof['class_floor']['floor'] == 0.3
+
+
 def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_model, tmp_path,
                                                                         sample_bag):
     rc = calibrate.main([str(sample_bag), '--model', str(fp32_model), '--image-topic',

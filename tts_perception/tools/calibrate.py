@@ -2,7 +2,9 @@
 
     python -m tts_perception.calibrate BAG --model DIR [--image-topic T] [--labels-topic T]
         [--frames N] [--fit-fraction 0.5] [--resolutions auto | WxH WxH ...] [--int8]
-        [--int8-bound 0.5] [--backend auto] [--out PATH]
+        [--precisions auto | P ...] [--int8-bound 0.5] [--backend auto] [--out PATH]
+
+Its defaults are the node's: backend ``auto`` and every precision the model lists.
 
 1. Reads the bag's images (``--image-topic``, or its only image topic) and, with
    ``--labels-topic`` (mono8 class ids, matched by header stamp), ground truth. The first
@@ -41,6 +43,7 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 fit_complexity, obstacle_class)
+from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
@@ -387,11 +390,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--frames', type=int, default=0, help='use the first N frames (0: all)')
     ap.add_argument('--fit-fraction', type=float, default=0.5)
     ap.add_argument('--resolutions', nargs='+', default=['auto'])
-    ap.add_argument('--precisions', nargs='+', default=['fp32'])
+    ap.add_argument('--precisions', nargs='+', default=['auto'],
+                    help='auto (the node\'s default): every precision the model lists that '
+                    'the backend runs')
     ap.add_argument('--int8', action='store_true',
                     help='quantize the model to int8 on these frames and profile it too')
     ap.add_argument('--int8-bound', type=float, default=INT8_BOUND)
-    ap.add_argument('--backend', default='onnxruntime')
+    ap.add_argument('--backend', default=PipelineConfig().backend,
+                    help='the node\'s default: the best engine available')
     ap.add_argument('--latency-runs', type=int, default=30)
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--quiet', action='store_true')
@@ -407,7 +413,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for r in res:
             model.check_resolution(r)
         fit_n = int(round(len(frames) * a.fit_fraction))
-        precisions = list(dict.fromkeys(a.precisions + (['int8'] if a.int8 else [])))
         if a.int8:
             mid = res[len(res) // 2]
             calib = frames.rgb[:fit_n][::max(1, fit_n // 32)]
@@ -416,7 +421,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'int8: wrote {", ".join(f.name for f in files)} (calibrated on '
                   f'{len(calib)} frames at {mid[0]}x{mid[1]}); model.yaml lists them')
         backend = make_backend(a.backend, model)
-        precisions = [p for p in precisions if p in backend.supported_precisions()]
+        asked = list(model.precisions) if a.precisions == ['auto'] else list(a.precisions)
+        precisions = [p for p in dict.fromkeys(asked + (['int8'] if a.int8 else []))
+                      if p in backend.supported_precisions()]
         if not precisions:
             raise ModelError(f'none of {a.precisions} runs on backend {backend.name}')
         points = make_points(res, model.depths, precisions)

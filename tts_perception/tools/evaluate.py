@@ -296,7 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('bag', type=Path)
     ap.add_argument('--model', default=PipelineConfig().model_path)
     ap.add_argument('--profile', default='', help='default: the model directory\'s profile')
-    ap.add_argument('--backend', default='onnxruntime')
+    ap.add_argument('--backend', default=PipelineConfig().backend,
+                    help='the node\'s default: the best engine available')
     ap.add_argument('--image-topic', default=None, help='default: the one calibrate used')
     ap.add_argument('--labels-topic', default=None)
     ap.add_argument('--all', action='store_true', help='every frame, not only the held-out')
