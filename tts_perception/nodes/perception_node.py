@@ -147,14 +147,14 @@ class PerceptionNode(LifecycleNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        self.lock = threading.Lock()
+        self._pending: list = []              # accepted parameter changes for the worker
         super().__init__('perception_node', **kwargs)
         self.pipeline: Optional[AdaptivePipeline] = None
         self._param_handler = ParameterHandler(self, self._validate)
         self.p = declare_params(self, PARAMS)
         self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
-        self.lock = threading.Lock()
-        self._pending: list = []              # accepted parameter changes for the worker
         self._qos_timer = None                # one-shot: look at the publishers again
         self.pubs: Dict[str, tuple] = {}
         self.pub_status = self.pub_diag = None
@@ -200,9 +200,11 @@ class PerceptionNode(LifecycleNode):
         """Apply the queued parameter changes (worker thread between frames, or no worker)."""
         with self.lock:
             params, self._pending = self._pending, []
+        if not params:
+            return
         for prm in params:
             self.p[prm.name] = prm.value
-        if self.pipeline is None or not params:
+        if self.pipeline is None:
             return
         for prm in params:
             if prm.name in SCHEDULER:
