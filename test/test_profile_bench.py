@@ -41,8 +41,8 @@ def test_profile_measures_every_point_and_precision_agreement(tmp_path):
     assert (tmp_path / 'p.json').exists()
 
 
-def _rec(missed, total_ms, pred, truth):
-    return {'missed': missed, 'total_ms': total_ms,
+def _rec(missed, total_ms, pred, truth, frame):
+    return {'missed': missed, 'total_ms': total_ms, 'frame': frame,
             'confusion': ConfusionMatrix(2).add(np.array(pred), np.array(truth)).m}
 
 
@@ -50,11 +50,12 @@ def test_oracle_bound_picks_the_best_point_that_met_the_deadline():
     truth = [0, 0, 1, 1]
     runs = {  # frame 0: 'big' perfect but missed, 'mid' half right; frame 1: none met
         'adaptive': {}, 'golden': {},
-        'big': {'records': [_rec(True, 30, truth, truth), _rec(True, 30, truth, truth)]},
-        'mid': {'records': [_rec(False, 10, [0, 0, 0, 1], truth),
-                            _rec(True, 25, [0, 0, 0, 1], truth)]},
-        'small': {'records': [_rec(False, 5, [0, 0, 0, 0], truth),
-                              _rec(True, 21, [0, 0, 0, 0], truth)]}}
+        'big': {'records': [_rec(True, 30, truth, truth, 0), _rec(True, 30, truth, truth, 1),
+                            _rec(False, 30, truth, truth, 2)]},   # frame 2: only big ran it
+        'mid': {'records': [_rec(False, 10, [0, 0, 0, 1], truth, 0),
+                            _rec(True, 25, [0, 0, 0, 1], truth, 1)]},
+        'small': {'records': [_rec(False, 5, [0, 0, 0, 0], truth, 0),
+                              _rec(True, 21, [0, 0, 0, 0], truth, 1)]}}
     o = oracle_bound(runs, 2)
     assert o['points'] == {'mid': 1, 'small': 1} and o['miss_rate'] == 0.5
     expect = ConfusionMatrix(2).add(np.array([0, 0, 0, 1]), np.array(truth)) \

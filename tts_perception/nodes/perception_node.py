@@ -53,7 +53,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 
-from tts_perception.common.camera_stream import FramePeriod, TransportLoss
+from tts_perception.common.camera_stream import TransportLoss
+from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_to_rgb,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
@@ -117,25 +118,27 @@ def adapted_reliability(offered) -> ReliabilityPolicy:
 
 
 class _Slot:
-    """Newest-frame-wins holder and counters for one camera."""
+    """One camera: its frame gate (newest wins, stale and future drops) and counters."""
 
-    def __init__(self, topic: str, resolved: str, transport: str, deadline_ms: float):
+    def __init__(self, topic: str, resolved: str, transport: str, deadline_ms: float,
+                 future_tolerance_ms: float):
         self.topic, self.resolved, self.transport = topic, resolved, transport
-        self.deadline_ms = deadline_ms
-        self.msg = None
-        self.transport_ms = 0.0
-        self.arrival = 0.0
-        self.period = FramePeriod()
+        self.gate = FrameGate(deadline_ms, future_tolerance_ms)
         self.loss = TransportLoss()
         self.sub = None
         self.reliability: Optional[ReliabilityPolicy] = None   # of the current subscription
         self.fixed_reliability: Optional[ReliabilityPolicy] = None   # qos_overrides
         self.node_overhead_ms = 0.0          # decode + publish around the pipeline (EWMA)
-        self.received = self.dropped = self.stale = self.bad = self.processed = 0
-        self.missed = self.errors = self.future = self.time_jumps = 0
+        self.received = self.bad = self.processed = 0
+        self.missed = self.errors = self.time_jumps = 0
         self.last_stamp: Optional[int] = None
         self.points: Counter = Counter()
         self.latencies: List[float] = []
+
+    @property
+    def deadline_ms(self) -> float:
+        """The camera's deadline (the gate's: one value)."""
+        return self.gate.deadline_ms
 
 
 class PerceptionNode(LifecycleNode):
@@ -211,8 +214,9 @@ class PerceptionNode(LifecycleNode):
                 self.pipeline.update_scheduler(**{prm.name: prm.value})
             elif prm.name in ('anytime', 'anytime_confidence', 'deadline_ms'):
                 setattr(self.pipeline.config, prm.name, prm.value)
-        if any(prm.name in ('deadline_ms', 'deadlines_ms') for prm in params):
-            with self.lock:             # the executor thread reads deadlines on arrival
+        if any(prm.name in ('deadline_ms', 'deadlines_ms', 'future_tolerance_ms')
+               for prm in params):
+            with self.lock:             # the executor thread's gate offers read them
                 self._set_deadlines()
 
     def _config(self) -> PipelineConfig:
@@ -221,7 +225,9 @@ class PerceptionNode(LifecycleNode):
     def _set_deadlines(self) -> None:
         dl = list(self.p['deadlines_ms'])
         for i, slot in enumerate(self.slots.values()):
-            slot.deadline_ms = dl[i] if i < len(dl) and dl[i] > 0 else self.p['deadline_ms']
+            slot.gate.deadline_ms = dl[i] if i < len(dl) and dl[i] > 0 else \
+                self.p['deadline_ms']
+            slot.gate.future_tolerance_ms = self.p['future_tolerance_ms']
 
     # ------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -245,7 +251,8 @@ class PerceptionNode(LifecycleNode):
         for i, topic in enumerate(self.p['camera_topics']):
             resolved = self.resolve_topic_name(topic)
             kind = transports[i] if i < len(transports) else 'raw'
-            slot = self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'])
+            slot = self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'],
+                                             self.p['future_tolerance_ms'])
             try:
                 slot.fixed_reliability = self._reliability_override(slot)
             except StartupError as exc:
@@ -305,7 +312,7 @@ class PerceptionNode(LifecycleNode):
         self.diag_timer = None
         with self.lock:
             for slot in self.slots.values():
-                slot.msg = None
+                slot.gate.waiting = None
         if self.pipeline is not None:
             self.pipeline.release()
         return super().on_deactivate(state)
@@ -411,44 +418,38 @@ class PerceptionNode(LifecycleNode):
 
     # ------------------------------------------------------------ data path
     def _on_image(self, topic: str, msg) -> None:
-        """Executor thread: keep the newest frame, wake the worker. Nothing heavy here."""
-        arrival = time.monotonic()
+        """Executor thread: offer the frame to its camera's gate (newest wins), wake the
+        worker. Nothing heavy here."""
         stamp = stamp_ns(msg.header.stamp)
         transport = (self.get_clock().now().nanoseconds - stamp) / 1e6
         slot = self.slots[topic]
         with self.lock:
+            arrival = time.monotonic()      # under the lock: the gate's order is the real one
             slot.received += 1
             if slot.last_stamp is not None and stamp < slot.last_stamp - TIME_JUMP_NS:
                 self._time_jump(slot, stamp)
             slot.last_stamp = stamp
-            slot.period.arrived(arrival)
             slot.loss.arrived(stamp, arrival)
-            if transport < -self.p['future_tolerance_ms']:
-                slot.future += 1
-                self.get_logger().warning(
-                    f'{topic}: dropping frame stamped {-transport:.0f} ms in the future (> '
-                    f'future_tolerance_ms); the camera clock and this node\'s clock disagree '
-                    f'(use_sim_time?)', throttle_duration_sec=5.0)
-                return
-            transport = max(0.0, transport)
-            if transport > slot.deadline_ms:
-                slot.stale += 1
-                self.get_logger().warning(
-                    f'{topic}: dropping stale frame ({transport:.0f} ms old on arrival > '
-                    f'deadline {slot.deadline_ms} ms); use_sim_time must match the camera '
-                    f'clock', throttle_duration_sec=5.0)
-                return
-            if slot.msg is not None:
-                slot.dropped += 1
-            slot.msg, slot.transport_ms, slot.arrival = msg, transport, arrival
-        self._wake.set()
+            verdict = slot.gate.offer(msg, stamp, arrival * 1e3, transport)
+        if verdict == FUTURE:
+            self.get_logger().warning(
+                f'{topic}: dropping frame stamped {-transport:.0f} ms in the future (> '
+                f'future_tolerance_ms); the camera clock and this node\'s clock disagree '
+                f'(use_sim_time?)', throttle_duration_sec=5.0)
+        elif verdict == STALE:
+            self.get_logger().warning(
+                f'{topic}: dropping stale frame ({transport:.0f} ms old on arrival > '
+                f'deadline {slot.deadline_ms} ms); use_sim_time must match the camera '
+                f'clock', throttle_duration_sec=5.0)
+        else:
+            self._wake.set()
 
     def _time_jump(self, slot: _Slot, stamp: int) -> None:
         """The camera's time went back (a bag looped, a simulation restarted): start its
         statistics and scheduling history afresh instead of mixing two timelines."""
         slot.time_jumps += 1
         slot.latencies.clear()
-        slot.period = FramePeriod()
+        slot.gate.restart_stream()
         slot.loss = TransportLoss()
         self._reset_cameras.add(slot.resolved)
         self.get_logger().warning(
@@ -465,10 +466,10 @@ class PerceptionNode(LifecycleNode):
             self._wake.clear()   # before taking: a frame arriving meanwhile wakes us again
             self._apply_pending()    # parameter changes, between frames
             with self.lock:
-                waiting = [(s, s.msg, s.transport_ms, s.arrival) for s in self.slots.values()
-                           if s.msg is not None]
-                for s, *_ in waiting:
-                    s.msg = None
+                now_ms = time.monotonic() * 1e3
+                waiting = [(s, s.gate.take(now_ms)) for s in self.slots.values()
+                           if s.gate.waiting is not None]
+                waiting = [(s, t) for s, t in waiting if t is not None]
             if waiting and self.pipeline is not None:
                 with self.lock:
                     resets, self._reset_cameras = self._reset_cameras, set()
@@ -478,7 +479,7 @@ class PerceptionNode(LifecycleNode):
                     self._process(waiting)
                 except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
                     with self.lock:
-                        for s, *_ in waiting:
+                        for s, _ in waiting:
                             s.errors += 1
                     self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                             throttle_duration_sec=2.0)
@@ -487,8 +488,8 @@ class PerceptionNode(LifecycleNode):
         """Upper bound on a frame's budget: keep up with the camera, and on a worker shared by
         several cameras hold it no longer than half the tightest other deadline."""
         cap = float('inf')
-        if self.p['keep_up'] and slot.period.period_s is not None:
-            cap = 1e3 * slot.period.period_s - slot.node_overhead_ms
+        if self.p['keep_up']:
+            cap = slot.gate.keep_up_cap(slot.node_overhead_ms)
         others = [o.deadline_ms for o in self.slots.values() if o is not slot]
         if others:
             cap = min(cap, 0.5 * min(others))
@@ -497,12 +498,8 @@ class PerceptionNode(LifecycleNode):
     def _process(self, waiting) -> None:
         t_take = time.monotonic()
         reqs, msgs, slots = [], [], []
-        for slot, msg, transport, arrival in waiting:
-            wait_ms = (t_take - arrival) * 1e3
-            if transport + wait_ms > slot.deadline_ms:
-                with self.lock:         # counters are shared with the executor thread
-                    slot.stale += 1
-                continue
+        for slot, taken in waiting:
+            msg = taken.item
             try:
                 rgb = (compressed_msg_to_rgb(msg) if slot.transport == 'compressed'
                        else image_msg_to_rgb(msg))
@@ -512,10 +509,10 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warning(f'{slot.topic}: dropped frame: {exc}',
                                           throttle_duration_sec=2.0)
                 continue
-            age = transport + (time.monotonic() - arrival) * 1e3
-            reqs.append(FrameRequest(rgb, slot.resolved, slot.deadline_ms,
-                                     stamp_ns(msg.header.stamp), transport_ms=transport,
-                                     age_ms=age, budget_cap_ms=self._budget_cap(slot)))
+            age = taken.age_ms + (time.monotonic() - t_take) * 1e3     # decoding counts
+            reqs.append(FrameRequest(rgb, slot.resolved, slot.deadline_ms, taken.stamp_ns,
+                                     transport_ms=taken.transport_ms, age_ms=age,
+                                     budget_cap_ms=self._budget_cap(slot)))
             msgs.append(msg)
             slots.append(slot)
         if not reqs:
@@ -553,25 +550,25 @@ class PerceptionNode(LifecycleNode):
         for s in self.slots.values():
             with self.lock:
                 lost_share = s.loss.recent_fraction(now)
+                last, period = s.gate.period.last, s.gate.period.period_s
                 lat = np.array(s.latencies) if s.latencies else np.zeros(1)
                 vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
-                        'dropped': s.dropped, 'stale': s.stale, 'future': s.future,
-                        'time_jumps': s.time_jumps, 'waiting': int(s.msg is not None),
+                        'dropped': s.gate.counts.dropped, 'stale': s.gate.counts.stale,
+                        'future': s.gate.counts.future, 'time_jumps': s.time_jumps,
+                        'waiting': int(s.gate.waiting is not None),
                         'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                         'transport': s.transport,
                         'reliability': s.reliability.name.lower() if s.reliability else '',
                         'lost_in_transport': s.loss.lost,
                         'lost_in_transport_pct': 100.0 * lost_share,
-                        'frame_period_ms': 1e3 * s.period.period_s if s.period.period_s
-                        else 0.0,
+                        'frame_period_ms': 1e3 * period if period else 0.0,
                         'latency_p50_ms': float(np.median(lat)),
                         'latency_p99_ms': float(np.percentile(lat, 99)),
                         'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
-            silent = now - (s.period.last if s.period.last is not None else now)
-            quiet = s.period.last is not None and \
-                silent > max(1.0, 5 * (s.period.period_s or 0.2))
+            silent = now - (last if last is not None else now)
+            quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
             if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
-                level = ERROR if quiet or s.period.last is None else WARN
+                level = ERROR if quiet or last is None else WARN
                 msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
                        f'reached this node ({vals["reliability"]} subscription): start the '
                        f'camera driver with the profile {profile_path()} in '
@@ -579,7 +576,7 @@ class PerceptionNode(LifecycleNode):
                        f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
                        f'publisher reliable')
                 self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
-            elif s.period.last is None:
+            elif last is None:
                 level, msg = WARN, 'no input yet'
             elif quiet:
                 level, msg = ERROR, f'no input for {silent:.1f} s'

@@ -6,11 +6,12 @@
 The MuJoCo world steps in sim time at the control period. The camera captures at
 ``--camera-hz``; a captured frame is segmented by the real pipeline on this machine and its
 measured processing time, times ``--latency-factor`` (to emulate a slower robot computer), is
-the delay before the result reaches the controller. While perception is busy, a newer frame
-replaces the waiting one (the older is dropped), as on the robot; a frame that waited starts
-late and its age counts. So results do not depend on how fast the renderer is, only on the
-measured inference times. Courses are seeds the bundled model never trained on, each with
-people who step into the lane as the robot approaches.
+the delay before the result reaches the controller. Frames pass the perception node's own
+frame gate (:mod:`tts_perception.common.frame_gate`): while perception is busy a newer frame
+replaces the waiting one, a frame that waited starts late and its age counts. So results do
+not depend on how fast the renderer is, only on the measured inference times. Courses are seeds
+the bundled model never trained on, each with people who step into the lane as the robot
+approaches.
 
 Configurations (``CONFIGS``):
 
@@ -42,6 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.common.frame_gate import FrameGate
 from tts_perception.common.progress import Progress
 from tts_perception.control.control_law import (ControlParams, free_distance_in, Perception,
                                                 SpeedGovernor, stopping_speed_limit)
@@ -143,6 +145,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
     gov = SpeedGovernor(params)
     dt = params.control_period
     pending: List[tuple] = []          # (delivery time, capture time, labels, record)
+    gate = FrameGate(s.deadline_ms / k)     # in pipeline ms: sim time / latency factor
     busy_until, next_capture, t = 0.0, 0.0, 0.0
     stats = Counter()
     point_time: Counter = Counter()
@@ -158,22 +161,26 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                 if t + 1e-9 >= next_capture:
                     next_capture += period
                     stats['captured'] += 1
-                    if pause_at is not None and t >= pause_at:
-                        pass
-                    elif busy_until <= t + 1e-9 or busy_until < next_capture:
-                        start = max(t, busy_until)      # waits for the frame in progress
-                        rgb = world.render_rgb()
-                        req = FrameRequest(rgb, deadline_ms=s.deadline_ms / k,
-                                           age_ms=(start - t) * 1e3 / k,
-                                           budget_cap_ms=period * 1e3 / k)
+                    if pause_at is None or t < pause_at:
+                        # the node's gate: newest wins. A frame that a newer one will replace
+                        # before the worker is free is never seen: it is not rendered
+                        seen = busy_until < next_capture or (
+                            pause_at is not None and next_capture >= pause_at)
+                        gate.offer(world.render_rgb() if seen else None, int(t * 1e9),
+                                   t * 1e3 / k, 0.0)
+                if gate.waiting is not None and busy_until < t + dt - 1e-9:
+                    start = max(t, busy_until)          # waits for the frame in progress
+                    taken = gate.take(start * 1e3 / k)
+                    if taken is not None and taken.item is not None:
+                        req = FrameRequest(taken.item, deadline_ms=s.deadline_ms / k,
+                                           age_ms=taken.age_ms,
+                                           budget_cap_ms=gate.keep_up_cap())
                         labels, rec = pipe.process_batch([req])[0]
                         done = start + rec.total_ms * k / 1e3
                         busy_until = done
-                        pending.append((done, t, labels, rec))
+                        pending.append((done, taken.arrival_ms * k / 1e3, labels, rec))
                         stats['processed'] += 1
                         stats['missed'] += int(rec.missed)
-                    else:
-                        stats['dropped'] += 1          # a newer frame came before it ran
                 for item in [x for x in pending if x[0] <= t + 1e-9]:
                     pending.remove(item)
                     done, captured, labels, rec = item
@@ -217,6 +224,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
             x_end = world.state.x
             late = [(ob.x, world.course.lane_y(ob.x)) for ob in world.course.late]
     done_course = x_end >= s.length
+    stats['dropped'] = gate.counts.dropped + gate.counts.stale
     return {
         'config': cfg.name, 'seed': seed, 'policy': policy,
         'collisions': int(stats['collisions']), 'walked_into': int(stats['walked_into']),

@@ -8,9 +8,10 @@ golden point's profiled p95).
 
 Runs on the part of the bag that ``calibrate`` held out (the frames after its fit part; every
 frame with ``--all`` or for a bag the profile was not fitted on). The frames' recorded
-arrival times drive a simulated camera: the processor takes the newest frame that has arrived
-(older waiting ones are dropped, as the perception node does), a slow frame delays the next,
-and each frame's age at processing start counts against its deadline. Compute times are the
+arrival times drive the perception node's own frame gate
+(:mod:`tts_perception.common.frame_gate`: newest wins, stale frames dropped, the budget kept
+within the camera period), a slow frame delays the next, and each frame's age at processing
+start counts against its deadline. Compute times are the
 real ones, measured as the frames run.
 
 Per policy: accuracy of the processed frames (mIoU against the labels, or agreement with the
@@ -36,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
 from tts_perception.inference.runner import infer
@@ -68,43 +70,38 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     pipe.restart(policy)
     pipe.config.anytime = anytime
     n, ncls = len(frames), pipe.model.num_classes
-    arrive = (frames.arrival_ns - frames.arrival_ns[0]) / 1e6 / rate          # ms
-    transport = np.maximum(0.0, (frames.arrival_ns - frames.stamps_ns) / 1e6)
-    period = float(np.median(np.diff(arrive))) if n > 1 else float('inf')
-    cap = period if keep_up else float('inf')
-    t, nxt = 0.0, 0
-    outputs, recs, dropped = [], [], 0
+    arrivals = arrivals_from(frames.stamps_ns, frames.arrival_ns, range(n), rate)
+    arrive = np.array([a.arrival_ms for a in arrivals])
+    gate = FrameGate(deadline_ms)
+    outputs, recs = [], []
     procs: List = []
     prog = Progress(n, policy + (' +anytime' if anytime else ''), quiet=quiet)
+
+    def process(taken: Taken) -> float:
+        j = taken.item
+        if load != 'none' and not procs and j >= n // 2:
+            procs.extend(start_load(load))
+        req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms, stamp_ns=taken.stamp_ns,
+                           transport_ms=taken.transport_ms, age_ms=taken.age_ms,
+                           budget_cap_ms=gate.keep_up_cap() if keep_up else float('inf'))
+        labels, rec = pipe.process_batch([req])[0]
+        done = taken.take_ms + rec.total_ms
+        pred = labels[::SUB, ::SUB]
+        outputs.append((done, pred))
+        recs.append({'frame': j, 'start_ms': taken.take_ms, 'done_ms': done,
+                     'point': rec.point, 'measured_ms': rec.measured_ms,
+                     'total_ms': rec.total_ms, 'age_ms': rec.age_ms,
+                     'missed': rec.missed, 'complexity': rec.complexity,
+                     'stop_reason': rec.stop_reason,
+                     'confusion': ConfusionMatrix(ncls).add(pred, refs[j]).m})
+        prog.update(j + 1)
+        return rec.total_ms
     try:
-        while nxt < n:
-            ready = int(np.searchsorted(arrive, t, side='right'))      # frames arrived by t
-            if ready <= nxt:
-                t = float(arrive[nxt])
-                continue
-            j = ready - 1                       # newest wins; older waiting frames dropped
-            dropped += j - nxt
-            nxt = j + 1
-            if load != 'none' and not procs and j >= n // 2:
-                procs = start_load(load)
-            wait = t - arrive[j]
-            req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms,
-                               stamp_ns=int(frames.stamps_ns[j]), transport_ms=transport[j],
-                               age_ms=transport[j] + wait, budget_cap_ms=cap)
-            labels, rec = pipe.process_batch([req])[0]
-            t += rec.total_ms
-            pred = labels[::SUB, ::SUB]
-            outputs.append((t, pred))
-            recs.append({'frame': j, 'start_ms': t - rec.total_ms, 'done_ms': t,
-                         'point': rec.point, 'measured_ms': rec.measured_ms,
-                         'total_ms': rec.total_ms, 'age_ms': rec.age_ms,
-                         'missed': rec.missed, 'complexity': rec.complexity,
-                         'stop_reason': rec.stop_reason,
-                         'confusion': ConfusionMatrix(ncls).add(pred, refs[j]).m})
-            prog.update(nxt)
+        replay(gate, arrivals, process)
     finally:
         stop_load(procs)
         prog.close()
+    dropped = gate.counts.dropped + gate.counts.stale + gate.counts.future
     # streaming: at each frame's arrival, the newest output finished by then
     stream = ConfusionMatrix(ncls)
     per_frame_stream = []

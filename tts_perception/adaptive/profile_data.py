@@ -1,0 +1,216 @@
+"""The profile: what calibrate measured of a model on one backend and device, as one typed,
+versioned structure with one loader that validates it.
+
+    prof = load_profile('models/tts_segnet/profile_cpu.json')   # -> Profile (or ProfileError)
+    prof.latency_ms['320x240/d3/int8'].p95
+    prof.save(path)
+
+Written by calibrate (and the bundled model's ``bundled_profile``), read by the pipeline,
+evaluate, the closed loop and the benchmarks. A file of another version is refused with the
+command that makes a new one; every field is checked against its type, so a malformed inner
+section names its path (``accuracy.miou['160x120/d1/fp32'][2]``) instead of failing later.
+"""
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, MISSING
+import json
+from pathlib import Path
+import typing
+from typing import Any, Dict, List, Optional, Union
+
+PROFILE_VERSION = 2
+REMAKE = ('`python -m tts_perception.calibrate BAG --model DIR` (a model on your own bag) or '
+          '`make profile` (the bundled model; `python -m tts_perception.tools.bundled_profile '
+          '--config config/pipeline_cuda.yaml` on a GPU)')
+
+
+class ProfileError(RuntimeError):
+    """A profile that is missing, corrupt, of another version or made for another model."""
+
+
+@dataclass
+class PointLatency:
+    """One point's measured latency (ms) over ``n`` runs."""
+
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+    n: int
+
+
+@dataclass
+class DataInfo:
+    """Which frames the profile was measured on and against what."""
+
+    reference: str                              # 'labels' | 'golden point'
+    fit_frames: int
+    eval_frames: int
+    eval_from_stamp_ns: Optional[int] = None    # first held-out frame's stamp
+    bag: Optional[str] = None
+    image_topic: Optional[str] = None
+    labels_topic: Optional[str] = None
+    frames: Optional[int] = None                # frames read from the bag
+    simulator_seeds: Optional[List[int]] = None
+    frames_per_seed: Optional[int] = None
+
+
+@dataclass
+class AccuracyProfile:
+    """Accuracy per point: per complexity bin (shrunk by the monitor's held-out trust and as
+    measured), overall, per class (None: the reference never shows that class)."""
+
+    metric: str
+    bin_edges: List[float]
+    miou: Dict[str, List[float]]
+    miou_unshrunk: Dict[str, List[float]]
+    overall: Dict[str, float]
+    per_class_iou: Dict[str, List[Optional[float]]]
+    bin_counts: List[int]
+
+
+@dataclass
+class ComplexityProfile:
+    """The complexity monitor's fitted parameters and how well it predicted the loss."""
+
+    features: List[str]
+    mean: List[float]
+    std: List[float]
+    weights: List[float]
+    bias: float
+    cdf_knots: List[float]
+    fit_correlation: Optional[float] = None
+    eval_correlation: Optional[float] = None
+    table_trust: float = 0.0
+
+
+@dataclass
+class ClassFloor:
+    """The class floor calibrate applied and the points below it."""
+
+    floor: float
+    blind: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    """A model's measured operating points on one backend and device."""
+
+    created: str
+    model: str
+    model_hash: str
+    classes: List[str]
+    backend: str
+    device: str
+    machine: Dict[str, Any]
+    data: DataInfo
+    frames: int
+    points: List[str]
+    golden: str
+    latency_ms: Dict[str, PointLatency]
+    accuracy: AccuracyProfile
+    complexity: ComplexityProfile
+    batch_latency_ms: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    precision_agreement: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    precision_worst_class_iou: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    int8_agreement_bound: float = 0.5
+    unusable: Dict[str, str] = field(default_factory=dict)     # point -> why never chosen
+    class_floor: Optional[ClassFloor] = None
+    version: int = PROFILE_VERSION
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = 'profile') -> 'Profile':
+        """Validate and build; raises ProfileError naming the file, the field and the fix."""
+        if not isinstance(d, dict):
+            raise ProfileError(f'{source} is not a profile (a JSON object), got '
+                               f'{type(d).__name__}')
+        v = d.get('version', 1)
+        if v != PROFILE_VERSION:
+            raise ProfileError(f'{source} is a version {v} profile; this package reads version '
+                               f'{PROFILE_VERSION}: make a new one with {REMAKE}')
+        try:
+            return _build(cls, d, '')
+        except _Bad as exc:
+            raise ProfileError(f'{source}: {exc}; make a new one with {REMAKE}') from None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain JSON-able form (what :meth:`save` writes)."""
+        return asdict(self)
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write as JSON (the folder is made)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_dict(), indent=1))
+        return p
+
+    def per_class(self, key: str) -> List[Optional[float]]:
+        """A point's per-class IoU (empty when not measured)."""
+        return list(self.accuracy.per_class_iou.get(key, []))
+
+
+def load_profile(path: Union[str, Path]) -> Profile:
+    """Read and validate a profile JSON file."""
+    p = Path(path)
+    if not p.exists():
+        raise ProfileError(f'profile {p} does not exist; create it with {REMAKE}')
+    if not p.is_file():
+        raise ProfileError(f'profile {p} is not a file (profile_path must name the JSON file '
+                           f'calibrate wrote)')
+    try:
+        d = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f'profile {p} is not valid JSON: {exc}') from exc
+    return Profile.from_dict(d, f'profile {p}')
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _build(tp: Any, v: Any, where: str) -> Any:
+    """``v`` checked against the type ``tp`` (dataclasses, Optional, List, Dict, scalars)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return v
+    if is_dataclass(tp):
+        if not isinstance(v, dict):
+            raise _Bad(f'{where or "the file"} must be an object, got {type(v).__name__}')
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in fields(tp)}
+        extra = sorted(set(v) - known)
+        if extra:
+            raise _Bad(f'{where or "the file"} has unknown fields {extra}')
+        kw = {}
+        for f in fields(tp):
+            sub = f'{where}.{f.name}' if where else f.name
+            if f.name in v:
+                kw[f.name] = _build(hints[f.name], v[f.name], sub)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise _Bad(f'{sub} is missing')
+        return tp(**kw)
+    if origin is Union:                                   # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if v is None else _build(args[0], v, where)
+    if origin is list:
+        if not isinstance(v, list):
+            raise _Bad(f'{where} must be a list, got {type(v).__name__}')
+        (a,) = typing.get_args(tp)
+        return [_build(a, x, f'{where}[{i}]') for i, x in enumerate(v)]
+    if origin is dict:
+        if not isinstance(v, dict):
+            raise _Bad(f'{where} must be an object, got {type(v).__name__}')
+        _, a = typing.get_args(tp)
+        return {str(k): _build(a, x, f'{where}[{k!r}]') for k, x in v.items()}
+    if tp is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Bad(f'{where} must be a number, got {v!r}')
+        return float(v)
+    if tp is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Bad(f'{where} must be an integer, got {v!r}')
+        return v
+    if tp is str:
+        if not isinstance(v, str):
+            raise _Bad(f'{where} must be a string, got {v!r}')
+        return v
+    raise _Bad(f'{where}: unsupported type {tp}')          # pragma: no cover - a bug here

@@ -1,0 +1,173 @@
+"""The frame gate: which camera frame gets processed, and how old it is then (no ROS here).
+
+One rule, used by the perception node and by every replay of recorded arrivals (evaluate, the
+closed loop, the benchmarks):
+
+- a frame stamped further than ``future_tolerance_ms`` in the future is dropped (*future*);
+  a nearer one counts as age 0;
+- a frame already older than its deadline when it arrives is dropped (*stale*);
+- one frame waits per camera: a newer arrival replaces it (the older one is *dropped*);
+- the worker takes the waiting frame when it is free; a frame whose age (transport + time it
+  waited) exceeds the deadline by then is dropped (*stale*);
+- the worker's budget for a frame may be capped at the camera's frame period (keep up).
+
+Times are milliseconds on one steady clock chosen by the caller (the node: ``time.monotonic``;
+a replay: the recorded arrival times). :func:`replay` drives a gate from a list of arrivals
+and a function that processes a taken frame and says how long the worker was busy; a replay
+with the worker's real take times (:func:`replay_schedule`) reproduces the node's decisions.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple
+
+from tts_perception.common.camera_stream import FramePeriod
+
+WAITING, FUTURE, STALE = 'waiting', 'future', 'stale'
+LOG_EVENTS = 1024          # the gate keeps its last events (what a replay test compares)
+
+
+@dataclass
+class Arrival:
+    """A frame as it reaches the gate: ``transport_ms`` = receiver clock at arrival minus the
+    frame's stamp (negative: stamped in the future)."""
+
+    item: Any
+    stamp_ns: int
+    arrival_ms: float
+    transport_ms: float
+
+
+@dataclass
+class Taken:
+    """A frame the worker takes: its age when processing starts = transport + wait."""
+
+    item: Any
+    stamp_ns: int
+    arrival_ms: float
+    transport_ms: float
+    wait_ms: float
+    take_ms: float
+
+    @property
+    def age_ms(self) -> float:
+        """Age when processing starts."""
+        return self.transport_ms + self.wait_ms
+
+
+@dataclass
+class GateCounts:
+    """What the gate did with the frames it was offered."""
+
+    offered: int = 0
+    taken: int = 0
+    dropped: int = 0        # replaced by a newer frame before the worker was free
+    stale: int = 0          # older than the deadline on arrival or when the worker was free
+    future: int = 0         # stamped too far in the future
+
+
+class FrameGate:
+    """Admission for one camera: newest wins, stale and future frames dropped and counted."""
+
+    def __init__(self, deadline_ms: float, future_tolerance_ms: float = 500.0,
+                 log_events: int = LOG_EVENTS):
+        self.deadline_ms = float(deadline_ms)
+        self.future_tolerance_ms = float(future_tolerance_ms)
+        self.period = FramePeriod()
+        self.counts = GateCounts()
+        self.waiting: Optional[Arrival] = None
+        # (event, stamp_ns, t_ms, transport or wait ms): offer/future/stale/drop/take/stale_take
+        self.log: Deque[Tuple[str, int, float, float]] = deque(maxlen=log_events)
+
+    def offer(self, item: Any, stamp_ns: int, arrival_ms: float, transport_ms: float) -> str:
+        """A frame arrived: WAITING (it replaces any waiting one), FUTURE or STALE (dropped)."""
+        c = self.counts
+        c.offered += 1
+        self.period.arrived(arrival_ms / 1e3)
+        self.log.append(('offer', int(stamp_ns), arrival_ms, transport_ms))
+        if transport_ms < -self.future_tolerance_ms:
+            c.future += 1
+            self.log.append(('future', int(stamp_ns), arrival_ms, transport_ms))
+            return FUTURE
+        transport_ms = max(0.0, transport_ms)
+        if transport_ms > self.deadline_ms:
+            c.stale += 1
+            self.log.append(('stale', int(stamp_ns), arrival_ms, transport_ms))
+            return STALE
+        if self.waiting is not None:
+            c.dropped += 1
+            self.log.append(('drop', self.waiting.stamp_ns, arrival_ms, 0.0))
+        self.waiting = Arrival(item, int(stamp_ns), arrival_ms, transport_ms)
+        return WAITING
+
+    def take(self, now_ms: float) -> Optional[Taken]:
+        """The worker is free at ``now_ms``: the waiting frame, or None (nothing waits, or it
+        went stale while waiting: counted)."""
+        w, self.waiting = self.waiting, None
+        if w is None:
+            return None
+        wait = max(0.0, now_ms - w.arrival_ms)
+        if w.transport_ms + wait > self.deadline_ms:
+            self.counts.stale += 1
+            self.log.append(('stale_take', w.stamp_ns, now_ms, wait))
+            return None
+        self.counts.taken += 1
+        self.log.append(('take', w.stamp_ns, now_ms, wait))
+        return Taken(w.item, w.stamp_ns, w.arrival_ms, w.transport_ms, wait, now_ms)
+
+    def keep_up_cap(self, overhead_ms: float = 0.0) -> float:
+        """The most a frame may take for the worker to keep up with this camera: its frame
+        period (measured from the arrivals) minus the caller's own per-frame overhead; inf
+        until the period is known."""
+        p = self.period.period_s
+        return float('inf') if p is None else 1e3 * p - overhead_ms
+
+    def restart_stream(self) -> None:
+        """The camera's time jumped (a bag looped): forget its period, keep the counts."""
+        self.period = FramePeriod()
+
+
+def arrivals_from(stamps_ns: Sequence[int], arrival_ns: Sequence[int], items: Iterable[Any],
+                  rate: float = 1.0) -> List[Arrival]:
+    """Arrivals of recorded frames: times relative to the first arrival (ms), played at
+    ``rate`` x real time; transport = recorded arrival minus stamp."""
+    t0 = arrival_ns[0] if len(arrival_ns) else 0
+    return [Arrival(item, int(s), (int(a) - int(t0)) / 1e6 / rate, (int(a) - int(s)) / 1e6)
+            for s, a, item in zip(stamps_ns, arrival_ns, items)]
+
+
+def replay(gate: FrameGate, arrivals: Sequence[Arrival],
+           process: Callable[[Taken], float]) -> float:
+    """Play ``arrivals`` (in arrival order) through ``gate`` with one worker: whenever it is
+    free it takes the waiting frame; ``process(taken)`` runs it and returns how long the
+    worker was busy (ms). An idle worker takes a frame the instant it arrives. Returns the
+    time the worker was last free."""
+    t, i, n = float('-inf'), 0, len(arrivals)
+    while True:
+        while i < n and arrivals[i].arrival_ms <= t:
+            a = arrivals[i]
+            gate.offer(a.item, a.stamp_ns, a.arrival_ms, a.transport_ms)
+            i += 1
+        taken = gate.take(t) if gate.waiting is not None else None
+        if taken is None:
+            if i >= n:
+                return t
+            t = arrivals[i].arrival_ms
+            continue
+        t += max(0.0, float(process(taken)))
+
+
+def replay_schedule(gate: FrameGate, arrivals: Sequence[Arrival],
+                    takes_ms: Sequence[float]) -> List[Optional[Taken]]:
+    """Play ``arrivals`` through ``gate`` with a worker that looks for a frame at the given
+    instants (a node's recorded take times): what it takes at each (None: nothing usable).
+    Arrivals after the last take are offered too (they may wait, or be dropped)."""
+    out, i, n = [], 0, len(arrivals)
+    for t in list(takes_ms) + [float('inf')]:
+        while i < n and arrivals[i].arrival_ms <= t:
+            a = arrivals[i]
+            gate.offer(a.item, a.stamp_ns, a.arrival_ms, a.transport_ms)
+            i += 1
+        if t < float('inf'):
+            out.append(gate.take(t))
+    return out
