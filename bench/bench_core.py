@@ -189,14 +189,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     load = a.load if a.load != 'auto' else ('gpu' if device.startswith('cuda') else 'cpu')
     frames = load_frames(a.bag, a.seconds, a.frames)[:a.limit or None]
     res: Dict = {'machine': machine_info(device), 'backend': pipe.backend.name,
-                 'device': device, 'machine_profile': pipe.profile['machine'],
+                 'device': device, 'machine_profile': pipe.profile.machine,
                  'frames': len(frames), 'load_kind': load}
     res['overhead'] = overhead(pipe, frames)
     lat = {}
     for p in pipe.points:
         lat[p.key] = {**measure_latency(pipe.model, pipe.backend, [f[0] for f in frames[:20]],
                                         p, n=20, warmup=3),
-                      'profile_miou': pipe.profile['accuracy']['overall'][p.key]}
+                      'profile_miou': pipe.profile.accuracy.overall[p.key]}
     res['point_latency'] = lat
     golden = pipe.camera('default').scheduler.golden
     deadline = a.deadline_fraction * lat[golden.key]['p95']

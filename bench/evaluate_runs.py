@@ -23,6 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tts_perception.adaptive.profile_data import load_profile, Profile  # noqa: E402
 from tts_perception.tools import calibrate, evaluate, oracle  # noqa: E402
 from tts_perception.tools.results import record  # noqa: E402
 
@@ -40,7 +41,7 @@ def sim_model(out: Path) -> Path:
     return out
 
 
-def table(res: dict, prof: dict) -> str:
+def table(res: dict, prof: Profile) -> str:
     """The section body: the policies that matter, the targets and the complexity fit."""
     runs, c = res['runs'], res.get('comparison', {})
     if c and res.get('oracle_frontier'):       # the comparison of this code, from the runs
@@ -60,11 +61,11 @@ def table(res: dict, prof: dict) -> str:
         rows.append(f'| {k} | {r["accuracy"]:.3f} | {r["streaming_accuracy"]:.3f} | '
                     f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
                     f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |')
-    d = prof['data']
+    d = prof.data
     lines = [f'{res["model"]} on {res["n_frames"]} frames of `{Path(res["bag"]).name}` '
              f'({res["frames"].replace("(", "").replace(")", "")}); calibrated on '
-             f'{d["fit_frames"]} frames before them against '
-             f'{d["reference"]}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
+             f'{d.fit_frames} frames before them against '
+             f'{d.reference}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
              f'(the node\'s default); camera at its recorded rate; '
              f'{res["backend"]} on {res["device"]}.', '', *rows, '']
     if c.get('best_static_meeting_deadline'):
@@ -93,14 +94,14 @@ def table(res: dict, prof: dict) -> str:
                 f' Adaptive shown with and without anytime early exit; the comparison uses '
                 f'{c["adaptive_policy"]}.' if 'adaptive+anytime' in runs else
                 ' Anytime early exit does not apply: the model has one depth.'))
-    cx = prof['complexity']
+    cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
     lines.append(f'\nComplexity monitor refitted on these frames: correlation with the per-frame '
-                 f'accuracy loss {fmt(cx["fit_correlation"])} on the fit frames, '
-                 f'{fmt(cx["eval_correlation"])} on the held-out frames.')
-    if prof.get('unusable'):
+                 f'accuracy loss {fmt(cx.fit_correlation)} on the fit frames, '
+                 f'{fmt(cx.eval_correlation)} on the held-out frames.')
+    if prof.unusable:
         lines.append('Unusable (never chosen): ' + '; '.join(
-            f'{k}: {v}' for k, v in prof['unusable'].items()) + '.')
+            f'{k}: {v}' for k, v in prof.unusable.items()) + '.')
     return '\n'.join(lines)
 
 
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         if evaluate.main([str(bag), '--model', str(model), '--out', str(out)]) != 0:
             return 1
     res = json.loads((out / 'evaluate.json').read_text())
-    prof = json.loads((model / 'profile_cpu.json').read_text())
+    prof = load_profile(model / 'profile_cpu.json')
     record(f'evaluate-{a.which}', title, f'make {"eval-sim" if a.which == "sim" else a.which}',
            table(res, prof) + f'\n\nPlots: `eval_out/{a.which}/pareto.png`, '
            f'`eval_out/{a.which}/timeline.png`.')

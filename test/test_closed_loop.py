@@ -46,7 +46,9 @@ def test_injected_latency_lowers_the_speed_limit_as_the_law_predicts(pipe):
             assert p['v_limit'] == pytest.approx(min(params.max_speed, law), abs=1e-9)
     q_fast = max(p['latency_q'] for p in fast['trace'] if p['fresh'])
     q_slow = min(p['latency_q'] for p in slow['trace'][40:] if p['fresh'])
-    assert q_slow > 3 * q_fast                   # the law saw the injected latency
+    # the law saw the injected latency (frames that waited past the deadline are dropped by
+    # the gate, so what reaches the law is compute x 40, not compute plus waiting)
+    assert q_slow > 2 * q_fast
     assert slow['distance_m'] < fast['distance_m']
 
 

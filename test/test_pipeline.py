@@ -47,7 +47,7 @@ def test_every_exit_at_every_resolution_gives_valid_labels(pipe, frames):
 
 
 def test_int8_agrees_with_fp32_within_profile_bound(pipe, frames):
-    bound = pipe.profile['int8_agreement_bound']
+    bound = pipe.profile.int8_agreement_bound
     for res in [(160, 120), (320, 240), (640, 480)]:
         for d in (1, 2, 3):
             agree = []

@@ -82,15 +82,15 @@ def test_ladder_model_runs_in_the_adaptive_pipeline(ladder, tmp_path, sample_bag
     cfg = {'model_path': str(ladder), 'backend': 'onnxruntime',
            'resolutions': ['160x120', '320x240'], 'precisions': ['fp32']}
     prof = tmp_path / 'profile.json'
-    table = run_profile(cfg, prof, data_dir=tmp_path, frames_per_seed=6, latency_runs=5,
-                        quiet=True)
-    assert len(table['points']) == 6
+    table, _ = run_profile(cfg, prof, data_dir=tmp_path, frames_per_seed=6, latency_runs=5,
+                           quiet=True)
+    assert len(table.points) == 6
     pipe = AdaptivePipeline(PipelineConfig(model_path=str(ladder), profile_path=str(prof),
                                            backend='onnxruntime', precisions=['fp32'],
                                            resolutions=['160x120', '320x240']))
     rgb = next(read_frames(sample_bag, ['camera/image_raw'])).rgb
     labels, rec = pipe.process(rgb, deadline_ms=1e4)
-    assert labels.shape == rgb.shape[:2] and rec.point in table['points']
+    assert labels.shape == rgb.shape[:2] and rec.point in table.points
 
 
 @pytest.mark.parametrize('layout', ['NCHW', 'NHWC'])

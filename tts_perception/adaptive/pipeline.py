@@ -11,7 +11,6 @@ model are shared; each camera has its own complexity and scheduler state.
 """
 
 from dataclasses import asdict, dataclass, field, fields
-import json
 from pathlib import Path
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -22,6 +21,7 @@ import yaml
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 obstacle_class)
 from tts_perception.adaptive.latency_model import LatencyModel
+from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
                                                SchedulerConfig, worst_class_iou)
 from tts_perception.common.settings import check_value, setting, settings_of
@@ -34,10 +34,6 @@ from tts_perception.inference.runner import infer
 
 AUTO = 'auto'          # resolutions / precisions: whatever the profile measured
 ALL_DEPTHS = 0         # depths: every depth the profile measured
-
-
-class ProfileError(RuntimeError):
-    """A profile table that is missing, corrupt or made for another model."""
 
 
 class ConfigError(ValueError):
@@ -193,26 +189,6 @@ class _Timing:
     t2: float
 
 
-def load_profile(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read and check a profile table JSON."""
-    p = Path(path)
-    if not p.exists():
-        raise ProfileError(f'profile table {p} does not exist; create it with '
-                           f'`python -m tts_perception.calibrate BAG --model DIR` (a model '
-                           f'on your own bag) or `make profile` (the bundled model)')
-    if not p.is_file():
-        raise ProfileError(f'profile table {p} is not a file (profile_path must name the '
-                           f'JSON file the profile command wrote)')
-    try:
-        prof = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(f'profile table {p} is not valid JSON: {exc}') from exc
-    for key in ('model_hash', 'latency_ms', 'accuracy', 'complexity'):
-        if key not in prof:
-            raise ProfileError(f'profile table {p} lacks {key!r}; re-run profile')
-    return prof
-
-
 def _resolve(path: str, base: Optional[Path]) -> Path:
     p = Path(path)
     if p.is_absolute() or base is None or p.exists():
@@ -220,7 +196,7 @@ def _resolve(path: str, base: Optional[Path]) -> Path:
     return base / p
 
 
-def select_points(config: PipelineConfig, profile: Dict[str, Any], model: ModelDescription,
+def select_points(config: PipelineConfig, profile: Profile, model: ModelDescription,
                   supported: Sequence[str]
                   ) -> Tuple[List[OperatingPoint], Dict[str, str], List[str]]:
     """The operating points a configuration allows: (points, excluded point -> reason,
@@ -229,7 +205,7 @@ def select_points(config: PipelineConfig, profile: Dict[str, Any], model: ModelD
     cannot run are excluded with their reason; everything else that does not fit is a
     problem."""
     problems: List[str] = []
-    measured = [OperatingPoint.parse(k) for k in profile['latency_ms']]
+    measured = [OperatingPoint.parse(k) for k in profile.latency_ms]
     if AUTO in config.resolutions:
         res = sorted({p.resolution for p in measured}, key=lambda r: r[0] * r[1])
     else:
@@ -261,11 +237,11 @@ def select_points(config: PipelineConfig, profile: Dict[str, Any], model: ModelD
     if problems:
         return [], excluded, problems
     want = make_points(res, depths, precs)
-    missing = [p.key for p in want if p.key not in profile['latency_ms']]
+    missing = [p.key for p in want if p.key not in profile.latency_ms]
     if missing:
         problems.append(f'profile has no measurements for points {missing}; re-run calibrate '
                         f'(or profile) for this point set')
-    unusable = profile.get('unusable', {})
+    unusable = profile.unusable
     excluded.update({p.key: unusable[p.key] for p in want if p.key in unusable})
     points = [p for p in want if p.key not in unusable]
     if not points and not problems:
@@ -283,11 +259,19 @@ class AdaptivePipeline:
 
     def __init__(self, config: PipelineConfig, base_dir: Optional[Path] = None,
                  model: Optional[ModelDescription] = None, backend=None,
-                 profile: Optional[Dict[str, Any]] = None):
+                 profile: Union[Profile, Dict[str, Any], None] = None):
         self.config = config
         self.base_dir = base_dir
         problems: List[str] = []
-        self.model, self.profile, self.backend = model, profile, backend
+        self.model, self.backend = model, backend
+        self.profile: Optional[Profile] = None
+        if isinstance(profile, Profile):
+            self.profile = profile
+        elif profile is not None:
+            try:
+                self.profile = Profile.from_dict(profile, 'the profile given')
+            except ProfileError as exc:
+                problems.append(str(exc))
         if self.model is None:
             try:
                 self.model = load_model_description(_resolve(config.model_path, base_dir))
@@ -300,18 +284,18 @@ class AdaptivePipeline:
                 problems.append(f'backend {config.backend}: {exc}')
         profile_path = _resolve(config.profile_path, base_dir) if config.profile_path else (
             self.model.profile_path(self.backend.device) if self.backend is not None else None)
-        if self.profile is None and profile_path is not None:
+        if self.profile is None and profile is None and profile_path is not None:
             try:
                 self.profile = load_profile(profile_path)
             except ProfileError as exc:
                 problems.append(str(exc))
-        elif self.profile is None and self.model is None:
+        elif self.profile is None and profile is None and self.model is None:
             problems.append('profile_path is empty and the model did not load, so there is '
                             'no default profile to look for')
         if self.model is not None and self.profile is not None and \
-                self.profile['model_hash'] != self.model.hash():
+                self.profile.model_hash != self.model.hash():
             problems.append(f'profile {profile_path} was made for model hash '
-                            f'{self.profile["model_hash"][:12]}, the model files hash to '
+                            f'{self.profile.model_hash[:12]}, the model files hash to '
                             f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
         self.excluded: Dict[str, str] = {}
         if self.model is not None and self.profile is not None and self.backend is not None:
@@ -326,12 +310,13 @@ class AdaptivePipeline:
         if problems:
             raise ConfigError(problems)
         self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
-        acc = self.profile['accuracy']
-        self.accuracy = AccuracyTable(acc['miou'], acc['bin_edges'])
-        self.worst_class_iou = worst_class_iou(acc.get('per_class_iou', {}))   # class floor
-        self.latency = LatencyModel(self.profile['latency_ms'], config.latency_quantile,
-                                    batch_profile=self.profile.get('batch_latency_ms'))
-        self.complexity_params = ComplexityParams.from_dict(self.profile['complexity'])
+        prof = self.profile
+        self.accuracy = AccuracyTable(prof.accuracy.miou, prof.accuracy.bin_edges)
+        self.worst_class_iou = worst_class_iou(prof.accuracy.per_class_iou)   # class floor
+        self.latency = LatencyModel({k: asdict(v) for k, v in prof.latency_ms.items()},
+                                    config.latency_quantile,
+                                    batch_profile=prof.batch_latency_ms or None)
+        self.complexity_params = ComplexityParams.from_dict(asdict(prof.complexity))
         self._prepared = False
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}

@@ -50,6 +50,7 @@ class DataInfo:
     image_topic: Optional[str] = None
     labels_topic: Optional[str] = None
     frames: Optional[int] = None                # frames read from the bag
+    first_stamp_ns: Optional[int] = None
     simulator_seeds: Optional[List[int]] = None
     frames_per_seed: Optional[int] = None
 

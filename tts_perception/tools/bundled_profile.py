@@ -11,10 +11,9 @@ latency on this machine; writes the profile JSON and a plot and prints a table.
 """
 
 import argparse
-import json
 from pathlib import Path
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -23,6 +22,7 @@ from tts_perception.inference.backends import make_backend
 from tts_perception.inference.model_desc import load_model_description
 from tts_perception.inference.points import make_points, parse_resolution
 from tts_perception.common.progress import Progress
+from tts_perception.adaptive.profile_data import Profile
 from tts_perception.tools.calibrate import build_profile, default_resolutions, Frames
 from tts_perception.tools.profile_report import plot_profile, print_table
 
@@ -58,8 +58,8 @@ def render_profile_frames(path: Path, seeds: Sequence[int] = PROFILE_SEEDS,
 
 def run_profile(config: Dict, out: Optional[Path] = None, data_dir: Path = Path('data'),
                 frames_per_seed: int = 150, latency_runs: int = 30, quiet: bool = False
-                ) -> Dict:
-    """Do the whole profile; returns the table (also written to ``out``, default: the
+                ) -> Tuple[Profile, Path]:
+    """Do the whole profile; returns it and the file it was written to (``out``, default: the
     model's own profile file for the backend's device)."""
     model = load_model_description(config['model_path'])
     backend = make_backend(config.get('backend', 'auto'), model,
@@ -78,11 +78,7 @@ def run_profile(config: Dict, out: Optional[Path] = None, data_dir: Path = Path(
                             'frames_per_seed': frames_per_seed})
     table = build_profile(model, backend, frames, points, fit_n=len(frames),
                           latency_runs=latency_runs, quiet=quiet)
-    out = out or model.profile_path(backend.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(table, indent=1))
-    table['path'] = str(out)
-    return table
+    return table, table.save(out or model.profile_path(backend.device))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -97,8 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--latency-runs', type=int, default=30)
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(a.config.read_text())
-    t = run_profile(cfg, a.out, a.data, a.frames_per_seed, a.latency_runs)
-    out = Path(t['path'])
+    t, out = run_profile(cfg, a.out, a.data, a.frames_per_seed, a.latency_runs)
     print_table(t)
     plot_profile(t, out.with_suffix('.png'))
     print(f'wrote {out} and {out.with_suffix(".png")}')

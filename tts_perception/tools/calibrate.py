@@ -31,7 +31,6 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
 
 import argparse
 from dataclasses import dataclass, field
-import json
 import os
 from pathlib import Path
 import platform
@@ -44,6 +43,7 @@ import numpy as np
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 fit_complexity, obstacle_class)
 from tts_perception.adaptive.pipeline import PipelineConfig
+from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
@@ -285,7 +285,7 @@ def machine_info(device: str) -> Dict[str, object]:
 
 def build_profile(model: ModelDescription, backend, frames: Frames,
                   points: Sequence[OperatingPoint], fit_n: int, latency_runs: int = 30,
-                  int8_bound: float = INT8_BOUND, quiet: bool = False) -> Dict[str, Any]:
+                  int8_bound: float = INT8_BOUND, quiet: bool = False) -> Profile:
     """The profile table of ``points`` from ``frames``: accuracy and complexity fitted on the
     first ``fit_n`` frames, correlation checked on the rest, latency measured now."""
     n = len(frames)
@@ -349,8 +349,8 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         prog.update(j + 1)
     prog.close()
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
-    return {
-        'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
+    return Profile.from_dict({
+        'version': PROFILE_VERSION, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
         'machine': machine_info(backend.device),
         'model': model.name, 'model_hash': model.hash(), 'classes': list(model.classes),
         'backend': backend.name, 'device': str(backend.device),
@@ -366,13 +366,13 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'complexity': {**params.to_dict(), 'fit_correlation': _corr(cplx[fit], loss[fit]),
                        'eval_correlation': _corr(cplx[held], loss[held]),
                        'table_trust': trust},
-        'int8_agreement': agreement.get('int8', {}), 'int8_agreement_bound': int8_bound,
-        'precision_agreement': agreement, 'precision_worst_class_iou': worst,
+        'int8_agreement_bound': int8_bound, 'precision_agreement': agreement,
+        'precision_worst_class_iou': worst,
         'unusable': unusable,
         'class_floor': {'floor': SchedulerConfig().class_floor,
                         'blind': blind_points(per_class, model.classes,
                                               SchedulerConfig().class_floor)},
-    }
+    }, 'calibrate\'s profile')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -433,15 +433,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (BagError, ImageDecodeError, ModelError, ValueError) as exc:
         sys.stderr.write(f'calibrate: {exc}\n')
         return 2
-    out = a.out or model.profile_path(backend.device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(t, indent=1))
+    out = t.save(a.out or model.profile_path(backend.device))
     print_table(t)
-    for k, why in t['unusable'].items():
+    for k, why in t.unusable.items():
         print(f'unusable: {k}: {why}')
-    c = t['complexity']
-    print(f'complexity fitted on {fit_n} frames: r={c["fit_correlation"]}; on the '
-          f'{len(frames) - fit_n} held-out frames: r={c["eval_correlation"]}')
+    c = t.complexity
+    print(f'complexity fitted on {fit_n} frames: r={c.fit_correlation}; on the '
+          f'{len(frames) - fit_n} held-out frames: r={c.eval_correlation}')
     plot_profile(t, out.with_suffix('.png'))
     print(f'wrote {out} and {out.with_suffix(".png")}')
     return 0

@@ -114,7 +114,7 @@ def resolve_policy(pipe: AdaptivePipeline, policy: str) -> str:
     """'cheapest' -> the static point with the lowest profiled latency."""
     if policy != 'cheapest':
         return policy
-    cheapest = min(pipe.points, key=lambda p: pipe.profile['latency_ms'][p.key]['p50'])
+    cheapest = min(pipe.points, key=lambda p: pipe.profile.latency_ms[p.key].p50)
     return f'static:{cheapest.key}'
 
 
@@ -123,7 +123,7 @@ def worst_latency_s(pipe: AdaptivePipeline, policy: str, s: LoopSettings) -> flo
     computer: its profiled p99, scaled, plus a frame waiting up to one camera period."""
     sched = pipe.camera('default').scheduler
     key = sched.golden.key if policy == 'golden' else policy.split(':', 1)[1]
-    return pipe.profile['latency_ms'][key]['p99'] * s.latency_factor / 1e3 + 1.0 / s.camera_hz
+    return pipe.profile.latency_ms[key].p99 * s.latency_factor / 1e3 + 1.0 / s.camera_hz
 
 
 def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettings,

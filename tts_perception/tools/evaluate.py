@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.adaptive.profile_data import Profile
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
@@ -273,18 +274,18 @@ def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
     plt.close(fig)
 
 
-def held_out(frames_for, profile: Dict[str, Any], bag: Path, use_all: bool):
+def held_out(frames_for, profile: Profile, bag: Path, use_all: bool):
     """The frames to evaluate on and a sentence saying which ones."""
-    data = profile.get('data', {})
-    same = data.get('bag') == str(Path(bag).resolve())
-    if use_all or not same or data.get('eval_from_stamp_ns') is None:
-        frames = frames_for(data.get('image_topic') if same else None,
-                            data.get('labels_topic') if same else None, 0)
+    data = profile.data
+    same = data.bag == str(Path(bag).resolve())
+    if use_all or not same or data.eval_from_stamp_ns is None:
+        frames = frames_for(data.image_topic if same else None,
+                            data.labels_topic if same else None, 0)
         why = 'every frame (' + ('--all' if use_all else 'the profile was not fitted on this '
                                  'bag' if not same else 'no held-out part') + ')'
         return frames, why
-    frames = frames_for(data['image_topic'], data.get('labels_topic'), data['frames'])
-    k = int(np.searchsorted(frames.stamps_ns, data['eval_from_stamp_ns']))
+    frames = frames_for(data.image_topic, data.labels_topic, data.frames or 0)
+    k = int(np.searchsorted(frames.stamps_ns, data.eval_from_stamp_ns))
     return frames.part(k, len(frames)), (f'the {len(frames) - k} frames calibrate held out '
                                          f'(after its {k} fit frames)')
 
@@ -330,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     golden = pipe.camera('default').scheduler.golden
     deadline = a.deadline_ms or (
-        a.deadline_fraction * pipe.profile['latency_ms'][golden.key]['p95']
+        a.deadline_fraction * pipe.profile.latency_ms[golden.key].p95
         if a.deadline_fraction else PipelineConfig().deadline_ms)
     refs = references(pipe, frames, a.quiet)
     todo = [p for p in policies(pipe) if a.policies is None or p[0] in a.policies]
@@ -347,7 +348,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            'backend': pipe.backend.name, 'device': str(pipe.backend.device),
            'machine': machine_info(pipe.backend.device), 'deadline_ms': deadline,
            'rate': a.rate, 'load': a.load, 'excluded_points': pipe.excluded,
-           'complexity_eval_correlation': pipe.profile['complexity'].get('eval_correlation'),
+           'complexity_eval_correlation': pipe.profile.complexity.eval_correlation,
            'runs': {k: {kk: vv for kk, vv in r.items()
                         if kk not in ('records', 'streaming_per_frame')}
                     for k, r in runs.items()}}

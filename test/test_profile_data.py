@@ -1,0 +1,65 @@
+"""The typed, versioned profile: one loader that validates every field, names a malformed one
+by its path, refuses another version with the command that makes a new one, and reads back
+what it wrote."""
+
+import copy
+import json
+
+import pytest
+
+from conftest import ROOT
+from tts_perception.adaptive.pipeline import AdaptivePipeline, ConfigError, PipelineConfig
+from tts_perception.adaptive.profile_data import (load_profile, Profile, PROFILE_VERSION,
+                                                  ProfileError)
+
+BUNDLED = ROOT / 'models' / 'tts_segnet' / 'profile_cpu.json'
+
+
+@pytest.fixture(scope='module')
+def raw():
+    return json.loads(BUNDLED.read_text())
+
+
+def test_bundled_profile_loads_typed_and_round_trips(raw, tmp_path):
+    prof = load_profile(BUNDLED)
+    assert prof.version == PROFILE_VERSION and prof.backend == 'onnxruntime'
+    assert prof.device == 'cpu' and prof.golden in prof.latency_ms
+    lat = prof.latency_ms[prof.golden]
+    assert 0 < lat.p50 <= lat.p95 <= lat.p99
+    assert set(prof.accuracy.miou) == set(prof.points)
+    assert load_profile(prof.save(tmp_path / 'again.json')) == prof
+
+
+def test_an_older_version_is_refused_with_the_command_to_rerun(raw, tmp_path):
+    old = copy.deepcopy(raw)
+    del old['version']                                     # version 1 files had none
+    (tmp_path / 'old.json').write_text(json.dumps(old))
+    with pytest.raises(ProfileError, match=r'version 1 profile.*make profile'):
+        load_profile(tmp_path / 'old.json')
+    with pytest.raises(ConfigError, match=r'version 1 profile.*calibrate BAG --model'):
+        AdaptivePipeline(PipelineConfig(profile_path=str(tmp_path / 'old.json')),
+                         base_dir=ROOT)
+
+
+@pytest.mark.parametrize('edit, where', [
+    (lambda d: d['accuracy']['miou'].__setitem__('160x120/d1/fp32', [0.5, 'x']),
+     r"accuracy\.miou\['160x120/d1/fp32'\]\[1\] must be a number"),
+    (lambda d: d['latency_ms']['160x120/d1/fp32'].pop('p95'),
+     r"latency_ms\['160x120/d1/fp32'\]\.p95 is missing"),
+    (lambda d: d.__setitem__('complexity', [1, 2]), r'complexity must be an object'),
+    (lambda d: d['data'].__setitem__('fit_frames', 2.5), r'data\.fit_frames must be an integer'),
+    (lambda d: d.__setitem__('colour', 'blue'), r"unknown fields \['colour'\]"),
+])
+def test_a_malformed_field_is_named_by_its_path(raw, edit, where):
+    bad = copy.deepcopy(raw)
+    edit(bad)
+    with pytest.raises(ProfileError, match=where):
+        Profile.from_dict(bad, 'test profile')
+    with pytest.raises(ConfigError, match=where):           # a dict given to the pipeline too
+        AdaptivePipeline(PipelineConfig(), base_dir=ROOT, profile=bad)
+
+
+def test_a_missing_profile_names_the_command_that_makes_one(tmp_path):
+    with pytest.raises(ConfigError, match=r'does not exist; create it with .*calibrate'):
+        AdaptivePipeline(PipelineConfig(profile_path=str(tmp_path / 'none.json')),
+                         base_dir=ROOT)
