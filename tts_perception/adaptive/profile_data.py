@@ -144,10 +144,6 @@ class Profile:
         p.write_text(json.dumps(self.to_dict(), indent=1))
         return p
 
-    def per_class(self, key: str) -> List[Optional[float]]:
-        """A point's per-class IoU (empty when not measured)."""
-        return list(self.accuracy.per_class_iou.get(key, []))
-
 
 def load_profile(path: Union[str, Path]) -> Profile:
     """Read and validate a profile JSON file."""

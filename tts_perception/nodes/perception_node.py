@@ -27,8 +27,9 @@ lost.
 Parameter changes are validated on the executor thread and queued; the worker applies them
 between frames (or at once while it is not running), so a frame never sees half a change.
 
-Data path: the subscription callback only stores the newest message of its camera (a frame
-still waiting is replaced and counted as *dropped*) and wakes a dedicated worker thread; the
+Data path: the subscription callback offers the message to its camera's
+:class:`~tts_perception.common.frame_gate.FrameGate` (newest wins: a frame still waiting is
+replaced and counted as *dropped*) and wakes a dedicated worker thread; the
 worker decodes, runs the pipeline and publishes. Nothing polls: an idle node sleeps. A frame's
 age has two parts, reported separately: *transport* (node clock at arrival minus the header
 stamp: the camera's clock, so ``use_sim_time`` must match it) and *wait* (steady clock from
