@@ -144,10 +144,7 @@ def replay(gate: FrameGate, arrivals: Sequence[Arrival],
     time the worker was last free."""
     t, i, n = float('-inf'), 0, len(arrivals)
     while True:
-        while i < n and arrivals[i].arrival_ms <= t:
-            a = arrivals[i]
-            gate.offer(a.item, a.stamp_ns, a.arrival_ms, a.transport_ms)
-            i += 1
+        i = _offer_until(gate, arrivals, i, t)
         taken = gate.take(t) if gate.waiting is not None else None
         if taken is None:
             if i >= n:
@@ -162,12 +159,18 @@ def replay_schedule(gate: FrameGate, arrivals: Sequence[Arrival],
     """Play ``arrivals`` through ``gate`` with a worker that looks for a frame at the given
     instants (a node's recorded take times): what it takes at each (None: nothing usable).
     Arrivals after the last take are offered too (they may wait, or be dropped)."""
-    out, i, n = [], 0, len(arrivals)
-    for t in list(takes_ms) + [float('inf')]:
-        while i < n and arrivals[i].arrival_ms <= t:
-            a = arrivals[i]
-            gate.offer(a.item, a.stamp_ns, a.arrival_ms, a.transport_ms)
-            i += 1
-        if t < float('inf'):
-            out.append(gate.take(t))
+    out, i = [], 0
+    for t in takes_ms:
+        i = _offer_until(gate, arrivals, i, t)
+        out.append(gate.take(t))
+    _offer_until(gate, arrivals, i, float('inf'))
     return out
+
+
+def _offer_until(gate: FrameGate, arrivals: Sequence[Arrival], i: int, t: float) -> int:
+    """Offer ``arrivals[i:]`` that arrived by ``t``; returns the index of the first later one."""
+    while i < len(arrivals) and arrivals[i].arrival_ms <= t:
+        a = arrivals[i]
+        gate.offer(a.item, a.stamp_ns, a.arrival_ms, a.transport_ms)
+        i += 1
+    return i
