@@ -76,3 +76,12 @@ def test_the_fixed_safe_speed_stops_for_the_nearest_person_in_time():
     travelled = v * (t + params.control_period) + v * v / (2 * params.max_decel)
     assert travelled == pytest.approx(d)
     assert safe_speed(0.6, params) < v
+
+
+def test_every_captured_frame_is_processed_or_counted_when_camera_and_control_misalign(pipe):
+    """30 Hz camera, 20 Hz control steps: the gate's accounting still covers every frame (at
+    most the last one still waits when the course ends)."""
+    run = run_course(pipe, CONFIGS['coupled'], 5002, replace(SHORT, camera_hz=30.0),
+                     keep_trace=False)
+    f = run['frames']
+    assert f['processed'] > 0 and f['captured'] - f['processed'] - f['dropped'] in (0, 1), f

@@ -168,10 +168,14 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                             pause_at is not None and next_capture >= pause_at)
                         gate.offer(world.render_rgb() if seen else None, int(t * 1e9),
                                    t * 1e3 / k, 0.0)
-                if gate.waiting is not None and busy_until < t + dt - 1e-9:
+                # (an unrendered frame waits only to be replaced: the next capture comes
+                # before the worker is free, even when the control steps and the camera
+                # period do not line up)
+                if gate.waiting is not None and gate.waiting.item is not None and \
+                        busy_until < t + dt - 1e-9:
                     start = max(t, busy_until)          # waits for the frame in progress
                     taken = gate.take(start * 1e3 / k)
-                    if taken is not None and taken.item is not None:
+                    if taken is not None:
                         req = FrameRequest(taken.item, deadline_ms=s.deadline_ms / k,
                                            age_ms=taken.age_ms,
                                            budget_cap_ms=gate.keep_up_cap())
