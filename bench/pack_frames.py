@@ -34,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     np.savez_compressed(a.out / 'eval.npz', rgb=np.stack([f[0] for f in frames]),
                         labels=np.stack([f[1] for f in frames]),
                         stamps=np.array([f[2] for f in frames], np.int64))
-    rgb, lab, seq = render_profile_frames(a.data / 'profile.npz')
+    rgb, lab, seq, _ = render_profile_frames(a.data / 'profile.npz')
     np.savez_compressed(a.out / 'profile.npz', rgb=rgb, labels=lab, seq=seq)
     for f in ('eval.npz', 'profile.npz'):
         print(f'{a.out / f}: {(a.out / f).stat().st_size / 1e6:.1f} MB')

@@ -14,6 +14,7 @@ import yaml
 from conftest import ROOT
 from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
 from tts_perception.bag.rosbag import BagWriter
+from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.tools import calibrate, evaluate
 from tts_perception.tools.calibrate import read_bag
 
@@ -47,6 +48,7 @@ def test_calibrate_defaults_are_the_nodes_every_precision_the_model_lists(tmp_pa
     assert {k.rsplit('/', 1)[1] for k in prof['points']} == set(listed) == {'fp32', 'int8'}
     assert prof['backend'] == 'onnxruntime'        # what 'auto' takes on a CPU machine
     assert prof['class_floor']['floor'] == 0.3
+    assert set(prof['staleness']) == set(prof['points']) and prof['staleness_period_ms'] > 0
 
 
 def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_model, tmp_path,
@@ -190,3 +192,24 @@ def test_bag_and_argument_errors_name_the_problem(tmp_path, sample_bag, capsys):
     assert 'not a positive multiple of 8' in capsys.readouterr().err
     assert evaluate.main([str(sample_bag), '--profile', str(tmp_path / 'p.json')]) == 2
     assert 'p.json does not exist' in capsys.readouterr().err
+
+
+def test_staleness_scores_each_output_against_the_frames_after_it():
+    # a bar moving one column per frame: an output is exact on its own frame and misses more
+    # of the bar the later the frame it is held against; a still point never goes stale
+    refs = []
+    for t in range(12):
+        r = np.zeros((4, 16), np.uint8)
+        r[:, t:t + 4] = 1
+        refs.append(r)
+    preds = {'moving': list(refs), 'still': [refs[0]] * 12}
+    still_refs = [refs[0]] * 12
+    seq = [0] * 6 + [1] * 6                          # pairs never cross a sequence
+    st = calibrate.staleness(preds, refs, seq, 2, range(12), lags=3)
+    row = st['moving']
+    assert row[0] == pytest.approx(1.0) and all(a > b for a, b in zip(row, row[1:]))
+    assert calibrate.staleness({'still': preds['still']}, still_refs, seq, 2, range(12),
+                               lags=3)['still'] == pytest.approx([1.0] * 4)
+    # only frames 0..5 and 6..11 pair up; at lag 3 every pair is a bar against itself shifted
+    # by three columns
+    assert row[3] == pytest.approx(ConfusionMatrix(2).add(refs[0], refs[3]).miou())

@@ -31,12 +31,12 @@ def test_future_and_stale_frames_are_dropped_and_near_future_counts_as_age_zero(
     assert (g.counts.future, g.counts.stale, g.counts.taken) == (1, 2, 1)
 
 
-def test_keep_up_cap_is_the_measured_frame_period_minus_overhead():
+def test_the_camera_period_is_measured_from_the_arrivals():
     g = FrameGate(100.0)
-    assert g.keep_up_cap() == float('inf')           # period unknown yet
+    assert g.period_ms is None                       # not known yet
     for i in range(30):
         g.offer(i, i, 25.0 * i, 0.0)
-    assert g.keep_up_cap(3.0) == pytest.approx(22.0)
+    assert g.period_ms == pytest.approx(25.0)
 
 
 def test_replay_takes_the_newest_frame_whenever_the_worker_is_free():

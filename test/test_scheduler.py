@@ -5,7 +5,8 @@ import pytest
 
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.inference.points import make_points, OperatingPoint
-from tts_perception.adaptive.scheduler import AccuracyTable, Scheduler, SchedulerConfig
+from tts_perception.adaptive.scheduler import (AccuracyTable, Scheduler, SchedulerConfig,
+                                               StreamingTable)
 
 pytestmark = pytest.mark.unit
 
@@ -244,3 +245,50 @@ def test_class_floor_a_fast_blind_point_is_never_chosen_while_a_seeing_one_exist
     # without the floor the fast blind point runs when it alone fits
     s1 = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.0), worst)
     assert s1.choose(0.5, only_blind_fits).point.key in low
+
+
+def test_streaming_expectation_counts_the_frames_an_output_is_shown_at():
+    st = StreamingTable({'a': [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]}, period_ms=10.0)
+    # done within the period: shown at the next frame only
+    assert st.expected('a', 4.0, 0.0, 10.0) == pytest.approx(0.9)
+    # 25 ms on a 10 ms camera: one output every 25 ms, shown at lags of 25 to 50 ms (2.5 to 5
+    # periods; frames in between are never processed)
+    assert st.expected('a', 25.0, 0.0, 10.0) == pytest.approx(1.0 - 0.1 * 3.75)
+    # a frame already 12 ms old: its output comes a frame later
+    assert st.expected('a', 4.0, 12.0, 10.0) == pytest.approx(0.8)
+    # a camera twice as slow as the profile's: one of its periods is two of the profile's
+    assert st.expected('a', 4.0, 0.0, 20.0) == pytest.approx(0.8)
+    assert not StreamingTable({}, 10.0).usable() and not StreamingTable({'a': [1]}, None).usable()
+
+
+def _streaming_sched(row):
+    lat, acc = _tables()
+    lm = LatencyModel(lat)
+    st = StreamingTable({p.key: row for p in POINTS}, period_ms=10.0)
+    return Scheduler(POINTS, acc, lm, SchedulerConfig(), streaming=st), lm
+
+
+def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
+    fast, lm = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])      # the scene moves
+    still, _ = _streaming_sched([1.0] * 6)                              # nothing moves
+    plain, _ = _sched()
+    d_fast = fast.choose(0.9, 100.0, period_ms=10.0)
+    d_still = still.choose(0.9, 100.0, period_ms=10.0)
+    d_plain = plain.choose(0.9, 100.0)
+    assert lm.predict(d_fast.point.key) <= 10.0           # done before the next frame
+    # a still scene costs a slow point nothing: the most accurate one, frames left unprocessed
+    assert d_still.point == d_plain.point and lm.predict(d_still.point.key) > 10.0
+    # without a camera period the objective is the frame's own accuracy
+    fresh, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
+    assert fresh.choose(0.9, 100.0).point == d_plain.point
+
+
+def test_streaming_objective_when_nothing_fits_runs_the_best_streaming_point():
+    fast, lm = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
+    d = fast.choose(0.9, 0.1, period_ms=10.0)              # nothing fits 0.1 ms
+    assert d.expect_miss and d.reason == 'nothing fits: best streaming point'
+    # the frame's accuracy times the staleness over the frames its output is shown at (the
+    # first decision: no switch cost)
+    best = max(POINTS, key=lambda p: fast.accuracy.predict(p.key, 0.9) * fast.streaming.expected(
+        p.key, lm.predict(p.key), 0.0, 10.0))
+    assert d.point == best

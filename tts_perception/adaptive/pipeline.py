@@ -23,7 +23,8 @@ from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityPar
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
-                                               SchedulerConfig, worst_class_iou)
+                                               SchedulerConfig, StreamingTable,
+                                               worst_class_iou)
 from tts_perception.common.settings import check_value, setting, settings_of
 from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
 from tts_perception.inference.model_desc import (load_model_description, ModelDescription,
@@ -153,8 +154,8 @@ class FrameRequest:
     ``transport_ms``: age of the frame when it reached the caller (capture -> arrival);
     ``age_ms``: its age when processing starts (transport + time it waited in the caller;
     at least ``transport_ms``); ``budget_cap_ms``: an upper bound on the frame's compute
-    budget set by the caller (e.g. the camera period, so that processing keeps up, or a share
-    of a worker that serves other cameras too).
+    budget set by the caller (e.g. a share of a worker that serves other cameras too);
+    ``period_ms``: the camera's frame period (None: not known), for the streaming objective.
     """
 
     rgb: np.ndarray
@@ -164,6 +165,7 @@ class FrameRequest:
     transport_ms: float = 0.0
     age_ms: Optional[float] = None
     budget_cap_ms: float = float('inf')
+    period_ms: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.age_ms is None:
@@ -313,6 +315,7 @@ class AdaptivePipeline:
         prof = self.profile
         self.accuracy = AccuracyTable(prof.accuracy.miou, prof.accuracy.bin_edges)
         self.worst_class_iou = worst_class_iou(prof.accuracy.per_class_iou)   # class floor
+        self.streaming = StreamingTable(prof.staleness, prof.staleness_period_ms)
         self.latency = LatencyModel({k: asdict(v) for k, v in prof.latency_ms.items()},
                                     config.latency_quantile,
                                     batch_profile=prof.batch_latency_ms or None)
@@ -372,7 +375,7 @@ class AdaptivePipeline:
         st = self.cameras.get(name)
         if st is None:
             sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config,
-                              self.worst_class_iou)
+                              self.worst_class_iou, self.streaming)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
                                                 obstacle_label=self._obstacle_label), sched)
             self.cameras[name] = st
@@ -486,7 +489,8 @@ class AdaptivePipeline:
     def _single(self, f: '_InFlight', t_frame: float, t0: float
                 ) -> Tuple[np.ndarray, DecisionRecord]:
         budget = self._budget(f, time.perf_counter(), t0)
-        dec = f.state.scheduler.choose(f.complexity, budget)
+        dec = f.state.scheduler.choose(f.complexity, budget, f.req.period_ms,
+                                       f.req.age_ms + (t_frame - t0) * 1e3)
         t1 = time.perf_counter()
         labels, conf, exit_depth, stop = self._run([f.req.rgb], dec.point, budget, t1)
         t2 = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 import typing
 from typing import Any, Dict, List, Optional, Union
 
-PROFILE_VERSION = 2
+PROFILE_VERSION = 3
 REMAKE = ('`python -m tts_perception.calibrate BAG --model DIR` (a model on your own bag) or '
           '`make profile` (the bundled model; `python -m tts_perception.tools.bundled_profile '
           '--config config/pipeline_cuda.yaml` on a GPU)')
@@ -116,6 +116,9 @@ class Profile:
     int8_agreement_bound: float = 0.5
     unusable: Dict[str, str] = field(default_factory=dict)     # point -> why never chosen
     class_floor: Optional[ClassFloor] = None
+    # point -> accuracy of its output on a frame against the frames 0..K camera periods later
+    staleness: Dict[str, List[float]] = field(default_factory=dict)
+    staleness_period_ms: Optional[float] = None       # the period of those frames
     version: int = PROFILE_VERSION
 
     @classmethod

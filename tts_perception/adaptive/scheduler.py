@@ -1,18 +1,29 @@
 """The deadline scheduler: pick the operating point for one frame.
 
 Among the points whose predicted latency (upper quantile, online-corrected, plus a switch cost
-when the point changes) fits the remaining budget, take the best predicted accuracy for this
-frame's complexity; then the cheapest point within ``accuracy_tolerance`` of that best (spend
-compute only where it buys accuracy). Hysteresis keeps the current point unless the new one is
-better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames in a row; a
-current point that no longer fits is left at once. If nothing fits, the cheapest point runs
-and the record says a miss is expected. It never blocks.
+when the point changes) fits the remaining budget, take the best predicted *streaming* accuracy
+for this frame's complexity; then the cheapest point within ``accuracy_tolerance`` of that best
+(spend compute only where it buys accuracy).
+
+Streaming accuracy (Li, Wang, Ramanan, ECCV 2020) is what the robot sees: at every camera frame,
+the newest finished output. A point that takes L <= T ms on a camera of period T, on a frame
+already a ms old, is shown at one frame, ceil((a + L) / T) periods after its own; a slower
+point gives one output every L ms (frames in between are never processed), shown at frames
+a + L to a + 2L after its own. Calibrate measured how each point's output scores against the
+frames 0..K periods later (:class:`StreamingTable`), so the expectation is the mean of those
+scores over the lags the output is shown at, scaled by the point's accuracy at this
+complexity. While the camera period is not known yet, or a profile measured no staleness, the
+objective is the accuracy of the frame itself. Hysteresis keeps the current point unless the
+new one is better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames
+in a row; a current point that no longer fits is left at once. If nothing fits, the point with
+the best expected streaming accuracy runs (without a camera period: the cheapest, the least
+stale) and the record says a miss is expected. It never blocks.
 
 Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
 point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
 while a point at or above the floor exists: among those the rule above decides, and when none
-of them fits, the cheapest of them runs (the least stale of the points that see every class)
-and the record says that the deadline cannot be met with every class seen. A fast blind point
+of them fits, the one of them that the rule for "nothing fits" picks runs, and the record says
+that the deadline cannot be met with every class seen. A fast blind point
 is never chosen silently.
 
 Static policies (one fixed point) and golden (the most expensive point) use the same
@@ -118,12 +129,58 @@ class AccuracyTable:
         return self.table[key][self.bin_of(complexity)]
 
 
+class StreamingTable:
+    """How fast each point's output goes stale: its accuracy against the frames 0, 1, .., K
+    camera periods after its own (``period_ms`` apart), from the profile."""
+
+    SAMPLES = (np.arange(8) + 0.5) / 8      # where in one output interval the frames fall
+
+    def __init__(self, staleness: Mapping[str, Sequence[float]], period_ms: Optional[float]):
+        self.period_ms = period_ms
+        self.table = {k: np.asarray(v, float) for k, v in staleness.items() if len(v)}
+
+    def usable(self) -> bool:
+        """Whether there is anything to predict with."""
+        return bool(self.table) and bool(self.period_ms) and self.period_ms > 0 and \
+            len({len(v) for v in self.table.values()}) == 1
+
+    def relative(self, keys: Sequence[str]) -> np.ndarray:
+        """Rows of ``keys`` divided by their accuracy at lag 0 [points, lags]."""
+        rows = np.stack([self.table[k] for k in keys])
+        return rows / np.where(rows[:, :1] > 0, rows[:, :1], 1.0)
+
+    def expected_many(self, rel: np.ndarray, latency_ms: np.ndarray, age_ms: float,
+                      period_ms: float) -> np.ndarray:
+        """Per point (rows of :meth:`relative`), the mean accuracy of its result over the
+        camera frames it is shown at, relative to its accuracy on its own frame."""
+        lat = np.asarray(latency_ms, float)
+        done = age_ms + lat
+        # keeping up (L <= T): shown at one frame, the first after it is done; slower: one
+        # output every L ms, shown at frames anywhere in that interval
+        first = np.maximum(1.0, np.ceil(done / period_ms - 1e-9)) * period_ms
+        lags_ms = np.where((lat <= period_ms)[:, None], first[:, None],
+                           done[:, None] + lat[:, None] * self.SAMPLES[None, :])
+        x = np.clip(lags_ms / self.period_ms, 0.0, rel.shape[1] - 1.0)   # profile periods
+        i0 = np.minimum(x.astype(np.int64), rel.shape[1] - 2) if rel.shape[1] > 1 else \
+            np.zeros(x.shape, np.int64)
+        frac = x - i0
+        r = np.arange(len(rel))[:, None]
+        hi = np.minimum(i0 + 1, rel.shape[1] - 1)
+        return (rel[r, i0] * (1.0 - frac) + rel[r, hi] * frac).mean(1)
+
+    def expected(self, key: str, latency_ms: float, age_ms: float, period_ms: float) -> float:
+        """:meth:`expected_many` for one point."""
+        return float(self.expected_many(self.relative([key]), np.array([latency_ms]), age_ms,
+                                        period_ms)[0])
+
+
 class Scheduler:
     """Per-camera scheduler state over a shared latency model."""
 
     def __init__(self, points: Sequence[OperatingPoint], accuracy: AccuracyTable,
                  latency: LatencyModel, config: Optional[SchedulerConfig] = None,
-                 worst_class_iou: Optional[Mapping[str, float]] = None):
+                 worst_class_iou: Optional[Mapping[str, float]] = None,
+                 streaming: Optional[StreamingTable] = None):
         if not points:
             raise ValueError('scheduler needs at least one operating point')
         self.points: List[OperatingPoint] = list(points)
@@ -136,6 +193,9 @@ class Scheduler:
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
         self._key_list = [p.key for p in self.points]
+        self.streaming = streaming if streaming is not None and streaming.usable() and all(
+            p.key in streaming.table for p in self.points) else None
+        self._stale_rel = self.streaming.relative(self._key_list) if self.streaming else None
         worst = worst_class_iou or {}
         self._worst = [float(worst.get(k, 1.0)) for k in self._key_list]
         self._index = {p: i for i, p in enumerate(self.points)}
@@ -154,8 +214,10 @@ class Scheduler:
             else 0.0
         return self.latency.predict(p.key) + extra
 
-    def choose(self, complexity: float, budget_ms: float) -> Decision:
-        """Decide the point for a frame with ``budget_ms`` left (after age and margin)."""
+    def choose(self, complexity: float, budget_ms: float, period_ms: Optional[float] = None,
+               age_ms: float = 0.0) -> Decision:
+        """Decide the point for a frame with ``budget_ms`` left (after age and margin), on a
+        camera of period ``period_ms`` (None: not known yet), the frame ``age_ms`` old."""
         cfg = self.config
         if cfg.policy != 'adaptive':
             p = self._static or self.golden
@@ -173,16 +235,25 @@ class Scheduler:
         costs = [predict(k) + (switch if cur_i is not None and i != cur_i else 0.0)
                  for i, k in enumerate(self._key_list)]
         accs = [table[k][b] for k in self._key_list]
+        st = self.streaming
+        streaming = st is not None and period_ms is not None and np.isfinite(period_ms) \
+            and period_ms > 0
+        if streaming:
+            stale = st.expected_many(self._stale_rel, np.asarray(costs), age_ms, period_ms)
+            accs = (np.asarray(accs) * stale).tolist()
         seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
-            i = min(usable, key=costs.__getitem__)
+            # the best expected streaming accuracy (without it: the cheapest, least stale)
+            i = max(usable, key=accs.__getitem__) if streaming else \
+                min(usable, key=costs.__getitem__)
             self._commit(self.points[i])
             blind_fits = len(usable) < len(costs) and any(c <= budget_ms for c in costs)
-            return Decision(self.points[i], 'nothing fits that sees every class: the cheapest '
-                            'point that does (the deadline cannot be met with every class '
-                            'seen)' if blind_fits else 'nothing fits: cheapest point', costs[i],
+            which = 'best streaming point' if streaming else 'cheapest point'
+            return Decision(self.points[i], f'nothing fits that sees every class: the {which} '
+                            f'that does (the deadline cannot be met with every class seen)'
+                            if blind_fits else f'nothing fits: {which}', costs[i],
                             accs[i], budget_ms, True)
         best_acc = max(accs[i] for i in feasible)
         ci = min((i for i in feasible if accs[i] >= best_acc - cfg.accuracy_tolerance),

@@ -9,7 +9,8 @@ closed loop, the benchmarks):
 - one frame waits per camera: a newer arrival replaces it (the older one is *dropped*);
 - the worker takes the waiting frame when it is free; a frame whose age (transport + time it
   waited) exceeds the deadline by then is dropped (*stale*);
-- the worker's budget for a frame may be capped at the camera's frame period (keep up).
+- the camera's frame period, measured from the arrivals, goes to the scheduler (its
+  streaming objective weighs what a slower point costs in frames left unprocessed).
 
 Times are milliseconds on one steady clock chosen by the caller (the node: ``time.monotonic``;
 a replay: the recorded arrival times). :func:`replay` drives a gate from a list of arrivals
@@ -115,12 +116,11 @@ class FrameGate:
         self.log.append(('take', w.stamp_ns, now_ms, wait))
         return Taken(w.item, w.stamp_ns, w.arrival_ms, w.transport_ms, wait, now_ms)
 
-    def keep_up_cap(self, overhead_ms: float = 0.0) -> float:
-        """The most a frame may take for the worker to keep up with this camera: its frame
-        period (measured from the arrivals) minus the caller's own per-frame overhead; inf
-        until the period is known."""
+    @property
+    def period_ms(self) -> Optional[float]:
+        """The camera's frame period measured from the arrivals (None until known)."""
         p = self.period.period_s
-        return float('inf') if p is None else 1e3 * p - overhead_ms
+        return None if p is None else 1e3 * p
 
     def restart_stream(self) -> None:
         """The camera's time jumped (a bag looped): forget its period, keep the counts."""

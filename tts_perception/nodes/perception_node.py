@@ -86,8 +86,6 @@ CAMERA_PARAMS = (
           '0 or missing = deadline_ms'),
 )
 NODE_PARAMS = (
-    Param('keep_up', True, 'Cap each frame\'s compute budget at the camera\'s measured frame '
-          'period (minus the node\'s own overhead), so that every frame can be processed'),
     Param('future_tolerance_ms', 500.0, 'Frames stamped further than this in the future are '
           'dropped (counted as future); nearer ones count as age 0', 0.0, 1e6),
     Param('publish_overlay', False, 'Publish a colour overlay for viewing (computed only while '
@@ -129,7 +127,6 @@ class _Slot:
         self.sub = None
         self.reliability: Optional[ReliabilityPolicy] = None   # of the current subscription
         self.fixed_reliability: Optional[ReliabilityPolicy] = None   # qos_overrides
-        self.node_overhead_ms = 0.0          # decode + publish around the pipeline (EWMA)
         self.received = self.bad = self.processed = 0
         self.missed = self.errors = self.time_jumps = 0
         self.last_stamp: Optional[int] = None
@@ -486,11 +483,9 @@ class PerceptionNode(LifecycleNode):
                                             throttle_duration_sec=2.0)
 
     def _budget_cap(self, slot: _Slot) -> float:
-        """Upper bound on a frame's budget: keep up with the camera, and on a worker shared by
-        several cameras hold it no longer than half the tightest other deadline."""
+        """Upper bound on a frame's budget: on a worker shared by several cameras, no longer
+        than half the tightest other deadline."""
         cap = float('inf')
-        if self.p['keep_up']:
-            cap = slot.gate.keep_up_cap(slot.node_overhead_ms)
         others = [o.deadline_ms for o in self.slots.values() if o is not slot]
         if others:
             cap = min(cap, 0.5 * min(others))
@@ -513,7 +508,8 @@ class PerceptionNode(LifecycleNode):
             age = taken.age_ms + (time.monotonic() - t_take) * 1e3     # decoding counts
             reqs.append(FrameRequest(rgb, slot.resolved, slot.deadline_ms, taken.stamp_ns,
                                      transport_ms=taken.transport_ms, age_ms=age,
-                                     budget_cap_ms=self._budget_cap(slot)))
+                                     budget_cap_ms=self._budget_cap(slot),
+                                     period_ms=slot.gate.period_ms))
             msgs.append(msg)
             slots.append(slot)
         if not reqs:
@@ -521,10 +517,6 @@ class PerceptionNode(LifecycleNode):
         results = self.pipeline.process_batch(reqs)
         for (labels, rec), msg, slot, req in zip(results, msgs, slots, reqs):
             self._publish(slot, msg, req.rgb, labels, rec)
-            # the node's own share around the pipeline: decoding before, publishing after
-            done = time.monotonic()
-            own = (done - t_take) * 1e3 - rec.total_ms
-            slot.node_overhead_ms = 0.9 * slot.node_overhead_ms + 0.1 * max(0.0, own)
 
     def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
         seg_pub, ovl_pub = self.pubs[slot.topic]

@@ -31,16 +31,17 @@ PROFILE_SEEDS = (2000, 2001)
 
 def render_profile_frames(path: Path, seeds: Sequence[int] = PROFILE_SEEDS,
                           frames_per_seed: int = 150, rate: float = 10.0, speed: float = 2.0):
-    """Sequential 640x480 frames + labels of scripted drives (cached at ``path``)."""
+    """Sequential 640x480 frames + labels of scripted drives (cached at ``path``) and the sim
+    time between two frames of a drive (s)."""
+    stride = max(1, int(round(60.0 / speed * rate / frames_per_seed)))
     if path.exists():
         d = np.load(path)
-        return d['rgb'], d['labels'], d['seq']
+        return d['rgb'], d['labels'], d['seq'], stride / rate
     from tts_perception.sim.world import scripted_command, World
     rgb, lab, seq = [], [], []
     prog = Progress(len(seeds) * frames_per_seed, f'render {path.name}')
     for si, seed in enumerate(seeds):
         with World(seed) as w:
-            stride = max(1, int(round(60.0 / speed * rate / frames_per_seed)))
             for i in range(frames_per_seed * stride):
                 v, om = scripted_command(w, speed)
                 w.step(v, om, 1.0 / rate)
@@ -53,7 +54,7 @@ def render_profile_frames(path: Path, seeds: Sequence[int] = PROFILE_SEEDS,
     rgb, lab, seq = np.stack(rgb), np.stack(lab), np.asarray(seq)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, rgb=rgb, labels=lab, seq=seq)
-    return rgb, lab, seq
+    return rgb, lab, seq, stride / rate
 
 
 def run_profile(config: Dict, out: Optional[Path] = None, data_dir: Path = Path('data'),
@@ -66,14 +67,14 @@ def run_profile(config: Dict, out: Optional[Path] = None, data_dir: Path = Path(
                            threads=config.get('threads', 0))
     want = config.get('precisions', ['auto'])
     precisions = [p for p in backend.supported_precisions() if 'auto' in want or p in want]
-    rgb, lab, seq = render_profile_frames(data_dir / 'profile.npz',
-                                          frames_per_seed=frames_per_seed)
+    rgb, lab, seq, period_s = render_profile_frames(data_dir / 'profile.npz',
+                                                    frames_per_seed=frames_per_seed)
     res = config.get('resolutions', ['auto'])
     resolutions = default_resolutions(model, (rgb.shape[2], rgb.shape[1])) if 'auto' in res \
         else [parse_resolution(r) for r in res]
     points = make_points(resolutions, model.depths, precisions)
     backend.prepare(precisions, resolutions)
-    frames = Frames(list(rgb), np.arange(len(rgb)) * 100_000_000, list(lab), seq,
+    frames = Frames(list(rgb), np.arange(len(rgb)) * int(round(period_s * 1e9)), list(lab), seq,
                     source={'simulator_seeds': list(PROFILE_SEEDS),
                             'frames_per_seed': frames_per_seed})
     table = build_profile(model, backend, frames, points, fit_n=len(frames),

@@ -55,6 +55,7 @@ from tts_perception.inference.runner import infer
 N_BINS = 5
 SUB = 4                   # accuracy is scored on every 4th pixel in both directions
 INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
+STALE_LAGS = 10           # staleness: accuracy against the frames up to 10 camera periods later
 FRACTIONS = (0.25, 0.5, 1.0)
 
 
@@ -194,6 +195,24 @@ def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: i
     """Per point, per frame confusion matrices [F, C, C] against the references."""
     return {k: np.stack([ConfusionMatrix(n).add(p, r).m for p, r in zip(v, refs)])
             for k, v in preds.items()}
+
+
+def staleness(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], seq: Sequence,
+              num_classes: int, frames: range, lags: int = STALE_LAGS) -> Dict[str, List[float]]:
+    """Per point, the accuracy (mIoU) of its output on frame t against the reference of frame
+    t + k, k = 0..``lags``, over ``frames`` (pairs within one sequence only)."""
+    out = {}
+    idx = list(frames)
+    for key, pv in preds.items():
+        row = []
+        for k in range(lags + 1):
+            cm = ConfusionMatrix(num_classes)
+            for t in idx:
+                if t + k in frames and seq[t + k] == seq[t]:
+                    cm.add(pv[t], refs[t + k])
+            row.append(cm.miou())
+        out[key] = row
+    return out
 
 
 def _miou(m: np.ndarray) -> float:
@@ -337,6 +356,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     agreement, worst, unusable = reduced_precision_checks(model, points, preds, fit,
                                                           int8_bound)
 
+    stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
+    gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
+    gaps = gaps[gaps > 0]
+    stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
     lat, batch_lat = {}, {}
     prog = Progress(len(points), 'latency', quiet=quiet)
     for j, p in enumerate(points):
@@ -372,6 +395,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'class_floor': {'floor': SchedulerConfig().class_floor,
                         'blind': blind_points(per_class, model.classes,
                                               SchedulerConfig().class_floor)},
+        'staleness': stale, 'staleness_period_ms': stale_period,
     }, 'calibrate\'s profile')
 
 

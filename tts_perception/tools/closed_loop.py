@@ -178,7 +178,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                     if taken is not None:
                         req = FrameRequest(taken.item, deadline_ms=s.deadline_ms / k,
                                            age_ms=taken.age_ms,
-                                           budget_cap_ms=gate.keep_up_cap())
+                                           period_ms=gate.period_ms)
                         labels, rec = pipe.process_batch([req])[0]
                         done = start + rec.total_ms * k / 1e3
                         busy_until = done

@@ -9,10 +9,10 @@ golden point's profiled p95).
 Runs on the part of the bag that ``calibrate`` held out (the frames after its fit part; every
 frame with ``--all`` or for a bag the profile was not fitted on). The frames' recorded
 arrival times drive the perception node's own frame gate
-(:mod:`tts_perception.common.frame_gate`: newest wins, stale frames dropped, the budget kept
-within the camera period), a slow frame delays the next, and each frame's age at processing
-start counts against its deadline. Compute times are the
-real ones, measured as the frames run.
+(:mod:`tts_perception.common.frame_gate`: newest wins, stale frames dropped, the camera
+period measured for the scheduler), a slow frame delays the next, and each frame's age at
+processing start counts against its deadline. Compute times are the real ones, measured as the
+frames run.
 
 Per policy: accuracy of the processed frames (mIoU against the labels, or agreement with the
 golden point's output on unlabelled bags) with per-class IoU, mean compute, miss and drop
@@ -66,7 +66,7 @@ def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False
 
 def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], policy: str,
              deadline_ms: float, anytime: bool = False, rate: float = 1.0,
-             keep_up: bool = True, load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
+             load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
     """One policy through the simulated camera; per-frame records and the summary."""
     pipe.restart(policy)
     pipe.config.anytime = anytime
@@ -84,7 +84,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
             procs.extend(start_load(load))
         req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms, stamp_ns=taken.stamp_ns,
                            transport_ms=taken.transport_ms, age_ms=taken.age_ms,
-                           budget_cap_ms=gate.keep_up_cap() if keep_up else float('inf'))
+                           period_ms=gate.period_ms)
         labels, rec = pipe.process_batch([req])[0]
         done = taken.take_ms + rec.total_ms
         pred = labels[::SUB, ::SUB]
