@@ -213,3 +213,6 @@ def test_staleness_scores_each_output_against_the_frames_after_it():
     # only frames 0..5 and 6..11 pair up; at lag 3 every pair is a bar against itself shifted
     # by three columns
     assert row[3] == pytest.approx(ConfusionMatrix(2).add(refs[0], refs[3]).miou())
+    # no two frames of one sequence are 6 apart: the rows stop at lag 5, no empty lag
+    long = calibrate.staleness(preds, refs, seq, 2, range(12), lags=8)
+    assert [len(v) for v in long.values()] == [6, 6] and np.isfinite(long['moving']).all()

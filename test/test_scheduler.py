@@ -259,6 +259,7 @@ def test_streaming_expectation_counts_the_frames_an_output_is_shown_at():
     # a camera twice as slow as the profile's: one of its periods is two of the profile's
     assert st.expected('a', 4.0, 0.0, 20.0) == pytest.approx(0.8)
     assert not StreamingTable({}, 10.0).usable() and not StreamingTable({'a': [1]}, None).usable()
+    assert not StreamingTable({'a': [1.0, float('nan')]}, 10.0).usable()
 
 
 def _streaming_sched(row):

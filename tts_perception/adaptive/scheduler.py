@@ -142,7 +142,8 @@ class StreamingTable:
     def usable(self) -> bool:
         """Whether there is anything to predict with."""
         return bool(self.table) and bool(self.period_ms) and self.period_ms > 0 and \
-            len({len(v) for v in self.table.values()}) == 1
+            len({len(v) for v in self.table.values()}) == 1 and \
+            all(np.isfinite(v).all() for v in self.table.values())
 
     def relative(self, keys: Sequence[str]) -> np.ndarray:
         """Rows of ``keys`` divided by their accuracy at lag 0 [points, lags]."""

@@ -200,16 +200,21 @@ def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: i
 def staleness(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], seq: Sequence,
               num_classes: int, frames: range, lags: int = STALE_LAGS) -> Dict[str, List[float]]:
     """Per point, the accuracy (mIoU) of its output on frame t against the reference of frame
-    t + k, k = 0..``lags``, over ``frames`` (pairs within one sequence only)."""
+    t + k, k = 0..``lags``, over ``frames`` (pairs within one sequence only; the rows end
+    before the first lag no pair of frames is that far apart)."""
+    pairs = []
+    for k in range(lags + 1):
+        pk = [t for t in frames if t + k in frames and seq[t + k] == seq[t]]
+        if not pk:
+            break
+        pairs.append(pk)
     out = {}
-    idx = list(frames)
     for key, pv in preds.items():
         row = []
-        for k in range(lags + 1):
+        for k, pk in enumerate(pairs):
             cm = ConfusionMatrix(num_classes)
-            for t in idx:
-                if t + k in frames and seq[t + k] == seq[t]:
-                    cm.add(pv[t], refs[t + k])
+            for t in pk:
+                cm.add(pv[t], refs[t + k])
             row.append(cm.miou())
         out[key] = row
     return out
