@@ -284,12 +284,26 @@ def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
     assert fresh.choose(0.9, 100.0).point == d_plain.point
 
 
-def test_streaming_objective_when_nothing_fits_runs_the_best_streaming_point():
-    fast, lm = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
-    d = fast.choose(0.9, 0.1, period_ms=10.0)              # nothing fits 0.1 ms
-    assert d.expect_miss and d.reason == 'nothing fits: best streaming point'
+def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_runs():
+    lat, acc = _tables()
+    lm = LatencyModel(lat)
+    low = {p.key for p in POINTS if p.resolution == (160, 120)}
+    worst = {p.key: 0.05 if p.key in low else 0.6 for p in POINTS}
+    st = StreamingTable({p.key: [1.0, 0.8, 0.6, 0.45, 0.35, 0.3] for p in POINTS}, 100.0)
+    s = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.3), worst, st)
+    seeing = [p for p in POINTS if p.key not in low]
+    cheapest_seeing = min(seeing, key=lambda p: lm.predict(p.key))
+    only_blind_fits = (lm.predict(cheapest_seeing.key) + min(lm.predict(k) for k in low)) / 2
+    d = s.choose(0.9, only_blind_fits, period_ms=100.0)
+    assert d.expect_miss and 'best streaming point' in d.reason
+    assert 'cannot be met with every class seen' in d.reason
     # the frame's accuracy times the staleness over the frames its output is shown at (the
-    # first decision: no switch cost)
-    best = max(POINTS, key=lambda p: fast.accuracy.predict(p.key, 0.9) * fast.streaming.expected(
-        p.key, lm.predict(p.key), 0.0, 10.0))
-    assert d.point == best
+    # first decision: no switch cost), among the points that see every class
+    best = max(seeing, key=lambda p: acc.predict(p.key, 0.9) * st.expected(
+        p.key, lm.predict(p.key), 0.0, 100.0))
+    assert d.point == best != cheapest_seeing
+    # nothing fits at all (a load spike): the least late point, not the most accurate
+    fast, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
+    d = fast.choose(0.9, 0.1, period_ms=10.0)
+    assert d.reason == 'nothing fits: cheapest point'
+    assert d.point == min(POINTS, key=lambda p: lm.predict(p.key))

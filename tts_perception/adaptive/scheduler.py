@@ -15,15 +15,15 @@ scores over the lags the output is shown at, scaled by the point's accuracy at t
 complexity. While the camera period is not known yet, or a profile measured no staleness, the
 objective is the accuracy of the frame itself. Hysteresis keeps the current point unless the
 new one is better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames
-in a row; a current point that no longer fits is left at once. If nothing fits, the point with
-the best expected streaming accuracy runs (without a camera period: the cheapest, the least
-stale) and the record says a miss is expected. It never blocks.
+in a row; a current point that no longer fits is left at once. If nothing fits, the cheapest
+point runs (the least late) and the record says a miss is expected. It never blocks.
 
 Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
 point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
 while a point at or above the floor exists: among those the rule above decides, and when none
-of them fits, the one of them that the rule for "nothing fits" picks runs, and the record says
-that the deadline cannot be met with every class seen. A fast blind point
+of them fits while a blind one would, the one of them with the best expected streaming accuracy
+runs (the cheapest without a camera period) and the record says that the deadline cannot be met
+with every class seen. A fast blind point
 is never chosen silently.
 
 Static policies (one fixed point) and golden (the most expensive point) use the same
@@ -246,12 +246,17 @@ class Scheduler:
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
-            # the best expected streaming accuracy (without it: the cheapest, least stale)
-            i = max(usable, key=accs.__getitem__) if streaming else \
-                min(usable, key=costs.__getitem__)
-            self._commit(self.points[i])
             blind_fits = len(usable) < len(costs) and any(c <= budget_ms for c in costs)
-            which = 'best streaming point' if streaming else 'cheapest point'
+            if blind_fits and streaming:
+                # only blind points fit: of those that see every class, the best expected
+                # streaming accuracy (the deadline is missed either way)
+                i = max(usable, key=accs.__getitem__)
+                which = 'best streaming point'
+            else:
+                # nothing fits at all (a load spike, a tight deadline): the least late
+                i = min(usable, key=costs.__getitem__)
+                which = 'cheapest point'
+            self._commit(self.points[i])
             return Decision(self.points[i], f'nothing fits that sees every class: the {which} '
                             f'that does (the deadline cannot be met with every class seen)'
                             if blind_fits else f'nothing fits: {which}', costs[i],
