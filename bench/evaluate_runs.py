@@ -96,9 +96,22 @@ def table(res: dict, prof: Profile) -> str:
                 ' Anytime early exit does not apply: the model has one depth.'))
     cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
-    lines.append(f'\nComplexity monitor refitted on these frames: correlation with the per-frame '
-                 f'accuracy loss {fmt(cx.fit_correlation)} on the fit frames, '
-                 f'{fmt(cx.eval_correlation)} on the held-out frames.')
+    lines += ['', 'Difficulty signals gated on the last third of the calibration frames '
+              '(validation gain: the share of a constant\'s squared error it removes; kept above '
+              '5 %; the probe also only where it pays for its compute):', '',
+              '| signal | on | validation gain | validation r | why off |',
+              '|---|---|---|---|---|']
+    for g, v in cx.signals.items():
+        lines.append(f'| {g} | {"yes" if v.on else "no"} | {fmt(v.validation_gain)} | '
+                     f'{fmt(v.validation_correlation)} | {v.note or ""} |')
+    ad = runs.get('adaptive', {})
+    lines.append(f'\nDifficulty estimate ({", ".join(cx.signals_on) or "no signal: a constant"})'
+                 f': correlation with the per-frame accuracy loss {fmt(cx.fit_correlation)} on '
+                 f'the fit frames, {fmt(cx.validation_correlation)} on their validation part, '
+                 f'**{fmt(cx.eval_correlation)}** on the held-out frames (target ≥ 0.5). '
+                 f'Adaptive ran {ad.get("probes", 0)} probes '
+                 f'({ad.get("mean_probe_ms", 0.0):.2f} ms per processed frame, included in its '
+                 f'compute).')
     if prof.unusable:
         lines.append('Unusable (never chosen): ' + '; '.join(
             f'{k}: {v}' for k, v in prof.unusable.items()) + '.')

@@ -1,28 +1,33 @@
-"""Scene-complexity monitor: cheap per-frame features -> a complexity score in [0, 1].
+"""Scene-complexity monitor: per-frame difficulty signals -> a complexity score in [0, 1].
 
-Features (computed on an 80x60 grey thumbnail, well under 0.5 ms for a 640x480 frame):
+The signals (grouped and gated as :mod:`tts_perception.adaptive.difficulty` describes):
 
-- ``edge_density``: fraction of pixels with a strong Sobel gradient (clutter);
-- ``grad_entropy``: entropy of gradient orientations, magnitude-weighted (texture variety);
-- ``motion``: mean absolute change from the previous frame's thumbnail;
-- ``darkness``: 1 - mean brightness; ``contrast``: brightness standard deviation;
-- ``prev_obstacle``: obstacle fraction of the previous result (the model's ``obstacle``
-  class; for a model without one, every class but the first, background);
-- ``prev_uncertainty``: 1 - confidence (mean max-class probability) of the previous result.
+- content, on an 80x60 grey thumbnail (well under 0.5 ms for a 640x480 frame):
+  ``edge_density`` (fraction of pixels with a strong Sobel gradient), ``grad_entropy``
+  (entropy of gradient orientations, magnitude-weighted), ``motion`` (mean absolute change
+  from the previous thumbnail), ``darkness`` (1 - mean brightness), ``contrast``;
+- the previous result: ``prev_uncertainty`` (1 - mean max-class probability),
+  ``prev_obstacle`` (share of the model's ``obstacle`` class; for a model without one, every
+  class but the first, background), ``prev_boundary`` (share of label changes between
+  neighbours), ``prev_small_segment`` (how small its smallest segment would be at the
+  cheapest resolution);
+- ``probe_loss``: what the cheapest point lost against the golden point on the latest probed
+  frame (:meth:`ComplexityMonitor.observe_probe`).
 
-The combination is fit on simulator data (:func:`fit_complexity`): a ridge regression that
-predicts how much accuracy the cheap operating points lose against the best one on this frame,
-mapped through the fit set's empirical CDF so scores spread evenly over [0, 1].
+The combination is fit by calibrate (:func:`fit_complexity`): a ridge regression, on the
+signal groups that earned their place on validation frames, of how much accuracy the points
+lose against the best one on the frame, mapped through the fit set's empirical CDF so scores
+spread evenly over [0, 1].
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-FEATURES = ('edge_density', 'grad_entropy', 'motion', 'darkness', 'contrast', 'prev_obstacle',
-            'prev_uncertainty')
+from tts_perception.adaptive.difficulty import FEATURES, feature_mask, result_signals, SIGNALS
+
 THUMB = (80, 60)
 _EDGE_THRESHOLD = 0.12
 _ORIENT_BINS = 8
@@ -38,11 +43,23 @@ class ComplexityParams:
     weights: List[float]
     bias: float
     cdf_knots: List[float]          # predicted raw scores at quantiles 0, 0.1, ..., 1
+    signals_on: List[str] = field(default_factory=lambda: list(SIGNALS))
+
+    def __post_init__(self) -> None:
+        n = len(FEATURES)
+        if not (len(self.mean) == len(self.std) == len(self.weights) == n):
+            raise ValueError(f'complexity params need {n} means, stds and weights, got '
+                             f'{len(self.mean)}, {len(self.std)}, {len(self.weights)}')
+        # a signal that is off weighs nothing, whatever the file says
+        self._w = np.where(feature_mask(self.signals_on), np.asarray(self.weights, float), 0.0)
+        self._mean = np.asarray(self.mean, float)
+        self._std = np.asarray(self.std, float)
 
     def to_dict(self) -> Dict:
         """JSON form."""
         return {'features': list(FEATURES), 'mean': self.mean, 'std': self.std,
-                'weights': self.weights, 'bias': self.bias, 'cdf_knots': self.cdf_knots}
+                'weights': self.weights, 'bias': self.bias, 'cdf_knots': self.cdf_knots,
+                'signals_on': list(self.signals_on)}
 
     @classmethod
     def from_dict(cls, d: Dict) -> 'ComplexityParams':
@@ -50,14 +67,24 @@ class ComplexityParams:
         if list(d.get('features', [])) != list(FEATURES):
             raise ValueError(f'complexity params were fit for features {d.get("features")}, '
                              f'this code computes {list(FEATURES)}')
-        return cls(d['mean'], d['std'], d['weights'], float(d['bias']), d['cdf_knots'])
+        return cls(d['mean'], d['std'], d['weights'], float(d['bias']), d['cdf_knots'],
+                   list(d.get('signals_on', SIGNALS)))
 
     @classmethod
     def neutral(cls) -> 'ComplexityParams':
-        """Unfitted default: equal weights on clutter features (used before profiling)."""
+        """Unfitted default: clutter and the previous result, no probe (used before
+        profiling)."""
         n = len(FEATURES)
-        return cls([0.0] * n, [1.0] * n, [1.0, 0.5, 0.5, 0.2, 0.2, 1.0, 1.0], 0.0,
-                   list(np.linspace(0, 3, 11)))
+        w = {'edge_density': 1.0, 'grad_entropy': 0.5, 'motion': 0.5, 'darkness': 0.2,
+             'contrast': 0.2, 'prev_uncertainty': 1.0, 'prev_obstacle': 1.0,
+             'prev_boundary': 0.5, 'prev_small_segment': 0.5}
+        return cls([0.0] * n, [1.0] * n, [w.get(f, 0.0) for f in FEATURES], 0.0,
+                   list(np.linspace(0, 3, 11)), ['content', 'confidence', 'segments'])
+
+    @property
+    def probes(self) -> bool:
+        """Whether the probe signal is on (the pipeline probes only then)."""
+        return 'probe' in self.signals_on
 
 
 def obstacle_class(classes: List[str]) -> int:
@@ -99,23 +126,28 @@ class ComplexityMonitor:
 
     params: ComplexityParams = field(default_factory=ComplexityParams.neutral)
     obstacle_label: int = 2         # < 0: every class but 0 counts (see obstacle_class)
+    cheapest_px: int = 160 * 120    # pixels of the cheapest point (prev_small_segment)
     _prev_thumb: Optional[np.ndarray] = None
-    _prev_obstacle: float = 0.0
-    _prev_uncertainty: float = 0.5
+    _prev_result: Optional[np.ndarray] = None
+    _probe: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        self.reset()
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
         """All :data:`FEATURES` for this frame (updates the previous-frame state)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'complexity needs an RGB uint8 image, got {rgb.shape} {rgb.dtype}')
         img, self._prev_thumb = frame_features(rgb, self._prev_thumb)
-        return np.concatenate([img, [self._prev_obstacle, self._prev_uncertainty]]
-                              ).astype(np.float32)
+        out = np.concatenate([img, self._prev_result]).astype(np.float32)
+        out[-1] = self._probe if self._probe is not None else self.params.mean[-1]
+        return out
 
     def score_features(self, feats: np.ndarray) -> float:
         """Complexity in [0, 1] for a feature vector."""
         p = self.params
-        z = (feats - np.asarray(p.mean)) / np.asarray(p.std)
-        raw = float(np.dot(z, p.weights) + p.bias)
+        z = (np.asarray(feats, float) - p._mean) / p._std
+        raw = float(np.dot(z, p._w) + p.bias)
         return float(np.interp(raw, p.cdf_knots, self._levels(len(p.cdf_knots))))
 
     @staticmethod
@@ -131,31 +163,51 @@ class ComplexityMonitor:
 
     def observe_result(self, labels: np.ndarray, confidence: float) -> None:
         """Feed back what the last result saw (used by the next frame's features)."""
-        sub = labels[::8, ::8]
-        hit = (sub == self.obstacle_label) if self.obstacle_label >= 0 else (sub != 0)
-        self._prev_obstacle = float(hit.mean()) if sub.size else 0.0
-        self._prev_uncertainty = float(np.clip(1.0 - confidence, 0.0, 1.0))
+        obstacle, boundary, small = result_signals(labels, self.obstacle_label,
+                                                   self.cheapest_px)
+        # the order of SIGNALS: confidence, then segments, then the probe slot
+        self._prev_result = np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle,
+                                      boundary, small, 0.0], np.float32)
+
+    def observe_probe(self, loss: float) -> None:
+        """What the cheapest point lost on the latest probed frame (carried forward)."""
+        self._probe = float(loss)
 
     def reset(self) -> None:
         """Forget temporal state (e.g. after a camera gap)."""
-        self._prev_thumb, self._prev_obstacle, self._prev_uncertainty = None, 0.0, 0.5
+        self._prev_thumb, self._probe = None, None
+        self._prev_result = np.array([0.5, 0.0, 0.0, 0.0, 0.0], np.float32)
 
 
-def fit_complexity(feats: np.ndarray, target: np.ndarray, ridge: float = 1e-2
+def fit_complexity(feats: np.ndarray, target: np.ndarray,
+                   signals_on: Sequence[str] = tuple(SIGNALS), ridge: float = 0.1
                    ) -> ComplexityParams:
-    """Ridge regression of ``target`` (per-frame accuracy loss) on standardised features."""
+    """Ridge regression of ``target`` (per-frame accuracy loss) on the standardised features
+    of the groups ``signals_on`` (none: a constant)."""
     feats = np.asarray(feats, np.float64)
     target = np.asarray(target, np.float64)
-    if len(feats) < len(FEATURES) + 2:
-        raise ValueError(f'need at least {len(FEATURES) + 2} frames to fit complexity')
+    mask = feature_mask(signals_on)
+    if len(feats) < 3:           # (the ridge term keeps fewer frames than features solvable)
+        raise ValueError('need at least 3 frames to fit complexity')
     mean, std = feats.mean(0), feats.std(0) + 1e-6
     z = (feats - mean) / std
-    a = np.c_[z, np.ones(len(z))]
-    reg = ridge * np.eye(a.shape[1])
+    a = np.c_[z[:, mask], np.ones(len(z))]
+    reg = ridge * len(z) * np.eye(a.shape[1])
     reg[-1, -1] = 0.0
     coef = np.linalg.solve(a.T @ a + reg, a.T @ target)
     raw = a @ coef
     knots = np.quantile(raw, np.linspace(0, 1, 11))
     knots = np.maximum.accumulate(knots + np.arange(11) * 1e-9)
-    return ComplexityParams(mean.tolist(), std.tolist(), coef[:-1].tolist(), float(coef[-1]),
-                            knots.tolist())
+    weights = np.zeros(len(FEATURES))
+    weights[mask] = coef[:-1]
+    return ComplexityParams(mean.tolist(), std.tolist(), weights.tolist(), float(coef[-1]),
+                            knots.tolist(), list(signals_on))
+
+
+def estimator(feats: np.ndarray, target: np.ndarray, mask: np.ndarray):
+    """:func:`fit_complexity` as the predictor :func:`~tts_perception.adaptive.difficulty.
+    select_signals` compares (raw estimate of the loss, before the CDF)."""
+    on = [g for g, fs in SIGNALS.items()
+          if all(mask[FEATURES.index(f)] for f in fs)]
+    p = fit_complexity(feats, target, on)
+    return lambda x: ((np.asarray(x, float) - p._mean) / p._std) @ p._w + p.bias

@@ -6,8 +6,11 @@
 Per frame: complexity score -> scheduler decision under the remaining budget (deadline - age of
 the frame when processing starts - safety margin) -> staged inference (optionally *anytime*:
 stop at an earlier exit when the next stage would miss or would not change the answer) ->
-labels at the input resolution + one :class:`DecisionRecord`. The model, backend and latency
-model are shared; each camera has its own complexity and scheduler state.
+labels at the input resolution + one :class:`DecisionRecord`. After the result is out the
+caller may let the pipeline probe (:meth:`AdaptivePipeline.probe`: where the profile has the
+probe signal on, every ``probe_every`` frames, within the slack before the next frame). The
+model, backend and latency model are shared; each camera has its own complexity and scheduler
+state.
 """
 
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +23,7 @@ import yaml
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 obstacle_class)
+from tts_perception.adaptive.difficulty import probe_loss, probe_pair, SCORE_STEP
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
@@ -75,6 +79,10 @@ class PipelineConfig:
     anytime_confidence: float = setting(0.97, 'Exit confidence at which anytime mode stops',
                                         0.0, 1.0)
     threads: int = setting(0, 'ONNX Runtime intra-op threads (0 = default)', 0, 64)
+    probe_every: int = setting(4, 'Probe every N processed frames (run the cheapest usable and '
+                               'the reference point on the same frame, when it leaves slack '
+                               'before the next one): only where the profile has the probe '
+                               'signal on; 0 = never', 0, 10000)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     @classmethod
@@ -254,6 +262,9 @@ def select_points(config: PipelineConfig, profile: Profile, model: ModelDescript
 class _CameraState:
     def __init__(self, monitor: ComplexityMonitor, scheduler: Scheduler):
         self.monitor, self.scheduler = monitor, scheduler
+        self.last: Optional[Tuple[np.ndarray, str, np.ndarray]] = None   # rgb, point, labels
+        self.since_probe: Optional[int] = None      # frames since the last probe (None: never)
+        self.probes, self.probe_ms = 0, 0.0
 
 
 class AdaptivePipeline:
@@ -320,6 +331,14 @@ class AdaptivePipeline:
                                     config.latency_quantile,
                                     batch_profile=prof.batch_latency_ms or None)
         self.complexity_params = ComplexityParams.from_dict(asdict(prof.complexity))
+        seeing = [p.key for p in self.points if self.worst_class_iou.get(p.key, 1.0) >=
+                  config.scheduler.class_floor] or [p.key for p in self.points]
+        self.probe_points = probe_pair(seeing, lambda k: prof.latency_ms[k].p50,
+                                       lambda k: prof.accuracy.overall.get(
+                                           k, float(np.mean(prof.accuracy.miou[k]))),
+                                       config.scheduler.accuracy_tolerance)
+        self._cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
+                                for k in seeing)
         self._prepared = False
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
@@ -377,7 +396,8 @@ class AdaptivePipeline:
             sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config,
                               self.worst_class_iou, self.streaming)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
-                                                obstacle_label=self._obstacle_label), sched)
+                                                obstacle_label=self._obstacle_label,
+                                                cheapest_px=self._cheapest_px), sched)
             self.cameras[name] = st
         return st
 
@@ -515,6 +535,9 @@ class AdaptivePipeline:
         age = req.age_ms + queued_ms
         missed = age + total > f.deadline
         f.state.monitor.observe_result(labels, conf)
+        st = f.state
+        st.last = (req.rgb, run_point.key, labels[::SCORE_STEP, ::SCORE_STEP])
+        st.since_probe = None if st.since_probe is None else st.since_probe + 1
         p = dec.point
         return DecisionRecord(
             camera=req.camera, stamp_ns=int(req.stamp_ns or 0), point=run_point.key,
@@ -560,6 +583,52 @@ class AdaptivePipeline:
         # same latency into the window and back off n times for one miss
         self._learn(best.key, (t2 - t1) * 1e3, n, pred, any(r.missed for _, r in out))
         return out
+
+    @property
+    def probing(self) -> bool:
+        """Whether this pipeline probes: the profile has the probe signal on, ``probe_every``
+        is above 0 and there are two different points to compare."""
+        return self.complexity_params.probes and self.config.probe_every > 0 and \
+            self.probe_points[0] != self.probe_points[1]
+
+    def probe(self, camera: str, slack_ms: float) -> float:
+        """After a frame's result is out (never before: a probe must not delay it): when a
+        probe is due on ``camera`` and its predicted cost fits ``slack_ms`` (the time until
+        the next frame is expected; 0 when one is waiting), run the probe's points that did
+        not run on that frame, measure what the cheap one lost and feed it to the camera's
+        difficulty estimate. Returns the compute it took (ms; 0 when no probe ran)."""
+        st = self.cameras.get(camera)
+        if st is None or st.last is None or not self.probing or \
+                self.sched_config.policy != 'adaptive':
+            return 0.0
+        if st.since_probe is not None and st.since_probe < self.config.probe_every:
+            return 0.0
+        rgb, ran, labels = st.last
+        todo = [k for k in self.probe_points if k != ran]
+        if sum(self.latency.predict(k) for k in todo) > slack_ms:
+            return 0.0                              # due: the next frame with slack probes
+        out = {ran: labels}
+        t0 = time.perf_counter()
+        for k in todo:
+            t = time.perf_counter()
+            out[k] = infer(self.model, self.backend, [rgb], OperatingPoint.parse(k))[0][0][
+                ::SCORE_STEP, ::SCORE_STEP]
+            self.latency.observe(k, (time.perf_counter() - t) * 1e3, 1)
+        ms = (time.perf_counter() - t0) * 1e3
+        cheap, ref = self.probe_points
+        st.monitor.observe_probe(probe_loss(out[cheap], out[ref], self.model.num_classes))
+        st.since_probe, st.last = 0, None
+        st.probes += 1
+        st.probe_ms += ms
+        return ms
+
+    @staticmethod
+    def probe_slack(rec: DecisionRecord, period_ms: Optional[float]) -> float:
+        """Time left (ms) after ``rec``'s result until the camera's next frame arrives, if
+        frames arrive every ``period_ms`` (0 when the period is not known)."""
+        if period_ms is None or not np.isfinite(period_ms):
+            return 0.0
+        return max(0.0, period_ms - (rec.age_ms - rec.transport_ms) - rec.total_ms)
 
     def release(self) -> None:
         """Free backend resources (sessions, accelerator memory); :meth:`prepare` restores."""

@@ -17,7 +17,9 @@ from pathlib import Path
 import typing
 from typing import Any, Dict, List, Optional, Union
 
-PROFILE_VERSION = 3
+from tts_perception.adaptive.difficulty import SignalGate
+
+PROFILE_VERSION = 4
 REMAKE = ('`python -m tts_perception.calibrate BAG --model DIR` (a model on your own bag) or '
           '`make profile` (the bundled model; `python -m tts_perception.tools.bundled_profile '
           '--config config/pipeline_cuda.yaml` on a GPU)')
@@ -71,7 +73,9 @@ class AccuracyProfile:
 
 @dataclass
 class ComplexityProfile:
-    """The complexity monitor's fitted parameters and how well it predicted the loss."""
+    """The complexity monitor's fitted parameters, which difficulty signals are on (and what
+    each gained on the validation frames) and how well the estimate predicted the loss: on
+    the frames it was fitted on, its validation frames and the held-out frames."""
 
     features: List[str]
     mean: List[float]
@@ -79,7 +83,11 @@ class ComplexityProfile:
     weights: List[float]
     bias: float
     cdf_knots: List[float]
+    signals_on: List[str] = field(default_factory=list)
+    signals: Dict[str, SignalGate] = field(default_factory=dict)
+    probe_every: int = 0                 # the probe cadence the probe signal was measured at
     fit_correlation: Optional[float] = None
+    validation_correlation: Optional[float] = None
     eval_correlation: Optional[float] = None
     table_trust: float = 0.0
 
@@ -201,6 +209,10 @@ def _build(tp: Any, v: Any, where: str) -> Any:
             raise _Bad(f'{where} must be an object, got {type(v).__name__}')
         _, a = typing.get_args(tp)
         return {str(k): _build(a, x, f'{where}[{k!r}]') for k, x in v.items()}
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise _Bad(f'{where} must be true or false, got {v!r}')
+        return v
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _Bad(f'{where} must be a number, got {v!r}')

@@ -517,6 +517,13 @@ class PerceptionNode(LifecycleNode):
         results = self.pipeline.process_batch(reqs)
         for (labels, rec), msg, slot, req in zip(results, msgs, slots, reqs):
             self._publish(slot, msg, req.rgb, labels, rec)
+        # probes after every result is out, only while no frame waits
+        for (_, rec), slot in zip(results, slots):
+            with self.lock:
+                busy = any(s.gate.waiting is not None for s in self.slots.values())
+            if busy or self._stop.is_set():
+                break
+            self.pipeline.probe(rec.camera, self.pipeline.probe_slack(rec, slot.gate.period_ms))
 
     def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
         seg_pub, ovl_pub = self.pubs[slot.topic]
@@ -558,6 +565,9 @@ class PerceptionNode(LifecycleNode):
                         'latency_p50_ms': float(np.median(lat)),
                         'latency_p99_ms': float(np.percentile(lat, 99)),
                         'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
+            cam = self.pipeline.cameras.get(s.resolved) if self.pipeline is not None else None
+            vals['probes'] = cam.probes if cam is not None else 0
+            vals['probe_ms'] = cam.probe_ms if cam is not None else 0.0
             silent = now - (last if last is not None else now)
             quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
             if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through

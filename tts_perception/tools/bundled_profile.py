@@ -24,7 +24,7 @@ from tts_perception.inference.points import make_points, parse_resolution
 from tts_perception.common.progress import Progress
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.tools.calibrate import build_profile, default_resolutions, Frames
-from tts_perception.tools.profile_report import plot_profile, print_table
+from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
 
 PROFILE_SEEDS = (2000, 2001)
 
@@ -96,6 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = yaml.safe_load(a.config.read_text())
     t, out = run_profile(cfg, a.out, a.data, a.frames_per_seed, a.latency_runs)
     print_table(t)
+    print_signals(t)
     plot_profile(t, out.with_suffix('.png'))
     print(f'wrote {out} and {out.with_suffix(".png")}')
     return 0

@@ -15,11 +15,15 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
 3. Accuracy of every point on every frame, against the labels or, without labels, against the
    golden point's own output (*agreement*, as Chameleon, SIGCOMM'18, calibrates on unlabelled
    video), with per-class IoU so that a small class is not hidden by background.
-4. Fits the complexity monitor on the calibration frames (its target: how much accuracy the
-   points lose on the frame) and reports its correlation on the held-out frames. The
-   accuracy table per complexity bin is trusted only that far: each point's bins are shrunk
-   towards its overall accuracy by the held-out correlation (clipped to [0, 1]), so a monitor
-   that does not generalise leaves the scheduler choosing by overall accuracy.
+4. Fits the difficulty estimate (its target: how much accuracy the points lose on the frame)
+   from the signal groups of :mod:`tts_perception.adaptive.difficulty` (content, the model's
+   confidence, the previous result's segments, probes at the node's ``probe_every``): on the
+   first two thirds of the calibration frames, keeping a group only where it lowers the error
+   on the last third (validation); records each group's gain and which are on, and reports
+   the estimate's correlation on the held-out frames. The accuracy table per complexity bin
+   is trusted only that far: each point's bins are shrunk towards its overall accuracy by the
+   validation correlation (clipped to [0, 1]), so an estimate that does not generalise leaves
+   the scheduler choosing by overall accuracy.
 5. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
@@ -30,7 +34,7 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
 """
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 import os
 from pathlib import Path
 import platform
@@ -41,7 +45,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
-                                                fit_complexity, obstacle_class)
+                                                estimator, fit_complexity, obstacle_class)
+from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
+                                                probe_losses,
+                                                probe_pair, SCORE_STEP, select_signals,
+                                                SignalGate)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
@@ -53,10 +61,12 @@ from tts_perception.inference.points import (golden_point, make_points, Operatin
 from tts_perception.inference.runner import infer
 
 N_BINS = 5
-SUB = 4                   # accuracy is scored on every 4th pixel in both directions
+SUB = SCORE_STEP          # accuracy is scored on every 4th pixel in both directions
 INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
 STALE_LAGS = 10           # staleness: accuracy against the frames up to 10 camera periods later
 FRACTIONS = (0.25, 0.5, 1.0)
+# a signal group must cut the validation error by 5 % of the constant's to be kept
+MIN_SIGNAL_GAIN = 0.05
 
 
 @dataclass
@@ -232,11 +242,14 @@ def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
 
 
 def complexity_features(model: ModelDescription, frames: Frames,
-                        golden_labels: List[np.ndarray], golden_conf: np.ndarray) -> np.ndarray:
+                        golden_labels: List[np.ndarray], golden_conf: np.ndarray,
+                        probe: Optional[np.ndarray] = None, cheapest_px: int = 160 * 120
+                        ) -> np.ndarray:
     """The monitor's features frame by frame, in sequence (the previous result being the
-    golden point's, upsampled from the scored grid)."""
+    golden point's, upsampled from the scored grid; ``probe``: the probe_loss feature of
+    each frame, see :func:`~tts_perception.adaptive.difficulty.probe_losses`)."""
     mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
-        model.classes))
+        model.classes), cheapest_px=cheapest_px)
     feats = []
     for i, rgb in enumerate(frames.rgb):
         if i > 0 and frames.seq[i] != frames.seq[i - 1]:
@@ -244,7 +257,59 @@ def complexity_features(model: ModelDescription, frames: Frames,
         feats.append(mon.features(rgb))
         g = golden_labels[i]
         mon.observe_result(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(golden_conf[i]))
-    return np.stack(feats)
+    out = np.stack(feats)
+    out[:, FEATURES.index('probe_loss')] = 0.0 if probe is None else probe
+    return out
+
+
+def _bins(cplx: np.ndarray) -> np.ndarray:
+    edges = np.linspace(0.0, 1.0, N_BINS + 1)
+    return np.clip(np.searchsorted(edges, cplx, side='right') - 1, 0, N_BINS - 1)
+
+
+def _bin_table(cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], frames: slice,
+               bins: np.ndarray, trust: float) -> Tuple[Dict, Dict, Dict]:
+    """Per point its accuracy per complexity bin on ``frames`` (shrunk towards its overall
+    accuracy by ``trust``, and as measured) and overall."""
+    table, raw, overall = {}, {}, {}
+    b_f = bins[frames]
+    for p in points:
+        m = cms[p.key][frames]
+        overall[p.key] = _miou(m.sum(0))
+        raw[p.key] = [_miou(m[b_f == b].sum(0)) if (b_f == b).any() else overall[p.key]
+                      for b in range(N_BINS)]
+        # bins shrunk towards the point's overall accuracy as far as the estimate is not
+        # predictive: differences between bins that do not generalise are noise, and
+        # following them picks cheaper points that are worse on new frames
+        table[p.key] = [overall[p.key] + trust * (v - overall[p.key]) for v in raw[p.key]]
+    return table, raw, overall
+
+
+def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
+                cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], train: slice,
+                val: slice, signals_on: Sequence[str], cost: Dict[str, float],
+                probe_ms: float) -> str:
+    """'' when the probe pays on the validation frames: the scheduler's choices among
+    ``points`` with it (its compute included) are at least as accurate at no more compute than
+    without it and better in one; otherwise why not. ``acc`` [points, frames]: per-frame
+    accuracy of ``points``."""
+    out = {}
+    for name, on in (('with', list(signals_on)),
+                     ('without', [g for g in signals_on if g != 'probe'])):
+        mon = ComplexityMonitor(fit_complexity(feats[train], loss[train], on))
+        bins = _bins(np.array([mon.score_features(f) for f in feats]))
+        r = _corr(estimator(feats[train], loss[train], feature_mask(on))(feats[val]),
+                  loss[val]) if on else None
+        table, _, _ = _bin_table(cms, points, train, bins, float(np.clip(r or 0.0, 0, 1)))
+        out[name] = choice_outcome(
+            bins[val], np.array([table[p.key] for p in points]), acc[:, val],
+            np.array([cost[p.key] for p in points]),
+            SchedulerConfig().accuracy_tolerance, probe_ms if name == 'with' else 0.0)
+    (a1, c1), (a0, c0) = out['with'], out['without']
+    if a1 >= a0 and c1 <= c0 and (a1 > a0 or c1 < c0):
+        return ''
+    return (f'probes do not pay on the validation frames: with them {a1:.3f} at {c1:.2f} ms '
+            f'(probes included), without {a0:.3f} at {c0:.2f} ms')
 
 
 def reduced_precision_checks(model: ModelDescription, points: Sequence[OperatingPoint],
@@ -325,46 +390,6 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     acc = np.where(np.isfinite(acc), acc, 1.0)        # nothing to find and nothing found
     loss = np.mean(acc.max(0) - acc, 0)
     fit, held = slice(0, fit_n), slice(fit_n, n)
-
-    feats = complexity_features(model, frames, preds[golden.key], gconf)
-    params = fit_complexity(feats[fit], loss[fit])
-    mon = ComplexityMonitor(params)
-    cplx = np.array([mon.score_features(f) for f in feats])
-    # how far the per-bin table can be trusted: the monitor's correlation with the accuracy
-    # loss on frames it was not fitted on (held-out frames, or with none, a fit on the first
-    # half checked on the second)
-    half = fit_n // 2
-    if fit_n < n:
-        trust_r = _corr(cplx[held], loss[held])
-    elif half < len(feats[0]) + 2:
-        trust_r = None                      # too few frames to check: no evidence, no trust
-    else:
-        m2 = ComplexityMonitor(fit_complexity(feats[:half], loss[:half]))
-        trust_r = _corr(np.array([m2.score_features(f) for f in feats[half:fit_n]]),
-                        loss[half:fit_n])
-    trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
-
-    edges = np.linspace(0.0, 1.0, N_BINS + 1)
-    bins = np.clip(np.searchsorted(edges, cplx, side='right') - 1, 0, N_BINS - 1)
-    table, overall, per_class, raw = {}, {}, {}, {}
-    for p in points:
-        m = cms[p.key][fit]
-        tot = m.sum(0)
-        overall[p.key] = _miou(tot)
-        per_class[p.key] = ConfusionMatrix(len(tot)).add_matrix(tot).iou_values()
-        raw[p.key] = [_miou(m[bins[fit] == b].sum(0)) if (bins[fit] == b).any()
-                      else overall[p.key] for b in range(N_BINS)]
-        # bins shrunk towards the point's overall accuracy as far as complexity is not
-        # predictive: differences between bins that do not generalise are noise, and
-        # following them picks cheaper points that are worse on new frames
-        table[p.key] = [overall[p.key] + trust * (v - overall[p.key]) for v in raw[p.key]]
-    agreement, worst, unusable = reduced_precision_checks(model, points, preds, fit,
-                                                          int8_bound)
-
-    stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
-    gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
-    gaps = gaps[gaps > 0]
-    stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
     lat, batch_lat = {}, {}
     prog = Progress(len(points), 'latency', quiet=quiet)
     for j, p in enumerate(points):
@@ -376,6 +401,70 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
                                 for b in (2, 4)}
         prog.update(j + 1)
     prog.close()
+    per_class = {}
+    for p in points:
+        tot = cms[p.key][fit].sum(0)
+        per_class[p.key] = ConfusionMatrix(len(tot)).add_matrix(tot).iou_values()
+    agreement, worst, unusable = reduced_precision_checks(model, points, preds, fit,
+                                                          int8_bound)
+    floor = SchedulerConfig().class_floor
+    blind = blind_points(per_class, model.classes, floor)
+
+    # difficulty: probes as the pipeline makes them, every probe_every frames, on the
+    # usable points that see every class (all usable points if none does)
+    probe_every = PipelineConfig().probe_every
+    usable = [p.key for p in points if p.key not in unusable]
+    seeing = [k for k in usable if k not in blind] or usable
+    overall_fit = {p.key: _miou(cms[p.key][fit].sum(0)) for p in points}
+    cheap, ref = probe_pair(seeing, lambda k: lat[k]['p50'], overall_fit.__getitem__,
+                            SchedulerConfig().accuracy_tolerance)
+    probe = None
+    if cheap != ref and probe_every > 0:
+        raw_probe = probe_losses(preds[cheap], preds[ref], frames.seq, probe_every,
+                                 model.num_classes, float('nan'))
+        known = raw_probe[:fit_n][np.isfinite(raw_probe[:fit_n])]
+        probe = np.where(np.isfinite(raw_probe), raw_probe, known.mean() if len(known) else 0.0)
+    cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
+                      for k in seeing)
+    feats = complexity_features(model, frames, preds[golden.key], gconf, probe, cheapest_px)
+    groups = [g for g in ('content', 'confidence', 'segments', 'probe')
+              if g != 'probe' or probe is not None]
+    n_train = (2 * fit_n) // 3
+    train, val = slice(0, n_train), slice(n_train, fit_n)
+    if fit_n - n_train >= 3:
+        signals_on, gates = select_signals(feats, loss, train, val, estimator, groups,
+                                           MIN_SIGNAL_GAIN)
+    else:                                   # too few frames to validate: no evidence, no signal
+        signals_on, gates = [], {}
+    if 'probe' in signals_on:
+        use = [i for i, p in enumerate(points) if p.key in seeing]
+        note = _probe_pays(feats, loss, acc[use], cms, [points[i] for i in use], train, val,
+                           signals_on,
+                           {k: v['p50'] for k, v in lat.items()},
+                           (lat[cheap]['p50'] + lat[ref]['p50']) / probe_every)
+        if note:        # the other groups chosen again, against no probe
+            probe_gate = SignalGate(False, gates['probe'].validation_gain,
+                                    gates['probe'].validation_correlation, note)
+            signals_on, gates = select_signals(feats, loss, train, val, estimator,
+                                               [g for g in groups if g != 'probe'],
+                                               MIN_SIGNAL_GAIN)
+            gates['probe'] = probe_gate
+    params = fit_complexity(feats[fit], loss[fit], signals_on)
+    mon = ComplexityMonitor(params)
+    cplx = np.array([mon.score_features(f) for f in feats])
+    # how far the per-bin table can be trusted: the estimate's correlation with the loss on
+    # its validation frames, fitted without them
+    trust_r = _corr(estimator(feats[train], loss[train], feature_mask(signals_on))(feats[val]),
+                    loss[val]) if signals_on else None
+    trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
+    edges = np.linspace(0.0, 1.0, N_BINS + 1)
+    bins = _bins(cplx)
+    table, raw, overall = _bin_table(cms, points, fit, bins, trust)
+
+    stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
+    gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
+    gaps = gaps[gaps > 0]
+    stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
     return Profile.from_dict({
         'version': PROFILE_VERSION, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
@@ -392,14 +481,15 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
                      'overall': overall, 'per_class_iou': per_class,
                      'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist()},
         'complexity': {**params.to_dict(), 'fit_correlation': _corr(cplx[fit], loss[fit]),
+                       'signals': {g: asdict(v) for g, v in gates.items()},
+                       'probe_every': probe_every if 'probe' in signals_on else 0,
+                       'validation_correlation': trust_r,
                        'eval_correlation': _corr(cplx[held], loss[held]),
                        'table_trust': trust},
         'int8_agreement_bound': int8_bound, 'precision_agreement': agreement,
         'precision_worst_class_iou': worst,
         'unusable': unusable,
-        'class_floor': {'floor': SchedulerConfig().class_floor,
-                        'blind': blind_points(per_class, model.classes,
-                                              SchedulerConfig().class_floor)},
+        'class_floor': {'floor': floor, 'blind': blind},
         'staleness': stale, 'staleness_period_ms': stale_period,
     }, 'calibrate\'s profile')
 
@@ -409,7 +499,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from tts_perception.bag.rosbag import BagError, ImageDecodeError
     from tts_perception.inference.backends import make_backend
     from tts_perception.inference.model_desc import load_model_description
-    from tts_perception.tools.profile_report import plot_profile, print_table
+    from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('bag', type=Path)
@@ -466,9 +556,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print_table(t)
     for k, why in t.unusable.items():
         print(f'unusable: {k}: {why}')
-    c = t.complexity
-    print(f'complexity fitted on {fit_n} frames: r={c.fit_correlation}; on the '
-          f'{len(frames) - fit_n} held-out frames: r={c.eval_correlation}')
+    print_signals(t)
     plot_profile(t, out.with_suffix('.png'))
     print(f'wrote {out} and {out.with_suffix(".png")}')
     return 0

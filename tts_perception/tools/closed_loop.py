@@ -181,7 +181,8 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                                            period_ms=gate.period_ms)
                         labels, rec = pipe.process_batch([req])[0]
                         done = start + rec.total_ms * k / 1e3
-                        busy_until = done
+                        probe_ms = pipe.probe(rec.camera, pipe.probe_slack(rec, gate.period_ms))
+                        busy_until = done + probe_ms * k / 1e3
                         pending.append((done, taken.arrival_ms * k / 1e3, labels, rec))
                         stats['processed'] += 1
                         stats['missed'] += int(rec.missed)

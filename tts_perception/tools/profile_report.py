@@ -27,6 +27,22 @@ def print_table(t: Profile) -> None:
                    f'{t.int8_agreement_bound})' if w else ''))
 
 
+def print_signals(t: Profile) -> None:
+    """Which difficulty signals are on, what each gained on the validation frames, and the
+    estimate's correlation with the accuracy loss."""
+    c = t.complexity
+    for g, v in c.signals.items():
+        gain = 'n/a' if v.validation_gain is None else f'{v.validation_gain:+.3f}'
+        r = 'n/a' if v.validation_correlation is None else f'{v.validation_correlation:.2f}'
+        print(f'difficulty signal {g}: {"on" if v.on else "off"} (validation error gain {gain} '
+              f'of the constant\'s, r={r}){": " + v.note if v.note else ""}')
+    fmt = (lambda x: 'n/a' if x is None else f'{x:.2f}')
+    print(f'difficulty estimate ({", ".join(c.signals_on) or "no signal: a constant"}): '
+          f'r={fmt(c.fit_correlation)} on its {t.data.fit_frames} fit frames, '
+          f'{fmt(c.validation_correlation)} on their validation part, '
+          f'{fmt(c.eval_correlation)} on the {t.data.eval_frames} held-out frames')
+
+
 def plot_profile(t: Profile, path: Path) -> None:
     """Latency vs accuracy scatter of all points."""
     import matplotlib

@@ -1,0 +1,165 @@
+"""Difficulty signals, the validation gate and probes (real inference on the bundled model)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from tts_perception.adaptive.complexity import estimator, fit_complexity
+from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
+                                                probe_loss, probe_losses, result_signals,
+                                                SCORE_STEP, select_signals, SIGNALS)
+from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.inference.points import OperatingPoint
+from tts_perception.inference.runner import infer
+
+pytestmark = pytest.mark.unit
+
+MODEL = ROOT / 'models' / 'tts_segnet'
+
+
+def test_small_segment_score_says_whether_the_cheapest_scale_still_sees_a_segment():
+    lab = np.zeros((480, 640), np.uint8)
+    assert result_signals(lab, 2, 160 * 120) == (0.0, 0.0, 0.0)      # nothing shown
+    big = lab.copy()
+    big[:, 320:] = 2
+    obstacle, boundary, small = result_signals(big, 2, 160 * 120)
+    assert obstacle == pytest.approx(0.5) and small == 0.0 and 0 < boundary < 0.05
+    tiny = big.copy()
+    tiny[100:108, 100:108] = 1                          # one cell of the 8-pixel grid
+    s_cheap = result_signals(tiny, 2, 160 * 120)[2]
+    s_tiny_scale = result_signals(tiny, 2, 40 * 30)[2]
+    assert 0.0 < s_cheap < s_tiny_scale <= 1.0          # smaller at a coarser cheapest scale
+
+
+def test_the_gate_keeps_a_predictive_group_and_drops_noise():
+    rng = np.random.default_rng(0)
+    n = 240
+    feats = rng.normal(size=(n, len(FEATURES)))
+    target = 0.05 + 0.02 * feats[:, FEATURES.index('probe_loss')] + 0.002 * rng.normal(size=n)
+    on, gates = select_signals(feats, target, slice(0, 160), slice(160, n), estimator,
+                               min_gain=0.05)
+    assert on == ['probe']
+    assert gates['probe'].on and gates['probe'].validation_gain > 0.5
+    assert gates['probe'].validation_correlation > 0.9
+    assert set(gates) == set(SIGNALS)
+    assert all(not gates[g].on and gates[g].validation_gain < 0.05 for g in SIGNALS
+               if g != 'probe')
+    # the fitted estimate weighs only what is on
+    p = fit_complexity(feats, target, on)
+    assert np.count_nonzero(p.weights) == 1 and p.signals_on == ['probe']
+    # pure noise: nothing is on, the estimate is a constant
+    on, _ = select_signals(feats, rng.normal(size=n), slice(0, 160), slice(160, n), estimator,
+                           min_gain=0.05)
+    assert on == []
+
+
+def test_feature_mask_names_unknown_groups():
+    assert feature_mask(['probe']).sum() == 1
+    with pytest.raises(ValueError, match='unknown difficulty signals'):
+        feature_mask(['colour'])
+
+
+def test_probe_feature_carries_the_latest_probe_and_restarts_with_each_sequence():
+    cheap = [np.full((4, 4), i % 2, np.uint8) for i in range(10)]
+    ref = [np.zeros((4, 4), np.uint8)] * 10
+    seq = [0] * 6 + [1] * 4
+    got = probe_losses(cheap, ref, seq, 3, 2, prior=-1.0)
+    # probes at frames 0, 3 (sequence 0) and 6, 9 (sequence 1); each frame sees the one before
+    loss = [probe_loss(c, r, 2) for c, r in zip(cheap, ref)]
+    want = [-1.0, loss[0], loss[0], loss[0], loss[3], loss[3], -1.0, loss[6], loss[6], loss[6]]
+    assert got.tolist() == pytest.approx(want)
+    assert loss[1] == 1.0 and loss[0] == 0.0
+
+
+def test_choice_outcome_follows_the_bins():
+    # point 0 cheap, point 1 expensive; bin 0 says the cheap one is as good, bin 1 that not
+    table = np.array([[0.90, 0.70], [0.905, 0.90]])
+    accuracy = np.array([[0.9, 0.9, 0.6], [0.91, 0.91, 0.92]])
+    cost = np.array([1.0, 10.0])
+    acc, ms = choice_outcome(np.array([0, 0, 1]), table, accuracy, cost, 0.01, extra_ms=0.5)
+    assert acc == pytest.approx((0.9 + 0.9 + 0.92) / 3)
+    assert ms == pytest.approx((1 + 1 + 10) / 3 + 0.5)
+
+
+@pytest.fixture
+def probing_pipe(tmp_path):
+    """The bundled model with a profile whose probe signal is on."""
+    prof = json.loads((MODEL / 'profile_cpu.json').read_text())
+    c = prof['complexity']
+    c['signals_on'] = ['probe']
+    c['weights'] = [1.0 if f == 'probe_loss' else 0.0 for f in FEATURES]
+    c['probe_every'] = 3
+    path = tmp_path / 'profile.json'
+    path.write_text(json.dumps(prof))
+    return AdaptivePipeline(PipelineConfig(model_path=str(MODEL), profile_path=str(path),
+                                           backend='onnxruntime', probe_every=3))
+
+
+def test_probes_run_on_cadence_with_slack_only_after_the_result_and_feed_the_estimate(
+        probing_pipe, sample_bag):
+    from tts_perception.bag.rosbag import read_labeled_frames
+    frames = read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')[:8]
+    pipe = probing_pipe
+    cheap, ref = pipe.probe_points
+    assert pipe.probing and cheap != ref
+    assert OperatingPoint.parse(cheap).width <= OperatingPoint.parse(ref).width
+    probed = []
+    for i, (rgb, _, _) in enumerate(frames):
+        _, rec = pipe.process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
+        if i == 4:          # due, but no slack (a frame is waiting): it waits for one
+            assert pipe.probe(rec.camera, 0.0) == 0.0
+        ms = pipe.probe(rec.camera, 1e6)
+        if ms > 0:
+            probed.append(i)
+            mon = pipe.camera('default').monitor
+            # the measured loss is the cheap point's against the reference, on this frame
+            a = infer(pipe.model, pipe.backend, [rgb], OperatingPoint.parse(cheap))[0][0]
+            b = infer(pipe.model, pipe.backend, [rgb], OperatingPoint.parse(ref))[0][0]
+            want = probe_loss(a[::SCORE_STEP, ::SCORE_STEP], b[::SCORE_STEP, ::SCORE_STEP],
+                              pipe.model.num_classes)
+            assert mon._probe == pytest.approx(want, abs=1e-9)
+            assert mon.features(rgb)[FEATURES.index('probe_loss')] == pytest.approx(want)
+    # every 3 processed frames; the one due at frame 3 ran at 3, at 6 ... (frame 4's refusal
+    # changes nothing as 3 already probed)
+    assert probed == [0, 3, 6]
+    assert pipe.camera('default').probes == 3 and pipe.camera('default').probe_ms > 0
+    # a probe that does not fit the slack is postponed, not dropped
+    _, rec = pipe.process_batch([FrameRequest(frames[0][0], period_ms=100.0)])[0]
+    _, rec = pipe.process_batch([FrameRequest(frames[1][0], period_ms=100.0)])[0]
+    _, rec = pipe.process_batch([FrameRequest(frames[2][0], period_ms=100.0)])[0]
+    assert pipe.probe(rec.camera, 0.01) == 0.0
+    assert pipe.probe(rec.camera, 1e6) > 0
+    # a static policy never probes
+    pipe.restart('static:320x240/d3/int8')
+    for rgb, _, _ in frames[:4]:
+        _, rec = pipe.process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
+        assert pipe.probe(rec.camera, 1e6) == 0.0
+
+
+def test_the_bundled_profile_records_every_signal_and_probes_only_where_they_pay():
+    from tts_perception.adaptive.profile_data import load_profile
+    from tts_perception.tools.calibrate import MIN_SIGNAL_GAIN
+    c = load_profile(MODEL / 'profile_cpu.json').complexity
+    assert set(c.signals) == set(SIGNALS)
+    for g, v in c.signals.items():
+        assert v.on == (g in c.signals_on)
+        if v.on:
+            assert v.validation_gain > MIN_SIGNAL_GAIN and not v.note
+    if 'probe' not in c.signals_on and c.signals['probe'].validation_gain is not None and \
+            c.signals['probe'].validation_gain > MIN_SIGNAL_GAIN:
+        assert 'do not pay' in c.signals['probe'].note      # predictive, but too dear
+    assert (c.probe_every > 0) == ('probe' in c.signals_on)
+
+
+def test_evaluate_counts_probes_as_compute(probing_pipe, sample_bag):
+    from tts_perception.tools import calibrate, evaluate
+    frames = calibrate.read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 0, True)
+    frames = frames.part(0, 24)
+    refs = [x[::calibrate.SUB, ::calibrate.SUB] for x in frames.labels]
+    r = evaluate.simulate(probing_pipe, frames, refs, 'adaptive', 40.0)
+    assert r['probes'] > 0
+    per = [x['measured_ms'] + x['probe_ms'] for x in r['records']]
+    assert r['mean_compute_ms'] == pytest.approx(float(np.mean(per)))
+    assert r['mean_compute_ms'] > float(np.mean([x['measured_ms'] for x in r['records']]))

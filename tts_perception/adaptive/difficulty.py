@@ -1,0 +1,187 @@
+"""Difficulty signals and the validation gate that decides which of them the scheduler uses.
+
+A frame's difficulty is how much accuracy the cheaper operating points lose on it. Four groups
+of signals can predict it (the complexity monitor computes them; :data:`SIGNALS` names them):
+
+- ``content``: cheap image features of the frame itself (clutter, texture, motion, light);
+- ``confidence``: the model's own certainty on the previous result (1 - mean max-class
+  probability);
+- ``segments``: what the previous result shows: the share of the obstacle class, how much
+  boundary it has, and how small its smallest segment would be at the cheapest resolution
+  (would a cheaper scale still see it?);
+- ``probe``: a measurement. Every few frames, when the frame leaves slack before the next one
+  is due, the pipeline runs the cheapest usable point and the golden point on the same frame
+  and measures what the cheap one lost (:func:`probe_loss`); the latest measurement is carried
+  to the next decisions. Probes count as compute.
+
+Calibrate fits the estimator on the first part of its calibration frames and keeps a group
+only where adding it lowers the squared error on the rest of them (its validation frames) by
+more than a set share of the constant's error, against "no content signal" (a constant) or
+the groups already kept (:func:`select_signals`,
+as LiteReconfig gates content features by their validation benefit). Probes also cost
+compute, so the probe group is kept only where the choices it informs pay for it on the
+validation frames (:func:`choice_outcome`: at least as accurate at no more compute, probes
+included). The profile records every group's benefit and which are on.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from tts_perception.common.metrics import ConfusionMatrix
+
+SIGNALS: Dict[str, Tuple[str, ...]] = {
+    'content': ('edge_density', 'grad_entropy', 'motion', 'darkness', 'contrast'),
+    'confidence': ('prev_uncertainty',),
+    'segments': ('prev_obstacle', 'prev_boundary', 'prev_small_segment'),
+    'probe': ('probe_loss',),
+}
+FEATURES: Tuple[str, ...] = tuple(f for g in SIGNALS.values() for f in g)
+SMALL_SEGMENT_PX = 256      # a segment of at least this many pixels at the cheapest scale: 0
+RESULT_STEP = 8             # result signals are read on every 8th pixel in both directions
+SCORE_STEP = 4              # probes (and calibrate's accuracy) compare every 4th pixel
+
+
+def feature_mask(signals_on: Sequence[str]) -> np.ndarray:
+    """Boolean mask over :data:`FEATURES` of the features of the groups ``signals_on``."""
+    unknown = sorted(set(signals_on) - set(SIGNALS))
+    if unknown:
+        raise ValueError(f'unknown difficulty signals {unknown}; known: {list(SIGNALS)}')
+    on = {f for g in signals_on for f in SIGNALS[g]}
+    return np.array([f in on for f in FEATURES], bool)
+
+
+def result_signals(labels: np.ndarray, obstacle_label: int, cheapest_px: int
+                   ) -> Tuple[float, float, float]:
+    """(obstacle share, boundary share, small-segment score) of one result (HxW class ids).
+
+    The small-segment score is 1 when a segment of a class other than background (class 0)
+    would cover under one pixel at the cheapest resolution (``cheapest_px`` pixels in all),
+    0 when every segment covers at least :data:`SMALL_SEGMENT_PX` there or none is shown.
+    """
+    sub = np.ascontiguousarray(labels[::RESULT_STEP, ::RESULT_STEP])
+    if sub.size == 0:
+        return 0.0, 0.0, 0.0
+    hit = (sub == obstacle_label) if obstacle_label >= 0 else (sub != 0)
+    boundary = 0.5 * (float((sub[:, 1:] != sub[:, :-1]).mean()) if sub.shape[1] > 1 else 0.0) \
+        + 0.5 * (float((sub[1:] != sub[:-1]).mean()) if sub.shape[0] > 1 else 0.0)
+    smallest = None
+    for c in np.unique(sub):
+        if c == 0:
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats((sub == c).astype(np.uint8), 4)
+        if n > 1:
+            a = int(stats[1:, cv2.CC_STAT_AREA].min())
+            smallest = a if smallest is None else min(smallest, a)
+    small = 0.0
+    if smallest is not None:
+        px = smallest / sub.size * max(1, cheapest_px)
+        small = float(np.clip(1.0 - np.log1p(px) / np.log1p(SMALL_SEGMENT_PX), 0.0, 1.0))
+    return float(hit.mean()), boundary, small
+
+
+def probe_loss(cheap: np.ndarray, reference: np.ndarray, num_classes: int) -> float:
+    """What the cheap point lost on a probed frame: 1 - mIoU of its labels against the
+    reference point's (classes shown by neither do not count; both empty: 0)."""
+    m = ConfusionMatrix(num_classes).add(cheap, reference).miou()
+    return 0.0 if not np.isfinite(m) else float(1.0 - m)
+
+
+def probe_losses(cheap: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+                 seq: Sequence[int], every: int, num_classes: int,
+                 prior: float) -> np.ndarray:
+    """The ``probe_loss`` feature of each frame of a recorded sequence, as the pipeline makes
+    it: the loss measured on the latest probed frame before it (a probe every ``every``
+    frames of each sequence, starting with its first), ``prior`` before the first probe."""
+    out = np.empty(len(cheap), np.float64)
+    last, start = prior, 0
+    for t in range(len(cheap)):
+        if t > 0 and seq[t] != seq[t - 1]:
+            last, start = prior, t
+        out[t] = last
+        if every > 0 and (t - start) % every == 0:
+            last = probe_loss(cheap[t], reference[t], num_classes)
+    return out
+
+
+@dataclass
+class SignalGate:
+    """One signal group's validation result: its squared-error gain over the estimator
+    without it (share of the constant's error; > 0 helps), the validation correlation with
+    it, and whether the scheduler uses it."""
+
+    on: bool
+    validation_gain: Optional[float] = None
+    validation_correlation: Optional[float] = None
+    note: str = ''
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    if len(a) < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def select_signals(feats: np.ndarray, target: np.ndarray, train: slice, val: slice,
+                   fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
+                   groups: Sequence[str] = tuple(SIGNALS), min_gain: float = 0.0
+                   ) -> Tuple[List[str], Dict[str, SignalGate]]:
+    """Greedy forward selection of signal groups by validation error.
+
+    ``fit(feats, target, mask)`` returns a predictor ``f(feats) -> estimate`` using only the
+    masked features. Starting from no signal (the training mean), the group that lowers the
+    validation squared error most is added while it lowers it by more than ``min_gain`` (a
+    share of the constant's error). Returns (groups on, per group its gate record).
+    """
+    y_tr, y_va = target[train], target[val]
+    base = float(np.mean((y_va - y_tr.mean()) ** 2))
+    if len(y_va) < 3 or base <= 0:
+        return [], {g: SignalGate(False) for g in groups}
+    on: List[str] = []
+    err = base
+    gates: Dict[str, SignalGate] = {}
+    left = list(groups)
+    while left:
+        trials = []
+        for g in left:
+            mask = feature_mask(on + [g])
+            pred = fit(feats[train], y_tr, mask)(feats[val])
+            e = float(np.mean((y_va - pred) ** 2))
+            trials.append(((err - e) / base, _corr(pred, y_va), g))
+        trials.sort(key=lambda x: -x[0])
+        gain, r, g = trials[0]
+        if gain <= min_gain:
+            for gain_i, r_i, g_i in trials:
+                gates[g_i] = SignalGate(False, gain_i, r_i)
+            break
+        gates[g] = SignalGate(True, gain, r)
+        on.append(g)
+        err -= gain * base
+        left.remove(g)
+    return on, gates
+
+
+def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
+               accuracy: Callable[[str], float], tolerance: float) -> Tuple[str, str]:
+    """(cheap, reference) points a probe compares: the cheapest of ``keys`` and the cheapest
+    within ``tolerance`` of the most accurate (calibrate and the pipeline choose alike)."""
+    cheap = min(keys, key=cost)
+    best = max(accuracy(k) for k in keys)
+    return cheap, min((k for k in keys if accuracy(k) >= best - tolerance), key=cost)
+
+
+def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
+                   cost: np.ndarray, tolerance: float, extra_ms: float = 0.0
+                   ) -> Tuple[float, float]:
+    """(mean accuracy, mean compute in ms) of the scheduler's per-frame rule without a
+    deadline: on each frame the cheapest point within ``tolerance`` of the best predicted
+    accuracy in the frame's bin. ``bins`` [F]: each frame's complexity bin; ``table``
+    [P, B]: predicted accuracy; ``accuracy`` [P, F]: what each point scored on each frame;
+    ``cost`` [P]: each point's latency; ``extra_ms``: compute added to every frame (probes)."""
+    pred = table[:, bins]                                        # [P, F]
+    ok = pred >= pred.max(0, keepdims=True) - tolerance
+    choice = np.where(ok, cost[:, None], np.inf).argmin(0)       # [F]
+    f = np.arange(len(bins))
+    return float(accuracy[choice, f].mean()), float(cost[choice].mean() + extra_ms)
