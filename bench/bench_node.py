@@ -104,8 +104,8 @@ class Monitor:
     def counters(self) -> Dict[str, int]:
         with self.lock:
             d = dict(self.diag or {})
-        keys = ('received', 'processed', 'dropped', 'stale', 'bad_frames', 'future', 'missed',
-                'lost_in_transport')
+        keys = ('received', 'processed', 'dropped', 'stale', 'tail', 'bad_frames', 'future',
+                'missed', 'lost_in_transport')
         return {k: int(d.get(k, 0)) for k in keys}
 
     def wait_diag(self, timeout: float) -> bool:

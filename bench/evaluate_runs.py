@@ -97,13 +97,15 @@ def table(res: dict, prof: Profile) -> str:
     cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
     lines += ['', 'Difficulty signals gated on the last third of the calibration frames '
-              '(validation gain: the share of a constant\'s squared error it removes; kept above '
-              '5 %; the probe also only where it pays for its compute):', '',
-              '| signal | on | validation gain | validation r | why off |',
-              '|---|---|---|---|---|']
+              '(validation gain: what it adds to the share of the loss\'s variance the estimate '
+              'explains there, r²; kept above 0.05; the probe also only where it pays for its '
+              'compute):', '',
+              '| signal | on | validation gain | validation r | alone, held-out r | why off |',
+              '|---|---|---|---|---|---|']
     for g, v in cx.signals.items():
         lines.append(f'| {g} | {"yes" if v.on else "no"} | {fmt(v.validation_gain)} | '
-                     f'{fmt(v.validation_correlation)} | {v.note or ""} |')
+                     f'{fmt(v.validation_correlation)} | {fmt(v.eval_correlation)} | '
+                     f'{v.note or ""} |')
     ad = runs.get('adaptive', {})
     lines.append(f'\nDifficulty estimate ({", ".join(cx.signals_on) or "no signal: a constant"})'
                  f': correlation with the per-frame accuracy loss {fmt(cx.fit_correlation)} on '

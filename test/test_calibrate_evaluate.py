@@ -66,7 +66,12 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert prof['data']['bag'] == str(Path(sample_bag).resolve())
     assert prof['data']['reference'] == 'golden point'
     assert (prof['data']['fit_frames'], prof['data']['eval_frames']) == (20, 20)
-    assert prof['complexity']['eval_correlation'] is not None
+    c = prof['complexity']
+    # every signal group was tried and scored on the held-out frames too; the estimate has a
+    # held-out correlation exactly when a group is on (a constant has none)
+    assert set(c['signals']) == {'content', 'confidence', 'segments', 'probe'}
+    assert all(v['eval_correlation'] is not None for v in c['signals'].values())
+    assert (c['eval_correlation'] is None) == (not c['signals_on'])
     assert (fp32_model / 'profile_cpu.png').exists()
 
     # the node's defaults find this profile in the model directory and take its points

@@ -163,3 +163,22 @@ def test_evaluate_counts_probes_as_compute(probing_pipe, sample_bag):
     per = [x['measured_ms'] + x['probe_ms'] for x in r['records']]
     assert r['mean_compute_ms'] == pytest.approx(float(np.mean(per)))
     assert r['mean_compute_ms'] > float(np.mean([x['measured_ms'] for x in r['records']]))
+
+
+def test_the_pipeline_waits_for_the_next_frame_only_on_a_shrinking_tail(probing_pipe,
+                                                                        sample_bag):
+    from tts_perception.bag.rosbag import read_labeled_frames
+    rgb = read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')[0][0]
+    pipe = probing_pipe
+    req = FrameRequest(rgb, period_ms=100.0)
+    assert not pipe.wait_for_next(req)               # no point runs yet
+    pipe.process_batch([req])
+    L = pipe.latency.predict(pipe.camera('default').scheduler.current.key)
+    assert L < 50.0
+    late = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + 100.0 - L / 2, period_ms=100.0)
+    early = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + 100.0 - 2 * L - 1.0,
+                         period_ms=100.0)
+    assert pipe.wait_for_next(late) and not pipe.wait_for_next(early)
+    assert not pipe.wait_for_next(FrameRequest(rgb, transport_ms=1.0, age_ms=60.0))  # no T
+    pipe.set_policy('golden')
+    assert not pipe.wait_for_next(late)

@@ -85,3 +85,51 @@ def test_arrivals_from_recorded_stamps():
     a = arrivals_from([0, 100_000_000], [5_000_000, 104_000_000], ['x', 'y'], rate=2.0)
     assert [(x.item, x.arrival_ms, x.transport_ms) for x in a] == [('x', 0.0, 5.0),
                                                                    ('y', 49.5, 4.0)]
+
+
+def test_a_held_frame_waits_until_its_hold_ends_or_a_newer_one_replaces_it():
+    g = FrameGate(100.0)
+    g.offer('a', 1, 0.0, 1.0)
+    t = g.take(10.0)
+    g.hold(t, 40.0)
+    assert g.held_until_ms == 40.0 and g.take(39.9) is None and g.waiting is not None
+    assert g.offer('b', 2, 33.0, 1.0) == WAITING     # the next frame replaces it: tail
+    t = g.take(33.0)
+    assert t.item == 'b' and not t.held
+    g.hold(t, 70.0)
+    t = g.take(70.0)                                 # nothing newer came: it runs, held once
+    assert t.item == 'b' and t.held and t.wait_ms == pytest.approx(37.0)
+    with pytest.raises(ValueError):
+        g.hold(t, 90.0)
+    c = g.counts
+    assert (c.offered, c.taken, c.tail, c.dropped) == (2, 1, 1, 0)
+    # a frame that arrived while the worker decided wins at once
+    g.offer('c', 3, 80.0, 1.0)
+    t = g.take(80.0)
+    g.offer('d', 4, 81.0, 1.0)
+    g.hold(t, 120.0)
+    assert g.waiting.item == 'd' and g.held_until_ms is None and g.counts.tail == 2
+
+
+def test_replay_moves_on_to_the_next_frame_or_the_end_of_a_hold():
+    arrivals = [Arrival(i, i, 100.0 * i, 0.0) for i in range(3)]
+    ran = []
+
+    def process(t):
+        if t.item == 0:
+            return 90.0                              # frame 1 waits 0 ms: no hold
+        if not t.held:
+            gate.hold(t, t.take_ms + 50.0)
+            return 0.0
+        ran.append((t.item, t.take_ms))
+        return 10.0
+    gate = FrameGate(1000.0)
+    end = replay(gate, arrivals, process)
+    # 1 is held at 100; its hold ends at 150 before 2 arrives, so it runs then
+    assert ran == [(1, 150.0), (2, 250.0)] and end == 260.0
+    assert gate.counts.tail == 0 and gate.counts.taken == 3
+    # replaying the same takes with the holds reproduces it
+    g2 = FrameGate(1000.0)
+    got = replay_schedule(g2, arrivals, [0.0, 100.0, 150.0, 200.0, 250.0],
+                          [None, 150.0, None, 250.0, None])
+    assert [x.item for x in got] == [0, 1, 1, 2, 2] and g2.counts == gate.counts

@@ -151,15 +151,23 @@ def test_node_processes_exactly_what_the_gate_replay_takes(stack):
         counts = slot.gate.counts
     assert len(log) < slot.gate.log.maxlen and slot.received == counts.offered > 40  # all
     arrivals = [Arrival(None, s, t, x) for e, s, t, x in log if e == 'offer']
-    takes = [(e, s, t, x) for e, s, t, x in log if e in ('take', 'stale_take')]
+    takes, holds = [], []
+    for e, s, t, x in log:
+        if e in ('take', 'stale_take'):
+            takes.append((e, s, t, x))
+            holds.append(None)
+        elif e == 'hold':                    # the worker held the frame it just took back
+            assert takes[-1][1] == s and takes[-1][2] == t
+            holds[-1] = x
     gate = FrameGate(slot.deadline_ms, stack.node.p['future_tolerance_ms'])
-    got = replay_schedule(gate, arrivals, [t for _, _, t, _ in takes])
+    got = replay_schedule(gate, arrivals, [t for _, _, t, _ in takes], holds)
     assert [None if g is None else g.stamp_ns for g in got] == \
         [None if e == 'stale_take' else s for e, s, _, _ in takes]
     assert gate.counts == counts
     assert counts.dropped > 0 and counts.stale > 0 and counts.future > 0   # every rule ran
-    # what the node published over DDS: the taken frames, in order, aged from their take on
-    taken = [g for g in got if g is not None]
+    # what the node published over DDS: the taken frames it ran, in order, aged from their
+    # take on
+    taken = [g for g, h in zip(got, holds) if g is not None and h is None]
     assert [int(r['stamp_ns']) for r in records] == [g.stamp_ns for g in taken]
     for r, g in zip(records, taken):
         assert float(r['transport_ms']) == pytest.approx(g.transport_ms, rel=1e-3, abs=1e-3)

@@ -307,3 +307,15 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
     d = fast.choose(0.9, 0.1, period_ms=10.0)
     assert d.reason == 'nothing fits: cheapest point'
     assert d.point == min(POINTS, key=lambda p: lm.predict(p.key))
+
+
+def test_shrinking_tail_waits_only_when_the_next_frame_would_be_shown_as_early():
+    from tts_perception.adaptive.scheduler import tail_wait
+    # 100 ms camera: a 30 ms point started 80 ms after its frame arrived is shown at the
+    # second frame after it, as the next frame would be: wait; started at 50 ms: run
+    assert tail_wait(30.0, 80.0, 100.0) and not tail_wait(30.0, 50.0, 100.0)
+    assert not tail_wait(30.0, 0.0, 100.0)               # taken on arrival: always run
+    # a point slower than the camera: 150 ms started 60 ms late ends in period 3, as the
+    # next frame would; 40 ms late ends in period 2
+    assert tail_wait(150.0, 60.0, 100.0) and not tail_wait(150.0, 40.0, 100.0)
+    assert not tail_wait(30.0, 80.0, None) and not tail_wait(30.0, 80.0, float('nan'))

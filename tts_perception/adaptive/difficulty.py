@@ -15,9 +15,9 @@ of signals can predict it (the complexity monitor computes them; :data:`SIGNALS`
   to the next decisions. Probes count as compute.
 
 Calibrate fits the estimator on the first part of its calibration frames and keeps a group
-only where adding it lowers the squared error on the rest of them (its validation frames) by
-more than a set share of the constant's error, against "no content signal" (a constant) or
-the groups already kept (:func:`select_signals`,
+only where adding it raises the share of the loss's variance the estimate explains on the rest
+of them (its validation frames: r² for r > 0) by more than a set amount, against "no content
+signal" (explains nothing) or the groups already kept (:func:`select_signals`,
 as LiteReconfig gates content features by their validation benefit). Probes also cost
 compute, so the probe group is kept only where the choices it informs pay for it on the
 validation frames (:func:`choice_outcome`: at least as accurate at no more compute, probes
@@ -108,14 +108,15 @@ def probe_losses(cheap: Sequence[np.ndarray], reference: Sequence[np.ndarray],
 
 @dataclass
 class SignalGate:
-    """One signal group's validation result: its squared-error gain over the estimator
-    without it (share of the constant's error; > 0 helps), the validation correlation with
-    it, and whether the scheduler uses it."""
+    """One signal group's validation result: the share of the loss's variance it adds to what
+    the estimate explains (r², > 0 helps), the validation correlation with it, whether the
+    scheduler uses it, and why not."""
 
     on: bool
     validation_gain: Optional[float] = None
     validation_correlation: Optional[float] = None
     note: str = ''
+    eval_correlation: Optional[float] = None    # the group alone, on calibrate's held-out frames
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
@@ -128,28 +129,27 @@ def select_signals(feats: np.ndarray, target: np.ndarray, train: slice, val: sli
                    fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
                    groups: Sequence[str] = tuple(SIGNALS), min_gain: float = 0.0
                    ) -> Tuple[List[str], Dict[str, SignalGate]]:
-    """Greedy forward selection of signal groups by validation error.
+    """Greedy forward selection of signal groups by what they explain on validation frames.
 
     ``fit(feats, target, mask)`` returns a predictor ``f(feats) -> estimate`` using only the
-    masked features. Starting from no signal (the training mean), the group that lowers the
-    validation squared error most is added while it lowers it by more than ``min_gain`` (a
-    share of the constant's error). Returns (groups on, per group its gate record).
+    masked features, fitted on ``train``. The scheduler uses the estimate's rank (its bins are
+    quantiles), so what counts is the share of the loss's variance on ``val`` that a linear
+    function of the estimate explains: r² for r > 0, else 0 (no content signal: 0). Starting
+    from none, the group that raises it most is added while it raises it by more than
+    ``min_gain``. Returns (groups on, per group its gate record: that gain and r).
     """
     y_tr, y_va = target[train], target[val]
-    base = float(np.mean((y_va - y_tr.mean()) ** 2))
-    if len(y_va) < 3 or base <= 0:
+    if len(y_va) < 3 or np.std(y_va) < 1e-12:
         return [], {g: SignalGate(False) for g in groups}
     on: List[str] = []
-    err = base
+    explained = 0.0
     gates: Dict[str, SignalGate] = {}
     left = list(groups)
     while left:
         trials = []
         for g in left:
-            mask = feature_mask(on + [g])
-            pred = fit(feats[train], y_tr, mask)(feats[val])
-            e = float(np.mean((y_va - pred) ** 2))
-            trials.append(((err - e) / base, _corr(pred, y_va), g))
+            r = _corr(fit(feats[train], y_tr, feature_mask(on + [g]))(feats[val]), y_va)
+            trials.append((max(r or 0.0, 0.0) ** 2 - explained, r, g))
         trials.sort(key=lambda x: -x[0])
         gain, r, g = trials[0]
         if gain <= min_gain:
@@ -158,18 +158,9 @@ def select_signals(feats: np.ndarray, target: np.ndarray, train: slice, val: sli
             break
         gates[g] = SignalGate(True, gain, r)
         on.append(g)
-        err -= gain * base
+        explained += gain
         left.remove(g)
     return on, gates
-
-
-def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
-               accuracy: Callable[[str], float], tolerance: float) -> Tuple[str, str]:
-    """(cheap, reference) points a probe compares: the cheapest of ``keys`` and the cheapest
-    within ``tolerance`` of the most accurate (calibrate and the pipeline choose alike)."""
-    cheap = min(keys, key=cost)
-    best = max(accuracy(k) for k in keys)
-    return cheap, min((k for k in keys if accuracy(k) >= best - tolerance), key=cost)
 
 
 def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
@@ -185,3 +176,12 @@ def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
     choice = np.where(ok, cost[:, None], np.inf).argmin(0)       # [F]
     f = np.arange(len(bins))
     return float(accuracy[choice, f].mean()), float(cost[choice].mean() + extra_ms)
+
+
+def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
+               accuracy: Callable[[str], float], tolerance: float) -> Tuple[str, str]:
+    """(cheap, reference) points a probe compares: the cheapest of ``keys`` and the cheapest
+    within ``tolerance`` of the most accurate (calibrate and the pipeline choose alike)."""
+    cheap = min(keys, key=cost)
+    best = max(accuracy(k) for k in keys)
+    return cheap, min((k for k in keys if accuracy(k) >= best - tolerance), key=cost)

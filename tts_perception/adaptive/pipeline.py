@@ -27,7 +27,7 @@ from tts_perception.adaptive.difficulty import probe_loss, probe_pair, SCORE_STE
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
-                                               SchedulerConfig, StreamingTable,
+                                               SchedulerConfig, StreamingTable, tail_wait,
                                                worst_class_iou)
 from tts_perception.common.settings import check_value, setting, settings_of
 from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
@@ -583,6 +583,24 @@ class AdaptivePipeline:
         # same latency into the window and back off n times for one miss
         self._learn(best.key, (t2 - t1) * 1e3, n, pred, any(r.missed for _, r in out))
         return out
+
+    def wait_for_next(self, req: FrameRequest) -> bool:
+        """Shrinking tail: whether the adaptive scheduler would rather wait for the camera's
+        next frame than start ``req`` now (:func:`~tts_perception.adaptive.scheduler.
+        tail_wait`, with the predicted latency of the point the camera runs now). Only with a
+        known camera period and a profile that measured staleness."""
+        st = self.cameras.get(req.camera)
+        if st is None or st.scheduler.current is None or st.scheduler.streaming is None or \
+                self.sched_config.policy != 'adaptive':
+            return False
+        return tail_wait(self.latency.predict(st.scheduler.current.key),
+                         req.age_ms - req.transport_ms, req.period_ms)
+
+    @staticmethod
+    def hold_until(taken_ms: float, queued_ms: float, period_ms: float) -> float:
+        """Until when a held-back frame waits for the next one: its due time plus a quarter
+        period (the next frame may be late; then the held one runs)."""
+        return taken_ms - queued_ms + 1.25 * period_ms
 
     @property
     def probing(self) -> bool:

@@ -18,6 +18,12 @@ new one is better by more than ``hysteresis`` or has been proposed for ``dwell_f
 in a row; a current point that no longer fits is left at once. If nothing fits, the cheapest
 point runs (the least late) and the record says a miss is expected. It never blocks.
 
+Shrinking tail (Li et al.): a frame that waited q ms after it arrived, run by a point taking
+L ms, is shown from the first camera frame after q + L; the next frame, due T - q ms from now,
+run by the same point is shown from the first frame after T + L. When that is not later
+(:func:`tail_wait`), starting now only shows an older frame at the same instant: the worker
+holds this frame back and takes the next one (the frame gate counts it as *tail*).
+
 Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
 point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
 while a point at or above the floor exists: among those the rule above decides, and when none
@@ -106,6 +112,17 @@ def blind_points(per_class_iou: Mapping[str, Sequence[Optional[float]]],
             v, c = min(known)
             out[k] = f'blind to {c}: IoU {v:.3f} < class floor {floor:g}'
     return out
+
+
+def tail_wait(latency_ms: float, queued_ms: float, period_ms: Optional[float]) -> bool:
+    """Whether waiting for the next frame (due ``period_ms`` after this one arrived) and
+    running it shows a result no later than starting this frame now, ``queued_ms`` after it
+    arrived, with a point that takes ``latency_ms`` (frames arriving every period)."""
+    if period_ms is None or not np.isfinite(period_ms) or period_ms <= 0 or queued_ms <= 0:
+        return False
+    now = np.ceil((queued_ms + latency_ms) / period_ms - 1e-9)
+    wait = 1.0 + np.ceil(latency_ms / period_ms - 1e-9)
+    return bool(wait <= now)
 
 
 class AccuracyTable:

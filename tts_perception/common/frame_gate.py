@@ -9,6 +9,9 @@ closed loop, the benchmarks):
 - one frame waits per camera: a newer arrival replaces it (the older one is *dropped*);
 - the worker takes the waiting frame when it is free; a frame whose age (transport + time it
   waited) exceeds the deadline by then is dropped (*stale*);
+- the worker may hold a taken frame back (the scheduler's shrinking tail: starting it now
+  would finish in the same camera period as the next frame would): it waits again, untakeable
+  until a set instant; a newer arrival replaces it (*tail*), otherwise it is taken then;
 - the camera's frame period, measured from the arrivals, goes to the scheduler (its
   streaming objective weighs what a slower point costs in frames left unprocessed).
 
@@ -37,6 +40,7 @@ class Arrival:
     stamp_ns: int
     arrival_ms: float
     transport_ms: float
+    held_until_ms: Optional[float] = None    # held back by the worker: not takeable before
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Taken:
     transport_ms: float
     wait_ms: float
     take_ms: float
+    held: bool = False       # it was held back once already (it is never held twice)
 
     @property
     def age_ms(self) -> float:
@@ -65,6 +70,7 @@ class GateCounts:
     dropped: int = 0        # replaced by a newer frame before the worker was free
     stale: int = 0          # older than the deadline on arrival or when the worker was free
     future: int = 0         # stamped too far in the future
+    tail: int = 0           # held back for the next frame (shrinking tail), which replaced it
 
 
 class FrameGate:
@@ -95,18 +101,23 @@ class FrameGate:
             c.stale += 1
             self.log.append(('stale', int(stamp_ns), arrival_ms, transport_ms))
             return STALE
-        if self.waiting is not None:
+        if self.waiting is not None and self.waiting.held_until_ms is not None:
+            c.tail += 1
+            self.log.append(('tail', self.waiting.stamp_ns, arrival_ms, 0.0))
+        elif self.waiting is not None:
             c.dropped += 1
             self.log.append(('drop', self.waiting.stamp_ns, arrival_ms, 0.0))
         self.waiting = Arrival(item, int(stamp_ns), arrival_ms, transport_ms)
         return WAITING
 
     def take(self, now_ms: float) -> Optional[Taken]:
-        """The worker is free at ``now_ms``: the waiting frame, or None (nothing waits, or it
-        went stale while waiting: counted)."""
-        w, self.waiting = self.waiting, None
-        if w is None:
+        """The worker is free at ``now_ms``: the waiting frame, or None (nothing waits, the
+        waiting frame is held until later (:attr:`held_until_ms`), or it went stale while
+        waiting: counted)."""
+        w = self.waiting
+        if w is None or (w.held_until_ms is not None and now_ms < w.held_until_ms):
             return None
+        self.waiting = None
         wait = max(0.0, now_ms - w.arrival_ms)
         if w.transport_ms + wait > self.deadline_ms:
             self.counts.stale += 1
@@ -114,7 +125,27 @@ class FrameGate:
             return None
         self.counts.taken += 1
         self.log.append(('take', w.stamp_ns, now_ms, wait))
-        return Taken(w.item, w.stamp_ns, w.arrival_ms, w.transport_ms, wait, now_ms)
+        return Taken(w.item, w.stamp_ns, w.arrival_ms, w.transport_ms, wait, now_ms,
+                     w.held_until_ms is not None)
+
+    def hold(self, taken: Taken, until_ms: float) -> None:
+        """Put a taken frame back, not takeable before ``until_ms`` (the next frame is due
+        before then and replaces it, counted as *tail*). A newer frame already waiting wins."""
+        if taken.held:
+            raise ValueError('a frame is held back at most once')
+        self.counts.taken -= 1
+        self.log.append(('hold', taken.stamp_ns, taken.take_ms, until_ms))
+        if self.waiting is not None:          # (a frame arrived meanwhile: it replaces this one)
+            self.counts.tail += 1
+            self.log.append(('tail', taken.stamp_ns, taken.take_ms, 0.0))
+            return
+        self.waiting = Arrival(taken.item, taken.stamp_ns, taken.arrival_ms,
+                               taken.transport_ms, until_ms)
+
+    @property
+    def held_until_ms(self) -> Optional[float]:
+        """When the held-back waiting frame becomes takeable (None: none is held)."""
+        return None if self.waiting is None else self.waiting.held_until_ms
 
     @property
     def period_ms(self) -> Optional[float]:
@@ -139,30 +170,42 @@ def arrivals_from(stamps_ns: Sequence[int], arrival_ns: Sequence[int], items: It
 def replay(gate: FrameGate, arrivals: Sequence[Arrival],
            process: Callable[[Taken], float]) -> float:
     """Play ``arrivals`` (in arrival order) through ``gate`` with one worker: whenever it is
-    free it takes the waiting frame; ``process(taken)`` runs it and returns how long the
-    worker was busy (ms). An idle worker takes a frame the instant it arrives. Returns the
-    time the worker was last free."""
+    free it takes the waiting frame; ``process(taken)`` runs it (or holds it back with
+    :meth:`FrameGate.hold`) and returns how long the worker was busy (ms). An idle worker takes
+    a frame the instant it arrives or its hold ends. Returns the time the worker was last
+    free."""
     t, i, n = float('-inf'), 0, len(arrivals)
     while True:
         i = _offer_until(gate, arrivals, i, t)
         taken = gate.take(t) if gate.waiting is not None else None
         if taken is None:
+            nxt = arrivals[i].arrival_ms if i < n else float('inf')
+            held = gate.held_until_ms
+            if held is not None:
+                t = max(t, min(nxt, held))
+                continue
             if i >= n:
                 return t
-            t = arrivals[i].arrival_ms
+            t = nxt
             continue
         t += max(0.0, float(process(taken)))
 
 
 def replay_schedule(gate: FrameGate, arrivals: Sequence[Arrival],
-                    takes_ms: Sequence[float]) -> List[Optional[Taken]]:
+                    takes_ms: Sequence[float],
+                    holds: Optional[Sequence[Optional[float]]] = None
+                    ) -> List[Optional[Taken]]:
     """Play ``arrivals`` through ``gate`` with a worker that looks for a frame at the given
     instants (a node's recorded take times): what it takes at each (None: nothing usable).
+    ``holds[k]``: the worker held the frame of take k back until then (None: it ran it).
     Arrivals after the last take are offered too (they may wait, or be dropped)."""
     out, i = [], 0
-    for t in takes_ms:
+    for k, t in enumerate(takes_ms):
         i = _offer_until(gate, arrivals, i, t)
-        out.append(gate.take(t))
+        got = gate.take(t)
+        out.append(got)
+        if got is not None and holds is not None and holds[k] is not None:
+            gate.hold(got, holds[k])
     _offer_until(gate, arrivals, i, float('inf'))
     return out
 

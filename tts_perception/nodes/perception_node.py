@@ -456,9 +456,10 @@ class PerceptionNode(LifecycleNode):
             f'reset', throttle_duration_sec=5.0)
 
     def _work(self) -> None:
-        """Worker thread: sleep until a frame arrives, then process every waiting camera."""
+        """Worker thread: sleep until a frame arrives (or a held-back frame's hold ends), then
+        process every waiting camera."""
         while True:
-            self._wake.wait()
+            self._wake.wait(self._hold_timeout())
             if self._stop.is_set():
                 return
             self._wake.clear()   # before taking: a frame arriving meanwhile wakes us again
@@ -481,6 +482,13 @@ class PerceptionNode(LifecycleNode):
                             s.errors += 1
                     self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                             throttle_duration_sec=2.0)
+
+    def _hold_timeout(self) -> Optional[float]:
+        """Seconds until the earliest held-back frame may be taken (None: none is held)."""
+        with self.lock:
+            held = [s.gate.held_until_ms for s in self.slots.values()
+                    if s.gate.held_until_ms is not None]
+        return None if not held else max(0.0, (min(held) - time.monotonic() * 1e3) / 1e3)
 
     def _budget_cap(self, slot: _Slot) -> float:
         """Upper bound on a frame's budget: on a worker shared by several cameras, no longer
@@ -506,10 +514,16 @@ class PerceptionNode(LifecycleNode):
                                           throttle_duration_sec=2.0)
                 continue
             age = taken.age_ms + (time.monotonic() - t_take) * 1e3     # decoding counts
-            reqs.append(FrameRequest(rgb, slot.resolved, slot.deadline_ms, taken.stamp_ns,
-                                     transport_ms=taken.transport_ms, age_ms=age,
-                                     budget_cap_ms=self._budget_cap(slot),
-                                     period_ms=slot.gate.period_ms))
+            req = FrameRequest(rgb, slot.resolved, slot.deadline_ms, taken.stamp_ns,
+                               transport_ms=taken.transport_ms, age_ms=age,
+                               budget_cap_ms=self._budget_cap(slot),
+                               period_ms=slot.gate.period_ms)
+            if not taken.held and self.pipeline.wait_for_next(req):
+                with self.lock:         # shrinking tail: the next frame, due soon, runs
+                    slot.gate.hold(taken, self.pipeline.hold_until(
+                        taken.take_ms, taken.wait_ms, slot.gate.period_ms))
+                continue
+            reqs.append(req)
             msgs.append(msg)
             slots.append(slot)
         if not reqs:
@@ -554,7 +568,8 @@ class PerceptionNode(LifecycleNode):
                 lat = np.array(s.latencies) if s.latencies else np.zeros(1)
                 vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
                         'dropped': s.gate.counts.dropped, 'stale': s.gate.counts.stale,
-                        'future': s.gate.counts.future, 'time_jumps': s.time_jumps,
+                        'future': s.gate.counts.future, 'tail': s.gate.counts.tail,
+                        'time_jumps': s.time_jumps,
                         'waiting': int(s.gate.waiting is not None),
                         'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                         'transport': s.transport,

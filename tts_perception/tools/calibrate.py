@@ -65,7 +65,8 @@ SUB = SCORE_STEP          # accuracy is scored on every 4th pixel in both direct
 INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
 STALE_LAGS = 10           # staleness: accuracy against the frames up to 10 camera periods later
 FRACTIONS = (0.25, 0.5, 1.0)
-# a signal group must cut the validation error by 5 % of the constant's to be kept
+# a signal group must add 0.05 to the share of the loss's variance explained on the
+# validation frames (r²) to be kept
 MIN_SIGNAL_GAIN = 0.05
 
 
@@ -449,6 +450,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
                                                [g for g in groups if g != 'probe'],
                                                MIN_SIGNAL_GAIN)
             gates['probe'] = probe_gate
+    for g, v in gates.items():          # each group alone, fitted on every fit frame
+        if fit_n < n:
+            v.eval_correlation = _corr(estimator(feats[fit], loss[fit], feature_mask([g]))(
+                feats[held]), loss[held])
     params = fit_complexity(feats[fit], loss[fit], signals_on)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])

@@ -175,10 +175,14 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                         busy_until < t + dt - 1e-9:
                     start = max(t, busy_until)          # waits for the frame in progress
                     taken = gate.take(start * 1e3 / k)
-                    if taken is not None:
-                        req = FrameRequest(taken.item, deadline_ms=s.deadline_ms / k,
-                                           age_ms=taken.age_ms,
-                                           period_ms=gate.period_ms)
+                    req = None if taken is None else FrameRequest(
+                        taken.item, deadline_ms=s.deadline_ms / k, age_ms=taken.age_ms,
+                        transport_ms=taken.transport_ms, period_ms=gate.period_ms)
+                    if taken is not None and not taken.held and pipe.wait_for_next(req):
+                        # shrinking tail, as the node: the next frame is rendered
+                        gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms,
+                                                         gate.period_ms))
+                    elif taken is not None:
                         labels, rec = pipe.process_batch([req])[0]
                         done = start + rec.total_ms * k / 1e3
                         probe_ms = pipe.probe(rec.camera, pipe.probe_slack(rec, gate.period_ms))
@@ -229,7 +233,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
             x_end = world.state.x
             late = [(ob.x, world.course.lane_y(ob.x)) for ob in world.course.late]
     done_course = x_end >= s.length
-    stats['dropped'] = gate.counts.dropped + gate.counts.stale
+    stats['dropped'] = gate.counts.dropped + gate.counts.stale + gate.counts.tail
     return {
         'config': cfg.name, 'seed': seed, 'policy': policy,
         'collisions': int(stats['collisions']), 'walked_into': int(stats['walked_into']),

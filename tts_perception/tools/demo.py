@@ -191,7 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'wall_s': wall, 'real_time_factor': g('sim_node', 'real_time_factor'),
         'frames_rendered': rendered, 'frames_received': int(g('perception_node', 'received')),
         'frames_processed': len(records), 'dropped': int(g('perception_node', 'dropped')),
-        'stale': int(g('perception_node', 'stale')),
+        'stale': int(g('perception_node', 'stale')), 'tail': int(g('perception_node', 'tail')),
         'deadline_ms': records[0]['deadline_ms'] if records else None,
         'deadline_misses': int(misses), 'latency_p50_ms': float(np.percentile(lat, 50)),
         'latency_p99_ms': float(np.percentile(lat, 99)), 'point_histogram': dict(hist),
@@ -208,7 +208,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{summary["real_time_factor"]:.2f})')
     print(f'frames        rendered {rendered}, received {summary["frames_received"]}, '
           f'processed {len(records)} ({100 * len(records) / max(1, rendered):.1f} %), dropped '
-          f'(newer frame won) {summary["dropped"]}, stale {summary["stale"]}')
+          f'(newer frame won) {summary["dropped"]}, stale {summary["stale"]}, held for the '
+          f'next (shrinking tail) {summary["tail"]}')
     print(f'deadline      {summary["deadline_ms"]} ms: {misses} misses '
           f'({100 * misses / max(1, len(records)):.1f} %)')
     print(f'latency       p50 {summary["latency_p50_ms"]:.1f} ms, p99 '

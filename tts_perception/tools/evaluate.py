@@ -85,6 +85,9 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms, stamp_ns=taken.stamp_ns,
                            transport_ms=taken.transport_ms, age_ms=taken.age_ms,
                            period_ms=gate.period_ms)
+        if not taken.held and pipe.wait_for_next(req):      # shrinking tail, as the node
+            gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms, gate.period_ms))
+            return 0.0
         labels, rec = pipe.process_batch([req])[0]
         done = taken.take_ms + rec.total_ms
         pred = labels[::SUB, ::SUB]
@@ -105,7 +108,8 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     finally:
         stop_load(procs)
         prog.close()
-    dropped = gate.counts.dropped + gate.counts.stale + gate.counts.future
+    dropped = gate.counts.dropped + gate.counts.stale + gate.counts.future + \
+        gate.counts.tail
     # streaming: at each frame's arrival, the newest output finished by then
     stream = ConfusionMatrix(ncls)
     per_frame_stream = []
@@ -125,7 +129,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     ms = np.array([r['measured_ms'] + r['probe_ms'] for r in recs])     # probes are compute
     return {
         'policy': policy, 'anytime': anytime, 'frames': n, 'processed': len(recs),
-        'dropped': dropped, 'missed': int(missed),
+        'dropped': dropped, 'tail': gate.counts.tail, 'missed': int(missed),
         'miss_rate': missed / max(1, len(recs)), 'late_or_dropped': (missed + dropped) / n,
         'accuracy': acc.miou(), 'per_class_iou': acc.iou_values(),
         'worst_class_iou': min((v for v in acc.iou_values() if v is not None),

@@ -34,8 +34,10 @@ def print_signals(t: Profile) -> None:
     for g, v in c.signals.items():
         gain = 'n/a' if v.validation_gain is None else f'{v.validation_gain:+.3f}'
         r = 'n/a' if v.validation_correlation is None else f'{v.validation_correlation:.2f}'
-        print(f'difficulty signal {g}: {"on" if v.on else "off"} (validation error gain {gain} '
-              f'of the constant\'s, r={r}){": " + v.note if v.note else ""}')
+        held = '' if v.eval_correlation is None else \
+            f'; alone on the held-out frames r={v.eval_correlation:.2f}'
+        print(f'difficulty signal {g}: {"on" if v.on else "off"} (validation gain {gain} in '
+              f'variance explained, r={r}{held}){": " + v.note if v.note else ""}')
     fmt = (lambda x: 'n/a' if x is None else f'{x:.2f}')
     print(f'difficulty estimate ({", ".join(c.signals_on) or "no signal: a constant"}): '
           f'r={fmt(c.fit_correlation)} on its {t.data.fit_frames} fit frames, '

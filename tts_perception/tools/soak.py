@@ -46,7 +46,8 @@ def check(samples: List[Dict], final: Dict[str, int], warm_frac: float = 0.2) ->
     if waiting > 1:
         out['failures'].append(f'{waiting} frames waiting in perception (> 1 per camera)')
     parts = sum(final.get(k, 0)
-                for k in ('processed', 'dropped', 'stale', 'future', 'bad_frames', 'errors'))
+                for k in ('processed', 'dropped', 'stale', 'future', 'tail', 'bad_frames',
+                          'errors'))
     out['counters'] = dict(final, accounted=parts)
     if final.get('received', 0) - parts not in (0, 1):     # one may be in flight
         out['failures'].append(f'counters do not add up: received {final.get("received")} '
@@ -107,8 +108,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ex.add_node(mon.node)
     la = Launcher(quiet=True)
     samples: List[Dict] = []
-    keys = ('received', 'processed', 'dropped', 'stale', 'future', 'bad_frames', 'errors',
-            'waiting', 'missed')
+    keys = ('received', 'processed', 'dropped', 'stale', 'future', 'tail', 'bad_frames',
+            'errors', 'waiting', 'missed')
     try:
         start_sim_stack(la, {'sim_node': ['course_length:=200.0'],
                              'perception_node': ['diagnostics_period:=0.5'],
