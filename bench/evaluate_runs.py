@@ -96,11 +96,11 @@ def table(res: dict, prof: Profile) -> str:
                 ' Anytime early exit does not apply: the model has one depth.'))
     cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
-    lines += ['', 'Difficulty signals gated on the last third of the calibration frames '
-              '(validation gain: what it adds to the share of the loss\'s variance the estimate '
-              'explains there, r²; kept above 0.05; the probe also only where it pays for its '
-              'compute):', '',
-              '| signal | on | validation gain | validation r | alone, held-out r | why off |',
+    lines += ['', 'Difficulty signals gated by blocked cross-validation over the calibration '
+              'frames (gain: what the group adds to the share of the loss\'s variance the '
+              'estimate explains out of fold, r²; kept above 0.05; the probe also only where it '
+              'pays for its compute):', '',
+              '| signal | on | out-of-fold gain | out-of-fold r | alone, held-out r | why off |',
               '|---|---|---|---|---|---|']
     for g, v in cx.signals.items():
         lines.append(f'| {g} | {"yes" if v.on else "no"} | {fmt(v.validation_gain)} | '
@@ -109,7 +109,7 @@ def table(res: dict, prof: Profile) -> str:
     ad = runs.get('adaptive', {})
     lines.append(f'\nDifficulty estimate ({", ".join(cx.signals_on) or "no signal: a constant"})'
                  f': correlation with the per-frame accuracy loss {fmt(cx.fit_correlation)} on '
-                 f'the fit frames, {fmt(cx.validation_correlation)} on their validation part, '
+                 f'the fit frames, {fmt(cx.validation_correlation)} out of fold, '
                  f'**{fmt(cx.eval_correlation)}** on the held-out frames (target ≥ 0.5). '
                  f'Adaptive ran {ad.get("probes", 0)} probes '
                  f'({ad.get("mean_probe_ms", 0.0):.2f} ms per processed frame, included in its '

@@ -8,7 +8,8 @@ import pytest
 from conftest import ROOT
 from tts_perception.adaptive.complexity import estimator, fit_complexity
 from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
-                                                probe_loss, probe_losses, result_signals,
+                                                out_of_fold, probe_loss, probe_losses,
+                                                result_signals,
                                                 SCORE_STEP, select_signals, SIGNALS)
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.inference.points import OperatingPoint
@@ -38,8 +39,8 @@ def test_the_gate_keeps_a_predictive_group_and_drops_noise():
     n = 240
     feats = rng.normal(size=(n, len(FEATURES)))
     target = 0.05 + 0.02 * feats[:, FEATURES.index('probe_loss')] + 0.002 * rng.normal(size=n)
-    on, gates = select_signals(feats, target, slice(0, 160), slice(160, n), estimator,
-                               min_gain=0.05)
+    folds = np.array_split(np.arange(n), 3)
+    on, gates = select_signals(feats, target, folds, estimator, min_gain=0.05)
     assert on == ['probe']
     assert gates['probe'].on and gates['probe'].validation_gain > 0.5
     assert gates['probe'].validation_correlation > 0.9
@@ -50,9 +51,19 @@ def test_the_gate_keeps_a_predictive_group_and_drops_noise():
     p = fit_complexity(feats, target, on)
     assert np.count_nonzero(p.weights) == 1 and p.signals_on == ['probe']
     # pure noise: nothing is on, the estimate is a constant
-    on, _ = select_signals(feats, rng.normal(size=n), slice(0, 160), slice(160, n), estimator,
-                           min_gain=0.05)
+    on, _ = select_signals(feats, rng.normal(size=n), folds, estimator, min_gain=0.05)
     assert on == []
+
+
+def test_out_of_fold_predicts_each_fold_from_the_others_only():
+    feats = np.zeros((9, len(FEATURES)))
+    feats[:, -1] = np.arange(9)
+    target = np.r_[np.zeros(3), np.ones(3), 2 * np.ones(3)]
+
+    def fit(x, y, mask):                  # predicts the mean of what it was fitted on
+        return lambda z: np.full(len(z), y.mean())
+    got = out_of_fold(feats, target, np.array_split(np.arange(9), 3), fit, feature_mask([]))
+    assert got.tolist() == [1.5] * 3 + [1.0] * 3 + [0.5] * 3
 
 
 def test_feature_mask_names_unknown_groups():

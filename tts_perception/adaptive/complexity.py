@@ -15,7 +15,7 @@ The signals (grouped and gated as :mod:`tts_perception.adaptive.difficulty` desc
   frame (:meth:`ComplexityMonitor.observe_probe`).
 
 The combination is fit by calibrate (:func:`fit_complexity`): a ridge regression, on the
-signal groups that earned their place on validation frames, of how much accuracy the points
+signal groups that earned their place out of fold, of how much accuracy the points
 lose against the best one on the frame, mapped through the fit set's empirical CDF so scores
 spread evenly over [0, 1].
 """

@@ -14,14 +14,14 @@ of signals can predict it (the complexity monitor computes them; :data:`SIGNALS`
   and measures what the cheap one lost (:func:`probe_loss`); the latest measurement is carried
   to the next decisions. Probes count as compute.
 
-Calibrate fits the estimator on the first part of its calibration frames and keeps a group
-only where adding it raises the share of the loss's variance the estimate explains on the rest
-of them (its validation frames: r² for r > 0) by more than a set amount, against "no content
-signal" (explains nothing) or the groups already kept (:func:`select_signals`,
-as LiteReconfig gates content features by their validation benefit). Probes also cost
-compute, so the probe group is kept only where the choices it informs pay for it on the
-validation frames (:func:`choice_outcome`: at least as accurate at no more compute, probes
-included). The profile records every group's benefit and which are on.
+Calibrate validates by blocked cross-validation over its calibration frames (three contiguous
+folds, each predicted by a fit on the other two) and keeps a group only where adding it raises
+the share of the loss's variance the estimate explains out of fold (r² for r > 0) by more
+than a set amount, against "no content signal" (explains nothing) or the groups already kept
+(:func:`select_signals`, as LiteReconfig gates content features by their validation
+benefit). Probes also cost compute, so the probe group is kept only where the choices it
+informs pay for it on the folds (:func:`choice_outcome`: at least as accurate at no more
+compute, probes included). The profile records every group's benefit and which are on.
 """
 
 from dataclasses import dataclass
@@ -125,21 +125,34 @@ def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def select_signals(feats: np.ndarray, target: np.ndarray, train: slice, val: slice,
+def out_of_fold(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],
+                fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
+                mask: np.ndarray) -> np.ndarray:
+    """Each fold's frames predicted by ``fit`` on the other folds (blocked cross-validation:
+    folds are contiguous runs of frames); concatenated in fold order."""
+    out = []
+    for k, f in enumerate(folds):
+        rest = np.concatenate([g for j, g in enumerate(folds) if j != k])
+        out.append(fit(feats[rest], target[rest], mask)(feats[f]))
+    return np.concatenate(out)
+
+
+def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],
                    fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
                    groups: Sequence[str] = tuple(SIGNALS), min_gain: float = 0.0
                    ) -> Tuple[List[str], Dict[str, SignalGate]]:
-    """Greedy forward selection of signal groups by what they explain on validation frames.
+    """Greedy forward selection of signal groups by what they explain out of fold.
 
     ``fit(feats, target, mask)`` returns a predictor ``f(feats) -> estimate`` using only the
-    masked features, fitted on ``train``. The scheduler uses the estimate's rank (its bins are
-    quantiles), so what counts is the share of the loss's variance on ``val`` that a linear
-    function of the estimate explains: r² for r > 0, else 0 (no content signal: 0). Starting
-    from none, the group that raises it most is added while it raises it by more than
-    ``min_gain``. Returns (groups on, per group its gate record: that gain and r).
+    masked features; every fold is predicted by a fit on the others (:func:`out_of_fold`).
+    The scheduler uses the estimate's rank (its bins are quantiles), so what counts is the
+    share of the loss's variance that a linear function of the estimate explains: r² for
+    r > 0, else 0 (no content signal: 0). Starting from none, the group that raises it most is
+    added while it raises it by more than ``min_gain``. Returns (groups on, per group its gate
+    record: that gain and r).
     """
-    y_tr, y_va = target[train], target[val]
-    if len(y_va) < 3 or np.std(y_va) < 1e-12:
+    y = target[np.concatenate(folds)]
+    if len(folds) < 2 or len(y) < 3 or np.std(y) < 1e-12:
         return [], {g: SignalGate(False) for g in groups}
     on: List[str] = []
     explained = 0.0
@@ -148,7 +161,7 @@ def select_signals(feats: np.ndarray, target: np.ndarray, train: slice, val: sli
     while left:
         trials = []
         for g in left:
-            r = _corr(fit(feats[train], y_tr, feature_mask(on + [g]))(feats[val]), y_va)
+            r = _corr(out_of_fold(feats, target, folds, fit, feature_mask(on + [g])), y)
             trials.append((max(r or 0.0, 0.0) ** 2 - explained, r, g))
         trials.sort(key=lambda x: -x[0])
         gain, r, g = trials[0]

@@ -74,8 +74,8 @@ class AccuracyProfile:
 @dataclass
 class ComplexityProfile:
     """The complexity monitor's fitted parameters, which difficulty signals are on (and what
-    each gained on the validation frames) and how well the estimate predicted the loss: on
-    the frames it was fitted on, its validation frames and the held-out frames."""
+    each gained out of fold) and how well the estimate predicted the loss: on the frames it
+    was fitted on, out of fold (``validation_correlation``) and on the held-out frames."""
 
     features: List[str]
     mean: List[float]

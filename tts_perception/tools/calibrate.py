@@ -17,13 +17,14 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    video), with per-class IoU so that a small class is not hidden by background.
 4. Fits the difficulty estimate (its target: how much accuracy the points lose on the frame)
    from the signal groups of :mod:`tts_perception.adaptive.difficulty` (content, the model's
-   confidence, the previous result's segments, probes at the node's ``probe_every``): on the
-   first two thirds of the calibration frames, keeping a group only where it lowers the error
-   on the last third (validation); records each group's gain and which are on, and reports
-   the estimate's correlation on the held-out frames. The accuracy table per complexity bin
-   is trusted only that far: each point's bins are shrunk towards its overall accuracy by the
-   validation correlation (clipped to [0, 1]), so an estimate that does not generalise leaves
-   the scheduler choosing by overall accuracy.
+   confidence, the previous result's segments, probes at the node's ``probe_every``), keeping
+   a group only where it adds to what the estimate explains out of fold (blocked
+   cross-validation over the calibration frames; probes also only where they pay for their
+   compute); records each group's gain and which are on, and reports the estimate's
+   correlation on the held-out frames. The accuracy table per complexity bin is trusted only
+   that far: each point's bins are shrunk towards its overall accuracy by the out-of-fold
+   correlation (clipped to [0, 1]), so an estimate that does not generalise leaves the
+   scheduler choosing by overall accuracy.
 5. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
@@ -47,7 +48,7 @@ import numpy as np
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, obstacle_class)
 from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
-                                                probe_losses,
+                                                out_of_fold, probe_losses,
                                                 probe_pair, SCORE_STEP, select_signals,
                                                 SignalGate)
 from tts_perception.adaptive.pipeline import PipelineConfig
@@ -65,9 +66,10 @@ SUB = SCORE_STEP          # accuracy is scored on every 4th pixel in both direct
 INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
 STALE_LAGS = 10           # staleness: accuracy against the frames up to 10 camera periods later
 FRACTIONS = (0.25, 0.5, 1.0)
-# a signal group must add 0.05 to the share of the loss's variance explained on the
-# validation frames (r²) to be kept
+# a signal group must add 0.05 to the share of the loss's variance explained out of fold
+# (r²) to be kept
 MIN_SIGNAL_GAIN = 0.05
+FOLDS = 3                 # blocked cross-validation of the difficulty signals
 
 
 @dataclass
@@ -287,30 +289,36 @@ def _bin_table(cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], fra
 
 
 def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
-                cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], train: slice,
-                val: slice, signals_on: Sequence[str], cost: Dict[str, float],
-                probe_ms: float) -> str:
-    """'' when the probe pays on the validation frames: the scheduler's choices among
-    ``points`` with it (its compute included) are at least as accurate at no more compute than
-    without it and better in one; otherwise why not. ``acc`` [points, frames]: per-frame
-    accuracy of ``points``."""
+                cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint],
+                folds: Sequence[np.ndarray], signals_on: Sequence[str],
+                cost: Dict[str, float], probe_ms: float) -> str:
+    """'' when the probe pays out of fold: the scheduler's choices among ``points`` on each
+    fold, from an estimate and table fitted on the other folds, with the probe (its compute
+    included) are at least as accurate at no more compute than without it and better in one;
+    otherwise why not. ``acc`` [points, frames]: per-frame accuracy of ``points``."""
     out = {}
     for name, on in (('with', list(signals_on)),
                      ('without', [g for g in signals_on if g != 'probe'])):
-        mon = ComplexityMonitor(fit_complexity(feats[train], loss[train], on))
-        bins = _bins(np.array([mon.score_features(f) for f in feats]))
-        r = _corr(estimator(feats[train], loss[train], feature_mask(on))(feats[val]),
-                  loss[val]) if on else None
-        table, _, _ = _bin_table(cms, points, train, bins, float(np.clip(r or 0.0, 0, 1)))
-        out[name] = choice_outcome(
-            bins[val], np.array([table[p.key] for p in points]), acc[:, val],
-            np.array([cost[p.key] for p in points]),
-            SchedulerConfig().accuracy_tolerance, probe_ms if name == 'with' else 0.0)
+        r = _corr(out_of_fold(feats, loss, folds, estimator, feature_mask(on)),
+                  loss[np.concatenate(folds)]) if on else None
+        tot_a = tot_c = 0.0
+        for k, f in enumerate(folds):
+            rest = np.concatenate([g for j, g in enumerate(folds) if j != k])
+            mon = ComplexityMonitor(fit_complexity(feats[rest], loss[rest], on))
+            bins = _bins(np.array([mon.score_features(x) for x in feats]))
+            table, _, _ = _bin_table(cms, points, rest, bins, float(np.clip(r or 0.0, 0, 1)))
+            a, c = choice_outcome(bins[f], np.array([table[p.key] for p in points]),
+                                  acc[:, f], np.array([cost[p.key] for p in points]),
+                                  SchedulerConfig().accuracy_tolerance,
+                                  probe_ms if name == 'with' else 0.0)
+            tot_a, tot_c = tot_a + a * len(f), tot_c + c * len(f)
+        n = sum(len(f) for f in folds)
+        out[name] = (tot_a / n, tot_c / n)
     (a1, c1), (a0, c0) = out['with'], out['without']
     if a1 >= a0 and c1 <= c0 and (a1 > a0 or c1 < c0):
         return ''
-    return (f'probes do not pay on the validation frames: with them {a1:.3f} at {c1:.2f} ms '
-            f'(probes included), without {a0:.3f} at {c0:.2f} ms')
+    return (f'probes do not pay out of fold: with them {a1:.3f} at {c1:.2f} ms (probes '
+            f'included), without {a0:.3f} at {c0:.2f} ms')
 
 
 def reduced_precision_checks(model: ModelDescription, points: Sequence[OperatingPoint],
@@ -430,23 +438,22 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     feats = complexity_features(model, frames, preds[golden.key], gconf, probe, cheapest_px)
     groups = [g for g in ('content', 'confidence', 'segments', 'probe')
               if g != 'probe' or probe is not None]
-    n_train = (2 * fit_n) // 3
-    train, val = slice(0, n_train), slice(n_train, fit_n)
-    if fit_n - n_train >= 3:
-        signals_on, gates = select_signals(feats, loss, train, val, estimator, groups,
+    # blocked cross-validation: three contiguous folds of the calibration frames
+    folds = np.array_split(np.arange(fit_n), FOLDS)
+    if min(len(f) for f in folds) >= 3:
+        signals_on, gates = select_signals(feats, loss, folds, estimator, groups,
                                            MIN_SIGNAL_GAIN)
     else:                                   # too few frames to validate: no evidence, no signal
         signals_on, gates = [], {}
     if 'probe' in signals_on:
         use = [i for i, p in enumerate(points) if p.key in seeing]
-        note = _probe_pays(feats, loss, acc[use], cms, [points[i] for i in use], train, val,
-                           signals_on,
-                           {k: v['p50'] for k, v in lat.items()},
+        note = _probe_pays(feats, loss, acc[use], cms, [points[i] for i in use], folds,
+                           signals_on, {k: v['p50'] for k, v in lat.items()},
                            (lat[cheap]['p50'] + lat[ref]['p50']) / probe_every)
         if note:        # the other groups chosen again, against no probe
             probe_gate = SignalGate(False, gates['probe'].validation_gain,
                                     gates['probe'].validation_correlation, note)
-            signals_on, gates = select_signals(feats, loss, train, val, estimator,
+            signals_on, gates = select_signals(feats, loss, folds, estimator,
                                                [g for g in groups if g != 'probe'],
                                                MIN_SIGNAL_GAIN)
             gates['probe'] = probe_gate
@@ -457,10 +464,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     params = fit_complexity(feats[fit], loss[fit], signals_on)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
-    # how far the per-bin table can be trusted: the estimate's correlation with the loss on
-    # its validation frames, fitted without them
-    trust_r = _corr(estimator(feats[train], loss[train], feature_mask(signals_on))(feats[val]),
-                    loss[val]) if signals_on else None
+    # how far the per-bin table can be trusted: the estimate's correlation with the loss
+    # out of fold (each fold predicted by a fit on the others)
+    trust_r = _corr(out_of_fold(feats, loss, folds, estimator, feature_mask(signals_on)),
+                    loss[:fit_n]) if signals_on else None
     trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
     edges = np.linspace(0.0, 1.0, N_BINS + 1)
     bins = _bins(cplx)

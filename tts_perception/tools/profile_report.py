@@ -28,7 +28,7 @@ def print_table(t: Profile) -> None:
 
 
 def print_signals(t: Profile) -> None:
-    """Which difficulty signals are on, what each gained on the validation frames, and the
+    """Which difficulty signals are on, what each gained out of fold, and the
     estimate's correlation with the accuracy loss."""
     c = t.complexity
     for g, v in c.signals.items():
@@ -36,12 +36,12 @@ def print_signals(t: Profile) -> None:
         r = 'n/a' if v.validation_correlation is None else f'{v.validation_correlation:.2f}'
         held = '' if v.eval_correlation is None else \
             f'; alone on the held-out frames r={v.eval_correlation:.2f}'
-        print(f'difficulty signal {g}: {"on" if v.on else "off"} (validation gain {gain} in '
+        print(f'difficulty signal {g}: {"on" if v.on else "off"} (out-of-fold gain {gain} in '
               f'variance explained, r={r}{held}){": " + v.note if v.note else ""}')
     fmt = (lambda x: 'n/a' if x is None else f'{x:.2f}')
     print(f'difficulty estimate ({", ".join(c.signals_on) or "no signal: a constant"}): '
           f'r={fmt(c.fit_correlation)} on its {t.data.fit_frames} fit frames, '
-          f'{fmt(c.validation_correlation)} on their validation part, '
+          f'{fmt(c.validation_correlation)} out of fold, '
           f'{fmt(c.eval_correlation)} on the {t.data.eval_frames} held-out frames')
 
 
