@@ -135,10 +135,14 @@ class ComplexityMonitor:
         self.reset()
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
-        """All :data:`FEATURES` for this frame (updates the previous-frame state)."""
+        """All :data:`FEATURES` for this frame (updates the previous-frame state); those of
+        groups that are off in the parameters are not computed (0)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'complexity needs an RGB uint8 image, got {rgb.shape} {rgb.dtype}')
-        img, self._prev_thumb = frame_features(rgb, self._prev_thumb)
+        if 'content' in self.params.signals_on:
+            img, self._prev_thumb = frame_features(rgb, self._prev_thumb)
+        else:                       # a signal that is off is not computed (it weighs 0)
+            img = np.zeros(len(SIGNALS['content']), np.float32)
         out = np.concatenate([img, self._prev_result]).astype(np.float32)
         out[-1] = self._probe if self._probe is not None else self.params.mean[-1]
         return out
@@ -164,7 +168,8 @@ class ComplexityMonitor:
     def observe_result(self, labels: np.ndarray, confidence: float) -> None:
         """Feed back what the last result saw (used by the next frame's features)."""
         obstacle, boundary, small = result_signals(labels, self.obstacle_label,
-                                                   self.cheapest_px)
+                                                   self.cheapest_px) \
+            if 'segments' in self.params.signals_on else (0.0, 0.0, 0.0)
         # the order of SIGNALS: confidence, then segments, then the probe slot
         self._prev_result = np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle,
                                       boundary, small, 0.0], np.float32)
