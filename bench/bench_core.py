@@ -78,7 +78,8 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
         rgb, lab, stamp = frames[i]
         req = FrameRequest(rgb, deadline_ms=deadline, stamp_ns=stamp, age_ms=taken.age_ms,
                            period_ms=gate.period_ms)
-        if not taken.held and pipe.wait_for_next(req):      # shrinking tail, as the node
+        # shrinking tail, as the node (the frame waited wait_ms for the busy worker)
+        if not taken.held and pipe.wait_for_next(req, taken.wait_ms):
             gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms, gate.period_ms))
             return 0.0
         labels, rec = pipe.process_batch([req])[0]

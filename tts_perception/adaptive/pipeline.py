@@ -584,17 +584,22 @@ class AdaptivePipeline:
         self._learn(best.key, (t2 - t1) * 1e3, n, pred, any(r.missed for _, r in out))
         return out
 
-    def wait_for_next(self, req: FrameRequest) -> bool:
+    def wait_for_next(self, req: FrameRequest, waited_ms: float) -> bool:
         """Shrinking tail: whether the adaptive scheduler would rather wait for the camera's
         next frame than start ``req`` now (:func:`~tts_perception.adaptive.scheduler.
-        tail_wait`, with the predicted latency of the point the camera runs now). Only with a
-        known camera period and a profile that measured staleness."""
+        tail_wait`). ``waited_ms``: how long the frame waited because the worker was busy,
+        the only part of its age waiting avoids; the rest of its time since arrival (decoding,
+        waking the worker) the next frame pays too, so it counts as latency. Uses the
+        predicted latency of the point the camera runs now; only with a known camera period
+        and a profile that measured staleness."""
         st = self.cameras.get(req.camera)
         if st is None or st.scheduler.current is None or st.scheduler.streaming is None or \
                 self.sched_config.policy != 'adaptive':
             return False
-        return tail_wait(self.latency.predict(st.scheduler.current.key),
-                         req.age_ms - req.transport_ms, req.period_ms)
+        q = max(0.0, waited_ms)
+        overhead = max(0.0, req.age_ms - req.transport_ms - q)
+        return tail_wait(self.latency.predict(st.scheduler.current.key) + overhead, q,
+                         req.period_ms)
 
     @staticmethod
     def hold_until(taken_ms: float, queued_ms: float, period_ms: float) -> float:

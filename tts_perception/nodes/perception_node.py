@@ -146,6 +146,7 @@ class PerceptionNode(LifecycleNode):
         # what destroy_node needs exists before anything can fail (rclpy destroys a node
         # whose constructor raised when the context shuts down)
         self._wake = threading.Event()
+        self._free_ms = 0.0      # monotonic ms at which the worker last finished its frames
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
         self.lock = threading.Lock()
@@ -482,6 +483,7 @@ class PerceptionNode(LifecycleNode):
                             s.errors += 1
                     self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                             throttle_duration_sec=2.0)
+                self._free_ms = time.monotonic() * 1e3
 
     def _hold_timeout(self) -> Optional[float]:
         """Seconds until the earliest held-back frame may be taken (None: none is held)."""
@@ -518,7 +520,9 @@ class PerceptionNode(LifecycleNode):
                                transport_ms=taken.transport_ms, age_ms=age,
                                budget_cap_ms=self._budget_cap(slot),
                                period_ms=slot.gate.period_ms)
-            if not taken.held and self.pipeline.wait_for_next(req):
+            # only what it waited for the busy worker is avoided by waiting for the next one
+            busy = max(0.0, min(taken.wait_ms, self._free_ms - taken.arrival_ms))
+            if not taken.held and self.pipeline.wait_for_next(req, busy):
                 with self.lock:         # shrinking tail: the next frame, due soon, runs
                     slot.gate.hold(taken, self.pipeline.hold_until(
                         taken.take_ms, taken.wait_ms, slot.gate.period_ms))

@@ -178,7 +178,8 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                     req = None if taken is None else FrameRequest(
                         taken.item, deadline_ms=s.deadline_ms / k, age_ms=taken.age_ms,
                         transport_ms=taken.transport_ms, period_ms=gate.period_ms)
-                    if taken is not None and not taken.held and pipe.wait_for_next(req):
+                    if taken is not None and not taken.held and \
+                            pipe.wait_for_next(req, taken.wait_ms):
                         # shrinking tail, as the node: the next frame is rendered
                         gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms,
                                                          gate.period_ms))

@@ -85,7 +85,8 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms, stamp_ns=taken.stamp_ns,
                            transport_ms=taken.transport_ms, age_ms=taken.age_ms,
                            period_ms=gate.period_ms)
-        if not taken.held and pipe.wait_for_next(req):      # shrinking tail, as the node
+        # shrinking tail, as the node (the frame waited wait_ms for the busy worker)
+        if not taken.held and pipe.wait_for_next(req, taken.wait_ms):
             gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms, gate.period_ms))
             return 0.0
         labels, rec = pipe.process_batch([req])[0]
