@@ -60,9 +60,9 @@ def test_out_of_fold_predicts_each_fold_from_the_others_only():
     feats[:, -1] = np.arange(9)
     target = np.r_[np.zeros(3), np.ones(3), 2 * np.ones(3)]
 
-    def fit(x, y, mask):                  # predicts the mean of what it was fitted on
+    def fit(x, y, groups):                # predicts the mean of what it was fitted on
         return lambda z: np.full(len(z), y.mean())
-    got = out_of_fold(feats, target, np.array_split(np.arange(9), 3), fit, feature_mask([]))
+    got = out_of_fold(feats, target, np.array_split(np.arange(9), 3), fit, [])
     assert got.tolist() == [1.5] * 3 + [1.0] * 3 + [0.5] * 3
 
 

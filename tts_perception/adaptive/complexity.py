@@ -81,6 +81,11 @@ class ComplexityParams:
         return cls([0.0] * n, [1.0] * n, [w.get(f, 0.0) for f in FEATURES], 0.0,
                    list(np.linspace(0, 3, 11)), ['content', 'confidence', 'segments'])
 
+    def raw(self, feats: np.ndarray) -> np.ndarray:
+        """The fitted estimate of the loss for feature vectors [..., FEATURES] (before the
+        CDF)."""
+        return ((np.asarray(feats, float) - self._mean) / self._std) @ self._w + self.bias
+
     @property
     def probes(self) -> bool:
         """Whether the probe signal is on (the pipeline probes only then)."""
@@ -150,9 +155,7 @@ class ComplexityMonitor:
     def score_features(self, feats: np.ndarray) -> float:
         """Complexity in [0, 1] for a feature vector."""
         p = self.params
-        z = (np.asarray(feats, float) - p._mean) / p._std
-        raw = float(np.dot(z, p._w) + p.bias)
-        return float(np.interp(raw, p.cdf_knots, self._levels(len(p.cdf_knots))))
+        return float(np.interp(float(p.raw(feats)), p.cdf_knots, self._levels(len(p.cdf_knots))))
 
     @staticmethod
     def _levels(n: int) -> np.ndarray:
@@ -209,10 +212,7 @@ def fit_complexity(feats: np.ndarray, target: np.ndarray,
                             knots.tolist(), list(signals_on))
 
 
-def estimator(feats: np.ndarray, target: np.ndarray, mask: np.ndarray):
+def estimator(feats: np.ndarray, target: np.ndarray, signals_on: Sequence[str]):
     """:func:`fit_complexity` as the predictor :func:`~tts_perception.adaptive.difficulty.
     select_signals` compares (raw estimate of the loss, before the CDF)."""
-    on = [g for g, fs in SIGNALS.items()
-          if all(mask[FEATURES.index(f)] for f in fs)]
-    p = fit_complexity(feats, target, on)
-    return lambda x: ((np.asarray(x, float) - p._mean) / p._std) @ p._w + p.bias
+    return fit_complexity(feats, target, signals_on).raw

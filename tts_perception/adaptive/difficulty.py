@@ -126,30 +126,30 @@ def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
 
 
 def out_of_fold(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],
-                fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
-                mask: np.ndarray) -> np.ndarray:
+                fit: Callable[[np.ndarray, np.ndarray, Sequence[str]], Callable],
+                signals_on: Sequence[str]) -> np.ndarray:
     """Each fold's frames predicted by ``fit`` on the other folds (blocked cross-validation:
     folds are contiguous runs of frames); concatenated in fold order."""
     out = []
     for k, f in enumerate(folds):
         rest = np.concatenate([g for j, g in enumerate(folds) if j != k])
-        out.append(fit(feats[rest], target[rest], mask)(feats[f]))
+        out.append(fit(feats[rest], target[rest], signals_on)(feats[f]))
     return np.concatenate(out)
 
 
 def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],
-                   fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Callable],
+                   fit: Callable[[np.ndarray, np.ndarray, Sequence[str]], Callable],
                    groups: Sequence[str] = tuple(SIGNALS), min_gain: float = 0.0
                    ) -> Tuple[List[str], Dict[str, SignalGate]]:
     """Greedy forward selection of signal groups by what they explain out of fold.
 
-    ``fit(feats, target, mask)`` returns a predictor ``f(feats) -> estimate`` using only the
-    masked features; every fold is predicted by a fit on the others (:func:`out_of_fold`).
-    The scheduler uses the estimate's rank (its bins are quantiles), so what counts is the
-    share of the loss's variance that a linear function of the estimate explains: r² for
-    r > 0, else 0 (no content signal: 0). Starting from none, the group that raises it most is
-    added while it raises it by more than ``min_gain``. Returns (groups on, per group its gate
-    record: that gain and r).
+    ``fit(feats, target, groups)`` returns a predictor ``f(feats) -> estimate`` using only the
+    features of those signal groups; every fold is predicted by a fit on the others
+    (:func:`out_of_fold`). The scheduler uses the estimate's rank (its bins are quantiles),
+    so what counts is the share of the loss's variance that a linear function of the estimate
+    explains: r² for r > 0, else 0 (no content signal: 0). Starting from none, the group that
+    raises it most is added while it raises it by more than ``min_gain``. Returns (groups on,
+    per group its gate record: that gain and r).
     """
     y = target[np.concatenate(folds)]
     if len(folds) < 2 or len(y) < 3 or np.std(y) < 1e-12:
@@ -161,7 +161,7 @@ def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.nda
     while left:
         trials = []
         for g in left:
-            r = _corr(out_of_fold(feats, target, folds, fit, feature_mask(on + [g])), y)
+            r = _corr(out_of_fold(feats, target, folds, fit, on + [g]), y)
             trials.append((max(r or 0.0, 0.0) ** 2 - explained, r, g))
         trials.sort(key=lambda x: -x[0])
         gain, r, g = trials[0]

@@ -47,7 +47,7 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, obstacle_class)
-from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
+from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES,
                                                 out_of_fold, probe_losses,
                                                 probe_pair, SCORE_STEP, select_signals,
                                                 SignalGate)
@@ -299,7 +299,7 @@ def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
     out = {}
     for name, on in (('with', list(signals_on)),
                      ('without', [g for g in signals_on if g != 'probe'])):
-        r = _corr(out_of_fold(feats, loss, folds, estimator, feature_mask(on)),
+        r = _corr(out_of_fold(feats, loss, folds, estimator, on),
                   loss[np.concatenate(folds)]) if on else None
         tot_a = tot_c = 0.0
         for k, f in enumerate(folds):
@@ -459,14 +459,14 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
             gates['probe'] = probe_gate
     for g, v in gates.items():          # each group alone, fitted on every fit frame
         if fit_n < n:
-            v.eval_correlation = _corr(estimator(feats[fit], loss[fit], feature_mask([g]))(
+            v.eval_correlation = _corr(estimator(feats[fit], loss[fit], [g])(
                 feats[held]), loss[held])
     params = fit_complexity(feats[fit], loss[fit], signals_on)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
     # how far the per-bin table can be trusted: the estimate's correlation with the loss
     # out of fold (each fold predicted by a fit on the others)
-    trust_r = _corr(out_of_fold(feats, loss, folds, estimator, feature_mask(signals_on)),
+    trust_r = _corr(out_of_fold(feats, loss, folds, estimator, signals_on),
                     loss[:fit_n]) if signals_on else None
     trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
     edges = np.linspace(0.0, 1.0, N_BINS + 1)
