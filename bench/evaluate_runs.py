@@ -1,13 +1,15 @@
 """Calibrate then evaluate on two data sets, as a user would, and record the results.
 
     python bench/evaluate_runs.py sim            # make eval-sim
-    python bench/evaluate_runs.py third-party    # make third-party
+    python bench/evaluate_runs.py third-party    # make third-party: dbnet, then person
 
 - ``sim``: the bundled model (a copy under ``data/eval_sim/``, so its shipped profile stays)
   on the recorded simulator bag ``data/eval_bag`` (held-out seed, 10 Hz, ground-truth labels):
   calibrate on the first half with the labels, evaluate on the second half.
-- ``third-party``: the DBNet text detector on real street video (``bench/third_party_data.py``),
-  unlabelled: agreement with the golden point, int8 calibrated on the bag.
+- ``dbnet``: the DBNet text detector on real street video; ``person``: MediaPipe's person
+  segmenter on real video of people walking (``bench/third_party_data.py``); both unlabelled
+  (agreement with the golden point), int8 calibrated on the bag; calibrate on the first half,
+  evaluate on the second.
 
 Each writes ``eval_out/<name>/`` (JSON and plots) and a section of ``docs/results.md``.
 """
@@ -120,39 +122,54 @@ def table(res: dict, prof: Profile) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None) -> int:
-    """Run one data set."""
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('which', choices=('sim', 'third-party'))
-    ap.add_argument('--record-only', action='store_true',
-                    help='write the results section from the last run\'s outputs')
-    a = ap.parse_args(argv)
-    if a.which == 'sim':
+THIRD_PARTY = {
+    'dbnet': (['--int8', '--resolutions', '320x128', '640x288', '960x416', '1280x544'],
+              'a third-party model (DBNet text detector) on real street video'),
+    'person': (['--int8', '--resolutions', '192x144', '384x288', '576x432', '768x576'],
+               'a third-party model (MediaPipe person segmenter) on real video of people '
+               'walking'),
+}
+
+
+def run(which: str, record_only: bool) -> int:
+    """Calibrate, evaluate and record one data set."""
+    if which == 'sim':
         from bench_core import eval_bag
         bag = eval_bag(ROOT / 'data' / 'eval_bag')
         model = sim_model(ROOT / 'data' / 'eval_sim' / 'model')
         cal = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/labels',
                '--precisions', 'fp32', 'int8']
-        title = 'Calibrate and evaluate: bundled model on a labelled simulator bag'
+        title, command = 'bundled model on a labelled simulator bag', 'make eval-sim'
     else:
         from third_party_data import fetch
-        base = ROOT / 'data' / 'third_party'
-        fetch(base)
-        bag, model = base / 'bikes_bag', base / 'dbnet'
-        cal = ['--int8', '--resolutions', '320x128', '640x288', '960x416', '1280x544']
-        title = 'Calibrate and evaluate: a third-party model (DBNet text detector) on real video'
-    out = ROOT / 'eval_out' / a.which
-    if not a.record_only:
+        bag, model = fetch(ROOT / 'data' / 'third_party', which)
+        cal, title = THIRD_PARTY[which]
+        command = 'make third-party'
+    out = ROOT / 'eval_out' / which
+    if not record_only:
         if calibrate.main([str(bag), '--model', str(model), *cal]) != 0:
             return 1
         if evaluate.main([str(bag), '--model', str(model), '--out', str(out)]) != 0:
             return 1
     res = json.loads((out / 'evaluate.json').read_text())
     prof = load_profile(model / 'profile_cpu.json')
-    record(f'evaluate-{a.which}', title, f'make {"eval-sim" if a.which == "sim" else a.which}',
-           table(res, prof) + f'\n\nPlots: `eval_out/{a.which}/pareto.png`, '
-           f'`eval_out/{a.which}/timeline.png`.')
+    record(f'evaluate-{which}', f'Calibrate and evaluate: {title}', command,
+           table(res, prof) + f'\n\nPlots: `eval_out/{which}/pareto.png`, '
+           f'`eval_out/{which}/timeline.png`.')
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run one data set, or both third-party ones."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('which', choices=('sim', 'third-party', *THIRD_PARTY))
+    ap.add_argument('--record-only', action='store_true',
+                    help='write the results section from the last run\'s outputs')
+    a = ap.parse_args(argv)
+    for which in (THIRD_PARTY if a.which == 'third-party' else (a.which,)):
+        if run(which, a.record_only) != 0:
+            return 1
     return 0
 
 
