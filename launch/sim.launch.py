@@ -11,6 +11,7 @@ from launch.actions import DeclareLaunchArgument, GroupAction, IncludeLaunchDesc
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
+from tts_perception.nodes.bringup import SIM_WAITS_FOR
 
 
 def generate_launch_description():
@@ -37,6 +38,8 @@ def generate_launch_description():
         GroupAction([
             PushRosNamespace(LaunchConfiguration('namespace')),
             Node(package='tts_perception', executable='sim_node', name='sim_node',
-                 output='screen', parameters=[LaunchConfiguration('sim_params_file')]),
+                 output='screen', parameters=[LaunchConfiguration('sim_params_file'),
+                                              # sim time starts once perception listens
+                                              {'wait_for_subscribers': SIM_WAITS_FOR}]),
         ]),
     ])

@@ -82,3 +82,43 @@ def test_sim_node_answers_parameters_and_reports_while_rendering_640x480(procs, 
         assert client.wait_for(lambda: len(course()) >= n + 2, 5)   # still reporting
     finally:
         client.close()
+
+
+def _until_line(proc, text, timeout):
+    """Read the process's output until a line contains ``text``; the lines read."""
+    import selectors
+    import time
+    sel, lines, end = selectors.DefaultSelector(), [], time.monotonic() + timeout
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    while time.monotonic() < end and not any(text in ln for ln in lines):
+        if sel.select(timeout=max(0.0, end - time.monotonic())):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize('wait', [1, 0])
+def test_sim_time_starts_when_the_camera_has_a_subscriber(procs, wait):
+    # wait_for_subscribers: the first frame a subscriber started after the sim is up gets
+    # is the run's first; without it the sim renders while the subscriber's process starts
+    sim = procs.python('-m', 'tts_perception.nodes.sim_node', '--ros-args', '-p', 'width:=64',
+                       '-p', 'height:=48', '-p', 'drive_scripted:=true', '-p',
+                       'camera_rate:=20.0', '-p', f'wait_for_subscribers:={wait}')
+    lines = _until_line(sim, 'course seed', 60)     # logged once the render thread runs
+    assert any('course seed' in ln for ln in lines), lines
+    probe = procs.python(str(ROOT / 'test' / 'ros_probe.py'),
+                         'camera/image_raw:sensor_msgs/msg/Image', '--count', '3',
+                         '--timeout', '60')
+    msgs, out = _lines(probe, 90)
+    assert probe.returncode == 0, out
+    stamps = [m['stamp_ns'] for m in msgs if m.get('topic') == 'camera/image_raw']
+    assert len(stamps) >= 3
+    # frames are stamped at the end of their 50 ms period; with the wait the first may cross
+    # discovery's last step (the reader matching the writer): allow two more. A subscriber
+    # process takes well over those 150 ms to start
+    if wait:
+        assert stamps[0] <= 3 * 50_000_000, stamps
+    else:
+        assert stamps[0] > 3 * 50_000_000, stamps

@@ -119,13 +119,18 @@ class Launcher:
 
 
 ACTIVE_LINE = 'active: listening on'
+SIM_WAITS_FOR = 1          # subscriptions on the sim's camera before its clock starts: perception
 
 
 def start_sim_stack(la: 'Launcher', overrides: Dict[str, Sequence[str]],
                     timeout: float = 180.0) -> None:
     """Perception first; once it listens, the controller and then the camera (sim), so no
     rendered frame is lost to a node still loading its model. RuntimeError if it fails."""
-    cmds = node_commands(overrides)
+    # the sim's clock starts once perception's subscription matches its camera
+    sim_ov = list(overrides.get('sim_node', ()))
+    if not any(o.startswith('wait_for_subscribers:=') for o in sim_ov):
+        sim_ov.insert(0, f'wait_for_subscribers:={SIM_WAITS_FOR}')
+    cmds = node_commands({**overrides, 'sim_node': sim_ov})
     la.start('perception_node', cmds['perception_node'])
     if not la.wait_for_line('perception_node', ACTIVE_LINE, timeout):
         tail = ''.join(la.logs['perception_node'][-20:])

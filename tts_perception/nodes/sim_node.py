@@ -4,9 +4,12 @@ Publishes ``camera/image_raw`` (rgb8), ``camera/camera_info``, ``odom``, ``/cloc
 asked, the scripted planner's nominal command on ``cmd_vel_nominal``; subscribes ``cmd_vel``.
 Reports course progress and collisions on ``/diagnostics``. Sim time advances one camera period
 per rendered frame, so the sim clock never outruns the renderer; ``real_time_factor`` caps it
-against the wall clock (0 = as fast as rendering allows).
+against the wall clock (0 = as fast as rendering allows). With ``wait_for_subscribers`` > 0 sim
+time starts only once that many subscriptions match the camera topic (the stack's launch waits
+for perception this way, so the first frame of the run is the first frame perception can see).
 """
 
+import inspect
 import math
 import threading
 import time
@@ -26,6 +29,12 @@ from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, im
                                            ParameterHandler, run_node, status)
 from tts_perception.sim.world import scripted_command, World
 
+try:                                   # Iron and newer
+    from rclpy.event_handler import PublisherEventCallbacks
+except ImportError:                    # Humble
+    from rclpy.qos_event import PublisherEventCallbacks
+_MATCHED = 'matched' in inspect.signature(PublisherEventCallbacks).parameters   # Jazzy+
+
 PARAMS = (
     Param('seed', 0, 'Course seed: the same seed gives the same course', 0, 1_000_000, True),
     Param('course_length', 60.0, 'Course length (m)', 10.0, 1000.0, True),
@@ -42,6 +51,8 @@ PARAMS = (
     Param('max_sim_time', 0.0, 'Stop stepping after this sim time (s); 0 = run forever',
           0.0, 1e6),
     Param('frame_id', 'camera_optical', 'frame_id of the camera messages'),
+    Param('wait_for_subscribers', 0, 'Start sim time only once this many subscriptions match '
+          'the camera topic (0 = at once)', 0, 100, True),
 )
 
 
@@ -61,7 +72,11 @@ class SimNode(Node):
         self.frames = 0
         self.finished = False
         self._wall0 = time.monotonic()
-        self.pub_img = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+        self._matched = threading.Event()       # set on every change of the camera's matches
+        self.pub_img = self.create_publisher(
+            Image, 'camera/image_raw', qos_profile_sensor_data,
+            event_callbacks=PublisherEventCallbacks(
+                **({'matched': lambda _st: self._matched.set()} if _MATCHED else {})))
         self.pub_info = self.create_publisher(CameraInfo, 'camera/camera_info',
                                               qos_profile_sensor_data)
         self.pub_odom = self.create_publisher(Odometry, 'odom', 10)
@@ -91,8 +106,26 @@ class SimNode(Node):
         for prm in params:
             self.p[prm.name] = prm.value
 
+    def _wait_for_subscribers(self) -> None:
+        """Hold sim time at 0 until ``wait_for_subscribers`` subscriptions match the camera
+        (on the matched event; Humble, which has none, looks every 50 ms)."""
+        want = self.p['wait_for_subscribers']
+        if want <= 0 or self.pub_img.get_subscription_count() >= want:
+            return
+        self.get_logger().info(f'waiting for {want} subscription(s) on '
+                               f'{self.pub_img.topic_name} before starting sim time')
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            self._matched.clear()
+            if self.pub_img.get_subscription_count() >= want:
+                break
+            self._matched.wait(1.0 if _MATCHED else 0.05)
+        self.get_logger().info(f'{self.pub_img.get_subscription_count()} subscription(s) after '
+                               f'{time.monotonic() - t0:.1f} s: starting sim time')
+
     def _loop(self) -> None:
         """Render thread: one tick per camera period / real_time_factor (wall clock)."""
+        self._wait_for_subscribers()
         next_t = time.monotonic()
         while not self._stop.is_set():
             self._tick()
