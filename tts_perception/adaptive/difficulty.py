@@ -25,7 +25,7 @@ compute, probes included). The profile records every group's benefit and which a
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -125,16 +125,20 @@ def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def fold_splits(folds: Sequence[np.ndarray]) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """(held-out fold, the other folds' frames) for each fold in order: blocked
+    cross-validation's splits, for everything that fits on some folds and judges on another."""
+    for k, f in enumerate(folds):
+        yield f, np.concatenate([g for j, g in enumerate(folds) if j != k])
+
+
 def out_of_fold(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],
                 fit: Callable[[np.ndarray, np.ndarray, Sequence[str]], Callable],
                 signals_on: Sequence[str]) -> np.ndarray:
     """Each fold's frames predicted by ``fit`` on the other folds (blocked cross-validation:
     folds are contiguous runs of frames); concatenated in fold order."""
-    out = []
-    for k, f in enumerate(folds):
-        rest = np.concatenate([g for j, g in enumerate(folds) if j != k])
-        out.append(fit(feats[rest], target[rest], signals_on)(feats[f]))
-    return np.concatenate(out)
+    return np.concatenate([fit(feats[rest], target[rest], signals_on)(feats[f])
+                           for f, rest in fold_splits(folds)])
 
 
 def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.ndarray],

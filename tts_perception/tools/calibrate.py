@@ -47,7 +47,7 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, obstacle_class)
-from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES,
+from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, fold_splits,
                                                 out_of_fold, probe_losses,
                                                 probe_pair, SCORE_STEP, select_signals,
                                                 SignalGate)
@@ -302,8 +302,7 @@ def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
         r = _corr(out_of_fold(feats, loss, folds, estimator, on),
                   loss[np.concatenate(folds)]) if on else None
         tot_a = tot_c = 0.0
-        for k, f in enumerate(folds):
-            rest = np.concatenate([g for j, g in enumerate(folds) if j != k])
+        for f, rest in fold_splits(folds):
             mon = ComplexityMonitor(fit_complexity(feats[rest], loss[rest], on))
             bins = _bins(np.array([mon.score_features(x) for x in feats]))
             table, _, _ = _bin_table(cms, points, rest, bins, float(np.clip(r or 0.0, 0, 1)))
