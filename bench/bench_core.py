@@ -41,11 +41,16 @@ from tts_perception.tools.load import start_load, stop_load  # noqa: E402
 RESULTS = ROOT / 'bench' / 'results'
 
 
-def eval_bag(path: Path, seconds: float = 30.0) -> Path:
-    """The evaluation bag (held-out seed 3000, 10 Hz, labels), recorded once."""
+EVAL_SEED = 3000           # the evaluation course (training: 1000-1009; profile: 2000-2001)
+CALIBRATION_SEED = 3001    # the course make eval-sim calibrates on, never evaluated on
+
+
+def eval_bag(path: Path, seconds: float = 30.0, seed: int = EVAL_SEED) -> Path:
+    """A simulator bag of a held-out course (10 Hz, labels), recorded once: the evaluation
+    course by default."""
     from tts_perception.bag.record import record_sim
     if not (path / 'metadata.yaml').exists():
-        record_sim(path, seed=3000, seconds=seconds, rate=10.0, speed=1.8)
+        record_sim(path, seed=seed, seconds=seconds, rate=10.0, speed=1.8)
     return path
 
 

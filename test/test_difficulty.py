@@ -196,3 +196,25 @@ def test_the_pipeline_waits_for_the_next_frame_only_on_a_shrinking_tail(probing_
     assert not pipe.wait_for_next(FrameRequest(rgb, transport_ms=1.0, age_ms=60.0), 59.0)
     pipe.set_policy('golden')
     assert not pipe.wait_for_next(late, q_late)
+
+
+def test_evaluate_correlates_the_decided_estimate_with_each_frames_loss():
+    from tts_perception.adaptive.difficulty import frame_loss
+    from tts_perception.tools.evaluate import difficulty_correlation
+    from tts_perception.tools.oracle import PerFrameTable
+    wrong = np.array([0, 5, 10, 20, 40, 80])          # pixels point 1 gets wrong per frame
+    conf = np.zeros((2, len(wrong), 2, 2), np.int64)
+    conf[0, :, 0, 0] = conf[0, :, 1, 1] = 100           # point 0: every pixel right
+    conf[1, :, 0, 0] = 100
+    conf[1, :, 1, 1] = 100 - wrong
+    conf[1, np.arange(len(wrong)), 1, 0] = wrong
+    table = PerFrameTable(['a', 'b'], np.array([1.0, 2.0]), conf)
+    loss = frame_loss(table.frame_accuracy())
+    assert np.all(np.diff(loss) > 0) and loss[0] == 0.0
+    frames = [5, 0, 3, 1]                               # the frames the run processed
+    run = {'records': [{'frame': f, 'complexity': float(loss[f]) ** 0.5} for f in frames]}
+    assert difficulty_correlation(table, run) > 0.9
+    run = {'records': [{'frame': f, 'complexity': -float(loss[f])} for f in frames]}
+    assert difficulty_correlation(table, run) == pytest.approx(-1.0)
+    run = {'records': [{'frame': f, 'complexity': 0.5} for f in frames]}
+    assert difficulty_correlation(table, run) is None   # a constant estimate

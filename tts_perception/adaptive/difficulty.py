@@ -125,6 +125,13 @@ def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def frame_loss(accuracy: np.ndarray) -> np.ndarray:
+    """The per-frame accuracy loss the difficulty estimate predicts: on each frame, the mean
+    over the points of how far each falls short of the best one on that frame. ``accuracy``
+    [points, frames]."""
+    return np.mean(accuracy.max(0) - accuracy, 0)
+
+
 def fold_splits(folds: Sequence[np.ndarray]) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """(held-out fold, the other folds' frames) for each fold in order: blocked
     cross-validation's splits, for everything that fits on some folds and judges on another."""

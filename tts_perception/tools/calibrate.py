@@ -48,7 +48,7 @@ import numpy as np
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, obstacle_class)
 from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, fold_splits,
-                                                out_of_fold, probe_losses,
+                                                frame_loss, out_of_fold, probe_losses,
                                                 probe_pair, SCORE_STEP, select_signals,
                                                 SignalGate)
 from tts_perception.adaptive.pipeline import PipelineConfig
@@ -396,7 +396,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     per_frame = {k: np.array([_miou(m) for m in v]) for k, v in cms.items()}
     acc = np.stack([per_frame[p.key] for p in points])
     acc = np.where(np.isfinite(acc), acc, 1.0)        # nothing to find and nothing found
-    loss = np.mean(acc.max(0) - acc, 0)
+    loss = frame_loss(acc)
     fit, held = slice(0, fit_n), slice(fit_n, n)
     lat, batch_lat = {}, {}
     prog = Progress(len(points), 'latency', quiet=quiet)

@@ -23,7 +23,8 @@ per policy, with the per-frame hindsight oracle's frontier: every point run on e
 see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the adaptive policy;
 prints a table. The comparison reports the share of the oracle's saving the adaptive policy
 captures at the accuracy of the best static point meeting the deadline, and at that of the
-cheapest static point reaching it.
+cheapest static point reaching it, and how well the difficulty estimate the adaptive policy
+decided with correlates with each frame's accuracy loss on these frames.
 """
 
 import argparse
@@ -36,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tts_perception.adaptive.difficulty import frame_loss
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
@@ -155,12 +157,11 @@ def policies(pipe: AdaptivePipeline) -> List[tuple]:
     return out
 
 
-def oracle_frontier(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
-                    runs: Dict[str, Dict], quiet: bool = True
-                    ) -> Optional[List[oracle.FrontierPoint]]:
-    """The per-frame oracle's frontier on these frames (None unless every point ran as a
-    static policy: its median compute is the point's latency). A frame a static run already
-    scored is taken from its record; only the frames it dropped are run again."""
+def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+              runs: Dict[str, Dict], quiet: bool = True) -> Optional[oracle.PerFrameTable]:
+    """Every point on every frame, the per-frame oracle's table (None unless every point ran
+    as a static policy: its median compute is the point's latency). A frame a static run
+    already scored is taken from its record; only the frames it dropped are run again."""
     keys = [p.key for p in pipe.points]
     if any(k not in runs or not runs[k]['records'] for k in keys):
         return None
@@ -181,7 +182,21 @@ def oracle_frontier(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarra
         return ConfusionMatrix(ncls).add(labels[::SUB, ::SUB], refs[f]).m
     table = oracle.per_frame_table(keys, latency, len(frames), ncls, score)
     prog.close()
-    return oracle.frontier(table)
+    return table
+
+
+def difficulty_correlation(table: oracle.PerFrameTable, run: Dict) -> Optional[float]:
+    """Correlation, over the frames a run processed, of the difficulty estimate it decided
+    with and the frame's accuracy loss (:func:`~tts_perception.adaptive.difficulty.
+    frame_loss`, from every point on the frame): the estimate on frames it was not fitted
+    on. None where undefined (no spread)."""
+    loss = frame_loss(table.frame_accuracy())
+    recs = run['records']
+    est = np.array([r['complexity'] for r in recs], float)
+    los = np.array([loss[r['frame']] for r in recs], float)
+    if len(est) < 3 or est.std() < 1e-9 or los.std() < 1e-9:
+        return None
+    return float(np.corrcoef(est, los)[0, 1])
 
 
 def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
@@ -362,9 +377,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            'runs': {k: {kk: vv for kk, vv in r.items()
                         if kk not in ('records', 'streaming_per_frame')}
                     for k, r in runs.items()}}
-    front = oracle_frontier(pipe, frames, refs, runs, a.quiet)
+    table = per_frame(pipe, frames, refs, runs, a.quiet)
+    front = None if table is None else oracle.frontier(table)
     if front is not None:
         res['oracle_frontier'] = [asdict(p) for p in front]
+    if table is not None and 'adaptive' in runs:
+        res['difficulty_correlation'] = difficulty_correlation(table, runs['adaptive'])
     if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
         res['comparison'] = compare(runs, front=front)
     out = a.out or Path('eval_out') / Path(a.bag).name
@@ -402,9 +420,9 @@ def print_table(res: Dict[str, Any]) -> None:
               f'saving captured vs the best static point: {share("best_static")}, vs the '
               f'cheapest: {share("cheapest_static")}; streaming target '
               f'{"met" if c["streaming_target_met"] else "NOT met"}')
-    r = res.get('complexity_eval_correlation')
-    if r is not None:
-        print(f'complexity vs accuracy loss on the held-out calibration frames: r={r:.2f}')
+    r = res.get('difficulty_correlation')
+    print('difficulty estimate vs accuracy loss on these frames (adaptive\'s decisions): ' +
+          ('n/a (a constant)' if r is None else f'r={r:.2f}'))
 
 
 if __name__ == '__main__':
