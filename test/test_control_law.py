@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from tts_perception.control.control_law import (ControlParams, free_distance_from_labels,
-                                                Perception, SpeedGovernor, stopping_speed_limit)
-from tts_perception.sim.world import CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
+                                                ground_contacts, Perception, slowdown_distance,
+                                                SpeedGovernor, stopping_speed_limit)
+from tts_perception.sim.course import make_course
+from tts_perception.sim.world import CAMERA_FOVY_DEG, CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +53,72 @@ def test_free_distance_edge_cases():
     assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26, max_range=8.0) == 8.0
     lab[-1] = 2
     assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26) == 0.0
+
+
+def _pixel(fwd, lat, h, w, fy, cam_h, pitch):
+    """Where a ground point shows in the image (the inverse of the flat-ground model)."""
+    zc = fwd * math.cos(pitch) + cam_h * math.sin(pitch)
+    yc = -fwd * math.sin(pitch) + cam_h * math.cos(pitch)
+    return (w - 1) / 2 + fy * -lat / zc, (h - 1) / 2 + fy * yc / zc
+
+
+def test_ground_contacts_invert_the_camera_projection():
+    h, w, fy, cam_h, pitch = 240, 320, 171.0, 0.5, math.radians(15.0)
+    lab = np.ones((h, w), np.uint8)
+    for fwd, lat in ((2.0, 0.0), (4.0, 1.2), (3.0, -1.0)):
+        u, v = _pixel(fwd, lat, h, w, fy, cam_h, pitch)
+        lab[:int(round(v)) + 1, int(round(u))] = 2          # an obstacle standing there
+    f, y, ends = ground_contacts(lab, 1, fy, cam_h, pitch)
+    assert len(f) == 3 and set(ends) == {2}
+    got = sorted(zip(f, y))                  # within the pixels' rounding on the ground
+    want = [(2.0, 0.0), (3.0, -1.0), (4.0, 1.2)]
+    assert np.allclose(got, want, atol=0.25), got
+    lab2 = np.ones((h, w), np.uint8)
+    lab2[100, 50] = 2                                        # one stray pixel: no obstacle
+    assert len(ground_contacts(lab2, 1, fy, cam_h, pitch)[0]) == 0
+
+
+def test_slowdown_zone_sees_a_person_waiting_beside_the_lane_in_a_rendering():
+    p = ControlParams(camera_height=CAMERA_HEIGHT, camera_pitch_deg=CAMERA_PITCH_DEG,
+                      camera_fovy_deg=CAMERA_FOVY_DEG)
+
+    def alone(course, ob):                   # nothing else near: no static obstacle
+        y = course.lane_y(ob.x)
+        return not any(ob.x - 6.5 < o.x < ob.x + 1.0 and abs(o.y - y) < 2.5
+                       for o in course.obstacles)
+    courses = (make_course(s, late_obstacles=1) for s in range(5000, 5100))
+    seed = next(c.seed for c in courses if alone(c, c.late[0]))
+    with World(seed, width=320, height=240, late_obstacles=1) as w:
+        w.reset(0.0)
+        (px, py), ob = w.late_positions()[0], w.course.late[0]
+        assert 1.2 <= abs(py - w.course.lane_y(px)) <= 1.8       # waiting beside the lane
+        w.state.x, w.state.y, w.state.yaw = px - 5.0, w.course.lane_y(px), 0.0
+        w.step(0.0, 0.0, 1e-3)
+        seen = slowdown_distance(w.render_labels(), p)
+    # ~5 m ahead: between its near edge and half a metre beyond its axis (its foot is
+    # rounded: the floor shows under it, the flat-ground model places it a little further)
+    assert seen is not None and 5.0 - ob.radius - 0.2 <= seen <= 5.5, seen
+    assert slowdown_distance(np.ones((240, 320), np.uint8), p) is None    # open floor
+    assert slowdown_distance(np.ones((240, 320), np.uint8),
+                             ControlParams(slowdown_half_width=0.0)) is None
+
+
+def test_the_slowdown_caps_the_speed_until_the_robot_is_past_the_obstacle():
+    g = _gov(slowdown_speed=1.0, slowdown_past=0.5, max_accel=10.0, control_period=0.05)
+    t, passed_at = 0.0, None
+    g.on_perception(Perception(t, 20.0, 640, 1.0, free_distance=8.0))
+    g.observe_slowdown(3.0)                  # 3 m ahead: capped until 3.5 m further on
+    driven = 0.0
+    while driven < 6.0:
+        g.on_perception(Perception(t, 20.0, 640, 1.0, free_distance=8.0))
+        v, _ = g.step(t, 2.0, 0.0)
+        if driven < 3.5 - 1e-6:
+            assert v <= 1.0 + 1e-9 and g.slowing
+        elif passed_at is None:
+            passed_at = driven
+        driven += v * 0.05
+        t += 0.05
+    assert passed_at is not None and not g.slowing and v > 1.0     # free again past it
 
 
 def _gov(**kw):

@@ -19,6 +19,17 @@ commanded speed): the nearest obstacle counts from its first frame and comes nea
 robot drives on; clearing it takes ``free_confirm_frames`` frames in a row that see the way
 clear at least ``free_clear_margin`` beyond it.
 
+Slowdown zone (as nav2's collision monitor slows down for points in a polygon): an obstacle
+(label ``obstacle_label``; walls are background) whose ground contact lies within
+``slowdown_half_width`` of the robot's heading line and ``slowdown_range`` ahead may step into
+the path (a person waiting beside the lane), where the
+stopping law, which looks straight ahead only, would meet it too late at full speed. While the
+robot has not yet driven ``slowdown_past`` beyond the nearest such obstacle (placed along the
+path like the free distance), the speed limit is at most ``slowdown_speed``. The default
+1.4 m/s stops the robot short of a person who starts walking 4.5 m ahead from 1.2 m beside the
+lane at 0.9 m/s (they are in the path 1.4 s later, 2.3 m ahead; at 2 m/s, 1.4 m ahead: less
+than the 1.9 m the robot needs to stop with 0.3 s of latency).
+
 Watchdog: no fresh perception within ``watchdog_timeout`` -> decelerate to zero at the
 deceleration limit; resume only when perception is fresh again.
 """
@@ -70,6 +81,16 @@ class ControlParams:
     camera_pitch_deg: float = setting(15.0, 'Camera pitch down (deg)', -90.0, 90.0)
     camera_fovy_deg: float = setting(70.0, 'Camera vertical field of view (deg)', 1.0, 179.0)
     floor_label: int = setting(1, 'Segmentation label id of free floor', 0, 255)
+    obstacle_label: int = setting(2, 'Segmentation label id of obstacles (what may move into '
+                                  'the path)', 0, 255)
+    slowdown_half_width: float = setting(2.0, 'Slowdown zone: obstacles within this lateral '
+                                         'distance of the heading line (m; 0 = no zone) ...',
+                                         0.0, 20.0)
+    slowdown_range: float = setting(7.0, '... and this far ahead (m) ...', 0.0, 100.0)
+    slowdown_speed: float = setting(1.4, '... cap the speed (m/s) until the robot is '
+                                    'slowdown_past beyond them', 0.0, 20.0)
+    slowdown_past: float = setting(0.5, 'How far past the nearest obstacle in the slowdown zone '
+                                   'the cap holds (m)', 0.0, 10.0)
 
 
 def stopping_speed_limit(latency_s: float, decel: float, distance: float) -> float:
@@ -117,6 +138,44 @@ def free_distance_in(labels: np.ndarray, p: ControlParams) -> float:
                                      max_range=p.max_sensing_distance)
 
 
+def ground_contacts(labels: np.ndarray, floor_label: int, fy: float, cam_height: float,
+                    pitch_rad: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per image column, where the floor seen from the bottom row ends: (forward, lateral)
+    ground coordinates in metres (lateral positive to the left), flat-ground pinhole model
+    with square pixels, and the label that ends it. Columns that are floor up to the horizon
+    or not floor at the bottom row are left out; an end needs two non-floor rows (one stray
+    pixel is not an obstacle)."""
+    h, w = labels.shape
+    not_floor = labels != floor_label
+    solid = not_floor & np.vstack([not_floor[1:], not_floor[-1:]])   # and the row above
+    cols = np.arange(w)
+    has = solid.any(axis=0)
+    v = h - 1 - np.argmax(solid[::-1], axis=0)          # lowest solid row per column
+    keep = has & (v < h - 1)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    b = (v[keep] - cy) / fy
+    a = (cols[keep] - cx) / fy
+    denom = math.sin(pitch_rad) + b * math.cos(pitch_rad)
+    ok = denom > 1e-3                                    # below the horizon
+    s = cam_height / denom[ok]
+    forward = s * (math.cos(pitch_rad) - b[ok] * math.sin(pitch_rad))
+    return forward, -s * a[ok], labels[v[keep][ok], cols[keep][ok]]
+
+
+def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]:
+    """Forward distance (m) of the nearest obstacle in the slowdown zone of a segmentation
+    from the camera described by ``p``; None when the zone is empty (or off)."""
+    if p.slowdown_half_width <= 0 or labels.ndim != 2 or labels.size == 0:
+        return None
+    h = labels.shape[0]
+    fy = 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2)
+    fwd, lat, lab = ground_contacts(labels, p.floor_label, fy, p.camera_height,
+                                    math.radians(p.camera_pitch_deg))
+    inside = (fwd <= p.slowdown_range) & (np.abs(lat) <= p.slowdown_half_width) & \
+        (lab == p.obstacle_label)
+    return float(fwd[inside].min()) if inside.any() else None
+
+
 @dataclass
 class Perception:
     """The latest perception summary the controller acts on."""
@@ -138,6 +197,7 @@ class SpeedGovernor:
         self.last: Optional[Perception] = None
         self._free_seen: Deque[float] = deque(maxlen=params.free_confirm_frames)
         self._blocked_at: Optional[float] = None   # path position where the way ends (m)
+        self._slow_until: Optional[float] = None   # path position where the slowdown ends (m)
         self._odom = 0.0                           # path driven (m), from commanded speed
         self.v_cmd = 0.0
         self.reason = 'no perception yet'
@@ -172,6 +232,24 @@ class SpeedGovernor:
         elif len(self._free_seen) == self._free_seen.maxlen and \
                 min(self._free_seen) > self._blocked_at + self.p.free_clear_margin:
             self._blocked_at = min(self._free_seen)
+
+    def observe_segmentation(self, labels: np.ndarray) -> None:
+        """One segmentation: its free distance ahead and its slowdown zone."""
+        self.observe_free_distance(free_distance_in(labels, self.p))
+        self.observe_slowdown(slowdown_distance(labels, self.p))
+
+    def observe_slowdown(self, d: Optional[float]) -> None:
+        """The nearest obstacle in one segmentation's slowdown zone (None: the zone is empty):
+        the cap holds until the robot has driven ``slowdown_past`` beyond it."""
+        if d is None or not math.isfinite(d):
+            return
+        until = self._odom + max(0.0, float(d)) + self.p.slowdown_past
+        self._slow_until = until if self._slow_until is None else max(self._slow_until, until)
+
+    @property
+    def slowing(self) -> bool:
+        """Whether the slowdown zone caps the speed now."""
+        return self._slow_until is not None and self._odom < self._slow_until
 
     @property
     def free_distance(self) -> Optional[float]:
@@ -225,14 +303,17 @@ class SpeedGovernor:
             return self.v_cmd, float(np.clip(w, -p.max_yaw_rate, p.max_yaw_rate))
         t = self.latency_quantile() + p.control_period
         d = self.effective_distance()
-        self.v_limit = min(p.max_speed, stopping_speed_limit(t, p.max_decel, d))
+        law = min(p.max_speed, stopping_speed_limit(t, p.max_decel, d))
+        self.v_limit = min(law, p.slowdown_speed) if self.slowing else law
         target = float(np.clip(v_nominal, 0.0, self.v_limit))
         accel = p.max_accel * rate_f
         if target > self.v_cmd:
             self.v_cmd = min(target, self.v_cmd + accel * dt)
         else:
             self.v_cmd = max(target, self.v_cmd - p.max_decel * dt)
-        self.reason = 'ok' if target >= v_nominal else 'limited by perception'
+        self.reason = 'ok' if target >= v_nominal else (
+            'slowdown zone: an obstacle beside the path' if self.v_limit < law else
+            'limited by perception')
         quality = float(np.clip(self.last.quality, 0.0, 1.0)) if self.last else 0.0
         k = p.steer_gain * rate_f * max(quality, 0.3)
         w = float(np.clip(w_nominal * max(k, 0.3), -p.max_yaw_rate, p.max_yaw_rate))

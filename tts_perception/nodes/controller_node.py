@@ -20,8 +20,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 
-from tts_perception.control.control_law import (ControlParams, free_distance_in,
-                                                Perception, SpeedGovernor)
+from tts_perception.control.control_law import ControlParams, Perception, SpeedGovernor
 from tts_perception.common.image_codec import image_msg_to_array, ImageDecodeError
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
                                            Param, ParameterHandler, run_node, status, values_of,
@@ -124,7 +123,7 @@ class ControllerNode(Node):
             return
         if labels.ndim != 2:
             return
-        self.gov.observe_free_distance(free_distance_in(labels, self.gov.p))
+        self.gov.observe_segmentation(labels)
 
     def _step(self) -> None:
         now = self._now()
@@ -166,7 +165,8 @@ class ControllerNode(Node):
                 'latency_quantile_ms': 1e3 * g.latency_quantile(),
                 'perception_rate_hz': g.rate(),
                 'free_distance': g.free_distance if g.free_distance is not None else -1.0,
-                'effective_distance': g.effective_distance(), 'fail_safe_stops': self.stops,
+                'effective_distance': g.effective_distance(), 'slowing': float(g.slowing),
+                'fail_safe_stops': self.stops,
                 'last_stop_decel_after_s': self.decel_after_s,
                 'last_stop_zero_after_s': self.zero_after_s}
         self.pub_diag.publish(diag_array(self, [status('controller_node', 'controller', level,

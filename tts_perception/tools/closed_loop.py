@@ -45,8 +45,8 @@ import numpy as np
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.common.frame_gate import FrameGate
 from tts_perception.common.progress import Progress
-from tts_perception.control.control_law import (ControlParams, free_distance_in, Perception,
-                                                SpeedGovernor, stopping_speed_limit)
+from tts_perception.control.control_law import (ControlParams, Perception, SpeedGovernor,
+                                                stopping_speed_limit)
 
 SEEDS_FROM = 5000          # courses the bundled model never saw (training: < 1000, profile,
 #                            bench and sample bag: 2000-3000 and 7)
@@ -202,7 +202,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                         stamp=done, latency_ms=lat,
                         width=rec.width if cfg.coupled else params.full_resolution_width,
                         quality=rec.predicted_accuracy if cfg.coupled else 1.0))
-                    gov.observe_free_distance(free_distance_in(labels, params))
+                    gov.observe_segmentation(labels)
                 v_nom, w_nom = scripted_command(world, s.planner_speed)
                 v, w = gov.step(t, v_nom, w_nom)
                 fresh = gov.fresh(t)
@@ -227,6 +227,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                                   'v_limit': gov.v_limit if fresh else 0.0,
                                   'latency_q': gov.latency_quantile(),
                                   'distance': gov.effective_distance(),
+                                  'slowing': gov.slowing,
                                   'point': last_point or '', 'fresh': fresh})
                 t += dt
         finally:
