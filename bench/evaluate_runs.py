@@ -70,7 +70,7 @@ def table(res: dict, prof: Profile) -> str:
              f'({res["frames"].replace("(", "").replace(")", "")}); calibrated on '
              f'{d.fit_frames} frames ' + (
                  'before them' if Path(d.bag).resolve() == Path(res['bag']).resolve() else
-                 f'of `{Path(d.bag).name}`, another course') + ' against '
+                 f'of `{Path(d.bag).name}`, another course,') + ' against '
              f'{d.reference}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
              f'(the node\'s default); camera at its recorded rate; '
              f'{res["backend"]} on {res["device"]}.', '', *rows, '']

@@ -306,8 +306,8 @@ def held_out(frames_for, profile: Profile, bag: Path, use_all: bool):
     if use_all or not same or data.eval_from_stamp_ns is None:
         frames = frames_for(data.image_topic if same else None,
                             data.labels_topic if same else None, 0)
-        why = 'every frame (' + ('--all' if use_all else 'the profile was not fitted on this '
-                                 'bag' if not same else 'no held-out part') + ')'
+        why = 'every frame: ' + ('--all' if use_all else 'the profile was not fitted on this '
+                                 'bag' if not same else 'no held-out part')
         return frames, why
     frames = frames_for(data.image_topic, data.labels_topic, data.frames or 0)
     k = int(np.searchsorted(frames.stamps_ns, data.eval_from_stamp_ns))
