@@ -138,25 +138,21 @@ class _Builder:
 
 
 def _conv_opts(stride, depthwise=False):
+    name = 'DepthwiseConv2DOptions' if depthwise else 'Conv2DOptions'
+
     def make(b):
+        def call(suffix, *args):
+            return getattr(tflite, name + suffix)(b, *args)
+        call('Start')
+        call('AddPadding', tflite.Padding.SAME)
+        for suffix, v in (('AddStrideH', stride), ('AddStrideW', stride),
+                          ('AddDilationHFactor', 1), ('AddDilationWFactor', 1)):
+            call(suffix, v)
         if depthwise:
-            tflite.DepthwiseConv2DOptionsStart(b)
-            tflite.DepthwiseConv2DOptionsAddPadding(b, tflite.Padding.SAME)
-            tflite.DepthwiseConv2DOptionsAddStrideH(b, stride)
-            tflite.DepthwiseConv2DOptionsAddStrideW(b, stride)
-            tflite.DepthwiseConv2DOptionsAddDepthMultiplier(b, 1)
-            tflite.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
-            tflite.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
-            return tflite.BuiltinOptions.DepthwiseConv2DOptions, \
-                tflite.DepthwiseConv2DOptionsEnd(b)
-        tflite.Conv2DOptionsStart(b)
-        tflite.Conv2DOptionsAddPadding(b, tflite.Padding.SAME)
-        tflite.Conv2DOptionsAddStrideH(b, stride)
-        tflite.Conv2DOptionsAddStrideW(b, stride)
-        tflite.Conv2DOptionsAddDilationHFactor(b, 1)
-        tflite.Conv2DOptionsAddDilationWFactor(b, 1)
-        tflite.Conv2DOptionsAddFusedActivationFunction(b, tflite.ActivationFunctionType.RELU)
-        return tflite.BuiltinOptions.Conv2DOptions, tflite.Conv2DOptionsEnd(b)
+            call('AddDepthMultiplier', 1)
+        else:
+            call('AddFusedActivationFunction', tflite.ActivationFunctionType.RELU)
+        return getattr(tflite.BuiltinOptions, name), call('End')
     return make
 
 
