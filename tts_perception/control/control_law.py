@@ -26,7 +26,7 @@ the path (a person waiting beside the lane), where the
 stopping law, which looks straight ahead only, would meet it too late at full speed. While the
 robot has not yet driven ``slowdown_past`` beyond the nearest such obstacle (placed along the
 path like the free distance), the speed limit is at most ``slowdown_speed``. The default
-1.4 m/s stops the robot short of a person who starts walking 4.5 m ahead from 1.2 m beside the
+1.4 m/s stops the robot short of a person who starts walking 4.5 m ahead from 1.8 m beside the
 lane at 0.9 m/s (they are in the path 1.4 s later, 2.3 m ahead; at 2 m/s, 1.4 m ahead: less
 than the 1.9 m the robot needs to stop with 0.3 s of latency).
 
