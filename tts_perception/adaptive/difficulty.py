@@ -119,7 +119,8 @@ class SignalGate:
     eval_correlation: Optional[float] = None    # the group alone, on calibrate's held-out frames
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+def correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    """Pearson correlation, None where undefined (fewer than 3 values or no spread)."""
     if len(a) < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
         return None
     return float(np.corrcoef(a, b)[0, 1])
@@ -172,7 +173,7 @@ def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.nda
     while left:
         trials = []
         for g in left:
-            r = _corr(out_of_fold(feats, target, folds, fit, on + [g]), y)
+            r = correlation(out_of_fold(feats, target, folds, fit, on + [g]), y)
             trials.append((max(r or 0.0, 0.0) ** 2 - explained, r, g))
         trials.sort(key=lambda x: -x[0])
         gain, r, g = trials[0]

@@ -47,10 +47,10 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, obstacle_class)
-from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, fold_splits,
-                                                frame_loss, out_of_fold, probe_losses,
-                                                probe_pair, SCORE_STEP, select_signals,
-                                                SignalGate)
+from tts_perception.adaptive.difficulty import (choice_outcome, correlation, FEATURES,
+                                                fold_splits, frame_loss, out_of_fold,
+                                                probe_losses, probe_pair, SCORE_STEP,
+                                                select_signals, SignalGate)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
@@ -237,13 +237,6 @@ def _miou(m: np.ndarray) -> float:
     return ConfusionMatrix(len(m)).add_matrix(m).miou()
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> Optional[float]:
-    """Pearson correlation, None where undefined (fewer than 3 values or no spread)."""
-    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def complexity_features(model: ModelDescription, frames: Frames,
                         golden_labels: List[np.ndarray], golden_conf: np.ndarray,
                         probe: Optional[np.ndarray] = None, cheapest_px: int = 160 * 120
@@ -299,8 +292,8 @@ def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
     out = {}
     for name, on in (('with', list(signals_on)),
                      ('without', [g for g in signals_on if g != 'probe'])):
-        r = _corr(out_of_fold(feats, loss, folds, estimator, on),
-                  loss[np.concatenate(folds)]) if on else None
+        r = correlation(out_of_fold(feats, loss, folds, estimator, on),
+                        loss[np.concatenate(folds)]) if on else None
         tot_a = tot_c = 0.0
         for f, rest in fold_splits(folds):
             mon = ComplexityMonitor(fit_complexity(feats[rest], loss[rest], on))
@@ -458,15 +451,15 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
             gates['probe'] = probe_gate
     for g, v in gates.items():          # each group alone, fitted on every fit frame
         if fit_n < n:
-            v.eval_correlation = _corr(estimator(feats[fit], loss[fit], [g])(
+            v.eval_correlation = correlation(estimator(feats[fit], loss[fit], [g])(
                 feats[held]), loss[held])
     params = fit_complexity(feats[fit], loss[fit], signals_on)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
     # how far the per-bin table can be trusted: the estimate's correlation with the loss
     # out of fold (each fold predicted by a fit on the others)
-    trust_r = _corr(out_of_fold(feats, loss, folds, estimator, signals_on),
-                    loss[:fit_n]) if signals_on else None
+    trust_r = correlation(out_of_fold(feats, loss, folds, estimator, signals_on),
+                          loss[:fit_n]) if signals_on else None
     trust = float(np.clip(trust_r or 0.0, 0.0, 1.0))
     edges = np.linspace(0.0, 1.0, N_BINS + 1)
     bins = _bins(cplx)
@@ -491,11 +484,11 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
                      'miou_unshrunk': raw,
                      'overall': overall, 'per_class_iou': per_class,
                      'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist()},
-        'complexity': {**params.to_dict(), 'fit_correlation': _corr(cplx[fit], loss[fit]),
+        'complexity': {**params.to_dict(), 'fit_correlation': correlation(cplx[fit], loss[fit]),
                        'signals': {g: asdict(v) for g, v in gates.items()},
                        'probe_every': probe_every if 'probe' in signals_on else 0,
                        'validation_correlation': trust_r,
-                       'eval_correlation': _corr(cplx[held], loss[held]),
+                       'eval_correlation': correlation(cplx[held], loss[held]),
                        'table_trust': trust},
         'int8_agreement_bound': int8_bound, 'precision_agreement': agreement,
         'precision_worst_class_iou': worst,

@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from tts_perception.adaptive.difficulty import frame_loss
+from tts_perception.adaptive.difficulty import correlation, frame_loss
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
@@ -192,11 +192,8 @@ def difficulty_correlation(table: oracle.PerFrameTable, run: Dict) -> Optional[f
     on. None where undefined (no spread)."""
     loss = frame_loss(table.frame_accuracy())
     recs = run['records']
-    est = np.array([r['complexity'] for r in recs], float)
-    los = np.array([loss[r['frame']] for r in recs], float)
-    if len(est) < 3 or est.std() < 1e-9 or los.std() < 1e-9:
-        return None
-    return float(np.corrcoef(est, los)[0, 1])
+    return correlation(np.array([r['complexity'] for r in recs], float),
+                       np.array([loss[r['frame']] for r in recs], float))
 
 
 def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
@@ -420,9 +417,10 @@ def print_table(res: Dict[str, Any]) -> None:
               f'saving captured vs the best static point: {share("best_static")}, vs the '
               f'cheapest: {share("cheapest_static")}; streaming target '
               f'{"met" if c["streaming_target_met"] else "NOT met"}')
-    r = res.get('difficulty_correlation')
-    print('difficulty estimate vs accuracy loss on these frames (adaptive\'s decisions): ' +
-          ('n/a (a constant)' if r is None else f'r={r:.2f}'))
+    if 'difficulty_correlation' in res:     # only where every point ran on every frame
+        r = res['difficulty_correlation']
+        print('difficulty estimate vs accuracy loss on these frames (adaptive\'s decisions): ' +
+              ('n/a (a constant)' if r is None else f'r={r:.2f}'))
 
 
 if __name__ == '__main__':
