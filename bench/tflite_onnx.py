@@ -72,6 +72,12 @@ def _options(op, cls: str, kind: str, required: bool = True) -> Optional[object]
     return o
 
 
+def _window(o) -> Dict[str, object]:
+    """What convolutions and pools share: padding, stride, fused activation."""
+    return {'padding': PADDING[o.Padding()], 'stride': (o.StrideH(), o.StrideW()),
+            'activation': o.FusedActivationFunction()}
+
+
 def read_tflite(data: bytes) -> Graph:
     """Parse a TFLite flatbuffer (subgraph 0). DEQUANTIZE of a constant is folded."""
     import tflite
@@ -105,21 +111,13 @@ def read_tflite(data: bytes) -> Graph:
                 raise UnsupportedOp(f'custom operator {kind}')
             pad, sw, sh = struct.unpack('<3i', op.CustomOptionsAsNumpy().tobytes()[:12])
             opts = {'padding': MP_PADDING[pad], 'stride': (sh, sw), 'activation': None}
-        elif kind == 'CONV_2D':
-            o = _options(op, 'Conv2DOptions', kind)
-            opts = {'padding': PADDING[o.Padding()], 'stride': (o.StrideH(), o.StrideW()),
-                    'dilation': (o.DilationHFactor(), o.DilationWFactor()),
-                    'activation': o.FusedActivationFunction()}
-        elif kind == 'DEPTHWISE_CONV_2D':
-            o = _options(op, 'DepthwiseConv2DOptions', kind)
-            opts = {'padding': PADDING[o.Padding()], 'stride': (o.StrideH(), o.StrideW()),
-                    'dilation': (o.DilationHFactor(), o.DilationWFactor()),
-                    'activation': o.FusedActivationFunction()}
+        elif kind in ('CONV_2D', 'DEPTHWISE_CONV_2D'):
+            o = _options(op, 'Conv2DOptions' if kind == 'CONV_2D' else
+                         'DepthwiseConv2DOptions', kind)
+            opts = {**_window(o), 'dilation': (o.DilationHFactor(), o.DilationWFactor())}
         elif kind == 'AVERAGE_POOL_2D':
             o = _options(op, 'Pool2DOptions', kind)
-            opts = {'padding': PADDING[o.Padding()], 'stride': (o.StrideH(), o.StrideW()),
-                    'filter': (o.FilterHeight(), o.FilterWidth()),
-                    'activation': o.FusedActivationFunction()}
+            opts = {**_window(o), 'filter': (o.FilterHeight(), o.FilterWidth())}
         elif kind in ('ADD', 'MUL'):
             o = _options(op, 'AddOptions' if kind == 'ADD' else 'MulOptions', kind, False)
             opts = {'activation': o.FusedActivationFunction() if o else 0}
