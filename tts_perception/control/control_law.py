@@ -144,10 +144,13 @@ def ground_contacts(labels: np.ndarray, floor_label: int, fy: float, cam_height:
     ground coordinates in metres (lateral positive to the left), flat-ground pinhole model
     with square pixels, and the label that ends it. Columns that are floor up to the horizon
     or not floor at the bottom row are left out; an end needs two non-floor rows (one stray
-    pixel is not an obstacle)."""
+    pixel is not an obstacle) and is placed at the upper of the two, one pixel row further
+    than the first non-floor pixel."""
     h, w = labels.shape
     not_floor = labels != floor_label
-    solid = not_floor & np.vstack([not_floor[1:], not_floor[-1:]])   # and the row above
+    # not floor, and the row below it not floor either: the lowest such row is one row above
+    # the first non-floor row seen from the bottom (a stray pixel never ends the floor)
+    solid = not_floor & np.vstack([not_floor[1:], not_floor[-1:]])
     cols = np.arange(w)
     has = solid.any(axis=0)
     v = h - 1 - np.argmax(solid[::-1], axis=0)          # lowest solid row per column
