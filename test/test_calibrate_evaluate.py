@@ -72,6 +72,10 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert set(c['signals']) == {'content', 'confidence', 'segments', 'probe'}
     assert all(v['eval_correlation'] is not None for v in c['signals'].values())
     assert (c['eval_correlation'] is None) == (not c['signals_on'])
+    # every point's results are put on the golden point's scale, which is its own
+    assert set(c['result_map']) == set(prof['points'])
+    assert np.allclose(c['result_map'][g], [[0.0, 1.0]] * 4, atol=1e-6) or \
+        all(sc == 0.0 for _, sc in c['result_map'][g])   # (a feature constant here)
     assert (fp32_model / 'profile_cpu.png').exists()
 
     # the node's defaults find this profile in the model directory and take its points
@@ -221,3 +225,24 @@ def test_staleness_scores_each_output_against_the_frames_after_it():
     # no two frames of one sequence are 6 apart: the rows stop at lag 5, no empty lag
     long = calibrate.staleness(preds, refs, seq, 2, range(12), lags=8)
     assert [len(v) for v in long.values()] == [6, 6] and np.isfinite(long['moving']).all()
+
+
+def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sample_bag):
+    # no previous result there: the mean of the frames that have one, as the node takes the
+    # fitted mean (a reset value far from every real result would be an outlier the fit
+    # follows); the content signals are the frame's own
+    from tts_perception.adaptive.complexity import RESULT_FEATURES
+    from tts_perception.adaptive.difficulty import FEATURES
+    from tts_perception.inference.model_desc import load_model_description
+    frames = read_bag(sample_bag, 'camera/image_raw', max_frames=12, quiet=True)
+    frames.seq = np.repeat([0, 1], 6)
+    model = load_model_description(MODEL)
+    rng = np.random.default_rng(1)
+    labels = [rng.integers(0, model.num_classes, (30, 40)).astype(np.uint8) for _ in frames.rgb]
+    conf = rng.uniform(0.5, 0.99, len(frames))
+    feats = calibrate.complexity_features(model, frames, labels, conf)
+    cols = [FEATURES.index(f) for f in RESULT_FEATURES]
+    first = np.array([True] + [False] * 5 + [True] + [False] * 5)
+    assert np.allclose(feats[first][:, cols], feats[~first][:, cols].mean(0), atol=1e-6)
+    u = FEATURES.index('prev_uncertainty')
+    assert np.allclose(feats[1:6, u], 1.0 - conf[:5], atol=1e-6)     # the previous frame's

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
-                                                fit_complexity, frame_features)
+                                                fit_complexity, frame_features,
+                                                RESULT_FEATURES, result_map)
 
 pytestmark = pytest.mark.unit
 
@@ -62,6 +63,50 @@ def test_temporal_and_feedback_features():
     f4 = mon.features(b)
     assert f4[FEATURES.index('prev_obstacle')] == pytest.approx(0.5, abs=0.05)
     assert f4[FEATURES.index('prev_uncertainty')] == pytest.approx(0.2)
+
+
+def test_without_a_previous_result_the_result_signals_weigh_nothing():
+    # at the start and after a reset the result slots are the fitted mean (z = 0), not a
+    # made-up value: a first frame must not look harder or easier than the fit's average
+    rng = np.random.default_rng(3)
+    feats = rng.normal(0.02, 0.005, (50, len(FEATURES)))
+    p = fit_complexity(feats, feats[:, FEATURES.index('prev_uncertainty')], ['confidence'])
+    mon = ComplexityMonitor(p)
+    f = mon.features(_scene(5))
+    assert not mon.has_result
+    slots = [FEATURES.index(n) for n in RESULT_FEATURES]
+    assert np.allclose(f[slots], np.asarray(p.mean)[slots])
+    assert p.raw(f) == pytest.approx(p.bias)
+    mon.observe_result(np.zeros((48, 64), np.uint8), 0.9)
+    assert mon.has_result
+    assert mon.features(_scene(5))[FEATURES.index('prev_uncertainty')] == pytest.approx(0.1)
+    mon.reset()
+    assert not mon.has_result
+
+
+def test_result_map_puts_each_points_results_on_the_fitted_points_scale():
+    rng = np.random.default_rng(0)
+    ref = rng.normal([0.01, 0.3, 0.1, 0.2], [0.004, 0.05, 0.02, 0.1], (200, 4))
+    # a cheaper point: less certain on every frame and twice as spread, same order of frames;
+    # its obstacle share never changes
+    cheap = np.c_[0.03 + 2.0 * ref[:, 0], np.full(200, 0.25), ref[:, 2] * 1.5, ref[:, 3]]
+    m = result_map({'ref': ref, 'cheap': cheap}, 'ref')
+    assert np.allclose(m['ref'], [[0.0, 1.0]] * 4, atol=1e-9)
+    a, b = np.asarray(m['cheap']).T
+    mapped = a + b * cheap
+    assert np.allclose(mapped[:, [0, 2, 3]], ref[:, [0, 2, 3]])
+    assert np.allclose(mapped[:, 1], ref[:, 1].mean())      # constant: the reference's mean
+    p = ComplexityParams.neutral()
+    p = ComplexityParams.from_dict({**p.to_dict(), 'result_map': m})
+    assert ComplexityParams.from_dict(p.to_dict()) == p
+    labels = np.zeros((48, 64), np.uint8)
+    u = FEATURES.index('prev_uncertainty')
+    for point, want in (('cheap', a[0] + b[0] * 0.07), (None, 0.07), ('unknown', 0.07)):
+        mon = ComplexityMonitor(p)
+        mon.observe_result(labels, 0.93, point)
+        assert mon.features(_scene(1))[u] == pytest.approx(want), point
+    with pytest.raises(ValueError, match='offset, scale'):
+        ComplexityParams.from_dict({**p.to_dict(), 'result_map': {'cheap': [[0.0, 1.0]]}})
 
 
 def test_params_round_trip_and_mismatch():

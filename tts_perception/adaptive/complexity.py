@@ -21,13 +21,14 @@ spread evenly over [0, 1].
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from tts_perception.adaptive.difficulty import FEATURES, feature_mask, result_signals, SIGNALS
 
+RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments']    # what a result shows
 THUMB = (80, 60)
 _EDGE_THRESHOLD = 0.12
 _ORIENT_BINS = 8
@@ -44,12 +45,20 @@ class ComplexityParams:
     bias: float
     cdf_knots: List[float]          # predicted raw scores at quantiles 0, 0.1, ..., 1
     signals_on: List[str] = field(default_factory=lambda: list(SIGNALS))
+    # point -> per result feature (RESULT_FEATURES) [offset, scale]: its result's values mapped
+    # onto the scale of the point the estimate was fitted on (see result_map); absent: as is
+    result_map: Dict[str, List[List[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(FEATURES)
         if not (len(self.mean) == len(self.std) == len(self.weights) == n):
             raise ValueError(f'complexity params need {n} means, stds and weights, got '
                              f'{len(self.mean)}, {len(self.std)}, {len(self.weights)}')
+        for k, m in self.result_map.items():
+            if len(m) != len(RESULT_FEATURES) or any(len(ab) != 2 for ab in m):
+                raise ValueError(f'result_map of {k} needs an [offset, scale] for each of '
+                                 f'{list(RESULT_FEATURES)}, got {m}')
+        self._map = {k: np.asarray(m, float) for k, m in self.result_map.items()}
         # a signal that is off weighs nothing, whatever the file says
         self._w = np.where(feature_mask(self.signals_on), np.asarray(self.weights, float), 0.0)
         self._mean = np.asarray(self.mean, float)
@@ -59,7 +68,7 @@ class ComplexityParams:
         """JSON form."""
         return {'features': list(FEATURES), 'mean': self.mean, 'std': self.std,
                 'weights': self.weights, 'bias': self.bias, 'cdf_knots': self.cdf_knots,
-                'signals_on': list(self.signals_on)}
+                'signals_on': list(self.signals_on), 'result_map': self.result_map}
 
     @classmethod
     def from_dict(cls, d: Dict) -> 'ComplexityParams':
@@ -68,7 +77,7 @@ class ComplexityParams:
             raise ValueError(f'complexity params were fit for features {d.get("features")}, '
                              f'this code computes {list(FEATURES)}')
         return cls(d['mean'], d['std'], d['weights'], float(d['bias']), d['cdf_knots'],
-                   list(d.get('signals_on', SIGNALS)))
+                   list(d.get('signals_on', SIGNALS)), dict(d.get('result_map', {})))
 
     @classmethod
     def neutral(cls) -> 'ComplexityParams':
@@ -148,7 +157,12 @@ class ComplexityMonitor:
             img, self._prev_thumb = frame_features(rgb, self._prev_thumb)
         else:                       # a signal that is off is not computed (it weighs 0)
             img = np.zeros(len(SIGNALS['content']), np.float32)
-        out = np.concatenate([img, self._prev_result]).astype(np.float32)
+        out = np.empty(len(FEATURES), np.float32)
+        out[:len(img)] = img
+        # no previous result yet (start, or after a reset): the fitted mean, which weighs
+        # nothing in the estimate, rather than a made-up value far outside what results show
+        out[len(img):] = self._prev_result if self._prev_result is not None else \
+            self.params.mean[len(img):]
         out[-1] = self._probe if self._probe is not None else self.params.mean[-1]
         return out
 
@@ -168,14 +182,26 @@ class ComplexityMonitor:
         """Complexity of this frame in [0, 1]."""
         return self.score_features(self.features(rgb))
 
-    def observe_result(self, labels: np.ndarray, confidence: float) -> None:
-        """Feed back what the last result saw (used by the next frame's features)."""
+    def result_values(self, labels: np.ndarray, confidence: float) -> np.ndarray:
+        """The result features (:data:`RESULT_FEATURES`) of one result, as its point shows
+        them (before any :func:`result_map`)."""
         obstacle, boundary, small = result_signals(labels, self.obstacle_label,
                                                    self.cheapest_px) \
             if 'segments' in self.params.signals_on else (0.0, 0.0, 0.0)
-        # the order of SIGNALS: confidence, then segments, then the probe slot
-        self._prev_result = np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle,
-                                      boundary, small, 0.0], np.float32)
+        # the order of SIGNALS: confidence, then segments
+        return np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle, boundary,
+                         small], np.float64)
+
+    def observe_result(self, labels: np.ndarray, confidence: float,
+                       point: Optional[str] = None) -> None:
+        """Feed back what the last result saw (used by the next frame's features); ``point``:
+        the operating point that made it, whose values the profile's ``result_map`` puts on
+        the scale the estimate was fitted on."""
+        v = self.result_values(labels, confidence)
+        m = self.params._map.get(point) if point is not None else None
+        if m is not None:
+            v = m[:, 0] + m[:, 1] * v
+        self._prev_result = np.append(v, 0.0).astype(np.float32)     # + the probe slot
 
     def observe_probe(self, loss: float) -> None:
         """What the cheapest point lost on the latest probed frame (carried forward)."""
@@ -183,8 +209,32 @@ class ComplexityMonitor:
 
     def reset(self) -> None:
         """Forget temporal state (e.g. after a camera gap)."""
-        self._prev_thumb, self._probe = None, None
-        self._prev_result = np.array([0.5, 0.0, 0.0, 0.0, 0.0], np.float32)
+        self._prev_thumb, self._probe, self._prev_result = None, None, None
+
+    @property
+    def has_result(self) -> bool:
+        """Whether a result has been observed since the start or the last reset (before, the
+        result signals are the fitted mean)."""
+        return self._prev_result is not None
+
+
+def result_map(values: Mapping[str, np.ndarray], reference: str
+               ) -> Dict[str, List[List[float]]]:
+    """Per point, the [offset, scale] of each result feature that gives its values (``values``
+    [frames, RESULT_FEATURES], on the same frames for every point) the mean and spread of the
+    ``reference`` point's: the estimate is fitted on the reference's results, while the node
+    sees the result of whichever point ran (a cheaper point is less certain on every frame,
+    which is not a harder frame). A feature a point shows constant maps to the reference's
+    mean."""
+    ref = np.asarray(values[reference], float)
+    mr, sr = ref.mean(0), ref.std(0)
+    out = {}
+    for k, v in values.items():
+        v = np.asarray(v, float)
+        mp, sp = v.mean(0), v.std(0)
+        scale = np.where(sp > 1e-9, sr / np.maximum(sp, 1e-9), 0.0)
+        out[k] = [[float(a), float(b)] for a, b in zip(mr - scale * mp, scale)]
+    return out
 
 
 def fit_complexity(feats: np.ndarray, target: np.ndarray,

@@ -534,7 +534,7 @@ class AdaptivePipeline:
         req = f.req
         age = req.age_ms + queued_ms
         missed = age + total > f.deadline
-        f.state.monitor.observe_result(labels, conf)
+        f.state.monitor.observe_result(labels, conf, run_point.key)
         st = f.state
         st.last = (req.rgb, run_point.key, labels[::SCORE_STEP, ::SCORE_STEP])
         st.since_probe = None if st.since_probe is None else st.since_probe + 1

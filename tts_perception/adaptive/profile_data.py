@@ -85,6 +85,8 @@ class ComplexityProfile:
     cdf_knots: List[float]
     signals_on: List[str] = field(default_factory=list)
     signals: Dict[str, SignalGate] = field(default_factory=dict)
+    # point -> [offset, scale] per result feature, onto the fitted point's scale
+    result_map: Dict[str, List[List[float]]] = field(default_factory=dict)
     probe_every: int = 0                 # the probe cadence the probe signal was measured at
     fit_correlation: Optional[float] = None
     validation_correlation: Optional[float] = None

@@ -46,11 +46,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
-                                                estimator, fit_complexity, obstacle_class)
+                                                estimator, fit_complexity, obstacle_class,
+                                                result_map)
 from tts_perception.adaptive.difficulty import (choice_outcome, correlation, FEATURES,
                                                 fold_splits, frame_loss, out_of_fold,
                                                 probe_losses, probe_pair, SCORE_STEP,
-                                                select_signals, SignalGate)
+                                                select_signals, SignalGate, SIGNALS)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
@@ -177,14 +178,13 @@ def default_resolutions(model: ModelDescription, frame_wh: Tuple[int, int]
 
 
 def _scores(model: ModelDescription, backend, frames: Frames, points: Sequence[OperatingPoint],
-            quiet: bool) -> Tuple[Dict[str, List[np.ndarray]], np.ndarray]:
+            quiet: bool) -> Tuple[Dict[str, List[np.ndarray]], Dict[str, np.ndarray]]:
     """Subsampled labels of every point on every frame (all exits of a (resolution,
-    precision) from one pass) and the golden point's confidence per frame."""
-    golden = golden_point(points)
+    precision) from one pass) and every point's confidence per frame."""
     combos = sorted({(p.resolution, p.precision) for p in points})
     depth = max(p.depth for p in points)
     preds: Dict[str, List[np.ndarray]] = {p.key: [] for p in points}
-    gconf = np.zeros(len(frames), np.float32)
+    confs = {p.key: np.zeros(len(frames), np.float32) for p in points}
     prog = Progress(len(frames) * len(combos), 'accuracy', quiet=quiet)
     k = 0
     for i, rgb in enumerate(frames.rgb):
@@ -195,12 +195,11 @@ def _scores(model: ModelDescription, backend, frames: Frames, points: Sequence[O
                 key = OperatingPoint(w, h, d, prec).key
                 if key in preds:
                     preds[key].append(labels[0][::SUB, ::SUB].copy())
-                if key == golden.key:
-                    gconf[i] = conf[0]
+                    confs[key][i] = conf[0]
             k += 1
             prog.update(k)
     prog.close()
-    return preds, gconf
+    return preds, confs
 
 
 def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: int
@@ -246,16 +245,33 @@ def complexity_features(model: ModelDescription, frames: Frames,
     each frame, see :func:`~tts_perception.adaptive.difficulty.probe_losses`)."""
     mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
         model.classes), cheapest_px=cheapest_px)
-    feats = []
+    feats, first = [], []
     for i, rgb in enumerate(frames.rgb):
         if i > 0 and frames.seq[i] != frames.seq[i - 1]:
             mon.reset()
+        first.append(not mon.has_result)
         feats.append(mon.features(rgb))
         g = golden_labels[i]
         mon.observe_result(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(golden_conf[i]))
     out = np.stack(feats)
+    # a sequence's first frame has no previous result: it takes the other frames' mean, as
+    # the node takes the fitted mean then (any other value is an outlier the fit would follow)
+    first = np.asarray(first)
+    result = [FEATURES.index(f) for g in ('confidence', 'segments') for f in SIGNALS[g]]
+    if first.any() and not first.all():
+        out[np.ix_(first, result)] = out[~first][:, result].mean(0)
     out[:, FEATURES.index('probe_loss')] = 0.0 if probe is None else probe
     return out
+
+
+def result_features(model: ModelDescription, labels: Sequence[np.ndarray],
+                    confidence: np.ndarray, cheapest_px: int) -> np.ndarray:
+    """[frames, RESULT_FEATURES]: what each result shows, as the monitor reads it (labels on
+    the scored grid, upsampled as in :func:`complexity_features`)."""
+    mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
+        model.classes), cheapest_px=cheapest_px)
+    return np.stack([mon.result_values(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(c))
+                     for g, c in zip(labels, confidence)])
 
 
 def _bins(cplx: np.ndarray) -> np.ndarray:
@@ -382,7 +398,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     if fit_n < 10:
         raise ValueError(f'calibration needs at least 10 frames to fit on, got {fit_n}')
     golden = golden_point(points)
-    preds, gconf = _scores(model, backend, frames, points, quiet)
+    preds, confs = _scores(model, backend, frames, points, quiet)
     labelled = frames.labels is not None
     refs = [x[::SUB, ::SUB] for x in frames.labels] if labelled else preds[golden.key]
     cms = _confusions(preds, refs, model.num_classes)
@@ -427,7 +443,8 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         probe = np.where(np.isfinite(raw_probe), raw_probe, known.mean() if len(known) else 0.0)
     cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
                       for k in seeing)
-    feats = complexity_features(model, frames, preds[golden.key], gconf, probe, cheapest_px)
+    feats = complexity_features(model, frames, preds[golden.key], confs[golden.key], probe,
+                                cheapest_px)
     groups = [g for g in ('content', 'confidence', 'segments', 'probe')
               if g != 'probe' or probe is not None]
     # blocked cross-validation: three contiguous folds of the calibration frames
@@ -454,6 +471,9 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
             v.eval_correlation = correlation(estimator(feats[fit], loss[fit], [g])(
                 feats[held]), loss[held])
     params = fit_complexity(feats[fit], loss[fit], signals_on)
+    params.result_map = result_map({k: result_features(model, preds[k][fit], confs[k][fit],
+                                                       cheapest_px) for k in preds},
+                                   golden.key)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
     # how far the per-bin table can be trusted: the estimate's correlation with the loss
