@@ -199,6 +199,25 @@ def test_scattered_latencies_widen_the_prediction_steady_ones_do_not():
     assert scattered.predict(key) > 1.3 * steady.predict(key)
 
 
+def test_a_point_that_did_not_run_since_a_load_step_is_predicted_under_it():
+    # two points run through a 1.8x load step without a miss: each is compared with the
+    # window's older, unloaded ratios and branded slow by its own excess, which takes the
+    # step out of the machine-wide factor; a third point that did not run since must still
+    # be predicted under the load (the window shows it), not as before the step
+    lat, _ = _tables()
+    lm = LatencyModel(lat)
+    a, b, c = '320x240/d2/int8', '320x240/d3/int8', '640x480/d1/int8'
+    for _ in range(8):
+        lm.observe(a, lm.base[a])
+    for key in (a, a, b, b):
+        lm.observe(key, lm.base[key] * 1.8)
+    assert lm.slowdown < 1.8 * lm.spread_ref       # the step is hidden in a's and b's excess
+    assert lm.predict(c) >= lm.upper[c] * 1.8
+    for _ in range(12):                            # c runs, at the loaded speed: its own
+        lm.observe(c, lm.base[c] * 1.8)            # samples decide from then on
+    assert lm.predict(c) == pytest.approx(lm.upper[c] * lm.slowdown * lm._excess(c))
+
+
 def test_startup_calibration_scales_only_points_slower_than_profiled():
     lat, _ = _tables()
     lm = LatencyModel(lat)

@@ -10,6 +10,9 @@ slowdown): the smaller of its last two, so one unlucky frame (a load step landin
 not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
 points are observed, so a penalised point is tried again later. Start-up calibration (every
 point timed once) seeds the excess of points slower now than in the profile.
+A point with no sample of its own in the window is predicted at least at the window's
+factor as observed (no excess taken out), since the excess of the points that ran can hide a
+load step that came while it did not run.
 When the window's ratios scatter more than the profile's p95/p50 (contention makes latency
 tails wider), the machine-wide factor is widened by that excess spread, since the profile's
 quantile no longer covers the tail.
@@ -91,6 +94,7 @@ class LatencyModel:
         self._suspect: Optional[tuple] = None   # (key, excess, factor) of the last miss
         self._cache: Dict[str, float] = {}    # predictions, cleared by every observation
         self._slowdown: Optional[float] = None
+        self._raw_slowdown: Optional[float] = None
         self.backoff_step, self.backoff_max, self.backoff_decay = (backoff_step, backoff_max,
                                                                    backoff_decay)
 
@@ -161,7 +165,7 @@ class LatencyModel:
 
     def _invalidate(self) -> None:
         self._cache.clear()
-        self._slowdown = None
+        self._slowdown = self._raw_slowdown = None
 
     def predict(self, key: str) -> float:
         """Predicted upper-quantile latency of point ``key`` (ms)."""
@@ -171,7 +175,23 @@ class LatencyModel:
         return hit
 
     def _predict(self, key: str) -> float:
-        return self.upper[key] * self.slowdown * self._excess(key) * self.backoff
+        f = self.slowdown * self._excess(key)
+        if all(k != key for k, _ in self.ratios):
+            # nothing of its own in the window: the machine as the window shows it, unexcused.
+            # After a load step every point that ran since is branded slow by its excess over
+            # the window's older ratios, which then hides the step from the machine-wide factor;
+            # a point that did not run since would otherwise be predicted as before the step
+            f = max(f, self.raw_slowdown)
+        return self.upper[key] * f * self.backoff
+
+    @property
+    def raw_slowdown(self) -> float:
+        """The machine-wide factor from the window's ratios as observed, no point's excess
+        taken out (1.0 before any)."""
+        if self._raw_slowdown is None:
+            r = [x for _, x in self.ratios]
+            self._raw_slowdown = max(self._factor_of(r), self.shock) * self._spread_of(r)
+        return self._raw_slowdown
 
     def _excess(self, key: str) -> float:
         last = self.point_ratio.get(key)
