@@ -95,6 +95,12 @@ class ComplexityParams:
         CDF)."""
         return ((np.asarray(feats, float) - self._mean) / self._std) @ self._w + self.bias
 
+    def on_fitted_scale(self, point: Optional[str], values: np.ndarray) -> np.ndarray:
+        """Result features of ``point`` (:data:`RESULT_FEATURES`) through its ``result_map``
+        entry; as they are for a point it has none for."""
+        m = self._map.get(point) if point is not None else None
+        return values if m is None else m[:, 0] + m[:, 1] * values
+
     @property
     def probes(self) -> bool:
         """Whether the probe signal is on (the pipeline probes only then)."""
@@ -197,10 +203,7 @@ class ComplexityMonitor:
         """Feed back what the last result saw (used by the next frame's features); ``point``:
         the operating point that made it, whose values the profile's ``result_map`` puts on
         the scale the estimate was fitted on."""
-        v = self.result_values(labels, confidence)
-        m = self.params._map.get(point) if point is not None else None
-        if m is not None:
-            v = m[:, 0] + m[:, 1] * v
+        v = self.params.on_fitted_scale(point, self.result_values(labels, confidence))
         self._prev_result = np.append(v, 0.0).astype(np.float32)     # + the probe slot
 
     def observe_probe(self, loss: float) -> None:
