@@ -19,6 +19,16 @@ from sensor_msgs.msg import Image
 from tts_perception.common.image_codec import fill_image_msg
 
 
+# the state a lifecycle transition ends in when it succeeds
+_GOALS = {Transition.TRANSITION_CONFIGURE: ('inactive',),
+          Transition.TRANSITION_ACTIVATE: ('active',),
+          Transition.TRANSITION_DEACTIVATE: ('inactive',),
+          Transition.TRANSITION_CLEANUP: ('unconfigured',),
+          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: ('finalized',),
+          Transition.TRANSITION_INACTIVE_SHUTDOWN: ('finalized',),
+          Transition.TRANSITION_ACTIVE_SHUTDOWN: ('finalized',)}
+
+
 class RosClient:
     """A node in the test process; call :meth:`close` at the end."""
 
@@ -30,6 +40,7 @@ class RosClient:
         self.ex.add_node(self.node)
         self.pubs: Dict[str, object] = {}
         self.got: Dict[str, List] = {}
+        self.clients: Dict[str, object] = {}
 
     def close(self) -> None:
         self.ex.shutdown()
@@ -73,25 +84,65 @@ class RosClient:
             self.ex.spin_once(timeout_sec=0.02)
         return cond()
 
-    def _call(self, srv_type, name: str, req, timeout: float = 20.0):
-        cli = self.node.create_client(srv_type, name)
+    def _client(self, srv_type, name: str):
+        cli = self.clients.get(name)
+        if cli is None:
+            cli = self.clients[name] = self.node.create_client(srv_type, name)
+        return cli
+
+    def _send(self, srv_type, name: str, req, timeout: float, resend_s: float):
+        """Send ``req`` and again every ``resend_s`` until one of the copies is answered;
+        returns the response, or None after ``timeout``.
+
+        ``wait_for_service`` is true once this client sees the server, which can be before the
+        server has matched this client's response reader (on a busy machine, a process that
+        just started): that request or its response is lost, and DDS does not resend it."""
+        cli = self._client(srv_type, name)
+        end = time.monotonic() + timeout
         if not cli.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'service {name} not available')
-        fut = cli.call_async(req)
-        self.wait_for(fut.done, timeout)
-        if not fut.done():
+        futs = []
+        while time.monotonic() < end:
+            futs.append(cli.call_async(req))
+            self.wait_for(lambda: any(f.done() for f in futs),
+                          min(resend_s, max(0.0, end - time.monotonic())))
+            for f in futs:
+                if f.done():
+                    return f.result()
+        return None
+
+    def _call(self, srv_type, name: str, req, timeout: float = 20.0):
+        """A call whose repetition does no harm (get state, set a parameter to a value)."""
+        res = self._send(srv_type, name, req, timeout, resend_s=3.0)
+        if res is None:
             raise TimeoutError(f'service {name} did not answer')
-        return fut.result()
+        return res
 
     def set_param(self, node: str, name: str, value):
         req = SetParameters.Request()
         req.parameters = [Parameter(name, value=value).to_parameter_msg()]
         return self._call(SetParameters, f'/{node}/set_parameters', req).results[0]
 
-    def change_state(self, node: str, transition_id: int) -> bool:
+    def change_state(self, node: str, transition_id: int, timeout: float = 60.0) -> bool:
+        """A lifecycle transition. Sent again (see :meth:`_send`) only while the node answers
+        that it is still in the state it started from; the answer to the first copy decides,
+        or the state the node ends in where no answer came."""
+        start = self.get_state(node)
+        cli = self._client(ChangeState, f'/{node}/change_state')
         req = ChangeState.Request()
         req.transition = Transition(id=transition_id)
-        return self._call(ChangeState, f'/{node}/change_state', req, timeout=60.0).success
+        end = time.monotonic() + timeout
+        futs = [cli.call_async(req)]
+        while time.monotonic() < end:
+            if self.wait_for(lambda: any(f.done() for f in futs), 5.0):
+                if futs[0].done():
+                    return futs[0].result().success
+                if any(f.result().success for f in futs if f.done()):
+                    return True
+            probe = self._send(GetState, f'/{node}/get_state', GetState.Request(), 2.0, 1.0)
+            if probe is not None and probe.current_state.label == start:
+                futs.append(cli.call_async(req))
+        return self.get_state(node) in _GOALS.get(transition_id, ())
 
     def get_state(self, node: str) -> str:
         return self._call(GetState, f'/{node}/get_state', GetState.Request()).current_state.label
