@@ -112,8 +112,19 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert front[-1]['mean_compute_ms'] <= 1.5 * golden_ms
     assert all(a['accuracy'] < b['accuracy'] for a, b in zip(front, front[1:]))
     assert front[0]['mean_compute_ms'] <= min(r['mean_compute_ms'] for r in statics) * 1.5
-    assert 'adaptive_share_of_oracle_saving_vs_cheapest_static' in res['comparison'] or \
-        res['comparison']['best_static_meeting_deadline'] is None
+    c = res['comparison']
+    assert 'adaptive_share_of_oracle_saving_vs_cheapest_static' in c or \
+        c['best_static_meeting_deadline'] is None
+    if c['best_static_meeting_deadline'] is not None:
+        # at adaptive's own accuracy: never dearer than the cheapest static point that
+        # reaches it, and the oracle's compute there is its frontier's
+        reach = [r['mean_compute_ms'] for r in statics
+                 if r['late_or_dropped'] <= evaluate.MEETS_DEADLINE
+                 and r['accuracy'] >= c['adaptive_accuracy']]
+        own = c['static_compute_ms_at_adaptive_accuracy']
+        assert (own is None) == (not reach) and (own is None or own <= min(reach) + 1e-9)
+        ok = [p['mean_compute_ms'] for p in front if p['accuracy'] >= c['adaptive_accuracy']]
+        assert c['oracle_compute_ms_at_adaptive_accuracy'] == (min(ok) if ok else None)
 
 
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):

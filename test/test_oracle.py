@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tts_perception.tools.oracle import (cost_at, frontier, PerFrameTable, saving_captured)
+from tts_perception.tools.oracle import (cost_at, frontier, PerFrameTable, saving_captured,
+                                         static_cost_at)
 
 pytestmark = pytest.mark.unit
 
@@ -41,3 +42,12 @@ def test_share_of_the_saving():
     assert saving_captured(9.0, 9.5, 5.0) == pytest.approx(-0.125)   # worse than static
     assert saving_captured(9.0, 7.0, None) is None
     assert saving_captured(5.0, 4.0, 5.0) is None                    # no saving to take
+
+
+def test_static_frontier_between_points():
+    pts = [(2.0, 0.80), (4.0, 0.90), (10.0, 0.95), (12.0, 0.90)]
+    assert static_cost_at(pts, 0.90) == pytest.approx(4.0)          # one point reaches it
+    assert static_cost_at(pts, 0.85) == pytest.approx(3.0)          # half of each of two
+    assert static_cost_at(pts, 0.93) == pytest.approx(7.6)          # 4 + 6 * 0.03 / 0.05
+    assert static_cost_at(pts, 0.70) == pytest.approx(2.0)          # below all: the cheapest
+    assert static_cost_at(pts, 0.96) is None

@@ -23,7 +23,8 @@ per policy, with the per-frame hindsight oracle's frontier: every point run on e
 see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the adaptive policy;
 prints a table. The comparison reports the share of the oracle's saving the adaptive policy
 captures at the accuracy of the best static point meeting the deadline, and at that of the
-cheapest static point reaching it, and how well the difficulty estimate the adaptive policy
+cheapest static point reaching it, and at adaptive's own accuracy against the static frontier
+(one point, or two alternated), and how well the difficulty estimate the adaptive policy
 decided with correlates with each frame's accuracy loss on these frames.
 """
 
@@ -230,6 +231,16 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
                 out[f'adaptive_share_of_oracle_saving_vs_{name}'] = oracle.saving_captured(
                     static_ms, ad['mean_compute_ms'], oracle_ms) \
                     if ad['accuracy'] >= statics[k]['accuracy'] - tolerance else None
+        if front is not None:
+            # at adaptive's own accuracy: the static frontier of the points meeting the
+            # deadline, the oracle's frontier, and the share of the gap between them taken
+            own = oracle.static_cost_at([(r['mean_compute_ms'], r['accuracy'])
+                                         for r in ok.values()], ad['accuracy'])
+            oracle_own = oracle.cost_at(front, ad['accuracy'])
+            out.update(static_compute_ms_at_adaptive_accuracy=own,
+                       oracle_compute_ms_at_adaptive_accuracy=oracle_own,
+                       adaptive_share_of_oracle_saving_at_its_accuracy=None if own is None
+                       else oracle.saving_captured(own, ad['mean_compute_ms'], oracle_own))
     else:
         out.update(best_static_meeting_deadline=None, accuracy_target_met=None)
     best_stream = max(statics, key=lambda k: statics[k]['streaming_accuracy'])
@@ -406,8 +417,8 @@ def print_table(res: Dict[str, Any]) -> None:
               f'{100 * r["dropped"] / r["frames"]:6.1f}  {r["worst_class_iou"]:.3f}')
     c = res.get('comparison')
     if c:
-        def share(name):
-            v = c.get(f'adaptive_share_of_oracle_saving_vs_{name}')
+        def share(name, vs='vs_'):
+            v = c.get(f'adaptive_share_of_oracle_saving_{vs}{name}')
             return 'n/a' if v is None else f'{100 * v:.0f} %'
         print(f'adaptive ({c["adaptive_policy"]}): accuracy target '
               f'{"met" if c["accuracy_target_met"] else "NOT met"} (best static meeting the '
@@ -415,7 +426,8 @@ def print_table(res: Dict[str, Any]) -> None:
               f'static reaching it ({c.get("cheapest_static_reaching_it")}): '
               f'{c.get("compute_ratio", float("nan")):.2f}; share of the per-frame oracle\'s '
               f'saving captured vs the best static point: {share("best_static")}, vs the '
-              f'cheapest: {share("cheapest_static")}; streaming target '
+              f'cheapest: {share("cheapest_static")}, at its own accuracy: '
+              f'{share("at_its_accuracy", "")}; streaming target '
               f'{"met" if c["streaming_target_met"] else "NOT met"}')
     if 'difficulty_correlation' in res:     # only where every point ran on every frame
         r = res['difficulty_correlation']

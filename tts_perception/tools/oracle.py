@@ -6,11 +6,13 @@ reference; with hindsight the oracle picks, on each frame, the point that maximi
 frontier of (mean compute, accuracy); accuracy is the mIoU of the summed confusion matrices of
 the chosen outputs, as for every policy. A policy's *share of the oracle's saving* at the
 accuracy of a static point is (static compute - policy compute) / (static compute - the
-oracle's compute at that accuracy).
+oracle's compute at that accuracy). At the policy's own accuracy the static side is the static
+frontier (:func:`static_cost_at`), which also takes the policy's accuracy where no single static
+point has it.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -83,6 +85,22 @@ def cost_at(front: Sequence[FrontierPoint], accuracy: float) -> Optional[float]:
     """The oracle's least mean compute reaching ``accuracy`` (None if it never does)."""
     ok = [p.mean_compute_ms for p in front if p.accuracy >= accuracy]
     return min(ok) if ok else None
+
+
+def static_cost_at(points: Sequence[Tuple[float, float]], accuracy: float) -> Optional[float]:
+    """The least mean compute at which static points reach ``accuracy``: one point, or a fixed
+    alternation of two (compute and accuracy interpolated linearly between them; the mIoU of an
+    alternation is close to, not exactly, that line). ``points``: (mean compute ms, accuracy).
+    None above every point's accuracy."""
+    best = [c for c, a in points if a >= accuracy]
+    if not best:
+        return None
+    cost = min(best)
+    for c0, a0 in points:
+        for c1, a1 in points:
+            if a0 < accuracy <= a1 and c0 < c1:
+                cost = min(cost, c0 + (c1 - c0) * (accuracy - a0) / (a1 - a0))
+    return cost
 
 
 def saving_captured(static_ms: float, policy_ms: float, oracle_ms: Optional[float]
