@@ -78,9 +78,25 @@ def table(res: dict, prof: Profile) -> str:
         def ms(v):
             return 'n/a' if v is None else f'{v:.2f} ms'
 
-        def pct(v):
-            return 'n/a' if v is None else f'{100 * v:.0f} %'
         best, cheap = c['best_static_meeting_deadline'], c['cheapest_static_reaching_it']
+        # share key -> (the oracle's compute there, the accuracy adaptive has to reach)
+        at = {'vs_best_static': ('best_static', runs[best]['accuracy'] - 0.005),
+              'vs_cheapest_static': ('cheapest_static', runs[cheap]['accuracy'] - 0.005),
+              'at_its_accuracy': ('adaptive', c['adaptive_accuracy'])}
+
+        def pct(name):
+            v = c.get(f'adaptive_share_of_oracle_saving_{name}')
+            if v is not None:
+                return f'**{100 * v:.0f} %**'
+            where, need = at[name]
+            if name == 'at_its_accuracy' and c.get('static_compute_ms_at_adaptive_accuracy') \
+                    is None:
+                return 'n/a (no static point meeting the deadline reaches it)'
+            if c.get(f'oracle_compute_ms_at_{where}_accuracy') is None:
+                return 'n/a (the oracle does not reach that accuracy)'
+            if c['adaptive_accuracy'] < need:
+                return 'n/a (adaptive is below that accuracy)'
+            return f'n/a (the oracle saves under {100 * oracle.MIN_SAVING:.0f} % there)'
         lines.append(
             f'Targets: adaptive accuracy ≥ best static point meeting the deadline '
             f'({best}, {c["best_static_accuracy"]:.3f}) − 0.005: '
@@ -88,17 +104,17 @@ def table(res: dict, prof: Profile) -> str:
             f'{c["adaptive_mean_compute_ms"]:.2f} ms; {best} {runs[best]["mean_compute_ms"]:.2f} '
             f'ms, where the per-frame oracle needs '
             f'{ms(c.get("oracle_compute_ms_at_best_static_accuracy"))}: adaptive captures '
-            f'**{pct(c.get("adaptive_share_of_oracle_saving_vs_best_static"))}** of that '
+            f'{pct("vs_best_static")} of that '
             f'saving; the cheapest static point reaching that accuracy − 0.005, '
             f'{cheap}, takes {c["cheapest_static_compute_ms"]:.2f} ms, where the oracle needs '
             f'{ms(c.get("oracle_compute_ms_at_cheapest_static_accuracy"))}: adaptive captures '
-            f'**{pct(c.get("adaptive_share_of_oracle_saving_vs_cheapest_static"))}** of that '
+            f'{pct("vs_cheapest_static")} of that '
             f'saving (adaptive at {100 * c["compute_ratio"]:.0f} % of its compute); at '
             f'adaptive\'s own accuracy the static points meeting the deadline need '
             f'{ms(c.get("static_compute_ms_at_adaptive_accuracy"))} (one point, or two '
             f'alternated), the oracle '
             f'{ms(c.get("oracle_compute_ms_at_adaptive_accuracy"))}: adaptive captures '
-            f'**{pct(c.get("adaptive_share_of_oracle_saving_at_its_accuracy"))}** of that '
+            f'{pct("at_its_accuracy")} of that '
             f'saving; '
             f'streaming accuracy ≥ every static point\'s (best: {c["best_static_streaming"]}, '
             f'{c["best_static_streaming_accuracy"]:.3f}): '

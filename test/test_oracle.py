@@ -42,6 +42,8 @@ def test_share_of_the_saving():
     assert saving_captured(9.0, 9.5, 5.0) == pytest.approx(-0.125)   # worse than static
     assert saving_captured(9.0, 7.0, None) is None
     assert saving_captured(5.0, 4.0, 5.0) is None                    # no saving to take
+    assert saving_captured(10.0, 9.0, 9.9) is None                   # 1 %: next to nothing
+    assert saving_captured(10.0, 9.0, 9.0) == pytest.approx(1.0)
 
 
 def test_static_frontier_between_points():

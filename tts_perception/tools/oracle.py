@@ -18,6 +18,8 @@ import numpy as np
 
 from tts_perception.common.metrics import ConfusionMatrix
 
+MIN_SAVING = 0.05           # the least saving (share of the static compute) a share is taken of
+
 
 @dataclass
 class PerFrameTable:
@@ -105,7 +107,9 @@ def static_cost_at(points: Sequence[Tuple[float, float]], accuracy: float) -> Op
 
 def saving_captured(static_ms: float, policy_ms: float, oracle_ms: Optional[float]
                     ) -> Optional[float]:
-    """Share of the oracle's saving over a static point that a policy captures."""
-    if oracle_ms is None or static_ms - oracle_ms <= 1e-9:
+    """Share of the oracle's saving over a static point that a policy captures; None where
+    the oracle saves less than ``MIN_SAVING`` of the static point's compute (a share of
+    almost nothing says nothing)."""
+    if oracle_ms is None or static_ms - oracle_ms <= max(1e-9, MIN_SAVING * static_ms):
         return None
     return (static_ms - policy_ms) / (static_ms - oracle_ms)
