@@ -79,24 +79,11 @@ def table(res: dict, prof: Profile) -> str:
             return 'n/a' if v is None else f'{v:.2f} ms'
 
         best, cheap = c['best_static_meeting_deadline'], c['cheapest_static_reaching_it']
-        # share key -> (the oracle's compute there, the accuracy adaptive has to reach)
-        at = {'vs_best_static': ('best_static', runs[best]['accuracy'] - 0.005),
-              'vs_cheapest_static': ('cheapest_static', runs[cheap]['accuracy'] - 0.005),
-              'at_its_accuracy': ('adaptive', c['adaptive_accuracy'])}
 
         def pct(name):
             v = c.get(f'adaptive_share_of_oracle_saving_{name}')
-            if v is not None:
-                return f'**{100 * v:.0f} %**'
-            where, need = at[name]
-            if name == 'at_its_accuracy' and c.get('static_compute_ms_at_adaptive_accuracy') \
-                    is None:
-                return 'n/a (no static point meeting the deadline reaches it)'
-            if c.get(f'oracle_compute_ms_at_{where}_accuracy') is None:
-                return 'n/a (the oracle does not reach that accuracy)'
-            if c['adaptive_accuracy'] < need:
-                return 'n/a (adaptive is below that accuracy)'
-            return f'n/a (the oracle saves under {100 * oracle.MIN_SAVING:.0f} % there)'
+            return f'**{100 * v:.0f} %**' if v is not None else \
+                f'n/a ({c.get(f"adaptive_share_of_oracle_saving_{name}_na", "no oracle")})'
         lines.append(
             f'Targets: adaptive accuracy ≥ best static point meeting the deadline '
             f'({best}, {c["best_static_accuracy"]:.3f}) − 0.005: '

@@ -20,13 +20,13 @@ from tts_perception.common.image_codec import fill_image_msg
 
 
 # the state a lifecycle transition ends in when it succeeds
-_GOALS = {Transition.TRANSITION_CONFIGURE: ('inactive',),
-          Transition.TRANSITION_ACTIVATE: ('active',),
-          Transition.TRANSITION_DEACTIVATE: ('inactive',),
-          Transition.TRANSITION_CLEANUP: ('unconfigured',),
-          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: ('finalized',),
-          Transition.TRANSITION_INACTIVE_SHUTDOWN: ('finalized',),
-          Transition.TRANSITION_ACTIVE_SHUTDOWN: ('finalized',)}
+_GOALS = {Transition.TRANSITION_CONFIGURE: 'inactive',
+          Transition.TRANSITION_ACTIVATE: 'active',
+          Transition.TRANSITION_DEACTIVATE: 'inactive',
+          Transition.TRANSITION_CLEANUP: 'unconfigured',
+          Transition.TRANSITION_UNCONFIGURED_SHUTDOWN: 'finalized',
+          Transition.TRANSITION_INACTIVE_SHUTDOWN: 'finalized',
+          Transition.TRANSITION_ACTIVE_SHUTDOWN: 'finalized'}
 
 
 class RosClient:
@@ -142,7 +142,7 @@ class RosClient:
             probe = self._send(GetState, f'/{node}/get_state', GetState.Request(), 2.0, 1.0)
             if probe is not None and probe.current_state.label == start:
                 futs.append(cli.call_async(req))
-        return self.get_state(node) in _GOALS.get(transition_id, ())
+        return self.get_state(node) == _GOALS.get(transition_id)
 
     def get_state(self, node: str) -> str:
         return self._call(GetState, f'/{node}/get_state', GetState.Request()).current_state.label

@@ -125,6 +125,10 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
         assert (own is None) == (not reach) and (own is None or own <= min(reach) + 1e-9)
         ok = [p['mean_compute_ms'] for p in front if p['accuracy'] >= c['adaptive_accuracy']]
         assert c['oracle_compute_ms_at_adaptive_accuracy'] == (min(ok) if ok else None)
+        # every share is a number or says why it is none
+        for name in ('vs_best_static', 'vs_cheapest_static', 'at_its_accuracy'):
+            key = f'adaptive_share_of_oracle_saving_{name}'
+            assert (c[key] is None) == bool(c.get(f'{key}_na')), (name, c)
 
 
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):

@@ -221,26 +221,39 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
                    compute_ratio=ratio,
                    accuracy_target_met=bool(ad['accuracy'] >= level))
         if front is not None:
+            def share(name: str, static_ms: Optional[float], oracle_ms: Optional[float],
+                      need: float) -> None:
+                # the share, or why there is none (``<key>_na``)
+                key = f'adaptive_share_of_oracle_saving_{name}'
+                out[key] = None
+                if static_ms is None:
+                    out[f'{key}_na'] = 'no static point meeting the deadline reaches it'
+                elif oracle_ms is None:
+                    out[f'{key}_na'] = 'the oracle does not reach that accuracy'
+                elif ad['accuracy'] < need:
+                    out[f'{key}_na'] = 'adaptive is below that accuracy'
+                else:
+                    out[key] = oracle.saving_captured(static_ms, ad['mean_compute_ms'],
+                                                      oracle_ms)
+                    if out[key] is None:
+                        out[f'{key}_na'] = (f'the oracle saves under '
+                                            f'{100 * oracle.MIN_SAVING:.0f} % there')
             # against the best static point meeting the deadline, and against the cheapest
             # static point reaching its accuracy (the two differ when a cheaper precision
             # matches it: then only the second says what the per-frame decision adds)
             for name, k in (('best_static', best), ('cheapest_static', cheapest)):
-                static_ms = statics[k]['mean_compute_ms']
                 oracle_ms = oracle.cost_at(front, statics[k]['accuracy'])
                 out[f'oracle_compute_ms_at_{name}_accuracy'] = oracle_ms
-                out[f'adaptive_share_of_oracle_saving_vs_{name}'] = oracle.saving_captured(
-                    static_ms, ad['mean_compute_ms'], oracle_ms) \
-                    if ad['accuracy'] >= statics[k]['accuracy'] - tolerance else None
-        if front is not None:
+                share(f'vs_{name}', statics[k]['mean_compute_ms'], oracle_ms,
+                      statics[k]['accuracy'] - tolerance)
             # at adaptive's own accuracy: the static frontier of the points meeting the
-            # deadline, the oracle's frontier, and the share of the gap between them taken
+            # deadline against the oracle's frontier
             own = oracle.static_cost_at([(r['mean_compute_ms'], r['accuracy'])
                                          for r in ok.values()], ad['accuracy'])
             oracle_own = oracle.cost_at(front, ad['accuracy'])
             out.update(static_compute_ms_at_adaptive_accuracy=own,
-                       oracle_compute_ms_at_adaptive_accuracy=oracle_own,
-                       adaptive_share_of_oracle_saving_at_its_accuracy=None if own is None
-                       else oracle.saving_captured(own, ad['mean_compute_ms'], oracle_own))
+                       oracle_compute_ms_at_adaptive_accuracy=oracle_own)
+            share('at_its_accuracy', own, oracle_own, ad['accuracy'])
     else:
         out.update(best_static_meeting_deadline=None, accuracy_target_met=None)
     best_stream = max(statics, key=lambda k: statics[k]['streaming_accuracy'])
