@@ -281,16 +281,17 @@ def test_streaming_expectation_counts_the_frames_an_output_is_shown_at():
     assert not StreamingTable({'a': [1.0, float('nan')]}, 10.0).usable()
 
 
-def _streaming_sched(row):
+def _streaming_sched(row, **kw):
     lat, acc = _tables()
     lm = LatencyModel(lat)
     st = StreamingTable({p.key: row for p in POINTS}, period_ms=10.0)
-    return Scheduler(POINTS, acc, lm, SchedulerConfig(), streaming=st), lm
+    return Scheduler(POINTS, acc, lm, SchedulerConfig(**kw), streaming=st), lm
 
 
 def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
-    fast, lm = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])      # the scene moves
-    still, _ = _streaming_sched([1.0] * 6)                              # nothing moves
+    moving = [1.0, 0.8, 0.6, 0.45, 0.35, 0.3]
+    fast, lm = _streaming_sched(moving, frame_accuracy_weight=0.0)      # the scene moves
+    still, _ = _streaming_sched([1.0] * 6, frame_accuracy_weight=0.0)   # nothing moves
     plain, _ = _sched()
     d_fast = fast.choose(0.9, 100.0, period_ms=10.0)
     d_still = still.choose(0.9, 100.0, period_ms=10.0)
@@ -299,8 +300,30 @@ def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
     # a still scene costs a slow point nothing: the most accurate one, frames left unprocessed
     assert d_still.point == d_plain.point and lm.predict(d_still.point.key) > 10.0
     # without a camera period the objective is the frame's own accuracy
-    fresh, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
+    fresh, _ = _streaming_sched(moving)
     assert fresh.choose(0.9, 100.0).point == d_plain.point
+
+
+def test_frame_accuracy_weight_moves_the_objective_from_streaming_to_the_frame():
+    lat, acc = _tables()
+    moving = [1.0, 0.8, 0.6, 0.45, 0.35, 0.3]
+    st = StreamingTable({p.key: moving for p in POINTS}, period_ms=10.0)
+    plain, _ = _sched()
+    want_plain = plain.choose(0.9, 100.0).point
+    chosen = {}
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+        lm = LatencyModel(lat)
+        s = Scheduler(POINTS, acc, lm, SchedulerConfig(frame_accuracy_weight=w), streaming=st)
+        d = s.choose(0.9, 100.0, period_ms=10.0)
+        # the chosen point is the cheapest within tolerance of the best blended objective
+        obj = {p.key: acc.predict(p.key, 0.9) * ((1 - w) * st.expected(
+            p.key, lm.predict(p.key), 0.0, 10.0) + w) for p in POINTS}
+        assert obj[d.point.key] >= max(obj.values()) - s.config.accuracy_tolerance - 1e-12
+        assert d.predicted_accuracy == pytest.approx(obj[d.point.key])
+        chosen[w] = d.point
+    # streaming only: a point done before the next frame; the frame only: the plain rule's
+    assert LatencyModel(lat).predict(chosen[0.0].key) <= 10.0
+    assert chosen[1.0] == want_plain != chosen[0.0]
 
 
 def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_runs():
@@ -309,7 +332,8 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
     low = {p.key for p in POINTS if p.resolution == (160, 120)}
     worst = {p.key: 0.05 if p.key in low else 0.6 for p in POINTS}
     st = StreamingTable({p.key: [1.0, 0.8, 0.6, 0.45, 0.35, 0.3] for p in POINTS}, 100.0)
-    s = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.3), worst, st)
+    s = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.3, frame_accuracy_weight=0.0),
+                  worst, st)
     seeing = [p for p in POINTS if p.key not in low]
     cheapest_seeing = min(seeing, key=lambda p: lm.predict(p.key))
     only_blind_fits = (lm.predict(cheapest_seeing.key) + min(lm.predict(k) for k in low)) / 2
@@ -322,7 +346,7 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
         p.key, lm.predict(p.key), 0.0, 100.0))
     assert d.point == best != cheapest_seeing
     # nothing fits at all (a load spike): the least late point, not the most accurate
-    fast, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3])
+    fast, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3], frame_accuracy_weight=0.0)
     d = fast.choose(0.9, 0.1, period_ms=10.0)
     assert d.reason == 'nothing fits: cheapest point'
     assert d.point == min(POINTS, key=lambda p: lm.predict(p.key))

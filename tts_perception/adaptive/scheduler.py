@@ -12,11 +12,16 @@ point gives one output every L ms (frames in between are never processed), shown
 a + L to a + 2L after its own. Calibrate measured how each point's output scores against the
 frames 0..K periods later (:class:`StreamingTable`), so the expectation is the mean of those
 scores over the lags the output is shown at, scaled by the point's accuracy at this
-complexity. While the camera period is not known yet, or a profile measured no staleness, the
-objective is the accuracy of the frame itself. Hysteresis keeps the current point unless the
-new one is better by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames
-in a row; a current point that no longer fits is left at once. If nothing fits, the cheapest
-point runs (the least late) and the record says a miss is expected. It never blocks.
+complexity. The objective weighs that with the accuracy of the frame itself,
+``frame_accuracy_weight`` (w) of it: accuracy x ((1 - w) x staleness factor + w). Streaming
+alone credits a cheap point for showing a newer frame and an expensive one for a better one;
+on a slow scene the two nearly cancel, and the weight lets the frame's own accuracy (what the
+controller reads off each result) decide. While the camera period is not known yet, or a
+profile measured no staleness, the objective is the accuracy of the frame itself. Hysteresis
+keeps the current point unless the new one is better by more than ``hysteresis`` or has been
+proposed for ``dwell_frames`` frames in a row; a current point that no longer fits is left at
+once. If nothing fits, the cheapest point runs (the least late) and the record says a miss is
+expected. It never blocks.
 
 Shrinking tail (Li et al.): a frame that waited q ms after it arrived, run by a point taking
 L ms, is shown from the first camera frame after q + L; the next frame, due T - q ms from now,
@@ -58,6 +63,9 @@ class SchedulerConfig:
     # new scenes add up to a loss larger than itself
     accuracy_tolerance: float = setting(0.002, 'Take the cheapest point within this of the '
                                         'best predicted (streaming) accuracy', 0.0, 1.0)
+    frame_accuracy_weight: float = setting(
+        0.5, 'Weight of the frame\'s own accuracy in the objective beside its streaming '
+        'accuracy (0: streaming only, 1: the frame\'s accuracy only)', 0.0, 1.0)
     hysteresis: float = setting(0.02, 'mIoU gain needed to switch at once', 0.0, 1.0)
     dwell_frames: int = setting(4, 'Frames a cheaper proposal must persist before switching',
                                 1, 1000)
@@ -260,7 +268,8 @@ class Scheduler:
             and period_ms > 0
         if streaming:
             stale = st.expected_many(self._stale_rel, np.asarray(costs), age_ms, period_ms)
-            accs = (np.asarray(accs) * stale).tolist()
+            w = cfg.frame_accuracy_weight
+            accs = (np.asarray(accs) * ((1.0 - w) * stale + w)).tolist()
         seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]
