@@ -244,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     hist.items(), key=lambda kv: -kv[1])[:5])))])
         cmd = 'make demo' if a.seconds == 60 else \
             f'python -m tts_perception.tools.demo --seconds {a.seconds:g}' + \
-            (f' --course-length {a.course_length:g}' if a.course_length else '')
+            (f' --course-length {a.course_length:g}' if a.course_length else '') + \
+            (f' --max-wall {a.max_wall:g}' if a.max_wall != ap.get_default('max_wall') else '')
         record(f'demo-{a.seconds:g}s', f'Closed loop: sim, perception and controller as '
                f'processes, {a.seconds:g} s of sim time (seed {a.seed})', cmd, body)
     return 0 if ok else 1
