@@ -46,16 +46,22 @@ def test_time_going_back_resets_statistics_and_frames_keep_flowing(procs, client
     diags = client.listen('/diagnostics', DiagnosticArray)
     clock = client.node.create_publisher(Clock, '/clock', 10)
     cam = client.node.create_publisher(Image, 'camera/image_raw', 10)
-    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 90)
+    # the node's clock subscription too: a frame that reaches it before any /clock message
+    # finds its sim time at 0 and is (rightly) dropped as from the future
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0 and
+                           client.node.count_subscribers('/clock') > 0, 90)
     frame = fill_image_msg(Image(), np.full((120, 160, 3), 90, np.uint8), 'rgb8')
+
+    def tick(t):
+        c = Clock()
+        c.clock.sec, c.clock.nanosec = divmod(t, 1_000_000_000)
+        clock.publish(c)
+        client.spin(0.02)
+        return c
 
     def play(start_s, n):
         for i in range(n):
-            t = int((start_s + 0.1 * i) * 1e9)
-            c = Clock()
-            c.clock.sec, c.clock.nanosec = divmod(t, 1_000_000_000)
-            clock.publish(c)
-            client.spin(0.02)
+            c = tick(int((start_s + 0.1 * i) * 1e9))
             frame.header.stamp = c.clock
             cam.publish(frame)
             client.spin(0.08)
@@ -64,6 +70,8 @@ def test_time_going_back_resets_statistics_and_frames_keep_flowing(procs, client
         a = [st for d in diags for st in d.status
              if st.name == 'perception_node: /camera/image_raw']
         return {k.key: k.value for k in a[-1].values} if a else {}
+    for _ in range(25):                 # the node's sim time reaches the first play's
+        tick(int(99.9e9))
     play(100.0, 10)
     assert client.wait_for(lambda: len(segs) >= 8, 10), len(segs)
     n = len(segs)
