@@ -281,6 +281,9 @@ def test_streaming_expectation_counts_the_frames_an_output_is_shown_at():
     assert not StreamingTable({'a': [1.0, float('nan')]}, 10.0).usable()
 
 
+MOVING = [1.0, 0.8, 0.6, 0.45, 0.35, 0.3]      # a scene that moves: the output goes stale
+
+
 def _streaming_sched(row, **kw):
     lat, acc = _tables()
     lm = LatencyModel(lat)
@@ -289,8 +292,7 @@ def _streaming_sched(row, **kw):
 
 
 def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
-    moving = [1.0, 0.8, 0.6, 0.45, 0.35, 0.3]
-    fast, lm = _streaming_sched(moving, frame_accuracy_weight=0.0)      # the scene moves
+    fast, lm = _streaming_sched(MOVING, frame_accuracy_weight=0.0)      # the scene moves
     still, _ = _streaming_sched([1.0] * 6, frame_accuracy_weight=0.0)   # nothing moves
     plain, _ = _sched()
     d_fast = fast.choose(0.9, 100.0, period_ms=10.0)
@@ -300,14 +302,13 @@ def test_streaming_objective_a_fast_scene_takes_a_point_that_keeps_up():
     # a still scene costs a slow point nothing: the most accurate one, frames left unprocessed
     assert d_still.point == d_plain.point and lm.predict(d_still.point.key) > 10.0
     # without a camera period the objective is the frame's own accuracy
-    fresh, _ = _streaming_sched(moving)
+    fresh, _ = _streaming_sched(MOVING)
     assert fresh.choose(0.9, 100.0).point == d_plain.point
 
 
 def test_frame_accuracy_weight_moves_the_objective_from_streaming_to_the_frame():
     lat, acc = _tables()
-    moving = [1.0, 0.8, 0.6, 0.45, 0.35, 0.3]
-    st = StreamingTable({p.key: moving for p in POINTS}, period_ms=10.0)
+    st = StreamingTable({p.key: MOVING for p in POINTS}, period_ms=10.0)
     plain, _ = _sched()
     want_plain = plain.choose(0.9, 100.0).point
     chosen = {}
@@ -331,7 +332,7 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
     lm = LatencyModel(lat)
     low = {p.key for p in POINTS if p.resolution == (160, 120)}
     worst = {p.key: 0.05 if p.key in low else 0.6 for p in POINTS}
-    st = StreamingTable({p.key: [1.0, 0.8, 0.6, 0.45, 0.35, 0.3] for p in POINTS}, 100.0)
+    st = StreamingTable({p.key: MOVING for p in POINTS}, 100.0)
     s = Scheduler(POINTS, acc, lm, SchedulerConfig(class_floor=0.3, frame_accuracy_weight=0.0),
                   worst, st)
     seeing = [p for p in POINTS if p.key not in low]
@@ -346,7 +347,7 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
         p.key, lm.predict(p.key), 0.0, 100.0))
     assert d.point == best != cheapest_seeing
     # nothing fits at all (a load spike): the least late point, not the most accurate
-    fast, _ = _streaming_sched([1.0, 0.8, 0.6, 0.45, 0.35, 0.3], frame_accuracy_weight=0.0)
+    fast, _ = _streaming_sched(MOVING, frame_accuracy_weight=0.0)
     d = fast.choose(0.9, 0.1, period_ms=10.0)
     assert d.reason == 'nothing fits: cheapest point'
     assert d.point == min(POINTS, key=lambda p: lm.predict(p.key))
