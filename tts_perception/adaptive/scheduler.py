@@ -62,7 +62,9 @@ class SchedulerConfig:
     # about what int8 costs a point: a wider tolerance lets bin-to-bin prediction errors on
     # new scenes add up to a loss larger than itself
     accuracy_tolerance: float = setting(0.002, 'Take the cheapest point within this of the '
-                                        'best predicted (streaming) accuracy', 0.0, 1.0)
+                                        'best predicted value (streaming accuracy weighed '
+                                        'with the frame\'s own, frame_accuracy_weight)',
+                                        0.0, 1.0)
     frame_accuracy_weight: float = setting(
         0.5, 'Weight of the frame\'s own accuracy in the objective beside its streaming '
         'accuracy (0: streaming only, 1: the frame\'s accuracy only)', 0.0, 1.0)
@@ -268,8 +270,8 @@ class Scheduler:
             and period_ms > 0
         if streaming:
             stale = st.expected_many(self._stale_rel, np.asarray(costs), age_ms, period_ms)
-            w = cfg.frame_accuracy_weight
-            accs = (np.asarray(accs) * ((1.0 - w) * stale + w)).tolist()
+            fw = cfg.frame_accuracy_weight
+            accs = (np.asarray(accs) * ((1.0 - fw) * stale + fw)).tolist()
         seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]
