@@ -4,10 +4,13 @@ Prior: the profile's latency quantile per point (measured on this machine by ``p
 Correction: every observed latency gives a ratio observed / profiled-median; an upper quantile
 of the last ``window`` ratios (or the latest ``recent`` ones, if all higher) is a machine-wide
 slowdown factor applied to every point (contention slows all points, and only the chosen point
-is ever observed). Points do not slow down alike (big frames suffer more from memory
-contention), so each point also keeps its own excess over the machine-wide factor (ratio /
-slowdown): the smaller of its last two, so one unlucky frame (a load step landing on it) does
-not brand a point, while a point that is slow twice is. The excess relaxes towards 1 as other
+is ever observed). That quantile is taken relative to the same quantile on the quiet profiled
+machine (the profile's own tail, ``tail_ref``): the prior already is an upper quantile, and a
+machine running exactly as profiled has a factor of 1, not its tail counted a second time.
+Points do not slow down alike (big frames suffer more from memory contention), so each point
+also keeps its own excess over the machine-wide factor (ratio / slowdown): the smaller of its
+last two, so one unlucky frame (a load step landing on it) does not brand a point, while a
+point that is slow twice is. The excess relaxes towards 1 as other
 points are observed, so a penalised point is tried again later. Start-up calibration (every
 point timed once) seeds the excess of points slower now than in the profile.
 A point with no sample of its own in the window is predicted at least at the window's
@@ -23,6 +26,7 @@ catches up): the frame after a load step is planned for the step.
 
 from collections import deque
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Deque, Dict, List, Mapping, Optional
 
 import numpy as np
@@ -82,6 +86,13 @@ class LatencyModel:
         self._calib: Dict[str, float] = {}   # start-up calibration (initial excess)
         # the spread (upper quantile / median) the profile saw on a quiet machine
         self.spread_ref = float(np.median([self.upper[k] / self.base[k] for k in self.base]))
+        # the window quantile's ratio to the median on that quiet machine, from the profile's
+        # quantile by a log-normal tail (p90/p50 = (p95/p50) ** (z_0.90 / z_0.95))
+        z = NormalDist().inv_cdf
+        q_prof = int(quantile[1:]) / 100.0
+        tail_exp = z(ratio_quantile) / z(q_prof) if ratio_quantile > 0.5 and q_prof > 0.5 \
+            else 0.0
+        self.tail_ref = max(1.0, self.spread_ref ** tail_exp)
         self.batch = {k: {int(n): float(ms) for n, ms in v.items()}
                       for k, v in (batch_profile or {}).items()}
         self.ratio_q, self.recent = ratio_quantile, recent
@@ -118,16 +129,21 @@ class LatencyModel:
         # past samples stop inflating the machine-wide factor
         return [x / self._excess(k) for k, x in self.ratios if k != exclude or not k]
 
-    def _factor(self, exclude: Optional[str]) -> float:
-        return self._factor_of(self._normalised(exclude))
-
     def _factor_of(self, r: List[float]) -> float:
         if not r:
             return 1.0
-        # upper quantile of the window, or the latest few if all higher: a load step shows in
-        # the very next prediction instead of after ~window/10 frames
+        # upper quantile of the window over the profile's own, or the latest few if all
+        # higher: a load step shows in the very next prediction instead of after ~window/10
+        # frames
         recent = min(r[-self.recent:]) if len(r) >= self.recent else 0.0
-        return max(0.5, _quantile(r, self.ratio_q), recent)
+        return max(0.5, _quantile(r, self.ratio_q) / self.tail_ref, recent)
+
+    def _tail_of(self, r: List[float]) -> float:
+        # the window's upper quantile as observed (what one run of a point may take, over the
+        # profile's median): a point is slow only beyond it, and so is the machine after a miss
+        if not r:
+            return self.tail_ref
+        return max(0.5, _quantile(r, self.ratio_q), self._factor_of(r))
 
     def _spread_of(self, r: List[float]) -> float:
         if len(r) < 6:
@@ -226,9 +242,9 @@ class LatencyModel:
         # point would make every other point look fast right after a load step); likewise
         # while a shock (a recent miss) says the machine itself just changed
         if self._others_seen_lately(key) and self.shock < 1.05:
-            before = self._factor(key)
+            before = self._tail_of(self._normalised(key))
         else:
-            before = max(self._factor(None), self.shock)
+            before = max(self._tail_of(self._normalised(None)), self.shock)
         self.ratios.append((key if n == 1 else '', r))
         if n > 1:
             return
@@ -256,8 +272,10 @@ class LatencyModel:
         shock is withdrawn and the suspect point alone is branded slow by its overshoot.
         """
         self._invalidate()
-        base = self._factor(None)
-        in_effect = max(base, self.shock)     # the machine-wide factor the frame was planned with
+        # the window's tail: a miss by k says one run takes k times what was planned for the
+        # tail (conservative: the miss is taken as the machine's median, not its tail)
+        base = self._tail_of(self._normalised(None))
+        in_effect = max(base, self.shock)
         self.shock = 1.0 + (self.shock - 1.0) * self.shock_decay
         if missed:
             self.backoff = min(self.backoff_max, self.backoff * self.backoff_step)
