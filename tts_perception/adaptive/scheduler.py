@@ -33,8 +33,9 @@ Class floor: a point whose worst per-class IoU in the profile (against the label
 point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
 while a point at or above the floor exists: among those the rule above decides, and when none
 of them fits while a blind one would, the one of them with the best expected streaming accuracy
-runs (the cheapest without a camera period) and the record says that the deadline cannot be met
-with every class seen. A fast blind point
+runs (the streaming accuracy itself: ``frame_accuracy_weight`` weighs in only between points
+that meet the deadline; the cheapest without a camera period) and the record says that the
+deadline cannot be met with every class seen. A fast blind point
 is never chosen silently.
 
 Static policies (one fixed point) and golden (the most expensive point) use the same
@@ -264,7 +265,8 @@ class Scheduler:
         cur_i = self._index.get(cur) if cur is not None else None
         costs = [predict(k) + (switch if cur_i is not None and i != cur_i else 0.0)
                  for i, k in enumerate(self._key_list)]
-        accs = [table[k][b] for k in self._key_list]
+        accs = frame_accs = [table[k][b] for k in self._key_list]
+        stale = None
         st = self.streaming
         streaming = st is not None and period_ms is not None and np.isfinite(period_ms) \
             and period_ms > 0
@@ -279,8 +281,10 @@ class Scheduler:
             blind_fits = len(usable) < len(costs) and any(c <= budget_ms for c in costs)
             if blind_fits and streaming:
                 # only blind points fit: of those that see every class, the best expected
-                # streaming accuracy (the deadline is missed either way)
-                i = max(usable, key=accs.__getitem__)
+                # streaming accuracy itself (the deadline is missed either way, so what the
+                # robot sees is the newest late result; the frame's own accuracy weighs in
+                # only between points that meet the deadline)
+                i = max(usable, key=lambda j: frame_accs[j] * stale[j])
                 which = 'best streaming point'
             else:
                 # nothing fits at all (a load spike, a tight deadline): the least late
