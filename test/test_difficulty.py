@@ -218,3 +218,118 @@ def test_evaluate_correlates_the_decided_estimate_with_each_frames_loss():
     assert difficulty_correlation(table, run) == pytest.approx(-1.0)
     run = {'records': [{'frame': f, 'complexity': 0.5} for f in frames]}
     assert difficulty_correlation(table, run) is None   # a constant estimate
+
+
+def _two_kinds_of_hard(n, rng):
+    """Frames on which one point's shortfall rises with a signal and another's falls with it
+    (hard for the shallow exits, easy for a lower resolution): their mean hides both."""
+    from tts_perception.adaptive.difficulty import frame_shortfall
+    feats = rng.normal(size=(n, len(FEATURES)))
+    x = feats[:, FEATURES.index('prev_uncertainty')]
+    acc = np.stack([np.full(n, 0.95),                                   # the best point
+                    0.95 - (0.03 + 0.02 * x) - 0.002 * rng.normal(size=n),   # hard with x
+                    0.95 - (0.03 - 0.02 * x) - 0.002 * rng.normal(size=n),   # easy with x
+                    0.95 - 0.03 - 0.01 * rng.normal(size=n)])           # no signal at all
+    return feats, np.clip(acc, 0.0, 1.0), frame_shortfall(np.clip(acc, 0.0, 1.0))
+
+
+def test_point_models_tell_which_frames_are_hard_for_which_point():
+    from tts_perception.adaptive.complexity import ComplexityParams, fit_point_models
+    from tts_perception.adaptive.difficulty import correlation, frame_loss, \
+        within_point_correlation
+    from dataclasses import replace
+    rng = np.random.default_rng(3)
+    feats, acc, short = _two_kinds_of_hard(240, rng)
+    keys = ['best', 'deep', 'wide', 'noise']
+    folds = np.array_split(np.arange(240), 3)
+    models, oof = fit_point_models(feats, short, keys, ['confidence'], folds)
+    assert set(models) == set(keys) and oof.shape == (4, 240)
+    # on new frames each point's own shortfall is told apart, in opposite directions
+    feats2, acc2, short2 = _two_kinds_of_hard(200, rng)
+    params = replace(ComplexityParams.neutral(), point_models=models)
+    pred = np.array([[params.shortfall(f)[k] for f in feats2] for k in keys])
+    assert correlation(pred[1], short2[1]) > 0.9 and correlation(pred[2], short2[2]) > 0.9
+    assert correlation(pred[1], pred[2]) < -0.9
+    assert within_point_correlation(pred[1:3], short2[1:3]) > 0.9
+    # a point whose shortfall no signal predicts stays near its mean
+    assert np.std(pred[3]) < 0.2 * np.std(short2[3])
+    # the mean over the points, the scalar estimate's target, hardly moves with the signal
+    assert np.std(frame_loss(acc2)) < 0.35 * np.std(short2[1])
+    # without signals there is nothing to fit: a point model is its mean (deviation 0)
+    flat, _ = fit_point_models(feats, short, keys, [], folds)
+    assert all(np.allclose(m, 0.0) for m in flat.values())
+
+
+def test_the_compute_price_is_the_largest_that_keeps_the_accuracy_budget():
+    from tts_perception.adaptive.difficulty import price_for_budget
+    from tts_perception.common.metrics import ConfusionMatrix
+    rng = np.random.default_rng(5)
+    n = 200
+    wrong = np.where(rng.uniform(size=n) < 0.5, 0, rng.integers(5, 40, n))   # cheap's errors
+    conf = np.zeros((2, n, 2, 2), np.int64)             # point 0: expensive, always right
+    conf[:, :, 0, 0] = 100
+    conf[0, :, 1, 1] = 100
+    conf[1, :, 1, 1] = 100 - wrong
+    conf[1, np.arange(n), 1, 0] = wrong
+    frame_acc = np.array([[ConfusionMatrix(2).add_matrix(conf[p, f]).miou() for f in range(n)]
+                          for p in range(2)])
+    cost = np.array([10.0, 2.0])
+    prices = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 600)])
+
+    def acc_at(lam):
+        choice = np.argmax(frame_acc - lam * cost[:, None], axis=0)
+        return ConfusionMatrix(2).add_matrix(conf[choice, np.arange(n)].sum(0)).miou()
+    for budget in (0.0, 0.01, 0.05):
+        price, acc, ms = price_for_budget(frame_acc, conf, cost, budget, 1.0, prices)
+        assert acc >= 1.0 - budget and acc == pytest.approx(acc_at(price))
+        k = int(np.searchsorted(prices, price))
+        assert k == len(prices) - 1 or acc_at(prices[k + 1]) < 1.0 - budget   # the largest
+    # with perfect predictions and no budget the cheap point runs exactly where it is right
+    price, acc, ms = price_for_budget(frame_acc, conf, cost, 0.0, 1.0, prices)
+    assert acc == 1.0 and ms == pytest.approx(np.mean(np.where(wrong == 0, 2.0, 10.0)))
+    # predictions so wrong that even the best predicted point loses more: price 0
+    assert price_for_budget(frame_acc[::-1], conf, cost, 0.0, 1.0, prices)[0] == 0.0
+
+
+def test_evaluate_judges_the_per_point_estimate_within_points():
+    from tts_perception.tools.evaluate import point_difficulty_correlation
+    from tts_perception.tools.oracle import PerFrameTable
+    wrong_b = np.array([0, 5, 10, 20, 40, 80])          # point b: harder on later frames
+    wrong_c = wrong_b[::-1]                              # point c: the other way round
+    conf = np.zeros((3, len(wrong_b), 2, 2), np.int64)
+    conf[:, :, 0, 0] = 100
+    conf[0, :, 1, 1] = 100                               # point a: every pixel right
+    for p, wrong in ((1, wrong_b), (2, wrong_c)):
+        conf[p, :, 1, 1] = 100 - wrong
+        conf[p, np.arange(len(wrong)), 1, 0] = wrong
+    table = PerFrameTable(['a', 'b', 'c'], np.array([3.0, 1.0, 1.0]), conf)
+    frames = [0, 2, 3, 5]
+
+    def run(pred_b, pred_c):
+        return {'records': [{'frame': f, 'shortfall': {'a': 0.0, 'b': pred_b(f),
+                                                       'c': pred_c(f)}} for f in frames]}
+    assert point_difficulty_correlation(table, run(lambda f: f, lambda f: -f)) > 0.9
+    # the same ranking for both points is right for one and wrong for the other
+    assert abs(point_difficulty_correlation(table, run(lambda f: f, lambda f: f))) < 0.3
+    # no point models: nothing to judge
+    assert point_difficulty_correlation(
+        table, {'records': [{'frame': f, 'shortfall': {}} for f in frames]}) is None
+
+
+def test_compare_takes_compute_at_the_points_median_latencies_where_every_run_has_it():
+    from tts_perception.tools.evaluate import compare, median_compute
+    recs = [{'point': p, 'probe_ms': pr} for p, pr in (('a', 0.0), ('b', 1.0), ('b', 0.0))]
+    assert median_compute({'records': recs}, {'a': 10.0, 'b': 2.0}) == pytest.approx(
+        (10.0 + 3.0 + 2.0) / 3)
+
+    def run(acc, measured, median):
+        return {'accuracy': acc, 'streaming_accuracy': acc, 'mean_compute_ms': measured,
+                'median_compute_ms': median, 'late_or_dropped': 0.0}
+    runs = {'adaptive': run(0.94, 9.0, 6.0), 'golden': run(0.95, 10.0, 10.0),
+            'a': run(0.95, 12.0, 10.0), 'b': run(0.90, 2.0, 2.0)}
+    c = compare(runs)
+    assert c['compute_basis'] == 'median' and c['adaptive_mean_compute_ms'] == 6.0
+    assert c['compute_ratio'] == pytest.approx(0.6)
+    runs['b'] = {**runs['b'], 'median_compute_ms': None}     # one run without: all measured
+    c = compare(runs)
+    assert c['compute_basis'] == 'measured' and c['compute_ratio'] == pytest.approx(0.75)

@@ -18,15 +18,23 @@ The combination is fit by calibrate (:func:`fit_complexity`): a ridge regression
 signal groups that earned their place out of fold, of how much accuracy the points
 lose against the best one on the frame, mapped through the fit set's empirical CDF so scores
 spread evenly over [0, 1].
+
+A frame is not hard in one way: on the simulator a frame that the shallow exits get wrong is
+often one that a lower resolution gets right, and the reverse (their shortfalls correlate
+negatively). So calibrate also fits, on the same signals, one model per operating point of how
+far *that point* falls short of the best on the frame (:func:`fit_point_models`); the scheduler
+decides with those (:meth:`ComplexityParams.shortfall`), the scalar score is what records and
+plots show.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from tts_perception.adaptive.difficulty import FEATURES, feature_mask, result_signals, SIGNALS
+from tts_perception.adaptive.difficulty import (correlation, FEATURES, feature_mask, fold_splits,
+                                                result_signals, SIGNALS)
 
 RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments']    # what a result shows
 THUMB = (80, 60)
@@ -48,6 +56,9 @@ class ComplexityParams:
     # point -> per result feature (RESULT_FEATURES) [offset, scale]: its result's values mapped
     # onto the scale of the point the estimate was fitted on (see result_map); absent: as is
     result_map: Dict[str, List[List[float]]] = field(default_factory=dict)
+    # point -> [offset, weight per FEATURES] (in the features' own units): the point's shortfall
+    # on a frame, as a deviation from its mean shortfall on the fit frames (fit_point_models)
+    point_models: Dict[str, List[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(FEATURES)
@@ -58,7 +69,14 @@ class ComplexityParams:
             if len(m) != len(RESULT_FEATURES) or any(len(ab) != 2 for ab in m):
                 raise ValueError(f'result_map of {k} needs an [offset, scale] for each of '
                                  f'{list(RESULT_FEATURES)}, got {m}')
+        for k, m in self.point_models.items():
+            if len(m) != n + 1:
+                raise ValueError(f'point_models of {k} needs an offset and {n} weights, got '
+                                 f'{len(m)} numbers')
         self._map = {k: np.asarray(m, float) for k, m in self.result_map.items()}
+        self._point_keys = list(self.point_models)
+        pm = np.asarray([self.point_models[k] for k in self._point_keys], float).reshape(-1, n + 1)
+        self._point_offset, self._point_w = pm[:, 0], pm[:, 1:]
         # a signal that is off weighs nothing, whatever the file says
         self._w = np.where(feature_mask(self.signals_on), np.asarray(self.weights, float), 0.0)
         self._mean = np.asarray(self.mean, float)
@@ -68,7 +86,8 @@ class ComplexityParams:
         """JSON form."""
         return {'features': list(FEATURES), 'mean': self.mean, 'std': self.std,
                 'weights': self.weights, 'bias': self.bias, 'cdf_knots': self.cdf_knots,
-                'signals_on': list(self.signals_on), 'result_map': self.result_map}
+                'signals_on': list(self.signals_on), 'result_map': self.result_map,
+                'point_models': self.point_models}
 
     @classmethod
     def from_dict(cls, d: Dict) -> 'ComplexityParams':
@@ -77,7 +96,8 @@ class ComplexityParams:
             raise ValueError(f'complexity params were fit for features {d.get("features")}, '
                              f'this code computes {list(FEATURES)}')
         return cls(d['mean'], d['std'], d['weights'], float(d['bias']), d['cdf_knots'],
-                   list(d.get('signals_on', SIGNALS)), dict(d.get('result_map', {})))
+                   list(d.get('signals_on', SIGNALS)), dict(d.get('result_map', {})),
+                   dict(d.get('point_models', {})))
 
     @classmethod
     def neutral(cls) -> 'ComplexityParams':
@@ -94,6 +114,14 @@ class ComplexityParams:
         """The fitted estimate of the loss for feature vectors [..., FEATURES] (before the
         CDF)."""
         return ((np.asarray(feats, float) - self._mean) / self._std) @ self._w + self.bias
+
+    def shortfall(self, feats: np.ndarray) -> Dict[str, float]:
+        """Per point with a model, its predicted shortfall on this frame relative to its mean
+        (positive: harder than usual for that point); empty without point models."""
+        if not self._point_keys:
+            return {}
+        dev = self._point_offset + self._point_w @ np.asarray(feats, float)
+        return dict(zip(self._point_keys, dev.tolist()))
 
     def on_fitted_scale(self, point: Optional[str], values: np.ndarray) -> np.ndarray:
         """Result features of ``point`` (:data:`RESULT_FEATURES`) through its ``result_map``
@@ -188,6 +216,12 @@ class ComplexityMonitor:
         """Complexity of this frame in [0, 1]."""
         return self.score_features(self.features(rgb))
 
+    def assess(self, rgb: np.ndarray) -> Tuple[float, Dict[str, float]]:
+        """(complexity in [0, 1], per point its predicted shortfall relative to its mean:
+        :meth:`ComplexityParams.shortfall`) of this frame, from one set of features."""
+        f = self.features(rgb)
+        return self.score_features(f), self.params.shortfall(f)
+
     def result_values(self, labels: np.ndarray, confidence: float) -> np.ndarray:
         """The result features (:data:`RESULT_FEATURES`) of one result, as its point shows
         them (before any :func:`result_map`)."""
@@ -269,3 +303,34 @@ def estimator(feats: np.ndarray, target: np.ndarray, signals_on: Sequence[str]):
     """:func:`fit_complexity` as the predictor :func:`~tts_perception.adaptive.difficulty.
     select_signals` compares (raw estimate of the loss, before the CDF)."""
     return fit_complexity(feats, target, signals_on).raw
+
+
+def fit_point_models(feats: np.ndarray, shortfall: np.ndarray, keys: Sequence[str],
+                     signals_on: Sequence[str], folds: Sequence[np.ndarray]
+                     ) -> Tuple[Dict[str, List[float]], np.ndarray]:
+    """One model per point of its shortfall on a frame (``shortfall`` [points, frames] over
+    ``feats``' frames, fitted on the frames of ``folds``), on the signal groups ``signals_on``.
+
+    Each is a ridge regression (:func:`fit_complexity`) whose deviation from its mean is scaled
+    by how far it held out of fold: the slope of the actual on the out-of-fold estimate,
+    clipped to [0, 1] (an estimate that does not generalise predicts every frame at the point's
+    mean). Returns (point -> [offset, weight per FEATURES] for :meth:`ComplexityParams.
+    shortfall`, the out-of-fold deviations [points, fold frames in fold order] that calibrate
+    judges the scheduler's rule with)."""
+    idx = np.concatenate(folds)
+    models: Dict[str, List[float]] = {}
+    oof = np.zeros((len(keys), len(idx)))
+    for i, k in enumerate(keys):
+        y = np.asarray(shortfall[i], float)
+        est = np.concatenate([fit_complexity(feats[rest], y[rest], signals_on).raw(feats[f])
+                              for f, rest in fold_splits(folds)])
+        x = est - est.mean()
+        slope = float(np.clip((x @ (y[idx] - y[idx].mean())) / max(float(x @ x), 1e-18),
+                              0.0, 1.0)) if correlation(est, y[idx]) is not None else 0.0
+        oof[i] = slope * x
+        p = fit_complexity(feats[idx], y[idx], signals_on)
+        # in the features' own units: deviation = offset + weights . features
+        w = slope * np.asarray(p.weights) / np.asarray(p.std)
+        offset = slope * (p.bias - float(np.mean(p.raw(feats[idx])))) - float(w @ p.mean)
+        models[k] = [float(offset)] + w.tolist()
+    return models, oof

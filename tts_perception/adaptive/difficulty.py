@@ -126,11 +126,27 @@ def correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def frame_shortfall(accuracy: np.ndarray) -> np.ndarray:
+    """Per point and frame, how far the point falls short of the best point on that frame.
+    ``accuracy`` [points, frames] -> [points, frames]."""
+    return accuracy.max(0) - accuracy
+
+
 def frame_loss(accuracy: np.ndarray) -> np.ndarray:
-    """The per-frame accuracy loss the difficulty estimate predicts: on each frame, the mean
-    over the points of how far each falls short of the best one on that frame. ``accuracy``
-    [points, frames]."""
-    return np.mean(accuracy.max(0) - accuracy, 0)
+    """The per-frame accuracy loss the scalar difficulty estimate predicts: on each frame, the
+    mean over the points of their :func:`frame_shortfall`. ``accuracy`` [points, frames]."""
+    return np.mean(frame_shortfall(accuracy), 0)
+
+
+def within_point_correlation(predicted: np.ndarray, actual: np.ndarray) -> Optional[float]:
+    """How well per-point estimates tell which frames are hard *for each point*: the
+    correlation of predicted and actual shortfall [points, frames] after each point's own mean
+    is taken out of both (pooled over the points; a point's mean shortfall is not what the
+    estimate is judged on). None where undefined."""
+    p = np.asarray(predicted, float)
+    a = np.asarray(actual, float)
+    return correlation((p - p.mean(1, keepdims=True)).ravel(),
+                       (a - a.mean(1, keepdims=True)).ravel())
 
 
 def fold_splits(folds: Sequence[np.ndarray]) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
@@ -201,6 +217,32 @@ def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
     choice = np.where(ok, cost[:, None], np.inf).argmin(0)       # [F]
     f = np.arange(len(bins))
     return float(accuracy[choice, f].mean()), float(cost[choice].mean() + extra_ms)
+
+
+def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
+                     budget: float, reference: float,
+                     prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
+    """The compute price (accuracy per ms) of the rule "on each frame the point with the best
+    predicted accuracy - price x its cost": the largest price on ``prices`` (ascending) up to
+    which the accuracy of the frames' chosen outputs stays within ``budget`` of ``reference``
+    (the best static point's accuracy on these frames). ``predicted`` [P, F]: each point's
+    predicted accuracy on each frame (judged out of fold); ``confusion`` [P, F, C, C]: what each
+    point's output scored on each frame; ``cost`` [P]: latency (ms). Returns (price, accuracy,
+    mean compute ms) there; price 0 (the best predicted point) when even that loses more."""
+    if prices is None:
+        prices = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 600)])
+    pred = np.asarray(predicted, float)
+    cost = np.asarray(cost, float)
+    frames = np.arange(pred.shape[1])
+    best = None
+    for lam in prices:
+        choice = np.argmax(pred - lam * cost[:, None], axis=0)
+        acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
+            confusion[choice, frames].sum(0)).miou()
+        if best is not None and acc < reference - budget:
+            break
+        best = (float(lam), float(acc), float(cost[choice].mean()))
+    return best
 
 
 def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
