@@ -76,6 +76,13 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert set(c['result_map']) == set(prof['points'])
     assert np.allclose(c['result_map'][g], [[0.0, 1.0]] * 4, atol=1e-6) or \
         all(sc == 0.0 for _, sc in c['result_map'][g])   # (a feature constant here)
+    # one shortfall model per point where a signal is on (none without), judged out of fold
+    # and on the held-out frames; the compute price found for the default accuracy budget
+    assert set(c['point_models']) == (set(prof['points']) if c['signals_on'] else set())
+    assert all(len(m) == 1 + len(c['features']) for m in c['point_models'].values())
+    assert (c['point_eval_correlation'] is None) == (not c['signals_on'])
+    assert prof['accuracy']['accuracy_budget'] == calibrate.ACCURACY_BUDGET
+    assert prof['accuracy']['compute_price'] >= 0.0
     assert (fp32_model / 'profile_cpu.png').exists()
 
     # the node's defaults find this profile in the model directory and take its points
@@ -118,7 +125,10 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     if c['best_static_meeting_deadline'] is not None:
         # at adaptive's own accuracy: never dearer than the cheapest static point that
         # reaches it, and the oracle's compute there is its frontier's
-        reach = [r['mean_compute_ms'] for r in statics
+        basis = {'median': 'median_compute_ms', 'measured': 'mean_compute_ms'}[
+            c['compute_basis']]
+        assert c['compute_basis'] == 'median'       # every point ran: the oracle's scale
+        reach = [r[basis] for r in statics
                  if r['late_or_dropped'] <= evaluate.MEETS_DEADLINE
                  and r['accuracy'] >= c['adaptive_accuracy']]
         own = c['static_compute_ms_at_adaptive_accuracy']
@@ -214,6 +224,9 @@ def test_bag_and_argument_errors_name_the_problem(tmp_path, sample_bag, capsys):
     assert calibrate.main([str(sample_bag), '--model', str(MODEL), '--image-topic',
                            'camera/image_raw', '--resolutions', '100x75']) == 2
     assert 'not a positive multiple of 8' in capsys.readouterr().err
+    assert calibrate.main([str(sample_bag), '--model', str(MODEL), '--image-topic',
+                           'camera/image_raw', '--accuracy-budget', '1.5']) == 2
+    assert '--accuracy-budget must be in [0, 1)' in capsys.readouterr().err
     assert evaluate.main([str(sample_bag), '--profile', str(tmp_path / 'p.json')]) == 2
     assert 'p.json does not exist' in capsys.readouterr().err
 

@@ -394,3 +394,49 @@ def test_a_machine_running_as_profiled_is_predicted_at_the_profiles_quantile(see
         lm.observe(k, ms)
         lm.on_outcome(ms > pred, ms / pred, k)
     assert 0.02 <= float(np.mean(over)) <= 0.08, np.mean(over)
+
+
+def _priced(price, **kw):
+    lat, acc = _tables()
+    overall = {k: float(np.mean(v)) for k, v in acc.table.items()}
+    table = AccuracyTable(acc.table, acc.edges, overall)
+    return Scheduler(POINTS, table, LatencyModel(lat), SchedulerConfig(**kw),
+                     compute_price=price), table, lat
+
+
+def test_the_compute_price_trades_accuracy_for_median_latency():
+    # a fresh scheduler per frame (no hysteresis): the cheapest point within tolerance of the
+    # best predicted accuracy less price x the point's profiled median latency
+    for price in (0.0, 0.002, 0.01, 0.05):
+        for cplx in (0.1, 0.6, 0.9):
+            s, table, lat = _priced(price)
+            d = s.choose(cplx, 1e6)
+            vals = {p.key: table.predict(p.key, cplx) - price * lat[p.key]['p50']
+                    for p in POINTS}
+            best = max(vals.values())
+            ok = [p for p in POINTS if vals[p.key] >= best - s.config.accuracy_tolerance]
+            assert d.point == min(ok, key=lambda p: s.latency.predict(p.key))
+    # a higher price never buys a more expensive point
+    costs = [_priced(p)[0].choose(0.9, 1e6).predicted_ms for p in (0.0, 0.002, 0.01, 0.05)]
+    assert costs == sorted(costs, reverse=True) and costs[0] > costs[-1]
+    for bad in (-0.1, float('nan'), float('inf')):
+        with pytest.raises(ValueError, match='compute_price'):
+            _priced(bad)
+
+
+def test_a_points_own_shortfall_on_the_frame_decides_not_its_bin():
+    s, table, _ = _priced(0.002)
+    base = s.choose(0.5, 1e6).point
+    assert base.resolution == (640, 480)
+    # this frame is much harder than usual for every 640x480 point: a 320x240 point runs
+    hard_wide = {p.key: (0.2 if p.resolution == (640, 480) else 0.0) for p in POINTS}
+    s, _, _ = _priced(0.002)
+    assert s.choose(0.5, 1e6, shortfall=hard_wide).point.resolution != (640, 480)
+    # harder than usual for the others only: the 640x480 choice stands; a point the estimate
+    # has no model for keeps its bin
+    hard_rest = {p.key: (0.0 if p.resolution == (640, 480) else 0.2) for p in POINTS}
+    s, _, _ = _priced(0.002)
+    assert s.choose(0.5, 1e6, shortfall=hard_rest).point == base
+    assert table.frame([base.key], 0.5, {}) == [table.predict(base.key, 0.5)]
+    assert table.frame([base.key], 0.5, {base.key: 0.1}) == \
+        [pytest.approx(table.overall[base.key] - 0.1)]

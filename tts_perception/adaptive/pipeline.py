@@ -264,6 +264,8 @@ class _CameraState:
         self.monitor, self.scheduler = monitor, scheduler
         self.last: Optional[Tuple[np.ndarray, str, np.ndarray]] = None   # rgb, point, labels
         self.since_probe: Optional[int] = None      # frames since the last probe (None: never)
+        # the latest frame's predicted shortfall per point (ComplexityParams.shortfall)
+        self.shortfall: Dict[str, float] = {}
         self.probes, self.probe_ms = 0, 0.0
 
 
@@ -324,7 +326,8 @@ class AdaptivePipeline:
             raise ConfigError(problems)
         self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
         prof = self.profile
-        self.accuracy = AccuracyTable(prof.accuracy.miou, prof.accuracy.bin_edges)
+        self.accuracy = AccuracyTable(prof.accuracy.miou, prof.accuracy.bin_edges,
+                                      prof.accuracy.overall)
         self.worst_class_iou = worst_class_iou(prof.accuracy.per_class_iou)   # class floor
         self.streaming = StreamingTable(prof.staleness, prof.staleness_period_ms)
         self.latency = LatencyModel({k: asdict(v) for k, v in prof.latency_ms.items()},
@@ -394,7 +397,8 @@ class AdaptivePipeline:
         st = self.cameras.get(name)
         if st is None:
             sched = Scheduler(self.points, self.accuracy, self.latency, self.sched_config,
-                              self.worst_class_iou, self.streaming)
+                              self.worst_class_iou, self.streaming,
+                              self.profile.accuracy.compute_price)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
                                                 obstacle_label=self._obstacle_label,
                                                 cheapest_px=self._cheapest_px), sched)
@@ -492,7 +496,8 @@ class AdaptivePipeline:
             st = self.camera(req.camera)
             deadline = float(req.deadline_ms if req.deadline_ms is not None
                              else self.config.deadline_ms)
-            frames.append(_InFlight(req, deadline, st.monitor.score(rgb), st))
+            complexity, st.shortfall = st.monitor.assess(rgb)
+            frames.append(_InFlight(req, deadline, complexity, st))
         if len(frames) > 1 and self.model.fixed_batch is None and \
                 len({f.req.rgb.shape for f in frames}) == 1:
             batched = self._try_batch(frames, t0)
@@ -510,7 +515,7 @@ class AdaptivePipeline:
                 ) -> Tuple[np.ndarray, DecisionRecord]:
         budget = self._budget(f, time.perf_counter(), t0)
         dec = f.state.scheduler.choose(f.complexity, budget, f.req.period_ms,
-                                       f.req.age_ms + (t_frame - t0) * 1e3)
+                                       f.req.age_ms + (t_frame - t0) * 1e3, f.state.shortfall)
         t1 = time.perf_counter()
         labels, conf, exit_depth, stop = self._run([f.req.rgb], dec.point, budget, t1)
         t2 = time.perf_counter()
@@ -561,13 +566,14 @@ class AdaptivePipeline:
             pred = self.latency.predict_batch(pt.key, n)
             if pred is None or pred > min_budget:
                 continue
-            acc = float(np.mean([self.accuracy.predict(pt.key, f.complexity) for f in frames]))
-            cands.append((acc, pred, pt))
+            acc = float(np.mean([self.accuracy.frame([pt.key], f.complexity,
+                                                     f.state.shortfall)[0] for f in frames]))
+            cands.append((acc - self.profile.accuracy.compute_price * pred / n, acc, pred, pt))
         if not cands:
             return None
         top = max(c[0] for c in cands)
         good = [c for c in cands if c[0] >= top - self.sched_config.accuracy_tolerance]
-        acc, pred, best = min(good, key=lambda c: c[1])
+        _, acc, pred, best = min(good, key=lambda c: c[2])
         t1 = time.perf_counter()
         labels, conf = infer(self.model, self.backend, [f.req.rgb for f in frames],
                              best)  # full depth

@@ -69,6 +69,10 @@ class AccuracyProfile:
     overall: Dict[str, float]
     per_class_iou: Dict[str, List[Optional[float]]]
     bin_counts: List[int]
+    # accuracy per ms of predicted latency the scheduler trades (0: none), and the accuracy
+    # budget below the best static point calibrate found it for
+    compute_price: float = 0.0
+    accuracy_budget: Optional[float] = None
 
 
 @dataclass
@@ -87,11 +91,17 @@ class ComplexityProfile:
     signals: Dict[str, SignalGate] = field(default_factory=dict)
     # point -> [offset, scale] per result feature, onto the fitted point's scale
     result_map: Dict[str, List[List[float]]] = field(default_factory=dict)
+    # point -> [offset, weight per feature]: its shortfall on a frame relative to its mean
+    point_models: Dict[str, List[float]] = field(default_factory=dict)
     probe_every: int = 0                 # the probe cadence the probe signal was measured at
     fit_correlation: Optional[float] = None
     validation_correlation: Optional[float] = None
     eval_correlation: Optional[float] = None
     table_trust: float = 0.0
+    # the point models' within-point correlation of predicted and actual shortfall, out of
+    # fold and on the held-out frames
+    point_validation_correlation: Optional[float] = None
+    point_eval_correlation: Optional[float] = None
 
 
 @dataclass

@@ -2,8 +2,19 @@
 
 Among the points whose predicted latency (upper quantile, online-corrected, plus a switch cost
 when the point changes) fits the remaining budget, take the best predicted *streaming* accuracy
-for this frame's complexity; then the cheapest point within ``accuracy_tolerance`` of that best
-(spend compute only where it buys accuracy).
+for this frame, less the profile's *compute price* x the point's predicted latency; then the
+cheapest point within ``accuracy_tolerance`` of that best (spend compute only where it buys
+accuracy).
+
+A point's accuracy on this frame is predicted, where the profile has a model for it, from the
+point's own predicted shortfall on the frame (its overall accuracy less how much harder than
+usual the frame is *for that point*: a frame hard for the shallow exits can be easy for a lower
+resolution); otherwise from the accuracy table's bin for the frame's complexity. The compute
+price (accuracy per ms of the profiled median latency; 0 in a profile without it) is what
+calibrate found the largest price
+at which, on its frames and out of fold, this rule stays within its accuracy budget of the best
+static point (the oracle's own form, accuracy - price x latency, with predictions in place of
+hindsight).
 
 Streaming accuracy (Li, Wang, Ramanan, ECCV 2020) is what the robot sees: at every camera frame,
 the newest finished output. A point that takes L <= T ms on a camera of period T, on a frame
@@ -139,9 +150,12 @@ def tail_wait(latency_ms: float, queued_ms: float, period_ms: Optional[float]) -
 
 
 class AccuracyTable:
-    """Predicted accuracy (mIoU) per point per complexity bin, from the profile."""
+    """Predicted accuracy (mIoU) per point per complexity bin, from the profile, and each
+    point's overall accuracy (what a per-point shortfall is taken from)."""
 
-    def __init__(self, table: Mapping[str, Sequence[float]], bin_edges: Sequence[float]):
+    def __init__(self, table: Mapping[str, Sequence[float]], bin_edges: Sequence[float],
+                 overall: Optional[Mapping[str, float]] = None):
+        self.overall = {k: float(v) for k, v in (overall or {}).items()}
         self.edges = np.asarray(bin_edges, float)
         self._edges = [float(e) for e in self.edges[1:-1]]   # inner edges, for bisect
         self.table = {k: [float(x) for x in v] for k, v in table.items()}
@@ -157,6 +171,15 @@ class AccuracyTable:
     def predict(self, key: str, complexity: float) -> float:
         """Predicted accuracy of a point on a frame of this complexity."""
         return self.table[key][self.bin_of(complexity)]
+
+    def frame(self, keys: Sequence[str], complexity: float,
+              shortfall: Optional[Mapping[str, float]] = None) -> List[float]:
+        """Predicted accuracy of each of ``keys`` on one frame: its overall accuracy less its
+        predicted ``shortfall`` on the frame (relative to its mean) where both are known, else
+        the bin of ``complexity``."""
+        b = self.bin_of(complexity)
+        sf, ov = shortfall or {}, self.overall
+        return [ov[k] - sf[k] if k in sf and k in ov else self.table[k][b] for k in keys]
 
 
 class StreamingTable:
@@ -211,11 +234,14 @@ class Scheduler:
     def __init__(self, points: Sequence[OperatingPoint], accuracy: AccuracyTable,
                  latency: LatencyModel, config: Optional[SchedulerConfig] = None,
                  worst_class_iou: Optional[Mapping[str, float]] = None,
-                 streaming: Optional[StreamingTable] = None):
+                 streaming: Optional[StreamingTable] = None, compute_price: float = 0.0):
         if not points:
             raise ValueError('scheduler needs at least one operating point')
         self.points: List[OperatingPoint] = list(points)
         self.accuracy, self.latency = accuracy, latency
+        if not (np.isfinite(compute_price) and compute_price >= 0.0):
+            raise ValueError(f'compute_price must be a finite number >= 0, got {compute_price}')
+        self.compute_price = float(compute_price)
         self.config = config or SchedulerConfig()
         missing = [p.key for p in self.points
                    if p.key not in latency.upper or p.key not in accuracy.table]
@@ -224,6 +250,7 @@ class Scheduler:
                              f're-run profile for this point set')
         self.golden = golden_point(self.points)
         self._key_list = [p.key for p in self.points]
+        self._median = [latency.base[k] for k in self._key_list]    # profiled p50 (ms)
         self.streaming = streaming if streaming is not None and streaming.usable() and all(
             p.key in streaming.table for p in self.points) else None
         self._stale_rel = self.streaming.relative(self._key_list) if self.streaming else None
@@ -246,9 +273,12 @@ class Scheduler:
         return self.latency.predict(p.key) + extra
 
     def choose(self, complexity: float, budget_ms: float, period_ms: Optional[float] = None,
-               age_ms: float = 0.0) -> Decision:
+               age_ms: float = 0.0, shortfall: Optional[Mapping[str, float]] = None
+               ) -> Decision:
         """Decide the point for a frame with ``budget_ms`` left (after age and margin), on a
-        camera of period ``period_ms`` (None: not known yet), the frame ``age_ms`` old."""
+        camera of period ``period_ms`` (None: not known yet), the frame ``age_ms`` old;
+        ``shortfall``: per point its predicted shortfall on this frame relative to its mean
+        (:meth:`~tts_perception.adaptive.complexity.ComplexityParams.shortfall`)."""
         cfg = self.config
         if cfg.policy != 'adaptive':
             p = self._static or self.golden
@@ -257,15 +287,14 @@ class Scheduler:
                          self.accuracy.predict(p.key, complexity), budget_ms, pred > budget_ms)
             self.current = p
             return d
-        b = self.accuracy.bin_of(complexity)
         cur = self.current
-        predict, table = self.latency.predict, self.accuracy.table
+        predict = self.latency.predict
         switch = cfg.switch_cost_ms
         # plain lists over the point index: hashing frozen dataclasses dominated this loop
         cur_i = self._index.get(cur) if cur is not None else None
         costs = [predict(k) + (switch if cur_i is not None and i != cur_i else 0.0)
                  for i, k in enumerate(self._key_list)]
-        accs = frame_accs = [table[k][b] for k in self._key_list]
+        accs = frame_accs = self.accuracy.frame(self._key_list, complexity, shortfall)
         stale = None
         st = self.streaming
         streaming = st is not None and period_ms is not None and np.isfinite(period_ms) \
@@ -295,8 +324,13 @@ class Scheduler:
                             f'that does (the deadline cannot be met with every class seen)'
                             if blind_fits else f'nothing fits: {which}', costs[i],
                             accs[i], budget_ms, True)
-        best_acc = max(accs[i] for i in feasible)
-        ci = min((i for i in feasible if accs[i] >= best_acc - cfg.accuracy_tolerance),
+        # the objective: (streaming) accuracy less the compute price of the point's profiled
+        # median latency, as calibrate priced it (the online upper quantile in ``costs`` is
+        # for the deadline, and pessimistic about points that have not run lately)
+        price = self.compute_price
+        vals = [a - price * m for a, m in zip(accs, self._median)] if price > 0.0 else accs
+        best_val = max(vals[i] for i in feasible)
+        ci = min((i for i in feasible if vals[i] >= best_val - cfg.accuracy_tolerance),
                  key=costs.__getitem__)
         cand = self.points[ci]
         if cur_i is None or cur_i not in feasible:     # (a blind current point is never so)
@@ -310,7 +344,7 @@ class Scheduler:
             self._proposal_count += 1
         else:
             self._proposal, self._proposal_count = cand, 1
-        gain = accs[ci] - accs[cur_i]
+        gain = vals[ci] - vals[cur_i]
         if gain > cfg.hysteresis or self._proposal_count >= cfg.dwell_frames:
             reason = 'accuracy gain' if gain > cfg.hysteresis else 'cheaper, held for dwell'
             self._commit(cand)

@@ -24,18 +24,27 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    correlation on the held-out frames. The accuracy table per complexity bin is trusted only
    that far: each point's bins are shrunk towards its overall accuracy by the out-of-fold
    correlation (clipped to [0, 1]), so an estimate that does not generalise leaves the
-   scheduler choosing by overall accuracy.
-5. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
+   scheduler choosing by overall accuracy. On the same signals it fits one model per point
+   of how far that point falls short of the best on a frame (a frame hard for the shallow
+   exits can be easy for a lower resolution), each scaled by how far it held out of fold; the
+   scheduler decides with these.
+5. The compute price: the scheduler takes, on each frame, the best predicted accuracy
+   (weighed for staleness as the node's objective does, at the recorded camera rate) less a
+   price per ms of median latency. Calibrate judges that rule on its frames with the point
+   models' out-of-fold predictions and keeps the largest price at which the chosen outputs
+   stay within ``--accuracy-budget`` of the best static point there (the most accurate point
+   that sees every class).
+6. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
-6. Measures every point's latency on this machine and writes the profile (default:
+7. Measures every point's latency on this machine and writes the profile (default:
    ``profile_cpu.json`` in the model directory, ``profile_cuda.json`` on a CUDA backend, which
    the node and pipeline find there by default), recording the data it was fitted on, and a
    plot next to it.
 """
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import os
 from pathlib import Path
 import platform
@@ -46,15 +55,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
-                                                estimator, fit_complexity, obstacle_class,
-                                                result_map)
+                                                estimator, fit_complexity, fit_point_models,
+                                                obstacle_class, result_map)
 from tts_perception.adaptive.difficulty import (choice_outcome, correlation, FEATURES,
-                                                fold_splits, frame_loss, out_of_fold,
-                                                probe_losses, probe_pair, SCORE_STEP,
-                                                select_signals, SignalGate, SIGNALS)
+                                                fold_splits, frame_loss, frame_shortfall,
+                                                out_of_fold, price_for_budget, probe_losses,
+                                                probe_pair, SCORE_STEP, select_signals,
+                                                SignalGate, SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
-from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig
+from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig, StreamingTable
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
 from tts_perception.inference.model_desc import ModelDescription, ModelError
@@ -71,6 +81,9 @@ FRACTIONS = (0.25, 0.5, 1.0)
 # (r²) to be kept
 MIN_SIGNAL_GAIN = 0.05
 FOLDS = 3                 # blocked cross-validation of the difficulty signals
+# the accuracy the scheduler may give up below the best static point for compute: under the
+# 0.005 at which two accuracies count as equal, with room for scenes calibration never saw
+ACCURACY_BUDGET = 0.003
 
 
 @dataclass
@@ -389,9 +402,63 @@ def machine_info(device: str) -> Dict[str, object]:
     return info
 
 
+def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
+                    points: Sequence[OperatingPoint], seeing: Sequence[str],
+                    signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
+                    cost: Dict[str, float], budget: float,
+                    weight: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
+    """The per-point shortfall models and the compute price (see the module's steps 4 and 5).
+    ``acc`` [points, frames]: per-frame accuracy; ``cms``: per point its per-frame confusion
+    matrices; ``seeing``: the usable points that see every class (the price is judged on
+    those); ``cost``: latency per point (ms); ``weight``: per point the factor the scheduler
+    weighs its accuracy with for staleness (:func:`stale_weights`; none: 1). Returns the
+    profile's fields."""
+    keys = [p.key for p in points]
+    short = frame_shortfall(acc)
+    fit = np.concatenate(folds)
+    out: Dict[str, Any] = {'point_models': {}, 'point_validation_correlation': None,
+                           'point_eval_correlation': None}
+    use = [keys.index(k) for k in seeing]
+    overall = np.array([_miou(cms[keys[i]][fit].sum(0)) for i in use])
+    dev = np.zeros((len(use), len(fit)))
+    if signals_on:
+        models, oof = fit_point_models(feats, short, keys, signals_on, folds)
+        out['point_models'] = models
+        dev = oof[use]
+        out['point_validation_correlation'] = within_point_correlation(dev, short[use][:, fit])
+        if held.stop > held.start:
+            params = replace(ComplexityParams.neutral(), point_models=models)
+            pred = np.array([[params.shortfall(f)[keys[i]] for f in feats[held]]
+                             for i in use])
+            out['point_eval_correlation'] = within_point_correlation(pred, short[use][:, held])
+    conf = np.stack([cms[keys[i]][fit] for i in use])
+    w = np.array([(weight or {}).get(keys[i], 1.0) for i in use])
+    price, _, _ = price_for_budget((overall[:, None] - dev) * w[:, None], conf,
+                                   np.array([cost[keys[i]] for i in use]), budget,
+                                   float(overall.max()))
+    out.update(compute_price=price, accuracy_budget=budget)
+    return out
+
+
+def stale_weights(stale: Dict[str, List[float]], period_ms: Optional[float],
+                  cost: Dict[str, float]) -> Dict[str, float]:
+    """Per point, the factor the scheduler weighs its accuracy with on a camera at the
+    recorded rate, a fresh frame run at the point's ``cost``: (1 - w) x its staleness factor
+    + w, w the node's ``frame_accuracy_weight`` (1 where staleness is unknown)."""
+    table = StreamingTable(stale, period_ms)
+    if not table.usable():
+        return {k: 1.0 for k in cost}
+    keys = [k for k in cost if k in table.table]
+    w = SchedulerConfig().frame_accuracy_weight
+    f = table.expected_many(table.relative(keys), np.array([cost[k] for k in keys]), 0.0,
+                            float(period_ms))
+    return {k: float((1.0 - w) * x + w) for k, x in zip(keys, f)}
+
+
 def build_profile(model: ModelDescription, backend, frames: Frames,
                   points: Sequence[OperatingPoint], fit_n: int, latency_runs: int = 30,
-                  int8_bound: float = INT8_BOUND, quiet: bool = False) -> Profile:
+                  int8_bound: float = INT8_BOUND, quiet: bool = False,
+                  accuracy_budget: float = ACCURACY_BUDGET) -> Profile:
     """The profile table of ``points`` from ``frames``: accuracy and complexity fitted on the
     first ``fit_n`` frames, correlation checked on the rest, latency measured now."""
     n = len(frames)
@@ -489,6 +556,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
     gaps = gaps[gaps > 0]
     stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
+    median = {k: v['p50'] for k, v in lat.items()}
+    decide = point_decisions(feats, acc, cms, points, seeing, signals_on, folds, held,
+                             median, accuracy_budget, stale_weights(stale, stale_period, median))
+    params.point_models = decide.pop('point_models')
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
     return Profile.from_dict({
         'version': PROFILE_VERSION, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
@@ -503,13 +574,15 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'accuracy': {'metric': metric, 'bin_edges': edges.tolist(), 'miou': table,
                      'miou_unshrunk': raw,
                      'overall': overall, 'per_class_iou': per_class,
-                     'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist()},
+                     'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist(),
+                     'compute_price': decide.pop('compute_price'),
+                     'accuracy_budget': decide.pop('accuracy_budget')},
         'complexity': {**params.to_dict(), 'fit_correlation': correlation(cplx[fit], loss[fit]),
                        'signals': {g: asdict(v) for g, v in gates.items()},
                        'probe_every': probe_every if 'probe' in signals_on else 0,
                        'validation_correlation': trust_r,
                        'eval_correlation': correlation(cplx[held], loss[held]),
-                       'table_trust': trust},
+                       'table_trust': trust, **decide},
         'int8_agreement_bound': int8_bound, 'precision_agreement': agreement,
         'precision_worst_class_iou': worst,
         'unusable': unusable,
@@ -539,6 +612,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--int8', action='store_true',
                     help='quantize the model to int8 on these frames and profile it too')
     ap.add_argument('--int8-bound', type=float, default=INT8_BOUND)
+    ap.add_argument('--accuracy-budget', type=float, default=ACCURACY_BUDGET,
+                    help='accuracy the scheduler may give up below the best static point for '
+                    'compute (calibrate finds the compute price that keeps it on these frames)')
     ap.add_argument('--backend', default=PipelineConfig().backend,
                     help='the node\'s default: the best engine available')
     ap.add_argument('--latency-runs', type=int, default=30)
@@ -549,6 +625,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         frames = read_bag(a.bag, a.image_topic, a.labels_topic, a.frames, a.quiet)
         if not 0.0 < a.fit_fraction <= 1.0:
             raise ValueError(f'--fit-fraction must be in (0, 1], got {a.fit_fraction}')
+        if not 0.0 <= a.accuracy_budget < 1.0:
+            raise ValueError(f'--accuracy-budget must be in [0, 1), got {a.accuracy_budget}')
         model = load_model_description(a.model)
         h, w = frames.rgb[0].shape[:2]
         res = default_resolutions(model, (w, h)) if a.resolutions == ['auto'] else \
@@ -572,7 +650,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         points = make_points(res, model.depths, precisions)
         backend.prepare(precisions, res)
         t = build_profile(model, backend, frames, points, fit_n, a.latency_runs,
-                          a.int8_bound, a.quiet)
+                          a.int8_bound, a.quiet, a.accuracy_budget)
     except (BagError, ImageDecodeError, ModelError, ValueError) as exc:
         sys.stderr.write(f'calibrate: {exc}\n')
         return 2
