@@ -58,11 +58,15 @@ def table(res: dict, prof: Profile) -> str:
               c.get('best_static_streaming'), fastest):
         if k and k not in show:
             show.append(k)
-    rows = ['| policy | accuracy | streaming accuracy | mean compute ms | missed % | '
-            'dropped % | worst class IoU |', '|---|---|---|---|---|---|---|']
+    basis = 'median_compute_ms' if c.get('compute_basis') == 'median' else 'mean_compute_ms'
+    rows = ['| policy | accuracy | streaming accuracy | compute ms (median latencies) | '
+            'measured compute ms | missed % | dropped % | worst class IoU |',
+            '|---|---|---|---|---|---|---|---|']
     for k in show:
         r = runs[k]
+        med = r.get('median_compute_ms')
         rows.append(f'| {k} | {r["accuracy"]:.3f} | {r["streaming_accuracy"]:.3f} | '
+                    f'{"n/a" if med is None else f"{med:.2f}"} | '
                     f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
                     f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |')
     d = prof.data
@@ -85,10 +89,13 @@ def table(res: dict, prof: Profile) -> str:
             return f'**{100 * v:.0f} %**' if v is not None else \
                 f'n/a ({c.get(f"adaptive_share_of_oracle_saving_{name}_na", "no oracle")})'
         lines.append(
+            ('Compute at each chosen point\'s median latency in this run (the oracle\'s scale; '
+             'measured compute beside it in the table). ' if basis == 'median_compute_ms'
+             else '') +
             f'Targets: adaptive accuracy ≥ best static point meeting the deadline '
             f'({best}, {c["best_static_accuracy"]:.3f}) − 0.005: '
             f'**{"met" if c["accuracy_target_met"] else "not met"}**. Compute: adaptive '
-            f'{c["adaptive_mean_compute_ms"]:.2f} ms; {best} {runs[best]["mean_compute_ms"]:.2f} '
+            f'{c["adaptive_mean_compute_ms"]:.2f} ms; {best} {runs[best][basis]:.2f} '
             f'ms, where the per-frame oracle needs '
             f'{ms(c.get("oracle_compute_ms_at_best_static_accuracy"))}: adaptive captures '
             f'{pct("vs_best_static")} of that '
@@ -111,6 +118,7 @@ def table(res: dict, prof: Profile) -> str:
                 ' Anytime early exit does not apply: the model has one depth.'))
     cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
+    fmt3 = (lambda v: 'n/a' if v is None else f'{v:.3f}')
     lines += ['', 'Difficulty signals gated by blocked cross-validation over the calibration '
               'frames (gain: what the group adds to the share of the loss\'s variance the '
               'estimate explains out of fold, r²; kept above 0.05; the probe also only where it '
@@ -122,12 +130,21 @@ def table(res: dict, prof: Profile) -> str:
                      f'{fmt(v.validation_correlation)} | {fmt(v.eval_correlation)} | '
                      f'{v.note or ""} |')
     ad = runs.get('adaptive', {})
-    lines.append(f'\nDifficulty estimate ({", ".join(cx.signals_on) or "no signal: a constant"})'
-                 f': correlation with the per-frame accuracy loss {fmt(cx.fit_correlation)} on '
-                 f'the fit frames, {fmt(cx.validation_correlation)} out of fold, '
-                 f'{fmt(cx.eval_correlation)} on the {d.eval_frames} frames calibrate held '
-                 f'out; as adaptive decided with it on the evaluated frames: '
-                 f'**{fmt(res.get("difficulty_correlation"))}** (target ≥ 0.5). '
+    signals = ", ".join(cx.signals_on) or "no signal"
+    lines.append(f'\nPer-point difficulty estimate ({signals}; what the scheduler decides with): '
+                 f'correlation of each point\'s predicted and actual shortfall on a frame, '
+                 f'within points, {fmt(cx.point_validation_correlation)} out of fold, '
+                 f'{fmt(cx.point_eval_correlation)} on the {d.eval_frames} frames calibrate '
+                 f'held out; as adaptive decided with it on the evaluated frames: '
+                 f'**{fmt(res.get("point_difficulty_correlation"))}** (target ≥ 0.5). '
+                 f'Compute price {prof.accuracy.compute_price:.5f} accuracy per ms (calibrated '
+                 f'for an accuracy budget of {fmt3(prof.accuracy.accuracy_budget)} below the '
+                 f'best static point). '
+                 f'Scalar estimate (records and plots; {signals}): correlation with the '
+                 f'per-frame accuracy loss (the mean shortfall over the points) '
+                 f'{fmt(cx.fit_correlation)} on the fit frames, {fmt(cx.validation_correlation)}'
+                 f' out of fold, {fmt(cx.eval_correlation)} on the frames calibrate held out, '
+                 f'{fmt(res.get("difficulty_correlation"))} on the evaluated frames. '
                  f'Adaptive ran {ad.get("probes", 0)} probes '
                  f'({ad.get("mean_probe_ms", 0.0):.2f} ms per processed frame, included in its '
                  f'compute).')
