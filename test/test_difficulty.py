@@ -280,15 +280,23 @@ def test_the_compute_price_is_the_largest_that_keeps_the_accuracy_budget():
         choice = np.argmax(frame_acc - lam * cost[:, None], axis=0)
         return ConfusionMatrix(2).add_matrix(conf[choice, np.arange(n)].sum(0)).miou()
     for budget in (0.0, 0.01, 0.05):
-        price, acc, ms = price_for_budget(frame_acc, conf, cost, budget, 1.0, prices)
+        price, acc, ms = price_for_budget(frame_acc, conf, cost, budget, 1.0, 0.0, prices)
         assert acc >= 1.0 - budget and acc == pytest.approx(acc_at(price))
         k = int(np.searchsorted(prices, price))
         assert k == len(prices) - 1 or acc_at(prices[k + 1]) < 1.0 - budget   # the largest
     # with perfect predictions and no budget the cheap point runs exactly where it is right
-    price, acc, ms = price_for_budget(frame_acc, conf, cost, 0.0, 1.0, prices)
+    price, acc, ms = price_for_budget(frame_acc, conf, cost, 0.0, 1.0, 0.0, prices)
     assert acc == 1.0 and ms == pytest.approx(np.mean(np.where(wrong == 0, 2.0, 10.0)))
     # predictions so wrong that even the best predicted point loses more: price 0
-    assert price_for_budget(frame_acc[::-1], conf, cost, 0.0, 1.0, prices)[0] == 0.0
+    assert price_for_budget(frame_acc[::-1], conf, cost, 0.0, 1.0, 0.0, prices)[0] == 0.0
+    # judged with the scheduler's tolerance (the cheapest point within it of the best value):
+    # a price that only just keeps the expensive point ahead would lose it to the tolerance
+    flat = np.stack([np.full(n, 1.0), np.full(n, 0.9)])     # no signal: the same every frame
+    lam0, acc0, _ = price_for_budget(flat, conf, cost, 0.0, 1.0, 0.0, prices)
+    lam1, acc1, _ = price_for_budget(flat, conf, cost, 0.0, 1.0, 0.02, prices)
+    assert acc0 == acc1 == 1.0 and lam1 < lam0
+    assert (1.0 - lam1 * 10.0) - (0.9 - lam1 * 2.0) >= 0.02 > (1.0 - lam0 * 10.0) - (
+        0.9 - lam0 * 2.0)
 
 
 def test_evaluate_judges_the_per_point_estimate_within_points():

@@ -220,15 +220,16 @@ def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
 
 
 def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
-                     budget: float, reference: float,
+                     budget: float, reference: float, tolerance: float = 0.0,
                      prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
-    """The compute price (accuracy per ms) of the rule "on each frame the point with the best
-    predicted accuracy - price x its cost": the largest price on ``prices`` (ascending) up to
-    which the accuracy of the frames' chosen outputs stays within ``budget`` of ``reference``
-    (the best static point's accuracy on these frames). ``predicted`` [P, F]: each point's
-    predicted accuracy on each frame (judged out of fold); ``confusion`` [P, F, C, C]: what each
-    point's output scored on each frame; ``cost`` [P]: latency (ms). Returns (price, accuracy,
-    mean compute ms) there; price 0 (the best predicted point) when even that loses more."""
+    """The compute price (accuracy per ms) of the scheduler's rule "on each frame the cheapest
+    point within ``tolerance`` of the best predicted accuracy - price x cost": the largest
+    price on ``prices`` (ascending) up to which the accuracy of the frames' chosen outputs
+    stays within ``budget`` of ``reference`` (the best static point's accuracy on these
+    frames). ``predicted`` [P, F]: each point's predicted accuracy on each frame (judged out of
+    fold); ``confusion`` [P, F, C, C]: what each point's output scored on each frame; ``cost``
+    [P]: latency (ms). Returns (price, accuracy, mean compute ms) there; price 0 when even
+    that loses more."""
     if prices is None:
         prices = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 600)])
     pred = np.asarray(predicted, float)
@@ -236,7 +237,9 @@ def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndar
     frames = np.arange(pred.shape[1])
     best = None
     for lam in prices:
-        choice = np.argmax(pred - lam * cost[:, None], axis=0)
+        val = pred - lam * cost[:, None]
+        ok = val >= val.max(0, keepdims=True) - tolerance
+        choice = np.where(ok, cost[:, None], np.inf).argmin(0)
         acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
             confusion[choice, frames].sum(0)).miou()
         if best is not None and acc < reference - budget:

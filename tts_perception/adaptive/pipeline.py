@@ -568,7 +568,10 @@ class AdaptivePipeline:
                 continue
             acc = float(np.mean([self.accuracy.frame([pt.key], f.complexity,
                                                      f.state.shortfall)[0] for f in frames]))
-            cands.append((acc - self.profile.accuracy.compute_price * pred / n, acc, pred, pt))
+            # priced as the single-frame path: each frame's share of the batch, at the median
+            # (the profile keeps the batch's upper quantile only)
+            median = pred / n * self.latency.base[pt.key] / self.latency.upper[pt.key]
+            cands.append((acc - self.profile.accuracy.compute_price * median, acc, pred, pt))
         if not cands:
             return None
         top = max(c[0] for c in cands)

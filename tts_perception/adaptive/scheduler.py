@@ -2,19 +2,18 @@
 
 Among the points whose predicted latency (upper quantile, online-corrected, plus a switch cost
 when the point changes) fits the remaining budget, take the best predicted *streaming* accuracy
-for this frame, less the profile's *compute price* x the point's predicted latency; then the
-cheapest point within ``accuracy_tolerance`` of that best (spend compute only where it buys
+for this frame, less the profile's *compute price* x the point's profiled median latency; then
+the cheapest point within ``accuracy_tolerance`` of that best (spend compute only where it buys
 accuracy).
 
 A point's accuracy on this frame is predicted, where the profile has a model for it, from the
 point's own predicted shortfall on the frame (its overall accuracy less how much harder than
 usual the frame is *for that point*: a frame hard for the shallow exits can be easy for a lower
 resolution); otherwise from the accuracy table's bin for the frame's complexity. The compute
-price (accuracy per ms of the profiled median latency; 0 in a profile without it) is what
-calibrate found the largest price
-at which, on its frames and out of fold, this rule stays within its accuracy budget of the best
-static point (the oracle's own form, accuracy - price x latency, with predictions in place of
-hindsight).
+price (accuracy per ms of the profiled median latency; 0 in a profile without it) is the
+largest price at which, on calibrate's frames and out of fold, this rule stayed within its
+accuracy budget of the best static point (the oracle's own form, accuracy - price x latency,
+with predictions in place of hindsight).
 
 Streaming accuracy (Li, Wang, Ramanan, ECCV 2020) is what the robot sees: at every camera frame,
 the newest finished output. A point that takes L <= T ms on a camera of period T, on a frame

@@ -435,7 +435,7 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
     w = np.array([(weight or {}).get(keys[i], 1.0) for i in use])
     price, _, _ = price_for_budget((overall[:, None] - dev) * w[:, None], conf,
                                    np.array([cost[keys[i]] for i in use]), budget,
-                                   float(overall.max()))
+                                   float(overall.max()), SchedulerConfig().accuracy_tolerance)
     out.update(compute_price=price, accuracy_budget=budget)
     return out
 

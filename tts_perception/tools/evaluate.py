@@ -155,7 +155,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     }
 
 
-def warm_points(pipe: AdaptivePipeline, frames: Frames, runs: int = 5) -> None:
+def warm_points(pipe: AdaptivePipeline, frames: Frames, runs: int = 20) -> None:
     """Run every point on a few real frames before the first policy, so that none of them
     pays the engine's first runs (its arena growing, its caches filling)."""
     for p in pipe.points:
