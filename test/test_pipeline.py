@@ -239,3 +239,28 @@ def test_class_floor_keeps_a_resolution_that_loses_a_class_out(tmp_path, frames)
     assert cheapest.startswith('160x120')
     _, rec = pipe.process(frames[0][0], 1, 1, deadline_ms=1.0)
     assert rec.point.startswith('160x120')
+
+
+def test_point_models_decide_and_the_record_says_what_they_predicted(frames):
+    from tts_perception.adaptive.difficulty import FEATURES
+    prof = json.loads(PROFILE.read_text())
+    # every point of 640x480 is predicted much harder than usual on every frame (a constant
+    # offset, no weights): the scheduler leaves that resolution, and the record's predicted
+    # accuracy is the point's overall accuracy less that shortfall, not its bin
+    prof['complexity']['point_models'] = {
+        k: [0.3 if k.startswith('640x480') else 0.0] + [0.0] * len(FEATURES)
+        for k in prof['points']}
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(MODEL), backend='onnxruntime'),
+                            profile=prof)
+    for i in range(5):
+        _, rec = pipe.process(frames[i][0], deadline_ms=1e6)
+        assert rec.width != 640
+        overall = prof['accuracy']['overall'][rec.point]
+        assert rec.predicted_accuracy == pytest.approx(overall)
+    hard = pipe.camera('default').shortfall
+    assert hard['640x480/d3/fp32'] == pytest.approx(0.3) and hard['320x240/d3/fp32'] == 0.0
+    # golden runs regardless, and says how much worse than usual it is expected to do
+    pipe.set_policy('golden')
+    _, rec = pipe.process(frames[5][0], deadline_ms=1e6)
+    assert rec.point == '640x480/d3/fp32'
+    assert rec.predicted_accuracy == pytest.approx(prof['accuracy']['overall'][rec.point] - 0.3)

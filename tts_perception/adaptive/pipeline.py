@@ -552,7 +552,8 @@ class AdaptivePipeline:
             overhead_ms=(t.t1 - t.t_frame) * 1e3, total_ms=total, age_ms=age,
             transport_ms=req.transport_ms, wait_ms=req.age_ms - req.transport_ms + queued_ms,
             deadline_ms=f.deadline, budget_ms=dec.budget_ms, expect_miss=dec.expect_miss,
-            missed=missed, predicted_accuracy=self.accuracy.predict(run_point.key, f.complexity)
+            missed=missed, predicted_accuracy=self.accuracy.frame(
+                [run_point.key], f.complexity, f.state.shortfall)[0]
             if run_point.key in self.accuracy.table else dec.predicted_accuracy,
             confidence=conf, batch_size=n)
 

@@ -69,7 +69,7 @@ class AccuracyProfile:
     overall: Dict[str, float]
     per_class_iou: Dict[str, List[Optional[float]]]
     bin_counts: List[int]
-    # accuracy per ms of predicted latency the scheduler trades (0: none), and the accuracy
+    # accuracy per ms of profiled median latency the scheduler trades (0: none), and the accuracy
     # budget below the best static point calibrate found it for
     compute_price: float = 0.0
     accuracy_budget: Optional[float] = None

@@ -137,6 +137,12 @@ def blind_points(per_class_iou: Mapping[str, Sequence[Optional[float]]],
     return out
 
 
+def stale_weight(stale, frame_accuracy_weight: float):
+    """The factor a point's accuracy is weighed with in the objective: (1 - w) x its
+    staleness factor + w, w = ``frame_accuracy_weight`` (scalars or arrays)."""
+    return (1.0 - frame_accuracy_weight) * stale + frame_accuracy_weight
+
+
 def tail_wait(latency_ms: float, queued_ms: float, period_ms: Optional[float]) -> bool:
     """Whether waiting for the next frame (due ``period_ms`` after this one arrived) and
     running it shows a result no later than starting this frame now, ``queued_ms`` after it
@@ -283,7 +289,8 @@ class Scheduler:
             p = self._static or self.golden
             pred = self._cost(p)
             d = Decision(p, cfg.policy.split(':')[0], pred,
-                         self.accuracy.predict(p.key, complexity), budget_ms, pred > budget_ms)
+                         self.accuracy.frame([p.key], complexity, shortfall)[0], budget_ms,
+                         pred > budget_ms)
             self.current = p
             return d
         cur = self.current
@@ -300,8 +307,7 @@ class Scheduler:
             and period_ms > 0
         if streaming:
             stale = st.expected_many(self._stale_rel, np.asarray(costs), age_ms, period_ms)
-            fw = cfg.frame_accuracy_weight
-            accs = (np.asarray(accs) * ((1.0 - fw) * stale + fw)).tolist()
+            accs = (np.asarray(accs) * stale_weight(stale, cfg.frame_accuracy_weight)).tolist()
         seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]

@@ -64,7 +64,8 @@ from tts_perception.adaptive.difficulty import (choice_outcome, correlation, FEA
                                                 SignalGate, SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
-from tts_perception.adaptive.scheduler import blind_points, SchedulerConfig, StreamingTable
+from tts_perception.adaptive.scheduler import (blind_points, SchedulerConfig, stale_weight,
+                                               StreamingTable)
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
 from tts_perception.inference.model_desc import ModelDescription, ModelError
@@ -405,12 +406,13 @@ def machine_info(device: str) -> Dict[str, object]:
 def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
                     points: Sequence[OperatingPoint], seeing: Sequence[str],
                     signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
-                    cost: Dict[str, float], budget: float,
+                    overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
                     weight: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
     """The per-point shortfall models and the compute price (see the module's steps 4 and 5).
     ``acc`` [points, frames]: per-frame accuracy; ``cms``: per point its per-frame confusion
     matrices; ``seeing``: the usable points that see every class (the price is judged on
-    those); ``cost``: latency per point (ms); ``weight``: per point the factor the scheduler
+    those); ``overall_fit``: each point's accuracy on the fold frames; ``cost``: latency per
+    point (ms); ``weight``: per point the factor the scheduler
     weighs its accuracy with for staleness (:func:`stale_weights`; none: 1). Returns the
     profile's fields."""
     keys = [p.key for p in points]
@@ -419,7 +421,7 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
     out: Dict[str, Any] = {'point_models': {}, 'point_validation_correlation': None,
                            'point_eval_correlation': None}
     use = [keys.index(k) for k in seeing]
-    overall = np.array([_miou(cms[keys[i]][fit].sum(0)) for i in use])
+    overall = np.array([overall_fit[keys[i]] for i in use])
     dev = np.zeros((len(use), len(fit)))
     if signals_on:
         models, oof = fit_point_models(feats, short, keys, signals_on, folds)
@@ -428,8 +430,8 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
         out['point_validation_correlation'] = within_point_correlation(dev, short[use][:, fit])
         if held.stop > held.start:
             params = replace(ComplexityParams.neutral(), point_models=models)
-            pred = np.array([[params.shortfall(f)[keys[i]] for f in feats[held]]
-                             for i in use])
+            sf = [params.shortfall(f) for f in feats[held]]
+            pred = np.array([[s[keys[i]] for s in sf] for i in use])
             out['point_eval_correlation'] = within_point_correlation(pred, short[use][:, held])
     conf = np.stack([cms[keys[i]][fit] for i in use])
     w = np.array([(weight or {}).get(keys[i], 1.0) for i in use])
@@ -449,10 +451,10 @@ def stale_weights(stale: Dict[str, List[float]], period_ms: Optional[float],
     if not table.usable():
         return {k: 1.0 for k in cost}
     keys = [k for k in cost if k in table.table]
-    w = SchedulerConfig().frame_accuracy_weight
     f = table.expected_many(table.relative(keys), np.array([cost[k] for k in keys]), 0.0,
                             float(period_ms))
-    return {k: float((1.0 - w) * x + w) for k, x in zip(keys, f)}
+    w = SchedulerConfig().frame_accuracy_weight
+    return {k: float(stale_weight(x, w)) for k, x in zip(keys, f)}
 
 
 def build_profile(model: ModelDescription, backend, frames: Frames,
@@ -558,7 +560,8 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
     median = {k: v['p50'] for k, v in lat.items()}
     decide = point_decisions(feats, acc, cms, points, seeing, signals_on, folds, held,
-                             median, accuracy_budget, stale_weights(stale, stale_period, median))
+                             overall_fit, median, accuracy_budget,
+                             stale_weights(stale, stale_period, median))
     params.point_models = decide.pop('point_models')
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
     return Profile.from_dict({
