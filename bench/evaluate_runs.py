@@ -59,13 +59,16 @@ def table(res: dict, prof: Profile) -> str:
         if k and k not in show:
             show.append(k)
     basis = 'median_compute_ms' if c.get('compute_basis') == 'median' else 'mean_compute_ms'
-    rows = ['| policy | accuracy | streaming accuracy | compute ms (median latencies) | '
-            'measured compute ms | missed % | dropped % | worst class IoU |',
-            '|---|---|---|---|---|---|---|---|']
+    rows = ['| policy | accuracy | streaming accuracy | streaming, as the profile predicts | '
+            'compute ms (median latencies) | measured compute ms | missed % | dropped % | '
+            'worst class IoU |',
+            '|---|---|---|---|---|---|---|---|---|']
     for k in show:
         r = runs[k]
         med = r.get('median_compute_ms')
+        pred = r.get('predicted_streaming_accuracy')
         rows.append(f'| {k} | {r["accuracy"]:.3f} | {r["streaming_accuracy"]:.3f} | '
+                    f'{"" if pred is None else f"{pred:.3f}"} | '
                     f'{"n/a" if med is None else f"{med:.2f}"} | '
                     f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
                     f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |')
@@ -116,6 +119,8 @@ def table(res: dict, prof: Profile) -> str:
                 f' Adaptive shown with and without anytime early exit; the comparison uses '
                 f'{c["adaptive_policy"]}.' if 'adaptive+anytime' in runs else
                 ' Anytime early exit does not apply: the model has one depth.'))
+    transfer = streaming_transfer(runs, prof)
+    lines += ['', transfer] if transfer else []
     cx = prof.complexity
     fmt = (lambda v: 'n/a' if v is None else f'{v:.2f}')
     fmt3 = (lambda v: 'n/a' if v is None else f'{v:.3f}')
@@ -152,6 +157,26 @@ def table(res: dict, prof: Profile) -> str:
         lines.append('Unusable (never chosen): ' + '; '.join(
             f'{k}: {v}' for k, v in prof.unusable.items()) + '.')
     return '\n'.join(lines)
+
+
+def streaming_transfer(runs: dict, prof: Profile) -> str:
+    """Whether calibrate's frames ranked the static points that see every class by streaming
+    accuracy as these frames do (the scheduler decides by the profile's ranking)."""
+    blind = prof.class_floor.blind if prof.class_floor else {}
+    ok = {k: r for k, r in runs.items() if r.get('predicted_streaming_accuracy') is not None
+          and k not in blind and k not in prof.unusable}
+    if len(ok) < 2:
+        return ''
+    pred = max(ok, key=lambda k: ok[k]['predicted_streaming_accuracy'])
+    meas = max(ok, key=lambda k: ok[k]['streaming_accuracy'])
+    head = (f'Of the static points that see every class, the profile (calibrate\'s frames) '
+            f'predicts {pred} to stream best ({ok[pred]["predicted_streaming_accuracy"]:.3f})')
+    if pred == meas:
+        return head + f'; on these frames it did ({ok[pred]["streaming_accuracy"]:.3f}).'
+    return (head + f'; on these frames {meas} did ({ok[meas]["streaming_accuracy"]:.3f}, '
+            f'predicted {ok[meas]["predicted_streaming_accuracy"]:.3f}; {pred} '
+            f'{ok[pred]["streaming_accuracy"]:.3f}): these frames do not rank the points as '
+            f'calibrate\'s did.')
 
 
 THIRD_PARTY = {

@@ -163,6 +163,19 @@ def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag)
     assert slow['streaming_accuracy'] < fast['streaming_accuracy']
     # without latency the slow point is the more accurate one: only streaming charges it
     assert slow['accuracy'] > fast['accuracy']
+    # the profile's prediction of each one's streaming accuracy: its accuracy there x the
+    # scheduler's staleness factor at its median latency in the run, on the camera's period
+    runs = {'640x480/d3/fp32': slow, '160x120/d1/fp32': fast, 'golden': slow}
+    pred = evaluate.predicted_streaming(pipe, runs)
+    assert set(pred) == {'640x480/d3/fp32', '160x120/d1/fp32'}     # 'golden' is no point
+    for k, r in (('640x480/d3/fp32', slow), ('160x120/d1/fp32', fast)):
+        lat = float(np.median([x['measured_ms'] for x in r['records']]))
+        assert r['camera_period_ms'] > 0 and lat > 0
+        assert pred[k] == pytest.approx(pipe.profile.accuracy.overall[k] * pipe.streaming.expected(
+            k, lat, 0.0, r['camera_period_ms']))
+    # 250 ms late costs the slow point more of its own accuracy than the fast one loses
+    assert pred['640x480/d3/fp32'] / pipe.profile.accuracy.overall['640x480/d3/fp32'] < \
+        pred['160x120/d1/fp32'] / pipe.profile.accuracy.overall['160x120/d1/fp32']
 
 
 def _colour_sensitive_model(path: Path) -> None:
@@ -253,6 +266,48 @@ def test_staleness_scores_each_output_against_the_frames_after_it():
     # no two frames of one sequence are 6 apart: the rows stop at lag 5, no empty lag
     long = calibrate.staleness(preds, refs, seq, 2, range(12), lags=8)
     assert [len(v) for v in long.values()] == [6, 6] and np.isfinite(long['moving']).all()
+
+
+def test_latency_is_timed_in_rounds_and_a_burst_in_one_round_is_not_the_points_tail(
+        monkeypatch):
+    # a clock that advances by each point's cost per inference, 10x during a burst of host
+    # noise that covers the whole second block of the golden point
+    from tts_perception.inference.points import OperatingPoint
+    points = [OperatingPoint(160, 120, 1, 'fp32'), OperatingPoint(640, 480, 1, 'fp32')]
+    cost = {points[0].key: 2.0, points[1].key: 20.0}
+    now, calls = [0.0], []
+
+    def fake_infer(model, backend, frames, point):
+        calls.append(point.key)
+        block = sum(1 for i, k in enumerate(calls) if k == point.key and
+                    (i == 0 or calls[i - 1] != point.key))
+        burst = point == points[1] and block == 2
+        now[0] += cost[point.key] * (10.0 if burst else 1.0) / 1e3
+    monkeypatch.setattr(calibrate, 'infer', fake_infer)
+    seen = []
+    lat = calibrate.measure_latencies(None, None, [np.zeros((2, 2, 3))], points, n=30,
+                                      passes=3, warmup=2, clock=lambda: now[0],
+                                      progress=lambda done, total: seen.append((done, total)))
+    # rounds over the points: each point's block of warm-up + 10 runs, three times in turn
+    blocks = [calls[i] for i in range(len(calls)) if i == 0 or calls[i] != calls[i - 1]]
+    assert blocks == [points[0].key, points[1].key] * 3
+    assert seen[-1] == (6, 6)
+    gold = lat[points[1].key]
+    assert gold['n'] == 30 and gold['p50'] == pytest.approx(20.0)
+    # the burst's round alone is 200 ms at every quantile; the point's tail stays its own
+    assert gold['p95'] == pytest.approx(20.0) and gold['p99'] == pytest.approx(20.0)
+    assert gold['mean'] == pytest.approx((20 * 20 + 10 * 200) / 30)
+    # timed in one block, that burst would have been the point's tail
+    assert np.percentile([20.0] * 20 + [200.0] * 10, 95) == pytest.approx(200.0)
+    assert lat[points[0].key]['p95'] == pytest.approx(2.0)
+
+
+def test_pass_quantiles_takes_the_median_of_the_rounds():
+    q = calibrate.pass_quantiles([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [2.0, 3.0, 4.0]])
+    assert q['p50'] == pytest.approx(3.0) and q['n'] == 9
+    assert q['p95'] == pytest.approx(np.percentile([2.0, 3.0, 4.0], 95))
+    with pytest.raises(ValueError, match='no timed runs'):
+        calibrate.pass_quantiles([[], []])
 
 
 def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sample_bag):

@@ -84,3 +84,24 @@ def test_bench_makes_its_output_folder_and_can_skip_the_load_step(tmp_path, samp
     assert res['load_step'] == {} and 'deadline_misses_after_step' not in res
     assert sum(res['runs']['adaptive']['points'].values()) == 16
     assert (out.parent / 'core_adaptive.png').exists()
+
+
+def test_the_eval_section_says_whether_calibrates_streaming_ranking_held():
+    from dataclasses import replace
+    from evaluate_runs import streaming_transfer
+    prof = load_profile(ROOT / 'models' / 'tts_segnet' / 'profile_cpu.json')
+    a, b, c = '640x480/d3/fp32', '320x240/d3/fp32', '160x120/d1/fp32'
+
+    def run(pred, meas):
+        return {'predicted_streaming_accuracy': pred, 'streaming_accuracy': meas}
+    same = streaming_transfer({a: run(0.80, 0.79), b: run(0.70, 0.71), 'adaptive': run(
+        None, 0.9)}, prof)
+    assert f'predicts {a} to stream best (0.800); on these frames it did (0.790)' in same
+    flipped = streaming_transfer({a: run(0.80, 0.60), b: run(0.70, 0.71)}, prof)
+    assert f'on these frames {b} did (0.710, predicted 0.700; {a} 0.600)' in flipped
+    assert 'do not rank the points as calibrate' in flipped
+    # a blind point is no candidate, even if it streams best; one candidate: nothing to say
+    blind = replace(prof, class_floor=replace(prof.class_floor, blind={c: 'blind'}))
+    assert c not in streaming_transfer({a: run(0.8, 0.6), b: run(0.7, 0.7), c: run(0.9, 0.9)},
+                                       blind)
+    assert streaming_transfer({a: run(0.8, 0.6), c: run(0.9, 0.9)}, blind) == ''

@@ -17,12 +17,15 @@ frames run.
 Per policy: accuracy of the processed frames (mIoU against the labels, or agreement with the
 golden point's output on unlabelled bags) with per-class IoU, mean compute, miss and drop
 rates, and **streaming accuracy** (Li, Wang, Ramanan, ECCV 2020): at every camera frame the
-latest output finished by that instant is scored against that frame's truth, so latency
-costs accuracy. Compute is reported as measured and, on the oracle's own scale, as each
+latest output finished by that instant is scored against that frame's truth, so latency costs
+accuracy; beside it, for each static point, the streaming accuracy the profile predicts for it
+(what the scheduler ranks points by), which tells whether calibrate's frames ranked the points
+as these frames do. Compute is reported as measured and, on the oracle's own scale, as each
 chosen point's median latency in this run's static runs (probes as measured): the share of the
 oracle's saving and the compute ratio are taken on that scale, so the machine's noise between
 runs and which policy ran first do not decide them (every point is also warmed up on real
-frames before the first policy). Writes ``evaluate.json``, a Pareto plot (accuracy vs mean
+frames before the first policy).
+Writes ``evaluate.json``, a Pareto plot (accuracy vs mean
 compute, one mark per policy, with the per-frame hindsight oracle's frontier: every point run
 on every frame,
 see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the adaptive policy;
@@ -150,6 +153,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         'probes': int(sum(r['probe_ms'] > 0 for r in recs)),
         'mean_probe_ms': float(np.mean([r['probe_ms'] for r in recs])) if recs else 0.0,
         'p95_total_ms': float(np.percentile([r['total_ms'] for r in recs], 95)),
+        'camera_period_ms': gate.period_ms,
         'points': dict(Counter(r['point'] for r in recs)),
         'records': recs, 'streaming_per_frame': per_frame_stream,
     }
@@ -169,6 +173,25 @@ def median_compute(run: Dict, latency: Dict[str, float]) -> float:
     recs = run['records']
     return float(np.mean([latency[r['point']] + r['probe_ms'] for r in recs])) if recs \
         else float('nan')
+
+
+def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, Dict]) -> Dict[str, float]:
+    """Per static run, the streaming accuracy the profile predicts for it: its accuracy on
+    calibrate's frames x the scheduler's staleness factor (:class:`~tts_perception.adaptive.
+    scheduler.StreamingTable`, the profile's table) at its median latency in this run, on this
+    camera's period, a fresh frame. The scheduler ranks late points by this; beside the
+    measured streaming accuracy it tells whether calibrate's frames rank the points as these
+    frames do. Empty where the profile measured no staleness."""
+    table, overall = pipe.streaming, pipe.profile.accuracy.overall
+    out = {}
+    for k, r in runs.items():
+        period = r.get('camera_period_ms')
+        if k not in overall or k not in table.table or not r['records'] or not period or \
+                not table.usable():
+            continue
+        lat = float(np.median([x['measured_ms'] for x in r['records']]))
+        out[k] = overall[k] * table.expected(k, lat, 0.0, period)
+    return out
 
 
 def policies(pipe: AdaptivePipeline) -> List[tuple]:
@@ -438,6 +461,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog.update(i + 1, name)
     prog.close()
     metric = 'mIoU' if frames.labels is not None else 'agreement mIoU'
+    for k, v in predicted_streaming(pipe, runs).items():
+        runs[k]['predicted_streaming_accuracy'] = v
     table = per_frame(pipe, frames, refs, runs, a.quiet)
     if table is not None:
         latency = dict(zip(table.points, table.latency_ms.tolist()))
