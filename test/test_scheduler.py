@@ -355,6 +355,14 @@ def test_streaming_when_only_blind_points_fit_the_best_streaming_seeing_point_ru
     best = max(seeing, key=lambda p: acc.predict(p.key, 0.9) * st.expected(
         p.key, lm.predict(p.key), 0.0, period))
     assert d.point == best != cheapest_seeing
+    # a frame that waited, when nothing fits at all but the points that see every class
+    # miss the deadline even at their profiled median: the same rule, not the least late
+    never = min(lm.base[p.key] for p in seeing) / 2
+    d = s.choose(0.9, never / 2, period_ms=period, age_ms=never / 2)
+    assert d.point == best and 'best streaming point' in d.reason and d.expect_miss
+    # ... but where they would fit a frame that had not waited, the least late one
+    d = s.choose(0.9, 0.1, period_ms=period, age_ms=10 * max(lm.base.values()))
+    assert d.reason.startswith('nothing fits: cheapest point') and d.point in seeing
     # nothing fits at all (a load spike): the least late point, not the most accurate
     fast, _ = _streaming_sched(MOVING, frame_accuracy_weight=0.0)
     d = fast.choose(0.9, 0.1, period_ms=10.0)

@@ -42,11 +42,12 @@ holds this frame back and takes the next one (the frame gate counts it as *tail*
 Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
 point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
 while a point at or above the floor exists: among those the rule above decides, and when none
-of them fits while a blind one would, the one of them with the best expected streaming accuracy
-runs (the streaming accuracy itself: ``frame_accuracy_weight`` weighs in only between points
-that meet the deadline; the cheapest without a camera period) and the record says that the
-deadline cannot be met with every class seen. A fast blind point
-is never chosen silently.
+of them fits while a blind one would, or none of them fits the deadline even at its profiled
+median (so that a frame that waited, when nothing fits, gets the same rule as a fresh one), the
+one of them with the best expected streaming accuracy runs (the streaming accuracy itself:
+``frame_accuracy_weight`` weighs in only between points that meet the deadline; the cheapest
+without a camera period) and the record says that the deadline cannot be met with every class
+seen. A fast blind point is never chosen silently.
 
 Static policies (one fixed point) and golden (the most expensive point) use the same
 interface, for comparison.
@@ -312,12 +313,17 @@ class Scheduler:
         usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
         feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
-            blind_fits = len(usable) < len(costs) and any(c <= budget_ms for c in costs)
-            if blind_fits and streaming:
-                # only blind points fit: of those that see every class, the best expected
-                # streaming accuracy itself (the deadline is missed either way, so what the
-                # robot sees is the newest late result; the frame's own accuracy weighs in
-                # only between points that meet the deadline)
+            blind = len(usable) < len(costs)
+            # the class floor's price, not a load spike: only blind points fit, or the points
+            # that see every class miss the deadline even at their profiled median (then an
+            # old frame, when nothing fits, must not change the rule that a fresh one gets)
+            floor_bound = blind and (any(c <= budget_ms for c in costs) or min(
+                self._median[i] for i in usable) > budget_ms + max(0.0, age_ms))
+            if floor_bound and streaming:
+                # of the points that see every class, the best expected streaming accuracy
+                # itself (the deadline is missed either way, so what the robot sees is the
+                # newest late result; the frame's own accuracy weighs in only between points
+                # that meet the deadline)
                 i = max(usable, key=lambda j: frame_accs[j] * stale[j])
                 which = 'best streaming point'
             else:
@@ -327,7 +333,7 @@ class Scheduler:
             self._commit(self.points[i])
             return Decision(self.points[i], f'nothing fits that sees every class: the {which} '
                             f'that does (the deadline cannot be met with every class seen)'
-                            if blind_fits else f'nothing fits: {which}', costs[i],
+                            if floor_bound else f'nothing fits: {which}', costs[i],
                             accs[i], budget_ms, True)
         # the objective: (streaming) accuracy less the compute price of the point's profiled
         # median latency, as calibrate priced it (the online upper quantile in ``costs`` is
