@@ -55,7 +55,7 @@ def table(res: dict, prof: Profile) -> str:
     fastest = min(statics, key=lambda k: statics[k]['mean_compute_ms'])
     show = [k for k in runs if k.startswith('adaptive')] + ['golden']
     for k in (c.get('best_static_meeting_deadline'), c.get('cheapest_static_reaching_it'),
-              c.get('best_static_streaming'), fastest):
+              c.get('best_static_streaming'), predicted_best(runs, prof), fastest):
         if k and k not in show:
             show.append(k)
     basis = 'median_compute_ms' if c.get('compute_basis') == 'median' else 'mean_compute_ms'
@@ -159,15 +159,26 @@ def table(res: dict, prof: Profile) -> str:
     return '\n'.join(lines)
 
 
+def _predicted_seeing(runs: dict, prof: Profile) -> dict:
+    """The static runs of points that see every class, with the profile's prediction."""
+    blind = prof.class_floor.blind if prof.class_floor else {}
+    return {k: r for k, r in runs.items() if r.get('predicted_streaming_accuracy') is not None
+            and k not in blind and k not in prof.unusable}
+
+
+def predicted_best(runs: dict, prof: Profile):
+    """The static point that sees every class the profile predicts to stream best (None)."""
+    ok = _predicted_seeing(runs, prof)
+    return max(ok, key=lambda k: ok[k]['predicted_streaming_accuracy']) if ok else None
+
+
 def streaming_transfer(runs: dict, prof: Profile) -> str:
     """Whether calibrate's frames ranked the static points that see every class by streaming
     accuracy as these frames do (the scheduler decides by the profile's ranking)."""
-    blind = prof.class_floor.blind if prof.class_floor else {}
-    ok = {k: r for k, r in runs.items() if r.get('predicted_streaming_accuracy') is not None
-          and k not in blind and k not in prof.unusable}
+    ok = _predicted_seeing(runs, prof)
     if len(ok) < 2:
         return ''
-    pred = max(ok, key=lambda k: ok[k]['predicted_streaming_accuracy'])
+    pred = predicted_best(runs, prof)
     meas = max(ok, key=lambda k: ok[k]['streaming_accuracy'])
     head = (f'Of the static points that see every class, the profile (calibrate\'s frames) '
             f'predicts {pred} to stream best ({ok[pred]["predicted_streaming_accuracy"]:.3f})')
