@@ -78,7 +78,8 @@ def test_killing_perception_stops_the_robot_as_specified(procs, ros_env):
         assert client.wait_for(lambda: ctl().get('last_stop_zero_after_s', -1) >= 0, 30), ctl()
         c = ctl()
         period, decel = 0.05, 4.0
-        assert WATCHDOG < c['last_stop_decel_after_s'] <= WATCHDOG + 2 * period, c
+        # (diagnostics carry 4 significant digits: 1.0004 s reads as 1)
+        assert WATCHDOG <= c['last_stop_decel_after_s'] <= WATCHDOG + 2 * period, c
         # from at most max_speed (2 m/s) to zero at max_decel, plus the step that reaches it
         assert c['last_stop_zero_after_s'] <= c['last_stop_decel_after_s'] + 2.0 / decel + \
             period, c
