@@ -381,19 +381,26 @@ def reduced_precision_checks(model: ModelDescription, points: Sequence[Operating
     return agreement, worst, unusable
 
 
-def measure_latency(model, backend, frames: np.ndarray, point: OperatingPoint, n: int = 30,
-                    warmup: int = 5, batch: int = 1) -> Dict[str, float]:
-    """Latency distribution (ms) of one point incl. pre/post-processing, after warm-up."""
+def timed_runs(model, backend, frames: Sequence[np.ndarray], point: OperatingPoint, n: int,
+               warmup: int = 5, batch: int = 1, first: int = 0, clock=time.perf_counter
+               ) -> List[float]:
+    """Latency (ms) of ``n`` runs of one point incl. pre/post-processing after ``warmup``
+    untimed ones, on batches of ``frames`` taken in turn from index ``first``."""
     times = []
     for i in range(warmup + n):
-        fr = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
-        t = time.perf_counter()
+        fr = [frames[(first + i * batch + j) % len(frames)] for j in range(batch)]
+        t = clock()
         infer(model, backend, fr, point)
         if i >= warmup:
-            times.append((time.perf_counter() - t) * 1e3)
-    a = np.asarray(times)
-    return {'p50': float(np.percentile(a, 50)), 'p95': float(np.percentile(a, 95)),
-            'p99': float(np.percentile(a, 99)), 'mean': float(a.mean()), 'n': int(len(a))}
+            times.append((clock() - t) * 1e3)
+    return times
+
+
+def measure_latency(model, backend, frames: np.ndarray, point: OperatingPoint, n: int = 30,
+                    warmup: int = 5, batch: int = 1) -> Dict[str, float]:
+    """Latency distribution (ms) of one point incl. pre/post-processing, after warm-up, in one
+    block of runs."""
+    return pass_quantiles([timed_runs(model, backend, frames, point, n, warmup, batch)])
 
 
 def pass_quantiles(passes: Sequence[Sequence[float]]) -> Dict[str, float]:
@@ -410,7 +417,8 @@ def pass_quantiles(passes: Sequence[Sequence[float]]) -> Dict[str, float]:
 
 
 def measure_latencies(model, backend, frames: Sequence[np.ndarray],
-                      points: Sequence[OperatingPoint], n: int = 30, passes: int = LATENCY_PASSES,
+                      points: Sequence[OperatingPoint], n: int = LATENCY_RUNS,
+                      passes: int = LATENCY_PASSES,
                       warmup: int = 5, clock=time.perf_counter, progress=None
                       ) -> Dict[str, Dict[str, float]]:
     """Latency distribution (ms) of every point incl. pre/post-processing: ``passes`` rounds
@@ -424,15 +432,9 @@ def measure_latencies(model, backend, frames: Sequence[np.ndarray],
     times: Dict[str, List[List[float]]] = {p.key: [] for p in points}
     total, done = max(1, passes) * len(points), 0
     for r in range(max(1, passes)):
-        for j, p in enumerate(points):
-            block = []
-            for i in range(warmup + per):
-                fr = [frames[(r * per + i) % len(frames)]]
-                t = clock()
-                infer(model, backend, fr, p)
-                if i >= warmup:
-                    block.append((clock() - t) * 1e3)
-            times[p.key].append(block)
+        for p in points:
+            times[p.key].append(timed_runs(model, backend, frames, p, per, warmup,
+                                           first=r * per, clock=clock))
             done += 1
             if progress is not None:
                 progress(done, total)
