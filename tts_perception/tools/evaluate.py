@@ -24,16 +24,14 @@ as these frames do. Compute is reported as measured and, on the oracle's own sca
 chosen point's median latency in this run's static runs (probes as measured): the share of the
 oracle's saving and the compute ratio are taken on that scale, so the machine's noise between
 runs and which policy ran first do not decide them (every point is also warmed up on real
-frames before the first policy).
-Writes ``evaluate.json``, a Pareto plot (accuracy vs mean
+frames before the first policy). Writes ``evaluate.json``, a Pareto plot (accuracy vs mean
 compute, one mark per policy, with the per-frame hindsight oracle's frontier: every point run
-on every frame,
-see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the adaptive policy;
-prints a table. The comparison reports the share of the oracle's saving the adaptive policy
-captures at the accuracy of the best static point meeting the deadline, and at that of the
-cheapest static point reaching it, and at adaptive's own accuracy against the static frontier
-(one point, or two alternated), and how well the difficulty estimate the adaptive policy
-decided with correlates with each frame's accuracy loss on these frames.
+on every frame, see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the
+adaptive policy; prints a table. The comparison reports the share of the oracle's saving the
+adaptive policy captures at the accuracy of the best static point meeting the deadline, and at
+that of the cheapest static point reaching it, and at adaptive's own accuracy against the
+static frontier (one point, or two alternated), and how well the difficulty estimate the
+adaptive policy decided with correlates with each frame's accuracy loss on these frames.
 """
 
 import argparse
@@ -175,6 +173,11 @@ def median_compute(run: Dict, latency: Dict[str, float]) -> float:
         else float('nan')
 
 
+def median_latency(run: Dict) -> float:
+    """A run's median measured latency per processed frame (ms)."""
+    return float(np.median([r['measured_ms'] for r in run['records']]))
+
+
 def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, Dict]) -> Dict[str, float]:
     """Per static run, the streaming accuracy the profile predicts for it: its accuracy on
     calibrate's frames x the scheduler's staleness factor (:class:`~tts_perception.adaptive.
@@ -183,15 +186,11 @@ def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, Dict]) -> Dict[s
     measured streaming accuracy it tells whether calibrate's frames rank the points as these
     frames do. Empty where the profile measured no staleness."""
     table, overall = pipe.streaming, pipe.profile.accuracy.overall
-    out = {}
-    for k, r in runs.items():
-        period = r.get('camera_period_ms')
-        if k not in overall or k not in table.table or not r['records'] or not period or \
-                not table.usable():
-            continue
-        lat = float(np.median([x['measured_ms'] for x in r['records']]))
-        out[k] = overall[k] * table.expected(k, lat, 0.0, period)
-    return out
+    if not table.usable():
+        return {}
+    return {k: overall[k] * table.expected(k, median_latency(r), 0.0, r['camera_period_ms'])
+            for k, r in runs.items() if k in overall and k in table.table and r['records']
+            and r.get('camera_period_ms')}
 
 
 def policies(pipe: AdaptivePipeline) -> List[tuple]:
@@ -212,8 +211,7 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
     keys = [p.key for p in pipe.points]
     if any(k not in runs or not runs[k]['records'] for k in keys):
         return None
-    latency = {k: float(np.median([r['measured_ms'] for r in runs[k]['records']]))
-               for k in keys}
+    latency = {k: median_latency(runs[k]) for k in keys}
     by_key = {p.key: p for p in pipe.points}
     ncls = pipe.model.num_classes
     scored = {(k, r['frame']): r['confusion'] for k in keys for r in runs[k]['records']}
