@@ -118,8 +118,8 @@ def overhead(pipe: AdaptivePipeline, frames, n: int = 200, period_ms: float = 1e
     for i in range(n):
         rgb = frames[i % len(frames)][0]
         t = time.perf_counter()
-        c = st.monitor.score(rgb)
-        st.scheduler.choose(c, 30.0, period_ms)
+        c, shortfall = st.monitor.assess(rgb)        # as the pipeline: score and point models
+        st.scheduler.choose(c, 30.0, period_ms, shortfall=shortfall)
         ts.append((time.perf_counter() - t) * 1e3)
     a = np.array(ts[10:])
     return {'mean_ms': float(a.mean()), 'p50_ms': float(np.median(a)),
