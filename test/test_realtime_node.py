@@ -66,12 +66,15 @@ def test_node_keeps_up_with_a_10hz_camera_in_another_process(procs, client, samp
         assert float(s['transport_ms']) >= 0 and float(s['wait_ms']) >= 0
         assert float(s['age_ms']) == pytest.approx(
             float(s['transport_ms']) + float(s['wait_ms']), abs=0.01)
-    # the node's own counters agree: everything sent arrived, and at most a frame the host
-    # held up past the deadline went stale (a wrong clock or age makes most frames stale)
+    # the node's own counters agree: everything sent arrived (but a frame the host made the
+    # player publish late, right behind its predecessor, which the keep-last-1 history may
+    # replace), and at most a frame the host held up past the deadline went stale (a wrong
+    # clock or age makes most frames stale)
     assert client.wait_for(lambda: int(_last_aggregate(
         diags, 'perception_node: /camera/image_raw').get('processed', 0)) >= len(out), 5)
     agg = _last_aggregate(diags, 'perception_node: /camera/image_raw')
-    assert int(agg['received']) == n and int(agg['stale']) <= 0.05 * n, agg
+    assert n - sent['late'] <= int(agg['received']) <= n and int(agg['stale']) <= 0.05 * n, \
+        (agg, sent)
     assert agg['transport'] == transport
     assert float(agg['frame_period_ms']) == pytest.approx(100.0, rel=0.3)
 
