@@ -1,6 +1,7 @@
 """Benchmarks of the adaptive core (``make bench``): JSON under bench/results/ + a printed table.
 
-1. decision overhead per 640x480 frame (complexity + scheduling), target <= 0.5 ms;
+1. decision overhead per 640x480 frame (complexity + scheduling), target p95 <= 0.25 ms
+   (:data:`OVERHEAD_TARGET_MS`);
 2. per-point latency on this machine (re-measured now) with the profile's accuracy;
 3. adaptive vs every static point vs golden on a recorded simulator bag with ground truth,
    under a deadline the golden point cannot meet here: mIoU, miss rate, mean compute;
@@ -43,6 +44,7 @@ RESULTS = ROOT / 'bench' / 'results'
 
 EVAL_SEED = 3000           # the evaluation course (training: 1000-1009; profile: 2000-2001)
 CALIBRATION_SEED = 3001    # the course make eval-sim calibrates on, never evaluated on
+OVERHEAD_TARGET_MS = 0.25  # decision overhead per 640x480 frame, p95
 
 
 def eval_bag(path: Path, seconds: float = 30.0, seed: int = EVAL_SEED) -> Path:
@@ -123,7 +125,7 @@ def overhead(pipe: AdaptivePipeline, frames, n: int = 200, period_ms: float = 1e
         ts.append((time.perf_counter() - t) * 1e3)
     a = np.array(ts[10:])
     return {'mean_ms': float(a.mean()), 'p50_ms': float(np.median(a)),
-            'p95_ms': float(np.percentile(a, 95)), 'target_ms': 0.5}
+            'p95_ms': float(np.percentile(a, 95)), 'target_ms': OVERHEAD_TARGET_MS}
 
 
 def oracle_bound(runs: Dict[str, Dict], num_classes: int,
@@ -260,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         for k, v in load_runs.items()}
     a.out.write_text(json.dumps(res, indent=1))
     print(f'\ndecision overhead per 640x480 frame: mean {res["overhead"]["mean_ms"]:.3f} ms, '
-          f'p95 {res["overhead"]["p95_ms"]:.3f} ms (target <= 0.5 ms)')
+          f'p95 {res["overhead"]["p95_ms"]:.3f} ms (target <= {OVERHEAD_TARGET_MS} ms)')
     print(f'deadline {deadline:.1f} ms = {a.deadline_fraction} x golden p95; '
           f'{len(frames)} frames of {(a.frames or a.bag).name}; {pipe.backend.name} on {device}')
     print(f'{"policy":>22} {"mIoU":>6} {"miss%":>6} {"compute ms":>10}')
@@ -313,7 +315,8 @@ def record_results(res: Dict, runs: Dict, load_runs: Dict, load: str, a) -> None
             f'feasible static points, {o["any_point_that_met_the_deadline"]["miou"]:.3f} over '
             f'any point that met the deadline on the frame. Decision overhead per 640x480 '
             f'frame: mean {res["overhead"]["mean_ms"]:.3f} ms, p95 '
-            f'{res["overhead"]["p95_ms"]:.3f} ms. {load} load step at the half (misses before '
+            f'{res["overhead"]["p95_ms"]:.3f} ms (target p95 <= {OVERHEAD_TARGET_MS} ms). '
+            f'{load} load step at the half (misses before '
             f'-> after): {step}' + (
                 f'; {res["load_step_floor"]}, the cheapest point, bounds what any choice of '
                 f'point reaches under this load' if res.get('load_step_floor') else '') + '.')
