@@ -7,9 +7,8 @@ import pytest
 
 from conftest import ROOT
 from tts_perception.adaptive.complexity import estimator, fit_complexity
-from tts_perception.adaptive.difficulty import (choice_outcome, FEATURES, feature_mask,
-                                                out_of_fold, probe_loss, probe_losses,
-                                                result_signals,
+from tts_perception.adaptive.difficulty import (FEATURES, feature_mask, out_of_fold,
+                                                probe_loss, probe_losses, result_signals,
                                                 SCORE_STEP, select_signals, SIGNALS)
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.inference.points import OperatingPoint
@@ -84,14 +83,44 @@ def test_probe_feature_carries_the_latest_probe_and_restarts_with_each_sequence(
     assert loss[1] == 1.0 and loss[0] == 0.0
 
 
-def test_choice_outcome_follows_the_bins():
-    # point 0 cheap, point 1 expensive; bin 0 says the cheap one is as good, bin 1 that not
-    table = np.array([[0.90, 0.70], [0.905, 0.90]])
-    accuracy = np.array([[0.9, 0.9, 0.6], [0.91, 0.91, 0.92]])
-    cost = np.array([1.0, 10.0])
-    acc, ms = choice_outcome(np.array([0, 0, 1]), table, accuracy, cost, 0.01, extra_ms=0.5)
-    assert acc == pytest.approx((0.9 + 0.9 + 0.92) / 3)
-    assert ms == pytest.approx((1 + 1 + 10) / 3 + 0.5)
+def _probe_case(seed: int = 0):
+    """Two points that see every class: a cheap one that loses half its pixels on hard frames
+    (30 %) and is as good as the expensive one on the others; the probe signal says which
+    frames are hard, the content signal is noise."""
+    from tts_perception.tools.calibrate import _miou
+    rng = np.random.default_rng(seed)
+    n = 90
+    hard = rng.random(n) < 0.3
+    feats = rng.random((n, len(FEATURES)))
+    feats[:, FEATURES.index('probe_loss')] = hard + 0.01 * rng.random(n)
+    err = {'160x120/d1/fp32': np.where(hard, 0.5, 0.05), '640x480/d3/fp32': np.full(n, 0.05)}
+    cms = {k: np.array([[[1000 * (1 - x), 1000 * x], [1000 * x, 1000 * (1 - x)]] for x in e])
+           for k, e in err.items()}
+    points = [OperatingPoint.parse(k) for k in err]
+    acc = np.stack([[_miou(m) for m in cms[p.key]] for p in points])
+    folds = np.array_split(np.arange(n), 3)
+    overall = {k: _miou(m.sum(0)) for k, m in cms.items()}
+    return feats, acc, cms, points, folds, overall, hard
+
+
+@pytest.mark.parametrize('probe_ms, pays', [(1.0, True), (7.0, False)])
+def test_probes_are_judged_with_the_rule_the_scheduler_runs(probe_ms, pays):
+    from tts_perception.tools.calibrate import _probe_pays, point_decisions
+    feats, acc, cms, points, folds, overall, hard = _probe_case()
+    cost = {'160x120/d1/fp32': 1.0, '640x480/d3/fp32': 10.0}
+    args = (feats, acc, cms, points, list(cost), ['content', 'probe'], folds, slice(90, 90),
+            overall, cost, 0.003, None)
+    # the point models and the price: with the probe the cheap point runs on the easy frames
+    # (as accurate: it loses nothing there), without it the expensive one on (nearly) every
+    # frame
+    a1, c1 = point_decisions(*args)['outcome']
+    a0, c0 = point_decisions(*args[:5], ['content'], *args[6:])['outcome']
+    assert c1 == pytest.approx(1.0 + 9.0 * hard.mean(), abs=0.5) and c0 >= 9.0
+    assert a1 >= a0 - 0.003
+    note = _probe_pays(*args, probe_ms)
+    assert (note == '') == pays, note
+    if not pays:        # 7 ms of probes per frame cost more than the 6 ms they save
+        assert 'do not pay' in note and f'{c1 + probe_ms:.2f} ms' in note
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ the share of the loss's variance the estimate explains out of fold (r² for r > 
 than a set amount, against "no content signal" (explains nothing) or the groups already kept
 (:func:`select_signals`, as LiteReconfig gates content features by their validation
 benefit). Probes also cost compute, so the probe group is kept only where the choices it
-informs pay for it on the folds (:func:`choice_outcome`: at least as accurate at no more
-compute, probes included). The profile records every group's benefit and which are on.
+informs pay for it on the folds, judged with the rule the scheduler runs (the per-point
+models out of fold and the compute price for calibrate's accuracy budget: less compute,
+probes included, and as accurate or within the budget). The profile records every group's
+benefit and which are on.
 """
 
 from dataclasses import dataclass
@@ -202,21 +204,6 @@ def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.nda
         explained += gain
         left.remove(g)
     return on, gates
-
-
-def choice_outcome(bins: np.ndarray, table: np.ndarray, accuracy: np.ndarray,
-                   cost: np.ndarray, tolerance: float, extra_ms: float = 0.0
-                   ) -> Tuple[float, float]:
-    """(mean accuracy, mean compute in ms) of the scheduler's per-frame rule without a
-    deadline: on each frame the cheapest point within ``tolerance`` of the best predicted
-    accuracy in the frame's bin. ``bins`` [F]: each frame's complexity bin; ``table``
-    [P, B]: predicted accuracy; ``accuracy`` [P, F]: what each point scored on each frame;
-    ``cost`` [P]: each point's latency; ``extra_ms``: compute added to every frame (probes)."""
-    pred = table[:, bins]                                        # [P, F]
-    ok = pred >= pred.max(0, keepdims=True) - tolerance
-    choice = np.where(ok, cost[:, None], np.inf).argmin(0)       # [F]
-    f = np.arange(len(bins))
-    return float(accuracy[choice, f].mean()), float(cost[choice].mean() + extra_ms)
 
 
 def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,

@@ -59,11 +59,11 @@ import numpy as np
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, fit_complexity, fit_point_models,
                                                 obstacle_class, result_map)
-from tts_perception.adaptive.difficulty import (choice_outcome, correlation, FEATURES,
-                                                fold_splits, frame_loss, frame_shortfall,
-                                                out_of_fold, price_for_budget, probe_losses,
-                                                probe_pair, SCORE_STEP, select_signals,
-                                                SignalGate, SIGNALS, within_point_correlation)
+from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss,
+                                                frame_shortfall, out_of_fold,
+                                                price_for_budget, probe_losses, probe_pair,
+                                                SCORE_STEP, select_signals, SignalGate,
+                                                SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import (blind_points, SchedulerConfig, stale_weight,
@@ -315,36 +315,30 @@ def _bin_table(cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], fra
     return table, raw, overall
 
 
-def _probe_pays(feats: np.ndarray, loss: np.ndarray, acc: np.ndarray,
-                cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint],
-                folds: Sequence[np.ndarray], signals_on: Sequence[str],
-                cost: Dict[str, float], probe_ms: float) -> str:
-    """'' when the probe pays out of fold: the scheduler's choices among ``points`` on each
-    fold, from an estimate and table fitted on the other folds, with the probe (its compute
-    included) are at least as accurate at no more compute than without it and better in one;
-    otherwise why not. ``acc`` [points, frames]: per-frame accuracy of ``points``."""
+def _probe_pays(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
+                points: Sequence[OperatingPoint], seeing: Sequence[str],
+                signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
+                overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
+                weight: Optional[Dict[str, float]], probe_ms: float) -> str:
+    """'' when the probe pays out of fold, judged with the rule the scheduler runs
+    (:func:`point_decisions`: the point models' out-of-fold predictions and the compute price
+    that keeps the choices within ``budget`` of the best static point): with the probe, its
+    compute included, the choices cost less than without it and stay as accurate or within
+    the budget; otherwise why not. Arguments as :func:`point_decisions`'s; ``probe_ms``:
+    the probes' compute per frame."""
     out = {}
     for name, on in (('with', list(signals_on)),
                      ('without', [g for g in signals_on if g != 'probe'])):
-        r = correlation(out_of_fold(feats, loss, folds, estimator, on),
-                        loss[np.concatenate(folds)]) if on else None
-        tot_a = tot_c = 0.0
-        for f, rest in fold_splits(folds):
-            mon = ComplexityMonitor(fit_complexity(feats[rest], loss[rest], on))
-            bins = _bins(np.array([mon.score_features(x) for x in feats]))
-            table, _, _ = _bin_table(cms, points, rest, bins, float(np.clip(r or 0.0, 0, 1)))
-            a, c = choice_outcome(bins[f], np.array([table[p.key] for p in points]),
-                                  acc[:, f], np.array([cost[p.key] for p in points]),
-                                  SchedulerConfig().accuracy_tolerance,
-                                  probe_ms if name == 'with' else 0.0)
-            tot_a, tot_c = tot_a + a * len(f), tot_c + c * len(f)
-        n = sum(len(f) for f in folds)
-        out[name] = (tot_a / n, tot_c / n)
+        a, c = point_decisions(feats, acc, cms, points, seeing, on, folds, held, overall_fit,
+                               cost, budget, weight)['outcome']
+        out[name] = (a, c + (probe_ms if name == 'with' else 0.0))
     (a1, c1), (a0, c0) = out['with'], out['without']
-    if a1 >= a0 and c1 <= c0 and (a1 > a0 or c1 < c0):
+    reference = max(overall_fit[k] for k in seeing)
+    if c1 < c0 and a1 >= min(a0, reference - budget):
         return ''
-    return (f'probes do not pay out of fold: with them {a1:.3f} at {c1:.2f} ms (probes '
-            f'included), without {a0:.3f} at {c0:.2f} ms')
+    return (f'probes do not pay out of fold: at the compute price for the accuracy budget, '
+            f'with them {a1:.3f} at {c1:.2f} ms (probes included), without {a0:.3f} at '
+            f'{c0:.2f} ms')
 
 
 def reduced_precision_checks(model: ModelDescription, points: Sequence[OperatingPoint],
@@ -457,13 +451,14 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
                     signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
                     overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
                     weight: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
-    """The per-point shortfall models and the compute price (see the module's steps 4 and 5).
+    """The per-point shortfall models and the compute price (see the module's steps 4 and 5),
+    and the outcome of the rule there on the fold frames (accuracy, mean compute ms).
     ``acc`` [points, frames]: per-frame accuracy; ``cms``: per point its per-frame confusion
     matrices; ``seeing``: the usable points that see every class (the price is judged on
     those); ``overall_fit``: each point's accuracy on the fold frames; ``cost``: latency per
     point (ms); ``weight``: per point the factor the scheduler
     weighs its accuracy with for staleness (:func:`stale_weights`; none: 1). Returns the
-    profile's fields."""
+    profile's fields and ``outcome``."""
     keys = [p.key for p in points]
     short = frame_shortfall(acc)
     fit = np.concatenate(folds)
@@ -484,10 +479,11 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
             out['point_eval_correlation'] = within_point_correlation(pred, short[use][:, held])
     conf = np.stack([cms[keys[i]][fit] for i in use])
     w = np.array([(weight or {}).get(keys[i], 1.0) for i in use])
-    price, _, _ = price_for_budget((overall[:, None] - dev) * w[:, None], conf,
-                                   np.array([cost[keys[i]] for i in use]), budget,
-                                   float(overall.max()), SchedulerConfig().accuracy_tolerance)
-    out.update(compute_price=price, accuracy_budget=budget)
+    price, chosen, ms = price_for_budget((overall[:, None] - dev) * w[:, None], conf,
+                                         np.array([cost[keys[i]] for i in use]), budget,
+                                         float(overall.max()),
+                                         SchedulerConfig().accuracy_tolerance)
+    out.update(compute_price=price, accuracy_budget=budget, outcome=(chosen, ms))
     return out
 
 
@@ -548,6 +544,15 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     floor = SchedulerConfig().class_floor
     blind = blind_points(per_class, model.classes, floor)
 
+    # how fast each point's output goes stale at the recorded camera rate, and what the
+    # scheduler's objective weighs each point's accuracy with for it
+    stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
+    gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
+    gaps = gaps[gaps > 0]
+    stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
+    median = {k: v['p50'] for k, v in lat.items()}
+    weights = stale_weights(stale, stale_period, median)
+
     # difficulty: probes as the pipeline makes them, every probe_every frames, on the
     # usable points that see every class (all usable points if none does)
     probe_every = PipelineConfig().probe_every
@@ -576,10 +581,9 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     else:                                   # too few frames to validate: no evidence, no signal
         signals_on, gates = [], {}
     if 'probe' in signals_on:
-        use = [i for i, p in enumerate(points) if p.key in seeing]
-        note = _probe_pays(feats, loss, acc[use], cms, [points[i] for i in use], folds,
-                           signals_on, {k: v['p50'] for k, v in lat.items()},
-                           (lat[cheap]['p50'] + lat[ref]['p50']) / probe_every)
+        note = _probe_pays(feats, acc, cms, points, seeing, signals_on, folds, held,
+                           overall_fit, median, accuracy_budget, weights,
+                           (median[cheap] + median[ref]) / probe_every)
         if note:        # the other groups chosen again, against no probe
             probe_gate = SignalGate(False, gates['probe'].validation_gain,
                                     gates['probe'].validation_correlation, note)
@@ -606,15 +610,10 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     bins = _bins(cplx)
     table, raw, overall = _bin_table(cms, points, fit, bins, trust)
 
-    stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
-    gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
-    gaps = gaps[gaps > 0]
-    stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
-    median = {k: v['p50'] for k, v in lat.items()}
     decide = point_decisions(feats, acc, cms, points, seeing, signals_on, folds, held,
-                             overall_fit, median, accuracy_budget,
-                             stale_weights(stale, stale_period, median))
+                             overall_fit, median, accuracy_budget, weights)
     params.point_models = decide.pop('point_models')
+    decide.pop('outcome')
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
     return Profile.from_dict({
         'version': PROFILE_VERSION, 'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
