@@ -71,16 +71,26 @@ def test_oracle_bound_picks_the_best_point_that_met_the_deadline():
 
 def test_bench_makes_its_output_folder_and_can_skip_the_load_step(tmp_path, sample_bag):
     """A CI-sized run of make bench's script: --out into a folder that does not exist yet,
-    --load none."""
+    --load none; the decision overhead also with a profile that has per-point models (the
+    bundled one with a model per point added: what calibrate writes)."""
     import json
     import subprocess
+    from tts_perception.adaptive.difficulty import FEATURES
+    prof = json.loads((ROOT / 'models' / 'tts_segnet' / 'profile_cpu.json').read_text())
+    prof['complexity']['point_models'] = {k: [0.01] + [0.001] * len(FEATURES)
+                                          for k in prof['points']}
+    calibrated = tmp_path / 'calibrated.json'
+    calibrated.write_text(json.dumps(prof))
     out = tmp_path / 'new' / 'folder' / 'core.json'
     r = subprocess.run([sys.executable, str(ROOT / 'bench' / 'bench_core.py'), '--bag',
                         str(sample_bag), '--seconds', '4', '--limit', '16', '--load', 'none',
-                        '--no-record', '--out', str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+                        '--no-record', '--out', str(out), '--calibrated-profile',
+                        str(calibrated)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
+    assert res['overhead_calibrated']['point_models'] is True
+    assert 0 < res['overhead_calibrated']['p95_ms'] and 'per-point models on' in r.stdout
     assert res['load_step'] == {} and 'deadline_misses_after_step' not in res
     assert sum(res['runs']['adaptive']['points'].values()) == 16
     assert (out.parent / 'core_adaptive.png').exists()
