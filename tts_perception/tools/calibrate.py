@@ -422,10 +422,11 @@ def measure_latencies(model, backend, frames: Sequence[np.ndarray],
     point a p95 of 1.8 x its p50, and the node then judged it to miss a deadline it met);
     timed in rounds, a burst lands in one round of a few points. ``progress(done, total)``
     is called after each point's block."""
-    per = max(1, -(-n // max(1, passes)))
+    passes = max(1, passes)
+    per = max(1, -(-n // passes))
     times: Dict[str, List[List[float]]] = {p.key: [] for p in points}
-    total, done = max(1, passes) * len(points), 0
-    for r in range(max(1, passes)):
+    total, done = passes * len(points), 0
+    for r in range(passes):
         for p in points:
             times[p.key].append(timed_runs(model, backend, frames, p, per, warmup,
                                            first=r * per, clock=clock))
