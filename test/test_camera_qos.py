@@ -17,10 +17,10 @@ pytestmark = pytest.mark.dds
 NAME = 'perception_node: /camera/image_raw'
 
 
-def _start(procs, client):
+def _start(procs, client, *params: str):
     procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args',
                  '--params-file', str(ROOT / 'config' / 'perception.yaml'),
-                 '-p', 'diagnostics_period:=0.25')
+                 '-p', 'diagnostics_period:=0.25', *params)
     diags = []
     client.node.create_subscription(
         DiagnosticArray, '/diagnostics',
@@ -50,7 +50,16 @@ def _values(st) -> dict:
 
 
 def test_reliable_driver_without_profile_gets_every_frame_through(procs, client, sample_bag):
-    diags = _start(procs, client)
+    # what this test is about is the transport: with the default keep-last-1 history, a frame
+    # that arrives while the busy node has not yet taken the one before replaces it in the
+    # subscription's queue (newest wins, never counted), which a 2-core machine running the
+    # player, the node and this test does now and then; a deeper queue hands every frame that
+    # arrived to the node's frame gate, which keeps the newest and counts the rest as dropped
+    diags = _start(procs, client, '-p', 'qos_overrides./camera/image_raw.subscription.depth:=10')
+    from rcl_interfaces.srv import GetParameters
+    req = GetParameters.Request(names=['qos_overrides./camera/image_raw.subscription.depth'])
+    res = client._call(GetParameters, '/perception_node/get_parameters', req)
+    assert [v.integer_value for v in res.values] == [10]      # the node took the override
     segs = client.listen('camera/segmentation', Image)
     player = _camera(procs, sample_bag, 'reliable', 5.0)
     sent = _summary(client, player)
@@ -59,15 +68,13 @@ def test_reliable_driver_without_profile_gets_every_frame_through(procs, client,
                       + s.header.stamp.nanosec <= sent['last_ns']}
     client.wait_for(lambda: len(stamps()) >= sent['sent'], 10)
     processed = len(stamps())
-    # a frame the busy host made the player publish late goes out right behind its
-    # predecessor, which the subscription's keep-last-1 history may then replace (newest
-    # wins, by design): up to one frame per late frame besides 5 %. The transport's loss
-    # this test is about is three quarters of the frames.
-    allowed = 0.05 * sent['sent'] + sent['late']
-    assert processed >= sent['sent'] - allowed, (processed, sent, _values(diags[-1][1]))
+    client.spin(1.0)                           # the last aggregate after the last frame
     last = _values(diags[-1][1])
     assert last['reliability'] == 'reliable'
-    assert int(last['lost_in_transport']) <= allowed, (last, sent)
+    assert int(last['received']) >= 0.95 * sent['sent'], (sent, last)
+    # every frame that arrived was processed or replaced by a newer one in the frame gate
+    assert processed + int(last['dropped']) >= 0.95 * sent['sent'], (processed, sent, last)
+    assert int(last['lost_in_transport']) <= 0.05 * sent['sent'], (last, sent)
 
 
 def test_best_effort_driver_without_profile_is_reported_with_the_fix(procs, client,
