@@ -111,14 +111,18 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
                           '--quiet']) == 0
     res = json.loads((out / 'evaluate.json').read_text())
     front = res['oracle_frontier']
-    golden_ms = res['runs']['golden']['mean_compute_ms']
     statics = [r for k, r in res['runs'].items() if '/' in k]
+    # on the oracle's own scale, each point's median latency in its static run (the golden
+    # policy's and the static runs' measured means are other runs, timed at other moments)
+    [golden] = res['runs']['golden']['points']
+    golden_ms = res['runs'][golden]['median_compute_ms']
     # hindsight against agreement with golden: it reaches golden's own 1.0, never costs
     # more than golden's median, and starts at the cheapest point's median
     assert front[-1]['accuracy'] == pytest.approx(1.0)
-    assert front[-1]['mean_compute_ms'] <= 1.5 * golden_ms
+    assert front[-1]['mean_compute_ms'] <= golden_ms + 1e-9
     assert all(a['accuracy'] < b['accuracy'] for a, b in zip(front, front[1:]))
-    assert front[0]['mean_compute_ms'] <= min(r['mean_compute_ms'] for r in statics) * 1.5
+    assert front[0]['mean_compute_ms'] == pytest.approx(
+        min(r['median_compute_ms'] for r in statics))
     c = res['comparison']
     assert 'adaptive_share_of_oracle_saving_vs_cheapest_static' in c or \
         c['best_static_meeting_deadline'] is None
