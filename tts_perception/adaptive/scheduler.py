@@ -26,12 +26,15 @@ complexity. The objective weighs that with the accuracy of the frame itself,
 ``frame_accuracy_weight`` (w) of it: accuracy x ((1 - w) x staleness factor + w). Streaming
 alone credits a cheap point for showing a newer frame and an expensive one for a better one;
 on a slow scene the two nearly cancel, and the weight lets the frame's own accuracy (what the
-controller reads off each result) decide. While the camera period is not known yet, or a
-profile measured no staleness, the objective is the accuracy of the frame itself. Hysteresis
-keeps the current point unless the new one is better by more than ``hysteresis`` or has been
-proposed for ``dwell_frames`` frames in a row; a current point that no longer fits is left at
-once. If nothing fits, the cheapest point runs (the least late) and the record says a miss is
-expected. It never blocks.
+controller reads off each result) decide. The default, 0.75, counts a streaming gain where it
+is more than a third of the frame accuracy it costs: points that finish within one camera
+period are all shown at the next frame, where a lower resolution's blurrier result often ages
+about as much better as it is worse on its own frame, and at 0.5 the two cancel. While the
+camera period is not known yet, or a profile measured no staleness, the objective is the
+accuracy of the frame itself. Hysteresis keeps the current point unless the new one is better
+by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames in a row; a
+current point that no longer fits is left at once. If nothing fits, the cheapest point runs
+(the least late) and the record says a miss is expected. It never blocks.
 
 Shrinking tail (Li et al.): a frame that waited q ms after it arrived, run by a point taking
 L ms, is shown from the first camera frame after q + L; the next frame, due T - q ms from now,
@@ -77,8 +80,11 @@ class SchedulerConfig:
                                         'best predicted value (streaming accuracy weighed '
                                         'with the frame\'s own, frame_accuracy_weight)',
                                         0.0, 1.0)
+    # 0.75: a streaming gain counts where it is more than a third of the frame accuracy it
+    # costs (at 0.5, points shown at the same camera frame tie when a lower resolution ages
+    # as much better as it is worse on its own frame, and the cheaper one wins the tie)
     frame_accuracy_weight: float = setting(
-        0.5, 'Weight of the frame\'s own accuracy in the objective beside its streaming '
+        0.75, 'Weight of the frame\'s own accuracy in the objective beside its streaming '
         'accuracy (0: streaming only, 1: the frame\'s accuracy only)', 0.0, 1.0)
     hysteresis: float = setting(0.02, 'mIoU gain needed to switch at once', 0.0, 1.0)
     dwell_frames: int = setting(4, 'Frames a cheaper proposal must persist before switching',
