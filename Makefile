@@ -7,7 +7,7 @@ ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
 PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
 .PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node \
-	soak train profile calibrate evaluate eval-sim third-party closed-loop sample-bag clean
+	soak train profile calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh $(DISTRO)
@@ -59,6 +59,9 @@ closed-loop: setup
 
 eval-sim: setup
 	$(ENV) python bench/evaluate_runs.py sim
+
+eval-sim-courses: setup
+	$(ENV) python bench/evaluate_runs.py sim-courses
 
 third-party: setup
 	$(ENV) python bench/evaluate_runs.py third-party

@@ -2,6 +2,7 @@
 
     python bench/evaluate_runs.py sim            # make eval-sim
     python bench/evaluate_runs.py third-party    # make third-party: dbnet, then person
+    python bench/evaluate_runs.py sim-courses    # make eval-sim-courses
 
 - ``sim``: the bundled model (a copy under ``data/eval_sim/``, so its shipped profile stays)
   on simulator courses never used in training or the bundled profile (10 Hz, ground-truth
@@ -12,6 +13,9 @@
   segmenter on real video of people walking (``bench/third_party_data.py``); both unlabelled
   (agreement with the golden point), int8 calibrated on the bag; calibrate on the first half,
   evaluate on the second.
+- ``sim-courses``: ``sim``'s calibrate and evaluate with other calibration recordings (other
+  courses, a longer recording), every one evaluated on the same course: how much the result
+  depends on the course calibrate saw.
 
 Each writes ``eval_out/<name>/`` (JSON and plots) and a section of ``docs/results.md``.
 """
@@ -21,6 +25,7 @@ import json
 from pathlib import Path
 import shutil
 import sys
+from typing import Optional, Tuple
 
 import yaml
 
@@ -199,6 +204,79 @@ THIRD_PARTY = {
 }
 
 
+def calibrate_evaluate(cal_bag: Path, cal: list, bag: Path, topics: list, model: Path,
+                       out: Path, record_only: bool) -> Optional[Tuple[dict, Profile]]:
+    """Calibrate ``model`` on ``cal_bag`` and evaluate it on ``bag`` into ``out`` (unless
+    ``record_only``); the evaluation and the profile, or None when either command failed."""
+    if not record_only:
+        if calibrate.main([str(cal_bag), '--model', str(model), *cal]) != 0:
+            return None
+        if evaluate.main([str(bag), '--model', str(model), *topics, '--out', str(out)]) != 0:
+            return None
+    return (json.loads((out / 'evaluate.json').read_text()),
+            load_profile(model / 'profile_cpu.json'))
+
+
+SIM_TOPICS = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/labels']
+SIM_CALIBRATE = [*SIM_TOPICS, '--precisions', 'fp32', 'int8', '--fit-fraction', '0.8']
+
+
+def course_row(seed: int, seconds: float, res: dict, prof: Profile) -> str:
+    """One calibration recording's row of the sim-courses table."""
+    c = res['comparison']
+    share = c.get('adaptive_share_of_oracle_saving_vs_cheapest_static')
+    ran = res['runs']['adaptive'].get('points', {})
+    top = ', '.join(f'{k} {n}' for k, n in sorted(ran.items(), key=lambda kv: -kv[1])[:3])
+    return (f'| {seed}, {seconds:.0f} s | {prof.data.fit_frames} | '
+            f'{", ".join(prof.complexity.signals_on) or "none"} | '
+            f'{prof.accuracy.compute_price:.5f} | {c["adaptive_accuracy"]:.3f} '
+            f'({"met" if c["accuracy_target_met"] else "not met"}) | '
+            f'{c["adaptive_streaming_accuracy"]:.4f} '
+            f'({"met" if c["streaming_target_met"] else "not met"}) | '
+            f'{c["adaptive_mean_compute_ms"]:.2f} | {c["cheapest_static_compute_ms"]:.2f} | '
+            f'{c.get("oracle_compute_ms_at_cheapest_static_accuracy") or float("nan"):.2f} | '
+            f'{"n/a" if share is None else f"{100 * share:.0f} %"} | {top} |')
+
+
+def sim_courses(record_only: bool) -> int:
+    """sim's calibrate and evaluate with each of four calibration recordings, on the same
+    evaluation bag: make eval-sim's (its bag), a 60 s recording of its course, and 30 s of
+    each of the next two courses."""
+    from bench_core import CALIBRATION_SEED, EVAL_SEED, eval_bag
+    bag = eval_bag(ROOT / 'data' / 'eval_bag')
+    courses = ((CALIBRATION_SEED, 30.0), (CALIBRATION_SEED, 60.0), (CALIBRATION_SEED + 1, 30.0),
+               (CALIBRATION_SEED + 2, 30.0))
+    rows = []
+    for i, (seed, seconds) in enumerate(courses):
+        tag = f'{seed}_{seconds:.0f}s'
+        print(f'[{i + 1}/{len(courses)}] calibrate on course {seed}, {seconds:.0f} s',
+              flush=True)
+        cal_bag = eval_bag(ROOT / 'data' / ('calibration_bag' if i == 0 else
+                                            f'sim_courses/calibration_{tag}'),
+                           seconds=seconds, seed=seed)
+        model = sim_model(ROOT / 'data' / 'sim_courses' / f'model_{tag}')
+        done = calibrate_evaluate(cal_bag, SIM_CALIBRATE, bag, SIM_TOPICS, model,
+                                  ROOT / 'eval_out' / 'sim_courses' / tag, record_only)
+        if done is None:
+            return 1
+        rows.append(course_row(seed, seconds, *done))
+    body = '\n'.join([
+        f'make eval-sim\'s calibrate and evaluate, calibrated on each of these recordings '
+        f'(course seed, length; calibrate fits on the first 80 % of the frames) and evaluated '
+        f'on every frame of `eval_bag` (course {EVAL_SEED}); the first row is make eval-sim\'s '
+        f'calibration, run again. Targets as in make eval-sim\'s section: accuracy ≥ the '
+        f'best static point meeting the deadline − 0.005; streaming accuracy ≥ every static '
+        f'point\'s; compute at the points\' median latencies; share: of the saving the '
+        f'per-frame oracle makes against the cheapest static point reaching that accuracy.',
+        '', '| calibration | fit frames | signals on | compute price | adaptive accuracy | '
+        'adaptive streaming | adaptive compute ms | cheapest static ms | oracle ms | share of '
+        'the oracle\'s saving | what adaptive ran (frames) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|', *rows])
+    record('evaluate-sim-courses', 'Calibrate and evaluate on the simulator: one evaluation '
+           'course, several calibration courses', 'make eval-sim-courses', body)
+    return 0
+
+
 def run(which: str, record_only: bool) -> int:
     """Calibrate, evaluate and record one data set."""
     if which == 'sim':
@@ -206,8 +284,7 @@ def run(which: str, record_only: bool) -> int:
         cal_bag = eval_bag(ROOT / 'data' / 'calibration_bag', seed=CALIBRATION_SEED)
         bag = eval_bag(ROOT / 'data' / 'eval_bag')
         model = sim_model(ROOT / 'data' / 'eval_sim' / 'model')
-        topics = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/labels']
-        cal = [*topics, '--precisions', 'fp32', 'int8', '--fit-fraction', '0.8']
+        topics, cal = SIM_TOPICS, SIM_CALIBRATE
         title, command = 'bundled model on a labelled simulator bag', 'make eval-sim'
     else:
         from third_party_data import fetch
@@ -215,14 +292,11 @@ def run(which: str, record_only: bool) -> int:
         cal_bag, topics = bag, []       # calibrate on its first half, evaluate the rest
         cal, title = THIRD_PARTY[which]
         command = 'make third-party'
-    out = ROOT / 'eval_out' / which
-    if not record_only:
-        if calibrate.main([str(cal_bag), '--model', str(model), *cal]) != 0:
-            return 1
-        if evaluate.main([str(bag), '--model', str(model), *topics, '--out', str(out)]) != 0:
-            return 1
-    res = json.loads((out / 'evaluate.json').read_text())
-    prof = load_profile(model / 'profile_cpu.json')
+    done = calibrate_evaluate(cal_bag, cal, bag, topics, model, ROOT / 'eval_out' / which,
+                              record_only)
+    if done is None:
+        return 1
+    res, prof = done
     record(f'evaluate-{which}', f'Calibrate and evaluate: {title}', command,
            table(res, prof) + f'\n\nPlots: `eval_out/{which}/pareto.png`, '
            f'`eval_out/{which}/timeline.png`.')
@@ -233,10 +307,12 @@ def main(argv=None) -> int:
     """Run one data set, or both third-party ones."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('which', choices=('sim', 'third-party', *THIRD_PARTY))
+    ap.add_argument('which', choices=('sim', 'sim-courses', 'third-party', *THIRD_PARTY))
     ap.add_argument('--record-only', action='store_true',
                     help='write the results section from the last run\'s outputs')
     a = ap.parse_args(argv)
+    if a.which == 'sim-courses':
+        return sim_courses(a.record_only)
     for which in (THIRD_PARTY if a.which == 'third-party' else (a.which,)):
         if run(which, a.record_only) != 0:
             return 1
