@@ -582,6 +582,9 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     else:                                   # too few frames to validate: no evidence, no signal
         signals_on, gates = [], {}
     if 'probe' in signals_on:
+        # each probe charged both of its points, although the pipeline runs only the one
+        # the rule did not run on the frame: a margin against a probe that explains the loss
+        # on these frames and not on a new course
         note = _probe_pays(feats, acc, cms, points, seeing, signals_on, folds, held,
                            overall_fit, median, accuracy_budget, weights,
                            (median[cheap] + median[ref]) / probe_every)
