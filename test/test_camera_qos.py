@@ -76,7 +76,10 @@ def test_reliable_driver_without_profile_gets_every_frame_through(procs, client,
     assert last['reliability'] == 'reliable'
     assert int(last['received']) >= 0.95 * sent['sent'], (sent, last)
     assert accounted(last), last
-    assert int(last['lost_in_transport']) <= 0.05 * sent['sent'], (last, sent)
+    # the node's estimate from the stamps: the player stamps a frame when it publishes it,
+    # and a frame it sends late can read as one lost (a long gap) when the one after it is
+    # late too (no short gap to take it back)
+    assert int(last['lost_in_transport']) <= 0.05 * sent['sent'] + sent['late'], (last, sent)
 
 
 def test_best_effort_driver_without_profile_is_reported_with_the_fix(procs, client,

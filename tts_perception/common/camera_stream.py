@@ -23,6 +23,9 @@ class FramePeriod:
         self.last = t
 
 
+SHORT = 0.4     # a stamp gap under this many periods is a late frame's, not the camera's
+
+
 class TransportLoss:
     """Frames lost between the camera and the node, from two lower bounds of the same count.
 
@@ -30,9 +33,12 @@ class TransportLoss:
       periods between two frames that arrived means k - 1 frames in between never did. The
       period is a low quantile of the recent stamp gaps: it holds while at least a tenth of
       the gaps are between consecutive frames (a stream that loses exactly every other frame
-      for ever looks like a camera at half the rate). The first ``warmup`` gaps wait until
-      that estimate exists and are then counted with it; a gap longer than ``max_gap_s`` (the
-      camera paused) counts nothing. Blind when no frame arrives at all.
+      for ever looks like a camera at half the rate). A driver that stamps a frame when it
+      publishes it and falls behind sends the next one right after: a long gap and then a
+      short one. A gap under ``SHORT`` periods stays out of the estimate, and one under half
+      a period takes back the frame that the gap before it counted. The first ``warmup`` gaps
+      wait until the estimate exists and are then counted with it; a gap longer than
+      ``max_gap_s`` (the camera paused) counts nothing. Blind when no frame arrives at all.
     - What the middleware reports (:meth:`reported`: the subscription's message-lost event,
       from the writer's sequence numbers). Blind to frames of a writer it never heard of.
 
@@ -52,6 +58,7 @@ class TransportLoss:
         self._held: List[Tuple[float, float]] = []          # (arrival s, gap s) before warmup
         self._arrivals: Deque[Tuple[float, int]] = deque()   # (arrival s, lost before it)
         self._reports: Deque[Tuple[float, int]] = deque()    # (report s, frames lost)
+        self._counted_before = 0         # what the gap before the last arrival counted
 
     @property
     def lost(self) -> int:
@@ -77,15 +84,18 @@ class TransportLoss:
             self._arrivals.append((now_s, 0))
             return
         gap = (stamp_ns - last) / 1e9
-        if gap <= self.max_gap_s:
-            self.gaps.append(gap)
         period = self.period_s
+        # a gap under SHORT periods is a late frame's (stamped when it was published, right
+        # behind the one before), not the camera's: it stays out of the estimate
+        if gap <= self.max_gap_s and (period is None or gap >= SHORT * period):
+            self.gaps.append(gap)
+            period = self.period_s
         if period is None:
             self._held.append((now_s, gap))
             return
-        for t, g in self._held + [(now_s, gap)]:
+        for t, g in [*self._held, (now_s, gap)]:
             self._count(t, g, period)
-        self._held = []
+        self._held.clear()
 
     def reported(self, n: int, now_s: float) -> None:
         """The middleware reports ``n`` more frames lost (message-lost event)."""
@@ -94,7 +104,10 @@ class TransportLoss:
             self._reports.append((now_s, n))
 
     def _count(self, t: float, gap: float, period: float) -> None:
-        k = 0 if gap > self.max_gap_s or period <= 0 else max(0, int(round(gap / period)) - 1)
+        k = 0 if gap > self.max_gap_s or period <= 0 else int(round(gap / period)) - 1
+        if k < 0:       # under half a period: the frame before was late, not one lost
+            k = -1 if self._counted_before > 0 else 0
+        self._counted_before = max(0, k)
         self.from_stamps += k
         self._arrivals.append((t, k))
 
@@ -103,6 +116,6 @@ class TransportLoss:
         for q in (self._arrivals, self._reports):
             while q and q[0][0] < now_s - self.recent_s:
                 q.popleft()
-        lost = max(sum(k for _, k in self._arrivals), sum(n for _, n in self._reports))
+        lost = max(0, sum(k for _, k in self._arrivals), sum(n for _, n in self._reports))
         total = lost + len(self._arrivals)
         return lost / total if total else 0.0
