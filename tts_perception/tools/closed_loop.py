@@ -151,6 +151,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
     point_time: Counter = Counter()
     trace: List[Dict[str, float]] = []
     min_clear, stale_dist, fresh_prev, procs, prev_hit = float('inf'), 0.0, False, [], ''
+    min_compute = float('inf')          # the fastest processed frame, pipeline ms
     load_from = s.length / 2 if cfg.load else None
     last_point, last_delivery = None, None
     with World(seed, s.length, late_obstacles=s.late_obstacles) as world:
@@ -190,6 +191,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                         busy_until = done + probe_ms * k / 1e3
                         pending.append((done, taken.arrival_ms * k / 1e3, labels, rec))
                         stats['processed'] += 1
+                        min_compute = min(min_compute, rec.total_ms)
                         stats['missed'] += int(rec.missed)
                 for item in [x for x in pending if x[0] <= t + 1e-9]:
                     pending.remove(item)
@@ -245,6 +247,7 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
         'stale_distance_m': float(stale_dist),
         'deadline_miss_rate': stats['missed'] / max(1, stats['processed']),
         'frames': {k2: int(stats[k2]) for k2 in ('captured', 'processed', 'dropped')},
+        'min_compute_ms': float(min_compute),
         'fail_safe_stops': int(stats['fail_safe_stops']),
         'limit_binding_fraction': stats['limit_binding_steps'] / max(1, stats['steps']),
         'binding_by_context': {c: [int(stats[f'binding_{c}']), int(stats[f'steps_{c}'])]
