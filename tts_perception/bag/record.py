@@ -27,13 +27,19 @@ LABEL_TOPIC = 'camera/labels'
 def record_sim(out: Path, seed: int = 7, seconds: float = 20.0, rate: float = 10.0,
                width: int = 640, height: int = 480, labels: bool = True, speed: float = 1.2,
                storage: str = 'mcap', start_x: float = 0.0, quiet: bool = False) -> int:
-    """Drive the scripted course and record it; returns the number of camera frames."""
+    """Drive the scripted course and record it; returns the number of camera frames. The
+    course is long enough for the drive (the scripted planner stops at its end): the
+    simulator's default length, or ``start_x`` + ``speed`` x ``seconds`` + 5 m where that is
+    more."""
+    from tts_perception.sim.course import COURSE_LENGTH_M
     from tts_perception.sim.world import scripted_command, World
     if rate <= 0 or seconds <= 0:
         raise ValueError('rate and seconds must be positive')
     n = int(round(seconds * rate))
     dt = 1.0 / rate
-    with World(seed, width=width, height=height) as world, BagWriter(out, storage) as bag:
+    length = max(COURSE_LENGTH_M, start_x + speed * seconds + 5.0)
+    with World(seed, length, width=width, height=height) as world, \
+            BagWriter(out, storage) as bag:
         world.reset(start_x)
         prog = Progress(n, f'record {out.name}', quiet=quiet)
         for i in range(n):

@@ -27,6 +27,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, image_msg, OK, Param,
                                            ParameterHandler, run_node, status)
+from tts_perception.sim.course import COURSE_LENGTH_M
 from tts_perception.sim.world import scripted_command, World
 
 try:                                   # Iron and newer
@@ -37,7 +38,7 @@ _MATCHED = 'matched' in inspect.signature(PublisherEventCallbacks).parameters   
 
 PARAMS = (
     Param('seed', 0, 'Course seed: the same seed gives the same course', 0, 1_000_000, True),
-    Param('course_length', 60.0, 'Course length (m)', 10.0, 1000.0, True),
+    Param('course_length', COURSE_LENGTH_M, 'Course length (m)', 10.0, 1000.0, True),
     Param('width', 640, 'Camera width (px)', 32, 1280, True),
     Param('height', 480, 'Camera height (px)', 24, 960, True),
     Param('camera_rate', 30.0, 'Camera rate (Hz of sim time)', 1.0, 120.0, True),

@@ -22,6 +22,7 @@ SEGMENT_KINDS = ('open', 'cluttered', 'low_contrast', 'dark')
 OBSTACLE_KINDS = ('box', 'cylinder', 'pole', 'person')
 
 CORRIDOR_HALF_WIDTH = 3.5   # m, walls at +-this
+COURSE_LENGTH_M = 60.0      # m, a course's default length (the scripted planner stops at its end)
 LATE_TRIGGER = (4.5, 6.5)   # m ahead of the robot when a late obstacle starts to walk
 LATE_OFFSET = (1.2, 1.8)    # m from the lane centre where it waits
 LATE_SPEED = (0.9, 1.4)     # m/s it walks across
@@ -154,7 +155,8 @@ def _segment_params(kind: str, rng: np.random.Generator) -> Tuple[float, int]:
     return float(rng.uniform(0.18, 0.32)), int(rng.integers(6, 11))   # dark
 
 
-def make_course(seed: int, length: float = 60.0, segment_length: Tuple[float, float] = (6., 10.),
+def make_course(seed: int, length: float = COURSE_LENGTH_M,
+                segment_length: Tuple[float, float] = (6., 10.),
                 late_obstacles: int = 0) -> Course:
     """Build a deterministic course from ``seed``, with ``late_obstacles`` people who step
     into the lane as the robot approaches (spread evenly from 8 m on)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import sys
 from typing import List, Optional, Sequence
 
-from tts_perception.sim.course import Course, CORRIDOR_HALF_WIDTH, make_course
+from tts_perception.sim.course import Course, CORRIDOR_HALF_WIDTH, COURSE_LENGTH_M, make_course
 
 CAMERA_TOPIC = '/camera'
 CMD_VEL_TOPIC = '/cmd_vel'
@@ -133,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--length', type=float, default=60.0)
+    ap.add_argument('--length', type=float, default=COURSE_LENGTH_M)
     ap.add_argument('--out', type=Path, default=Path('worlds/camera_robot.sdf'))
     a = ap.parse_args(argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from tts_perception.sim.course import (Course, CORRIDOR_HALF_WIDTH, make_course, ROBOT_RADIUS)
+from tts_perception.sim.course import (Course, CORRIDOR_HALF_WIDTH, COURSE_LENGTH_M, make_course,
+                                       ROBOT_RADIUS)
 
 LABELS = ('background', 'floor', 'obstacle')
 BACKGROUND, FLOOR, OBSTACLE = 0, 1, 2
@@ -125,8 +126,8 @@ def course_mjcf(course: Course) -> Tuple[str, Dict[str, int]]:
 class World:
     """A course, its MuJoCo model and the robot driving on it."""
 
-    def __init__(self, seed: int = 0, length: float = 60.0, width: int = 640, height: int = 480,
-                 late_obstacles: int = 0):
+    def __init__(self, seed: int = 0, length: float = COURSE_LENGTH_M, width: int = 640,
+                 height: int = 480, late_obstacles: int = 0):
         if width <= 0 or height <= 0 or width > 1280 or height > 960:
             raise ValueError(f'camera size must be within 1..1280 x 1..960, got {width}x{height}')
         os.environ.setdefault('MUJOCO_GL', 'osmesa')

@@ -25,6 +25,7 @@ from tts_perception.common.progress import Progress
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.tools.calibrate import build_profile, default_resolutions, Frames
 from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
+from tts_perception.sim.course import COURSE_LENGTH_M
 
 PROFILE_SEEDS = (2000, 2001)
 
@@ -33,7 +34,7 @@ def render_profile_frames(path: Path, seeds: Sequence[int] = PROFILE_SEEDS,
                           frames_per_seed: int = 150, rate: float = 10.0, speed: float = 2.0):
     """Sequential 640x480 frames + labels of scripted drives (cached at ``path``) and the sim
     time between two frames of a drive (s)."""
-    stride = max(1, int(round(60.0 / speed * rate / frames_per_seed)))
+    stride = max(1, int(round(COURSE_LENGTH_M / speed * rate / frames_per_seed)))
     if path.exists():
         d = np.load(path)
         return d['rgb'], d['labels'], d['seq'], stride / rate
