@@ -370,3 +370,29 @@ def test_compare_takes_compute_at_the_points_median_latencies_where_every_run_ha
     runs['b'] = {**runs['b'], 'median_compute_ms': None}     # one run without: all measured
     c = compare(runs)
     assert c['compute_basis'] == 'measured' and c['compute_ratio'] == pytest.approx(0.75)
+
+
+def test_the_compute_price_holds_on_every_part_not_only_on_average():
+    from tts_perception.adaptive.difficulty import price_for_budget, price_for_every_part
+    from tts_perception.common.metrics import ConfusionMatrix
+    # two points; the cheap one is as good on the first half and loses on the second, where the
+    # predictions do not see it coming (the same predicted shortfall on every frame)
+    n = 200
+    wrong = np.r_[np.zeros(n // 2, int), np.full(n // 2, 6)]
+    conf = np.zeros((2, n, 2, 2), np.int64)
+    conf[:, :, 0, 0] = 100
+    conf[0, :, 1, 1] = 100
+    conf[1, :, 1, 1] = 100 - wrong
+    conf[1, :, 1, 0] = wrong
+    pred = np.stack([np.full(n, 1.0), np.full(n, 0.97)])
+    cost = np.array([10.0, 2.0])
+    halves = [slice(0, n // 2), slice(n // 2, n)]
+    pooled = price_for_budget(pred, conf, cost, 0.04, 1.0)
+    price, acc, ms = price_for_every_part(pred, conf, cost, 0.04, halves)
+    miou = [ConfusionMatrix(2).add_matrix(conf[1, h].sum(0)).miou() for h in halves]
+    assert miou[0] == 1.0 and 1.0 - 0.04 > miou[1] and ConfusionMatrix(2).add_matrix(
+        conf[1].sum(0)).miou() >= 1.0 - 0.04      # within budget on average, not on one half
+    assert pooled[2] == 2.0 and ms == 10.0 and price < pooled[0] and acc == 1.0
+    for h in halves:                               # on each half within its own best's budget
+        assert price_for_budget(pred[:, h], conf[:, h], cost, 0.04, 1.0, 0.0,
+                                np.array([price]))[1] >= 1.0 - 0.04

@@ -235,6 +235,24 @@ def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndar
     return best
 
 
+def price_for_every_part(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
+                         budget: float, parts: Sequence[slice], tolerance: float = 0.0,
+                         prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
+    """:func:`price_for_budget` held on each of ``parts`` (contiguous stretches of the frames:
+    calibrate's folds), each against its own best static point: the smallest of the parts'
+    prices. A price that keeps the accuracy within budget only on average over a recording
+    spends a hard stretch's accuracy on an easy one's savings, and a new course may be all
+    hard stretches. Returns (price, accuracy, mean compute ms) on all the frames at it."""
+    pred = np.asarray(predicted, float)
+    conf = np.asarray(confusion)
+    ncls = conf.shape[-1]
+    lam = min(price_for_budget(pred[:, p], conf[:, p], cost, budget,
+                               max(ConfusionMatrix(ncls).add_matrix(c).miou()
+                                   for c in conf[:, p].sum(1)), tolerance, prices)[0]
+              for p in parts)
+    return price_for_budget(pred, conf, cost, 1.0, 0.0, tolerance, np.array([lam]))
+
+
 def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
                accuracy: Callable[[str], float], tolerance: float) -> Tuple[str, str]:
     """(cheap, reference) points a probe compares: the cheapest of ``keys`` and the cheapest

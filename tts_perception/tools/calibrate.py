@@ -32,8 +32,9 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    (weighed for staleness as the node's objective does, at the recorded camera rate) less a
    price per ms of median latency. Calibrate judges that rule on its frames with the point
    models' out-of-fold predictions and keeps the largest price at which the chosen outputs
-   stay within ``--accuracy-budget`` of the best static point there (the most accurate point
-   that sees every class).
+   stay within ``--accuracy-budget`` of the best static point (the most accurate point that
+   sees every class) on each fold, against that fold's own best: a stretch of the recording
+   as hard as a new course may be, not only the average.
 6. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
@@ -61,7 +62,7 @@ from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityPar
                                                 obstacle_class, result_map)
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss,
                                                 frame_shortfall, out_of_fold,
-                                                price_for_budget, probe_losses, probe_pair,
+                                                price_for_every_part, probe_losses, probe_pair,
                                                 SCORE_STEP, select_signals, SignalGate,
                                                 SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
@@ -480,10 +481,11 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
             out['point_eval_correlation'] = within_point_correlation(pred, short[use][:, held])
     conf = np.stack([cms[keys[i]][fit] for i in use])
     w = np.array([(weight or {}).get(keys[i], 1.0) for i in use])
-    price, chosen, ms = price_for_budget((overall[:, None] - dev) * w[:, None], conf,
-                                         np.array([cost[keys[i]] for i in use]), budget,
-                                         float(overall.max()),
-                                         SchedulerConfig().accuracy_tolerance)
+    ends = np.cumsum([len(f) for f in folds])
+    price, chosen, ms = price_for_every_part(
+        (overall[:, None] - dev) * w[:, None], conf, np.array([cost[keys[i]] for i in use]),
+        budget, [slice(e - len(f), e) for f, e in zip(folds, ends)],
+        SchedulerConfig().accuracy_tolerance)
     out.update(compute_price=price, accuracy_budget=budget, outcome=(chosen, ms))
     return out
 
