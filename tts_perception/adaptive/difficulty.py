@@ -206,6 +206,22 @@ def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.nda
     return on, gates
 
 
+def rule_outcome(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray, price: float,
+                 tolerance: float = 0.0) -> Tuple[float, float]:
+    """The scheduler's rule at one compute ``price`` on recorded frames (arguments as
+    :func:`price_for_budget`'s): on each frame the cheapest point within ``tolerance`` of the
+    best predicted accuracy - price x cost. Returns (accuracy of the chosen outputs, mean
+    compute ms)."""
+    pred = np.asarray(predicted, float)
+    cost = np.asarray(cost, float)
+    val = pred - price * cost[:, None]
+    ok = val >= val.max(0, keepdims=True) - tolerance
+    choice = np.where(ok, cost[:, None], np.inf).argmin(0)
+    acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
+        confusion[choice, np.arange(pred.shape[1])].sum(0)).miou()
+    return float(acc), float(cost[choice].mean())
+
+
 def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
                      budget: float, reference: float, tolerance: float = 0.0,
                      prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
@@ -219,19 +235,12 @@ def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndar
     that loses more."""
     if prices is None:
         prices = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 600)])
-    pred = np.asarray(predicted, float)
-    cost = np.asarray(cost, float)
-    frames = np.arange(pred.shape[1])
     best = None
     for lam in prices:
-        val = pred - lam * cost[:, None]
-        ok = val >= val.max(0, keepdims=True) - tolerance
-        choice = np.where(ok, cost[:, None], np.inf).argmin(0)
-        acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
-            confusion[choice, frames].sum(0)).miou()
+        acc, ms = rule_outcome(predicted, confusion, cost, lam, tolerance)
         if best is not None and acc < reference - budget:
             break
-        best = (float(lam), float(acc), float(cost[choice].mean()))
+        best = (float(lam), acc, ms)
     return best
 
 
@@ -250,7 +259,7 @@ def price_for_every_part(predicted: np.ndarray, confusion: np.ndarray, cost: np.
                                max(ConfusionMatrix(ncls).add_matrix(c).miou()
                                    for c in conf[:, p].sum(1)), tolerance, prices)[0]
               for p in parts)
-    return price_for_budget(pred, conf, cost, 1.0, 0.0, tolerance, np.array([lam]))
+    return (lam, *rule_outcome(pred, conf, cost, lam, tolerance))
 
 
 def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
