@@ -17,12 +17,15 @@ the ROS 2 distribution of the environment (``make bench-node DISTRO=jazzy|kilted
     python bench/bench_node.py                 # full: 10/15/30/60 Hz x 640x480/320x240 x
                                                # raw/compressed, ~5 min
     python bench/bench_node.py --quick         # one short run (CI-sized)
+    python bench/bench_node.py --tag cuda --sizes 640x480 --executors ''
+                                               # as scripts/gpu_node_check.sh runs it
 """
 
 import argparse
 import json
 import os
 from pathlib import Path
+import shlex
 import struct
 import subprocess
 import sys
@@ -202,6 +205,14 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
     return res
 
 
+def configured_backend(log: Path) -> Optional[str]:
+    """The backend (and why) from the node's 'configured in ...' log line, or None."""
+    for line in log.read_text(errors='replace').splitlines():
+        if 'configured in' in line and ': backend ' in line:
+            return line.split(': backend ', 1)[1].split('), ', 1)[0] + ')'
+    return None
+
+
 def idle_cpu(node_pid: int, seconds: float) -> float:
     c0, t0 = cpu_seconds(node_pid), time.monotonic()
     time.sleep(seconds)
@@ -227,6 +238,7 @@ def session(env, bag: Path, executor: str, size: str, transport: str, rates, sec
             for rate in rates:
                 out['runs'].append(run_rate(mon, env, node.pid, bag, size, transport, rate,
                                             seconds, player))
+        out['backend'] = configured_backend(logdir / f'node_{executor}_{size}_{transport}.log')
         return out
     finally:
         mon.close()
@@ -294,14 +306,22 @@ def main(argv=None) -> int:
     ap.add_argument('--out', type=Path, default=None,
                     help='default: bench/results/node_<distribution>.json')
     ap.add_argument('--bag', type=Path, default=None, help='frames (default: the sample bag)')
+    ap.add_argument('--sizes', default='640x480,320x240',
+                    help='camera sizes of the full run, comma-separated')
+    ap.add_argument('--executors', default='single,multi',
+                    help="executors compared at 640x480 raw, 30 Hz ('' for none)")
+    ap.add_argument('--tag', default='',
+                    help="a name for the machine (e.g. cuda): results node_<distribution>_<tag> "
+                         "and their own section of docs/results.md")
     a = ap.parse_args(argv)
+    suffix = f'_{a.tag}' if a.tag else ''
     dom = isolate_this_process()
     import rclpy
     from tts_perception.nodes.dds import ros_distribution
     from tts_perception.nodes.ros_util import make_executor
     distro = ros_distribution()
     if a.out is None:
-        a.out = ROOT / 'bench' / 'results' / f'node_{distro}.json'
+        a.out = ROOT / 'bench' / 'results' / f'node_{distro}{suffix}.json'
     rclpy.init()    # only to name the executor that 'auto' resolves to
     make_executor_name = type(make_executor('auto')).__name__
     rclpy.try_shutdown()
@@ -324,17 +344,18 @@ def main(argv=None) -> int:
         exec_cmp = []
     else:
         rates = [10.0, 15.0, 30.0, 60.0]
-        plan = [('auto', '640x480', 'raw', rates, a.seconds, 5.0, ours),
-                ('auto', '320x240', 'raw', rates, a.seconds, 0.0, ours),
-                ('auto', '640x480', 'compressed', rates, a.seconds, 0.0, ours),
-                ('auto', '320x240', 'compressed', rates, a.seconds, 0.0, ours),
-                ('auto', '640x480', 'raw', [30.0], a.seconds * 2, 0.0, as_they_come)]
-        exec_cmp = ['single', 'multi']
+        sizes = [x for x in a.sizes.split(',') if x]
+        plan = [('auto', size, tr, rates, a.seconds, 0.0, ours)
+                for tr in ('raw', 'compressed') for size in sizes]
+        plan[0] = plan[0][:5] + (5.0, ours)     # the first session also measures idle CPU
+        plan.append(('auto', sizes[0], 'raw', [30.0], a.seconds * 2, 0.0, as_they_come))
+        exec_cmp = [x for x in a.executors.split(',') if x]
     for i, (ex, size, tr, rates, secs, idle, players) in enumerate(plan):
         print(f'[{i + 1}/{len(plan) + len(exec_cmp)}] {ex} executor, {size} {tr}, camera '
               f'publisher: {" / ".join(players)}', flush=True)
         out = session(env, a.bag, ex, size, tr, rates, secs, logdir, idle, players)
         res['runs'] += out['runs']
+        res.setdefault('backend', out.get('backend'))
         if 'idle_cpu_pct' in out:
             res['idle_cpu_pct'] = out['idle_cpu_pct']
         if size == '640x480' and tr == 'raw' and players == ours:
@@ -373,7 +394,8 @@ def main(argv=None) -> int:
             f"{v['run_30hz_640x480']['ros_overhead_p50_ms']:.1f} / "
             f"{v['run_30hz_640x480']['ros_overhead_p99_ms']:.1f} |"
             for k, v in res['executors'].items())
-        body = (f"ROS 2 {distro.capitalize()} (rclpy {rclpy_version()}). perception_node with "
+        body = (f"ROS 2 {distro.capitalize()} (rclpy {rclpy_version()}), backend "
+                f"{res.get('backend') or 'unknown'}. perception_node with "
                 f"the shipped parameters in its own process; a player process sends recorded "
                 f"frames stamped at publish time ({a.seconds:g} s per rate; "
                 f"{2 * a.seconds:g} s for cameras as they come); counts from the node's "
@@ -387,8 +409,11 @@ def main(argv=None) -> int:
                 f"ROS overhead p50 / p99 ms |\n|---|---|---|---|\n{ex_rows}\n\n"
                 f"Highest rate with < 5 % loss: "
                 + ', '.join(f'{k} {v:g} Hz' for k, v in best.items()) + '.')
-        path = record(f'node-{distro}', f'Perception node as a robot runs it (ROS 2 '
-                      f'{distro.capitalize()})', f'make bench-node DISTRO={distro}', body)
+        command = f'make bench-node DISTRO={distro}' if not a.tag else \
+            'python bench/bench_node.py ' + shlex.join(argv if argv is not None else sys.argv[1:])
+        path = record(f'node-{distro}' + (f'-{a.tag}' if a.tag else ''),
+                      f'Perception node as a robot runs it (ROS 2 {distro.capitalize()}'
+                      + (f', {a.tag}' if a.tag else '') + ')', command, body)
         print(f'updated {path}')
     return 0
 

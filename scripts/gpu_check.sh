@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one call on a CUDA machine with torch (no ROS, MuJoCo or rosbags needed).
 # Needs .gpu_data/ from `python bench/pack_frames.py --out .gpu_data` (carried, git-ignored).
-# Writes to $OUT: profile_cuda.json/.png, gpu_check.json, core_cuda.json + 2 plots,
-# core_cuda_d08.json, log.txt.
+# Writes to $OUT: profile_cuda.json, gpu_check.json, core_cuda.json + 2 plots, core_cuda_d08.json,
+# results.md (with the section core-torch), log.txt. scripts/gpu_node_check.sh runs the node next.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -13,13 +13,14 @@ log nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 log $PY -c "import torch, numpy, cv2; print('torch', torch.__version__, 'cuda', torch.version.cuda,
 torch.cuda.get_device_name(0), 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
 log $PY -m tts_perception.tools.bundled_profile --config config/pipeline_cuda.yaml --data .gpu_data \
-    --out "$OUT/profile_cuda.json"
-cp "$OUT/profile_cuda.json" models/tts_segnet/profile_cuda.json
+    --out models/tts_segnet/profile_cuda.json
+cp models/tts_segnet/profile_cuda.json "$OUT/profile_cuda.json"
 log $PY bench/gpu_check.py --frames .gpu_data/eval.npz --out "$OUT/gpu_check.json"
 log $PY bench/bench_core.py --config config/pipeline_cuda.yaml --frames .gpu_data/eval.npz \
     --out "$OUT/core_cuda.json"
 mkdir -p /tmp/d08
 log $PY bench/bench_core.py --config config/pipeline_cuda.yaml --frames .gpu_data/eval.npz \
-    --deadline-fraction 0.8 --out /tmp/d08/core_cuda_d08.json
+    --deadline-fraction 0.8 --no-record --out /tmp/d08/core_cuda_d08.json
 cp /tmp/d08/core_cuda_d08.json "$OUT/" 2>/dev/null
+cp docs/results.md "$OUT/results.md"
 ls -la "$OUT"
