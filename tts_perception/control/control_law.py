@@ -72,7 +72,7 @@ class ControlParams:
     free_confirm_frames: int = setting(3, 'An obstacle seen ahead is kept (coming nearer as '
                                        'the robot drives) until this many segmentations in a '
                                        'row see the way clear beyond it', 1, 100)
-    free_clear_margin: float = setting(0.5, 'How much further than a kept obstacle the way must '
+    free_clear_margin: float = setting(1.0, 'How much further than a kept obstacle the way must '
                                        'be seen clear to clear it (m): close-range estimates '
                                        'that drift longer do not clear it', 0.0, 10.0)
     full_resolution_width: int = setting(640, 'Input width at which the sensing distance is '
