@@ -49,6 +49,8 @@ class TransportLoss:
     def __init__(self, window: int = 100, warmup: int = 10, max_gap_s: float = 2.0,
                  recent_s: float = 10.0, quantile: float = 10.0):
         self.gaps: Deque[float] = deque(maxlen=window)
+        self._period: Optional[float] = None     # period_s of the gaps as they are now
+        self._period_stale = True
         self.warmup, self.max_gap_s, self.recent_s, self.quantile = (
             warmup, max_gap_s, recent_s, quantile)
         self.last_stamp_ns: Optional[int] = None
@@ -68,9 +70,11 @@ class TransportLoss:
     @property
     def period_s(self) -> Optional[float]:
         """The camera's frame period from its stamps (None until ``warmup`` gaps)."""
-        if len(self.gaps) < self.warmup:
-            return None
-        return float(np.percentile(self.gaps, self.quantile))
+        if self._period_stale:
+            self._period = None if len(self.gaps) < self.warmup else \
+                float(np.percentile(self.gaps, self.quantile))
+            self._period_stale = False
+        return self._period
 
     def arrived(self, stamp_ns: int, now_s: float) -> None:
         """A frame stamped ``stamp_ns`` arrived at ``now_s`` (steady clock)."""
@@ -89,6 +93,7 @@ class TransportLoss:
         # behind the one before), not the camera's: it stays out of the estimate
         if gap <= self.max_gap_s and (period is None or gap >= SHORT * period):
             self.gaps.append(gap)
+            self._period_stale = True
             period = self.period_s
         if period is None:
             self._held.append((now_s, gap))
