@@ -25,6 +25,7 @@ import argparse
 from collections import Counter
 import json
 from pathlib import Path
+import shlex
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
@@ -213,6 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--no-record', dest='record', action='store_false',
                     help='do not write the run into docs/results.md')
     a = ap.parse_args(argv)
+    given = list(argv if argv is not None else sys.argv[1:])
+    a.command = 'make bench' if not given else 'python bench/bench_core.py ' + shlex.join(given)
     a.out.parent.mkdir(parents=True, exist_ok=True)     # before any run: plots go there too
     over = {'backend': a.backend} if a.backend else {}
     pipe = AdaptivePipeline.from_yaml(a.config, **over)
@@ -352,7 +355,7 @@ def record_results(res: Dict, runs: Dict, load_runs: Dict, load: str, a) -> None
                 f'; {res["load_step_floor"]}, the cheapest point, bounds what any choice of '
                 f'point reaches under this load' if res.get('load_step_floor') else '') + '.')
     record(f'core-{res["backend"]}', f'Adaptive pipeline vs fixed points ({res["device"]})',
-           'make bench', body)
+           a.command, body)
 
 
 if __name__ == '__main__':
