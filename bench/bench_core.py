@@ -113,6 +113,14 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
             'mean_compute_ms': float(ms.mean()), 'p99_total_ms':
             float(np.percentile([r['total_ms'] for r in recs], 99)),
             'points': dict(Counter(r['point'] for r in recs)),
+            # why the scheduler chose as it did, and what it predicted for each point it ran
+            'reasons': dict(Counter(r['reason'] for r in recs)),
+            'predicted_vs_measured_ms': {
+                k: [float(np.median([r['predicted_ms'] for r in recs if r['point'] == k])),
+                    float(np.median([r['measured_ms'] for r in recs if r['point'] == k]))]
+                for k in sorted({r['point'] for r in recs})},
+            'median_budget_ms': float(np.median([r['budget_ms'] for r in recs])) if recs
+            else float('nan'),
             'records': recs}
 
 
