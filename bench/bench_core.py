@@ -25,7 +25,6 @@ import argparse
 from collections import Counter
 import json
 from pathlib import Path
-import shlex
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
@@ -41,6 +40,7 @@ from tts_perception.common.frame_gate import (  # noqa: E402
     arrivals_from, FrameGate, replay, Taken)
 from tts_perception.tools.calibrate import machine_info, measure_latency  # noqa: E402
 from tts_perception.tools.load import start_load, stop_load  # noqa: E402
+from tts_perception.tools.results import command_line  # noqa: E402
 
 RESULTS = ROOT / 'bench' / 'results'
 
@@ -119,8 +119,7 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
                 k: [float(np.median([r['predicted_ms'] for r in recs if r['point'] == k])),
                     float(np.median([r['measured_ms'] for r in recs if r['point'] == k]))]
                 for k in sorted({r['point'] for r in recs})},
-            'median_budget_ms': float(np.median([r['budget_ms'] for r in recs])) if recs
-            else float('nan'),
+            'median_budget_ms': float(np.median([r['budget_ms'] for r in recs])),
             'records': recs}
 
 
@@ -222,8 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--no-record', dest='record', action='store_false',
                     help='do not write the run into docs/results.md')
     a = ap.parse_args(argv)
-    given = list(argv if argv is not None else sys.argv[1:])
-    a.command = 'make bench' if not given else 'python bench/bench_core.py ' + shlex.join(given)
+    a.command = command_line('make bench', 'bench/bench_core.py', argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)     # before any run: plots go there too
     over = {'backend': a.backend} if a.backend else {}
     pipe = AdaptivePipeline.from_yaml(a.config, **over)

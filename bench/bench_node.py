@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 from pathlib import Path
-import shlex
 import struct
 import subprocess
 import sys
@@ -345,9 +344,10 @@ def main(argv=None) -> int:
     else:
         rates = [10.0, 15.0, 30.0, 60.0]
         sizes = [x for x in a.sizes.split(',') if x]
-        plan = [('auto', size, tr, rates, a.seconds, 0.0, ours)
-                for tr in ('raw', 'compressed') for size in sizes]
-        plan[0] = plan[0][:5] + (5.0, ours)     # the first session also measures idle CPU
+        sessions = [(tr, size) for tr in ('raw', 'compressed') for size in sizes]
+        # the first session also measures the idle CPU of an active node
+        plan = [('auto', size, tr, rates, a.seconds, 5.0 if i == 0 else 0.0, ours)
+                for i, (tr, size) in enumerate(sessions)]
         plan.append(('auto', sizes[0], 'raw', [30.0], a.seconds * 2, 0.0, as_they_come))
         exec_cmp = [x for x in a.executors.split(',') if x]
     for i, (ex, size, tr, rates, secs, idle, players) in enumerate(plan):
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
             for k, v in res['executors'].items()))
     print(f'highest rate with < 5 % loss: {best}; wrote {a.out}')
     if not a.quick:
-        from tts_perception.tools.results import record
+        from tts_perception.tools.results import command_line, record
         ex_rows = '\n'.join(
             f"| {k} | {v['idle_cpu_pct']:.2f} | {v['run_30hz_640x480']['processed_pct']:.1f} | "
             f"{v['run_30hz_640x480']['ros_overhead_p50_ms']:.1f} / "
@@ -409,8 +409,7 @@ def main(argv=None) -> int:
                 f"ROS overhead p50 / p99 ms |\n|---|---|---|---|\n{ex_rows}\n\n"
                 f"Highest rate with < 5 % loss: "
                 + ', '.join(f'{k} {v:g} Hz' for k, v in best.items()) + '.')
-        command = f'make bench-node DISTRO={distro}' if not a.tag else \
-            'python bench/bench_node.py ' + shlex.join(argv if argv is not None else sys.argv[1:])
+        command = command_line(f'make bench-node DISTRO={distro}', 'bench/bench_node.py', argv)
         path = record(f'node-{distro}' + (f'-{a.tag}' if a.tag else ''),
                       f'Perception node as a robot runs it (ROS 2 {distro.capitalize()}'
                       + (f', {a.tag}' if a.tag else '') + ')', command, body)

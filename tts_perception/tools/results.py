@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 import platform
 import re
+import shlex
+import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from tts_perception.common.paths import share_dir
 
@@ -46,6 +48,14 @@ def machine_tag() -> str:
 
 def results_path() -> Path:
     return share_dir() / 'docs' / 'results.md'
+
+
+def command_line(make_target: str, script: str, argv: Optional[Sequence[str]] = None) -> str:
+    """How a results section names the command that made it: ``make_target`` when the script
+    ran with no arguments (as the make target runs it), else the script with its arguments
+    (``argv``, or the process's own)."""
+    given = list(argv if argv is not None else sys.argv[1:])
+    return make_target if not given else f'python {script} ' + shlex.join(given)
 
 
 def record(section: str, title: str, command: str, body: str,
