@@ -53,3 +53,64 @@ def test_static_frontier_between_points():
     assert static_cost_at(pts, 0.93) == pytest.approx(7.6)          # 4 + 6 * 0.03 / 0.05
     assert static_cost_at(pts, 0.70) == pytest.approx(2.0)          # below all: the cheapest
     assert static_cost_at(pts, 0.96) is None
+
+
+def _conf3(truth_px: dict, wrong: dict) -> np.ndarray:
+    """A three-class frame: ``truth_px`` class -> pixels of it all found, ``wrong`` (truth,
+    output) -> pixels labelled wrongly."""
+    m = np.zeros((3, 3), np.int64)
+    for c, n in truth_px.items():
+        m[c, c] += n
+    for (t, o), n in wrong.items():
+        m[t, o] += n
+    return m
+
+
+def test_a_frames_contribution_adds_up_to_the_mIoU_over_the_frames():
+    from tts_perception.adaptive.difficulty import frame_contribution
+    from tts_perception.common.metrics import ConfusionMatrix
+    rng = np.random.default_rng(0)
+    # a reference point and a point close to it: its mean contribution is its mIoU over the
+    # frames less the reference's, to first order; the reference's is exactly zero
+    ref = [_conf3({0: 900, 1: int(rng.integers(50, 100)), 2: 20}, {}) for _ in range(20)]
+    near = [m.copy() for m in ref]
+    for m in near[::3]:
+        m[1, 1] -= 5
+        m[1, 0] += 5
+    conf = np.array([ref, near])
+    got = frame_contribution(conf)
+    miou = [ConfusionMatrix(3).add_matrix(c.sum(0)).miou() for c in conf]
+    assert np.allclose(got[0], 0.0)
+    assert got[1].mean() == pytest.approx(miou[1] - miou[0], rel=0.02)
+    assert (got[1][::3] < 0).all() and np.allclose(np.delete(got[1], np.s_[::3]), 0.0)
+
+
+def _rare_and_common_loss() -> PerFrameTable:
+    """Point b (cheap) misses the 4 pixels of class 2 on frame 0 (its own mIoU drops by a
+    third) and 100 of class 1's 600 on frame 1 (by a sixth); over the recording class 2 has
+    1204 pixels and class 1 996: frame 1's loss costs the recording's mIoU far more."""
+    ref = [_conf3({0: 900, 1: 96, 2: 4}, {}), _conf3({0: 400, 1: 600}, {})] + \
+        [_conf3({0: 500, 1: 100, 2: 400}, {}) for _ in range(3)]
+    pt = [m.copy() for m in ref]
+    pt[0][2, 2] -= 4
+    pt[0][2, 0] += 4
+    pt[1][1, 1] -= 100
+    pt[1][1, 0] += 100
+    return PerFrameTable(['a', 'b'], np.array([2.0, 1.0]), np.array([ref, pt]))
+
+
+def test_a_few_wrong_pixels_of_a_rare_class_cost_what_they_cost_over_the_recording():
+    table = _rare_and_common_loss()
+    own = table.frame_accuracy()
+    contribution = table.frame_contribution()
+    assert own[1, 0] < own[1, 1]                      # by its own mIoU frame 0 is the worse
+    assert contribution[1, 1] < 10 * contribution[1, 0] < 0     # over the recording, frame 1
+
+
+def test_the_oracle_frontier_is_the_better_of_both_frame_accuracies():
+    # one frame of a: the frame-mIoU sweep spends it on frame 0, the contribution sweep on
+    # frame 1, which is what the recording's mIoU gains most from
+    table = _rare_and_common_loss()
+    front = frontier(table)
+    one = [p for p in front if p.mean_compute_ms == pytest.approx(1.2)]
+    assert len(one) == 1 and one[0].accuracy > 0.995

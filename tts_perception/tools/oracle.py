@@ -2,13 +2,16 @@
 
 Every operating point runs on every evaluated frame and is scored against that frame's
 reference; with hindsight the oracle picks, on each frame, the point that maximises
-``accuracy - lambda * latency`` (latency: each point's median). Sweeping ``lambda`` traces its
-frontier of (mean compute, accuracy); accuracy is the mIoU of the summed confusion matrices of
-the chosen outputs, as for every policy. A policy's *share of the oracle's saving* at the
-accuracy of a static point is (static compute - policy compute) / (static compute - the
-oracle's compute at that accuracy). At the policy's own accuracy the static side is the static
-frontier (:func:`static_cost_at`), which also takes the policy's accuracy where no single static
-point has it.
+``accuracy - lambda * latency`` (latency: each point's median). Sweeping ``lambda`` (densely:
+between two values the choices change on few frames) traces its frontier of (mean compute,
+accuracy); accuracy is the mIoU of the summed confusion matrices of the chosen outputs, as for
+every policy. A frame's accuracy is taken both as its own mIoU and as what it adds to the mIoU
+over the frames (:func:`~tts_perception.adaptive.difficulty.frame_contribution`); the frontier
+is the better of the two sweeps at every compute. A policy's
+*share of the oracle's saving* at the accuracy of a static point is (static compute - policy
+compute) / (static compute - the oracle's compute at that accuracy). At the policy's own
+accuracy the static side is the static frontier (:func:`static_cost_at`), which also takes the
+policy's accuracy where no single static point has it.
 """
 
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tts_perception.adaptive.difficulty import frame_contribution
 from tts_perception.common.metrics import ConfusionMatrix
 
 MIN_SAVING = 0.05           # the least saving (share of the static compute) a share is taken of
@@ -28,6 +32,12 @@ class PerFrameTable:
     points: List[str]
     latency_ms: np.ndarray          # (P,)
     confusion: np.ndarray           # (P, F, C, C)
+
+    def frame_contribution(self) -> np.ndarray:
+        """(P, F) what each frame's output adds to the point's mIoU over the frames, to first
+        order about the most accurate point's class totals (:func:`~tts_perception.adaptive.
+        difficulty.frame_contribution`)."""
+        return frame_contribution(self.confusion)
 
     def frame_accuracy(self) -> np.ndarray:
         """(P, F) per-frame mIoU over the classes present in the frame's output or truth."""
@@ -61,20 +71,21 @@ class FrontierPoint:
 def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None
              ) -> List[FrontierPoint]:
     """The oracle's (mean compute, accuracy) frontier, cheapest first, dominated ones out."""
-    acc = table.frame_accuracy()
     lat = table.latency_ms
     if weights is None:
-        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 120)])
+        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 1000)])
     ncls = table.confusion.shape[-1]
     out = []
-    frames = np.arange(acc.shape[1])
-    for w in weights:
-        choice = np.argmax(acc - w * lat[:, None], axis=0)
-        cm = ConfusionMatrix(ncls)
-        cm.add_matrix(table.confusion[choice, frames].sum(axis=0))
-        counts = np.bincount(choice, minlength=len(table.points))
-        out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
-                                 {table.points[i]: int(n) for i, n in enumerate(counts) if n}))
+    frames = np.arange(table.confusion.shape[1])
+    for acc in (table.frame_accuracy(), table.frame_contribution()):
+        for w in weights:
+            choice = np.argmax(acc - w * lat[:, None], axis=0)
+            cm = ConfusionMatrix(ncls)
+            cm.add_matrix(table.confusion[choice, frames].sum(axis=0))
+            counts = np.bincount(choice, minlength=len(table.points))
+            out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
+                                     {table.points[i]: int(n)
+                                      for i, n in enumerate(counts) if n}))
     out.sort(key=lambda p: (p.mean_compute_ms, -p.accuracy))
     kept: List[FrontierPoint] = []
     for p in out:
