@@ -343,14 +343,14 @@ def plot_profile(run: Dict[str, Any], path: Path) -> None:
 def print_table(summary: Dict[str, Dict[str, float]]) -> List[str]:
     """Markdown table rows (also printed)."""
     rows = ['| configuration | runs with a collision | collisions | hit while stopped | '
-            'min clearance m | '
+            'runs finished | min clearance m | '
             'mean speed m/s | mean time s | stale distance m | deadline misses % | '
             'fail-safe stops | limit binds % (near people / dark / load / elsewhere) | '
             'speed cap m/s |',
-            '|---|---|---|---|---|---|---|---|---|---|---|---|']
+            '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for name, m in summary.items():
         rows.append(f'| {name} | {m["runs_with_collision"]}/{m["seeds"]} | {m["collisions"]} | '
-                    f'{m["walked_into"]} | '
+                    f'{m["walked_into"]} | {m["completed"]}/{m["seeds"]} | '
                     f'{m["min_clearance_m"]:.2f} | {m["mean_speed"]:.2f} | '
                     f'{m["mean_time_s"]:.1f} | {m["stale_distance_m"]:.2f} | '
                     f'{100 * m["deadline_miss_rate"]:.1f} | {m["fail_safe_stops"]} | '
@@ -397,6 +397,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            'wall_s': time.monotonic() - t0,
            'runs': [{k: v for k, v in r.items() if k != 'trace'} for r in runs]}
     res['targets'] = targets(summary)
+    res['targets'].update(finished_speed_ratio(runs))
     (a.out / 'closed_loop.json').write_text(json.dumps(res, indent=1))
     rows = print_table(summary)
     for k, v in res['targets'].items():
@@ -431,6 +432,34 @@ def targets(summary: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
     return out
 
 
+def unfinished(runs: Sequence[Dict[str, Any]], max_time: float) -> str:
+    """A line naming the runs that stopped short of the course's end, where and how far from
+    the nearest obstacle ('' when every run finished)."""
+    left = [r for r in runs if not r['completed']]
+    if not left:
+        return ''
+    return (f'Not finished within {max_time:.0f} s (configuration seed: where the robot stood, '
+            f'its clearance to the nearest obstacle over the run): ' + '; '.join(
+                f'{r["config"]} {r["seed"]}: {r["distance_m"]:.1f} m, '
+                f'{r["min_clearance_m"]:.2f} m' for r in left) + '.\n\n')
+
+
+def finished_speed_ratio(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """coupled's mean speed over golden_safe's on the seeds both finished (a run that stopped
+    for good lowers its configuration's mean speed whatever its law): the ratio and how many
+    seeds it is over; empty without both configurations."""
+    by = {(r['config'], r['seed']): r for r in runs}
+    both = sorted(seed for (c, seed), r in by.items() if c == 'coupled' and r['completed']
+                  and by.get(('golden_safe', seed), {}).get('completed'))
+    if not any(c == 'golden_safe' for c, _ in by) or not any(c == 'coupled' for c, _ in by):
+        return {}
+    ratio = None if not both else float(
+        np.mean([by[('coupled', s)]['mean_speed'] for s in both]) /
+        max(1e-9, np.mean([by[('golden_safe', s)]['mean_speed'] for s in both])))
+    return {'coupled_speed_over_golden_safe_where_both_finished': ratio,
+            'seeds_both_finished': len(both)}
+
+
 def record(res: Dict[str, Any], rows: List[str], a) -> None:
     """The run's section of docs/results.md."""
     from tts_perception.tools.results import record as write
@@ -441,7 +470,9 @@ def record(res: Dict[str, Any], rows: List[str], a) -> None:
             f'per configuration; camera {s["camera_hz"]:.0f} Hz, per-frame deadline '
             f'{s["deadline_ms"]:.0f} ms, perception delay = measured processing time x '
             f'{s["latency_factor"]:g} (a slower robot computer); sim time, wall '
-            f'{res["wall_s"] / 60:.0f} min.\n\n' + '\n'.join(rows) + '\n\n' +
+            f'{res["wall_s"] / 60:.0f} min. A run is finished when the robot reaches the '
+            f'course\'s end within {s["max_time"]:.0f} s of sim time.\n\n' + '\n'.join(rows) +
+            '\n\n' + unfinished(res['runs'], s['max_time']) +
             '\n'.join(f'- {k}: {v}' for k, v in t.items()) +
             '\n\n![paths of every configuration on one course](closed_loop_trajectories.png)\n\n'
             '![speed, speed limit, operating point and law inputs along the course, coupled]'
