@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -45,14 +46,17 @@ def test_injected_latency_lowers_the_speed_limit_as_the_law_predicts(pipe):
                                        params.max_decel, p['distance'])
             cap = params.slowdown_speed if p['slowing'] else params.max_speed
             assert p['v_limit'] == pytest.approx(min(params.max_speed, law, cap), abs=1e-9)
-    q_fast = max(p['latency_q'] for p in fast['trace'] if p['fresh'])
-    q_slow = min(p['latency_q'] for p in slow['trace'][40:] if p['fresh'])
+    q_fast = np.median([p['latency_q'] for p in fast['trace'] if p['fresh']])
+    q_slow = [p['latency_q'] for p in slow['trace'][40:] if p['fresh']]
     # the law saw the injected latency: every result of the slow run took at least its own
     # compute x 40, the fastest frame's as the pipeline measured it in this run (not the
     # profile's latency: a machine faster than the profile's ran the cheapest point at 0.4 of
-    # its p50); an uncoupled law would see x 4
+    # its p50); an uncoupled law would see x 4. Against the other run, typical against
+    # typical (one frame of the fast run slowed by a busy machine can outlast the slow run's
+    # fastest): 10x the factor
     assert 0.0 < slow['min_compute_ms'] < float('inf')
-    assert q_slow > q_fast and q_slow >= 40.0 * slow['min_compute_ms'] / 1e3 - 1e-9
+    assert min(q_slow) >= 40.0 * slow['min_compute_ms'] / 1e3 - 1e-9
+    assert np.median(q_slow) > q_fast
     assert slow['distance_m'] < fast['distance_m']
 
 
