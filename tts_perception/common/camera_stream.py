@@ -49,8 +49,7 @@ class TransportLoss:
     def __init__(self, window: int = 100, warmup: int = 10, max_gap_s: float = 2.0,
                  recent_s: float = 10.0, quantile: float = 10.0):
         self.gaps: Deque[float] = deque(maxlen=window)
-        self._period: Optional[float] = None     # period_s of the gaps as they are now
-        self._period_stale = True
+        self._period: Optional[float] = None     # period_s, set where a gap is added
         self.warmup, self.max_gap_s, self.recent_s, self.quantile = (
             warmup, max_gap_s, recent_s, quantile)
         self.last_stamp_ns: Optional[int] = None
@@ -70,10 +69,6 @@ class TransportLoss:
     @property
     def period_s(self) -> Optional[float]:
         """The camera's frame period from its stamps (None until ``warmup`` gaps)."""
-        if self._period_stale:
-            self._period = None if len(self.gaps) < self.warmup else \
-                float(np.percentile(self.gaps, self.quantile))
-            self._period_stale = False
         return self._period
 
     def arrived(self, stamp_ns: int, now_s: float) -> None:
@@ -93,8 +88,9 @@ class TransportLoss:
         # behind the one before), not the camera's: it stays out of the estimate
         if gap <= self.max_gap_s and (period is None or gap >= SHORT * period):
             self.gaps.append(gap)
-            self._period_stale = True
-            period = self.period_s
+            if len(self.gaps) >= self.warmup:
+                self._period = float(np.percentile(self.gaps, self.quantile))
+            period = self._period
         if period is None:
             self._held.append((now_s, gap))
             return
