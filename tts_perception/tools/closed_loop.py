@@ -448,11 +448,11 @@ def finished_speed_ratio(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """coupled's mean speed over golden_safe's on the seeds both finished (a run that stopped
     for good lowers its configuration's mean speed whatever its law): the ratio and how many
     seeds it is over; empty without both configurations."""
+    if not {'coupled', 'golden_safe'} <= {r['config'] for r in runs}:
+        return {}
     by = {(r['config'], r['seed']): r for r in runs}
     both = sorted(seed for (c, seed), r in by.items() if c == 'coupled' and r['completed']
                   and by.get(('golden_safe', seed), {}).get('completed'))
-    if not any(c == 'golden_safe' for c, _ in by) or not any(c == 'coupled' for c, _ in by):
-        return {}
     ratio = None if not both else float(
         np.mean([by[('coupled', s)]['mean_speed'] for s in both]) /
         max(1e-9, np.mean([by[('golden_safe', s)]['mean_speed'] for s in both])))
