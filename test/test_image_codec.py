@@ -1,11 +1,13 @@
 """numpy <-> Image/CompressedImage conversion, on synthetic images."""
 
+import array
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tts_perception.common.image_codec import (compressed_msg_to_rgb, encode_compressed,
+from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
+                                               compressed_msg_to_rgb, encode_compressed,
                                                fill_image_msg, image_msg_to_rgb, ImageDecodeError)
 
 pytestmark = pytest.mark.unit
@@ -50,11 +52,25 @@ def test_row_padding_is_respected():
     ('data', b'\x00' * 10, r'expected step\*height'),
     ('height', 0, 'empty image'),
 ])
-def test_bad_image_gives_specific_error(field, value, text):
+@pytest.mark.parametrize('check', [image_msg_to_rgb, check_image_fields])
+def test_bad_image_gives_specific_error(field, value, text, check):
+    """The decoder and the node's header check (no pixel read) refuse the same frames."""
     msg = _msg(np.zeros((4, 5, 3), np.uint8), 'rgb8')
     setattr(msg, field, value)
     with pytest.raises(ImageDecodeError, match=text):
-        image_msg_to_rgb(msg)
+        check(msg)
+
+
+@pytest.mark.parametrize('wrap', [bytes, lambda b: array.array('B', b),
+                                  lambda b: np.frombuffer(b, np.uint8)])
+def test_header_check_reads_every_data_type(wrap):
+    """rclpy gives array.array, rosbags numpy, tests bytes: the size check counts bytes."""
+    msg = _msg(np.zeros((4, 5, 3), np.uint8), 'rgb8')
+    msg.data = wrap(bytes(msg.data))
+    assert check_image_fields(msg) == (4, 5, 3, 15)
+    msg.data = wrap(bytes(59))
+    with pytest.raises(ImageDecodeError, match='data has 59 bytes'):
+        check_image_fields(msg)
 
 
 @pytest.mark.parametrize('fmt', ['png', 'jpeg'])
@@ -76,3 +92,7 @@ def test_compressed_garbage_and_format():
         compressed_msg_to_rgb(SimpleNamespace(format='jpeg', data=b'notajpeg'))
     with pytest.raises(ImageDecodeError, match='unsupported CompressedImage format'):
         compressed_msg_to_rgb(SimpleNamespace(format='tiff', data=b'x'))
+    for check in (compressed_msg_to_rgb, check_compressed_fields):
+        with pytest.raises(ImageDecodeError, match='has no data'):
+            check(SimpleNamespace(format='png', data=b''))
+    check_compressed_fields(SimpleNamespace(format='rgb8; jpeg compressed bgr8', data=b'x'))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from conftest import ROOT
@@ -167,7 +168,14 @@ def test_malformed_frames_are_counted_drops_not_crashes(procs, client, frames):
     diags = client.listen('/diagnostics', DiagnosticArray)
     assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 60)
     pub = client.node.create_publisher(Image, 'camera/image_raw', 10)
-    assert client.wait_for(lambda: pub.get_subscription_count() > 0, 10)
+    # the node first subscribes best effort (no publisher yet), then again reliable once it
+    # sees this reliable publisher: a frame sent in between may reach the old subscription
+
+    def adapted():
+        subs = client.node.get_subscriptions_info_by_topic('camera/image_raw')
+        return (len(subs) == 1 and subs[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                and pub.get_subscription_count() == 1)
+    assert client.wait_for(adapted, 10)
     bad = []
     for enc, data_len in (('16UC1', 8 * 6 * 2), ('rgb8', 10), ('yuv422', 8 * 6 * 2)):
         m = Image(height=6, width=8, encoding=enc, step=8 * (2 if enc != 'rgb8' else 3))

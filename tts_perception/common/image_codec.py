@@ -52,8 +52,10 @@ def _raw_buffer(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast('B'), dtype=np.uint8)
 
 
-def image_msg_to_array(msg: Any) -> np.ndarray:
-    """Pixels of a sensor_msgs/Image as in its encoding: (H, W) or (H, W, C) uint8."""
+def check_image_fields(msg: Any) -> Tuple[int, int, int, int]:
+    """(height, width, channels, step) of a sensor_msgs/Image whose encoding, sizes and data
+    length are consistent; raises :class:`ImageDecodeError` otherwise. Reads no pixel, so it
+    is cheap enough for a subscription callback."""
     enc = str(msg.encoding).lower()
     if enc not in SUPPORTED_ENCODINGS:
         raise ImageDecodeError(f'unsupported image encoding {msg.encoding!r}; '
@@ -64,9 +66,27 @@ def image_msg_to_array(msg: Any) -> np.ndarray:
         raise ImageDecodeError(f'empty image {w}x{h}')
     if step < w * ch:
         raise ImageDecodeError(f'step {step} is smaller than width*channels {w * ch}')
+    size = msg.data.nbytes if isinstance(msg.data, np.ndarray) else len(msg.data)
+    if size < step * h:
+        raise ImageDecodeError(f'data has {size} bytes, expected step*height = {step * h}')
+    return h, w, ch, step
+
+
+def check_compressed_fields(msg: Any) -> None:
+    """Raises :class:`ImageDecodeError` for a CompressedImage whose format is not jpeg or png
+    or that has no data (the pixels themselves are checked when decoded)."""
+    fmt = str(msg.format).lower()
+    if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
+        raise ImageDecodeError(f'unsupported CompressedImage format {msg.format!r} '
+                               f'(jpeg and png are supported)')
+    if len(msg.data) == 0:
+        raise ImageDecodeError('CompressedImage has no data')
+
+
+def image_msg_to_array(msg: Any) -> np.ndarray:
+    """Pixels of a sensor_msgs/Image as in its encoding: (H, W) or (H, W, C) uint8."""
+    h, w, ch, step = check_image_fields(msg)
     buf = _raw_buffer(msg.data)
-    if buf.size < step * h:
-        raise ImageDecodeError(f'data has {buf.size} bytes, expected step*height = {step * h}')
     rows = buf[:step * h].reshape(h, step)[:, :w * ch]
     return rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
 
@@ -95,13 +115,8 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
 def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
     """RGB (H, W, 3) uint8 from a sensor_msgs/CompressedImage (jpeg or png)."""
     import cv2
-    fmt = str(msg.format).lower()
-    if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
-        raise ImageDecodeError(f'unsupported CompressedImage format {msg.format!r} '
-                               f'(jpeg and png are supported)')
+    check_compressed_fields(msg)
     buf = _raw_buffer(msg.data)
-    if buf.size == 0:
-        raise ImageDecodeError('CompressedImage has no data')
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageDecodeError(f'CompressedImage data ({buf.size} bytes) is not a valid '

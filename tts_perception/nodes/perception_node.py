@@ -56,7 +56,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from tts_perception.common.camera_stream import TransportLoss
 from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
-from tts_perception.common.image_codec import (compressed_msg_to_rgb, image_msg_to_rgb,
+from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
+                                               compressed_msg_to_rgb, image_msg_to_rgb,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
                                            OK, output_topic, Param, ParameterHandler, pop_flag,
@@ -418,10 +419,21 @@ class PerceptionNode(LifecycleNode):
     # ------------------------------------------------------------ data path
     def _on_image(self, topic: str, msg) -> None:
         """Executor thread: offer the frame to its camera's gate (newest wins), wake the
-        worker. Nothing heavy here."""
+        worker. Nothing heavy here: a malformed frame is refused by its header and sizes
+        (no pixel read) so that it never displaces a good frame waiting in the gate."""
+        slot = self.slots[topic]
+        try:
+            (check_compressed_fields if slot.transport == 'compressed'
+             else check_image_fields)(msg)
+        except ImageDecodeError as exc:
+            with self.lock:
+                slot.received += 1
+                slot.bad += 1
+            self.get_logger().warning(f'{slot.topic}: dropped frame: {exc}',
+                                      throttle_duration_sec=2.0)
+            return
         stamp = stamp_ns(msg.header.stamp)
         transport = (self.get_clock().now().nanoseconds - stamp) / 1e6
-        slot = self.slots[topic]
         with self.lock:
             arrival = time.monotonic()      # under the lock: the gate's order is the real one
             slot.received += 1
