@@ -55,7 +55,10 @@ def table(res: dict, prof: Profile) -> str:
     runs, c = res['runs'], res.get('comparison', {})
     if c and res.get('oracle_frontier'):       # the comparison of this code, from the runs
         c = evaluate.compare(runs, front=[oracle.FrontierPoint(**p)
-                                          for p in res['oracle_frontier']])
+                                          for p in res['oracle_frontier']],
+                             rule_front=[oracle.FrontierPoint(**p)
+                                         for p in res['rule_frontier']]
+                             if res.get('rule_frontier') else None)
     statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
     fastest = min(statics, key=lambda k: statics[k]['mean_compute_ms'])
     show = [k for k in runs if k.startswith('adaptive')] + ['golden']
@@ -124,6 +127,17 @@ def table(res: dict, prof: Profile) -> str:
                 f' Adaptive shown with and without anytime early exit; the comparison uses '
                 f'{c["adaptive_policy"]}.' if 'adaptive+anytime' in runs else
                 ' Anytime early exit does not apply: the model has one depth.'))
+        if 'rule_compute_ms_at_target' in c:
+            v = c.get('rule_share_of_oracle_saving_vs_cheapest_static')
+            lines.append(
+                f'\nThe bound of the signals: the scheduler\'s rule with the accuracy adaptive '
+                f'predicted for every point on every frame, at the best compute price in '
+                f'hindsight (stateless: no deadline, hysteresis or streaming factor), needs '
+                f'{ms(c["rule_compute_ms_at_target"])} where {cheap} takes '
+                f'{c["cheapest_static_compute_ms"]:.2f} ms: '
+                f'{"n/a" if v is None else f"{100 * v:.0f} %"} of the oracle\'s saving. '
+                f'Between adaptive and it: the price calibrate chose and the online rule; '
+                f'between it and the oracle: what the signals do not know.')
     transfer = streaming_transfer(runs, prof)
     lines += ['', transfer] if transfer else []
     cx = prof.complexity
@@ -225,6 +239,7 @@ def course_row(seed: int, seconds: float, res: dict, prof: Profile) -> str:
     """One calibration recording's row of the sim-courses table."""
     c = res['comparison']
     share = c.get('adaptive_share_of_oracle_saving_vs_cheapest_static')
+    rule = c.get('rule_share_of_oracle_saving_vs_cheapest_static')
     ran = res['runs']['adaptive'].get('points', {})
     top = ', '.join(f'{k} {n}' for k, n in sorted(ran.items(), key=lambda kv: -kv[1])[:3])
     return (f'| {seed}, {seconds:.0f} s | {prof.data.fit_frames} | '
@@ -235,7 +250,8 @@ def course_row(seed: int, seconds: float, res: dict, prof: Profile) -> str:
             f'({"met" if c["streaming_target_met"] else "not met"}) | '
             f'{c["adaptive_mean_compute_ms"]:.2f} | {c["cheapest_static_compute_ms"]:.2f} | '
             f'{c.get("oracle_compute_ms_at_cheapest_static_accuracy") or float("nan"):.2f} | '
-            f'{"n/a" if share is None else f"{100 * share:.0f} %"} | {top} |')
+            f'{"n/a" if share is None else f"{100 * share:.0f} %"} | '
+            f'{"n/a" if rule is None else f"{100 * rule:.0f} %"} | {top} |')
 
 
 def sim_courses(record_only: bool) -> int:
@@ -267,11 +283,13 @@ def sim_courses(record_only: bool) -> int:
         f'calibration, run again. Targets as in make eval-sim\'s section: accuracy ≥ the '
         f'best static point meeting the deadline − 0.005; streaming accuracy ≥ every static '
         f'point\'s; compute at the points\' median latencies; share: of the saving the '
-        f'per-frame oracle makes against the cheapest static point reaching that accuracy.',
+        f'per-frame oracle makes against the cheapest static point reaching that accuracy; '
+        f'the signals\' bound: that share for the scheduler\'s rule with the accuracy '
+        f'adaptive predicted on every frame, at the best compute price in hindsight.',
         '', '| calibration | fit frames | signals on | compute price | adaptive accuracy | '
         'adaptive streaming | adaptive compute ms | cheapest static ms | oracle ms | share of '
-        'the oracle\'s saving | what adaptive ran (frames) |',
-        '|---|---|---|---|---|---|---|---|---|---|---|', *rows])
+        'the oracle\'s saving | the signals\' bound | what adaptive ran (frames) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|', *rows])
     record('evaluate-sim-courses', 'Calibrate and evaluate on the simulator: one evaluation '
            'course, several calibration courses', 'make eval-sim-courses', body)
     return 0

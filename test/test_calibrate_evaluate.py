@@ -143,6 +143,16 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
         for name in ('vs_best_static', 'vs_cheapest_static', 'at_its_accuracy'):
             key = f'adaptive_share_of_oracle_saving_{name}'
             assert (c[key] is None) == bool(c.get(f'{key}_na')), (name, c)
+    # the rule with adaptive's own predictions, its price in hindsight: where adaptive
+    # processed every frame, a frontier over the static points' latencies
+    if res['runs']['adaptive']['processed'] == res['n_frames']:
+        rule = res['rule_frontier']
+        lat = [r['median_compute_ms'] for r in statics]
+        assert min(lat) - 1e-9 <= rule[0]['mean_compute_ms'] <= rule[-1]['mean_compute_ms'] \
+            <= max(lat) + 1e-9
+        assert all(a['accuracy'] < b['accuracy'] for a, b in zip(rule, rule[1:]))
+        if c['best_static_meeting_deadline'] is not None:
+            assert 'rule_share_of_oracle_saving_vs_cheapest_static' in c
 
 
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):

@@ -396,3 +396,44 @@ def test_the_compute_price_holds_on_every_part_not_only_on_average():
     for h in halves:                               # on each half within its own best's budget
         assert price_for_budget(pred[:, h], conf[:, h], cost, 0.04, 1.0, 0.0,
                                 np.array([price]))[1] >= 1.0 - 0.04
+
+
+def test_the_rule_replays_the_predictions_adaptive_decided_with():
+    from types import SimpleNamespace
+    from tts_perception.adaptive.scheduler import AccuracyTable
+    from tts_perception.tools.evaluate import compare, decided_predictions
+    from tts_perception.tools.oracle import PerFrameTable, rule_frontier
+    keys = ['160x120/d1/fp32', '640x480/d3/fp32']
+    n = 10
+    good, bad = np.diag([0, 100]), np.array([[0, 0], [100, 0]])
+    table = PerFrameTable(keys, np.array([1.0, 9.0]), np.array(
+        [[good if f % 2 == 0 else bad for f in range(n)], [good] * n]))
+    acc = AccuracyTable({k: [0.5, 0.5] for k in keys}, [0.0, 0.5, 1.0],
+                        {keys[0]: 0.5, keys[1]: 1.0})
+    pipe = SimpleNamespace(accuracy=acc, worst_class_iou={keys[0]: 0.9, keys[1]: 1.0},
+                           sched_config=SimpleNamespace(class_floor=0.3))
+    # adaptive predicted the cheap point's shortfall right on every frame
+    recs = [{'frame': f, 'complexity': 0.2,
+             'shortfall': {keys[0]: -0.5 if f % 2 == 0 else 0.5, keys[1]: 0.0}}
+            for f in range(n)]
+    pred = decided_predictions(pipe, table, {'records': recs})
+    np.testing.assert_allclose(pred, [[1.0, 0.0] * 5, [1.0] * n])
+    # a frame it never processed: nothing to replay
+    assert decided_predictions(pipe, table, {'records': recs[1:]}) is None
+    # a point below the class floor is never the rule's
+    pipe.worst_class_iou[keys[0]] = 0.1
+    assert np.isneginf(decided_predictions(pipe, table, {'records': recs})[0]).all()
+    pipe.worst_class_iou[keys[0]] = 0.9
+
+    def run(a, ms):
+        return {'accuracy': a, 'streaming_accuracy': a, 'mean_compute_ms': ms,
+                'median_compute_ms': ms, 'late_or_dropped': 0.0}
+    runs = {'adaptive': run(1.0, 7.0), 'golden': run(1.0, 9.0), keys[0]: run(0.5, 1.0),
+            keys[1]: run(1.0, 9.0)}
+    from tts_perception.tools.oracle import frontier
+    c = compare(runs, front=frontier(table), rule_front=rule_frontier(table, pred))
+    # the oracle and the rule both run the cheap point on the even frames: 5 ms
+    assert c['oracle_compute_ms_at_cheapest_static_accuracy'] == pytest.approx(5.0)
+    assert c['rule_compute_ms_at_target'] == pytest.approx(5.0)
+    assert c['rule_share_of_oracle_saving_vs_cheapest_static'] == pytest.approx(1.0)
+    assert c['adaptive_share_of_oracle_saving_vs_cheapest_static'] == pytest.approx(0.5)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tts_perception.tools.oracle import (cost_at, frontier, PerFrameTable, saving_captured,
-                                         static_cost_at)
+from tts_perception.tools.oracle import (cost_at, frontier, PerFrameTable, rule_frontier,
+                                         saving_captured, static_cost_at)
 
 pytestmark = pytest.mark.unit
 
@@ -114,3 +114,39 @@ def test_the_oracle_frontier_is_the_better_of_both_frame_accuracies():
     front = frontier(table)
     one = [p for p in front if p.mean_compute_ms == pytest.approx(1.2)]
     assert len(one) == 1 and one[0].accuracy > 0.995
+
+
+def _half_hard_table(n: int = 10) -> PerFrameTable:
+    """cheap (1 ms) perfect on even frames, useless on odd; dear (9 ms) always perfect."""
+    cheap = [_conf(100, 0) if f % 2 == 0 else _conf(0, 100) for f in range(n)]
+    dear = [_conf(100, 0) for _ in range(n)]
+    return PerFrameTable(['cheap', 'dear'], np.array([1.0, 9.0]), np.array([cheap, dear]))
+
+
+def test_the_rule_with_hindsight_predictions_reaches_the_oracle_and_without_signal_none():
+    table = _half_hard_table()
+    n = table.confusion.shape[1]
+    # predictions that know each frame: the rule finds the oracle's 5 ms at full accuracy
+    knows = rule_frontier(table, table.frame_accuracy())
+    assert cost_at(knows, 1.0) == pytest.approx(cost_at(frontier(table), 1.0)) == 5.0
+    # the same prediction on every frame (no signal): every price picks one point on every
+    # frame, so the rule saves nothing over the static points
+    flat = np.array([[0.5] * n, [1.0] * n])
+    none = rule_frontier(table, flat)
+    assert cost_at(none, 1.0) == pytest.approx(9.0)
+    assert {tuple(p.points) for p in none} <= {('cheap',), ('dear',)}
+    # a signal that is right on most frames: between the two
+    half = table.frame_accuracy().copy()
+    half[0, 0] = 0.0                      # one easy frame predicted hard
+    some = rule_frontier(table, half)
+    assert cost_at(some, 1.0) == pytest.approx(5.8)       # it runs dear: (4 x 1 + 6 x 9) / 10
+    assert all(a.mean_compute_ms <= b.mean_compute_ms and a.accuracy < b.accuracy
+               for a, b in zip(some, some[1:]))
+
+
+def test_the_rule_never_runs_a_point_it_may_not_choose():
+    table = _half_hard_table()
+    pred = table.frame_accuracy().copy()
+    pred[0] = -np.inf                     # cheap below the class floor
+    front = rule_frontier(table, pred)
+    assert all(set(p.points) == {'dear'} for p in front)

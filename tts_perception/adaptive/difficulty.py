@@ -242,14 +242,22 @@ def rule_outcome(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
     :func:`price_for_budget`'s): on each frame the cheapest point within ``tolerance`` of the
     best predicted accuracy - price x cost. Returns (accuracy of the chosen outputs, mean
     compute ms)."""
+    choice = rule_choice(predicted, cost, price, tolerance)
+    acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
+        confusion[choice, np.arange(len(choice))].sum(0)).miou()
+    return float(acc), float(np.asarray(cost, float)[choice].mean())
+
+
+def rule_choice(predicted: np.ndarray, cost: np.ndarray, price: float,
+                tolerance: float = 0.0) -> np.ndarray:
+    """The point index the scheduler's rule chooses on each frame: the cheapest within
+    ``tolerance`` of the best predicted accuracy - price x cost (``predicted`` [P, F],
+    ``cost`` [P]; a point predicted at -inf is never chosen)."""
     pred = np.asarray(predicted, float)
     cost = np.asarray(cost, float)
     val = pred - price * cost[:, None]
     ok = val >= val.max(0, keepdims=True) - tolerance
-    choice = np.where(ok, cost[:, None], np.inf).argmin(0)
-    acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
-        confusion[choice, np.arange(pred.shape[1])].sum(0)).miou()
-    return float(acc), float(cost[choice].mean())
+    return np.where(ok, cost[:, None], np.inf).argmin(0)
 
 
 def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,

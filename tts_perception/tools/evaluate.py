@@ -258,10 +258,32 @@ def point_difficulty_correlation(table: oracle.PerFrameTable, run: Dict) -> Opti
         np.array([[r['shortfall'][k] for r in recs] for k in keys]), short[rows][:, frames])
 
 
+def decided_predictions(pipe: AdaptivePipeline, table: oracle.PerFrameTable, run: Dict
+                        ) -> Optional[np.ndarray]:
+    """The accuracy the scheduler predicted for every point on every frame of ``run`` ([P, F]
+    over ``table``'s points; -inf for a point below the class floor while one sees every
+    class): what :func:`~tts_perception.tools.oracle.rule_frontier` replays. None unless the
+    run processed every frame."""
+    recs = sorted(run['records'], key=lambda r: r['frame'])
+    if [r['frame'] for r in recs] != list(range(table.confusion.shape[1])):
+        return None
+    keys = table.points
+    floor = pipe.sched_config.class_floor
+    seeing = [pipe.worst_class_iou.get(k, 1.0) >= floor for k in keys]
+    blind = np.array([not s for s in seeing]) if any(seeing) else np.zeros(len(keys), bool)
+    pred = np.array([pipe.accuracy.frame(keys, r['complexity'], r['shortfall'])
+                     for r in recs], float).T
+    pred[blind] = -np.inf
+    return pred
+
+
 def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
-            front: Optional[List[oracle.FrontierPoint]] = None) -> Dict[str, Any]:
+            front: Optional[List[oracle.FrontierPoint]] = None,
+            rule_front: Optional[List[oracle.FrontierPoint]] = None) -> Dict[str, Any]:
     """The targets, computed from the runs (adaptive = the better of with and without
-    anytime, by streaming accuracy), and the oracle's bound where its frontier is given.
+    anytime, by streaming accuracy), and the oracle's bound where its frontier is given; with
+    ``rule_front`` (:func:`~tts_perception.tools.oracle.rule_frontier`) also the share the
+    scheduler's rule would capture with its signals at the best price in hindsight.
     Compute is each run's ``median_compute_ms`` where every run has it (the oracle's scale),
     else its measured ``mean_compute_ms``; ``compute_basis`` says which."""
     basis = 'median_compute_ms' if all(r.get('median_compute_ms') is not None
@@ -314,6 +336,16 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
                 out[f'oracle_compute_ms_at_{name}_accuracy'] = oracle_ms
                 share(f'vs_{name}', statics[k]['mean_compute_ms'], oracle_ms,
                       statics[k]['accuracy'] - tolerance)
+            if rule_front is not None:
+                # what adaptive's share there asks of it: the cheapest static point's
+                # accuracy less the tolerance; the rule at the best price in hindsight
+                rule_ms = oracle.cost_at(rule_front,
+                                         statics[cheapest]['accuracy'] - tolerance)
+                oracle_ms = out['oracle_compute_ms_at_cheapest_static_accuracy']
+                out['rule_compute_ms_at_target'] = rule_ms
+                out['rule_share_of_oracle_saving_vs_cheapest_static'] = None if (
+                    rule_ms is None) else oracle.saving_captured(
+                        statics[cheapest]['mean_compute_ms'], rule_ms, oracle_ms)
             # at adaptive's own accuracy: the static frontier of the points meeting the
             # deadline against the oracle's frontier
             own = oracle.static_cost_at([(r['mean_compute_ms'], r['accuracy'])
@@ -333,9 +365,11 @@ def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
 
 
 def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
-                front: Optional[List[oracle.FrontierPoint]] = None) -> None:
+                front: Optional[List[oracle.FrontierPoint]] = None,
+                rule_front: Optional[List[oracle.FrontierPoint]] = None) -> None:
     """Accuracy (and streaming accuracy) vs mean compute, one mark per policy; the per-frame
-    oracle's frontier on the accuracy panel."""
+    oracle's frontier and the signals' bound (:func:`~tts_perception.tools.oracle.
+    rule_frontier`) on the accuracy panel."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -353,6 +387,10 @@ def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
         if front and key == 'accuracy':
             ax.plot([p.mean_compute_ms for p in front], [p.accuracy for p in front], '-',
                     color='C2', lw=1, label='per-frame oracle (hindsight)')
+            if rule_front:
+                ax.plot([p.mean_compute_ms for p in rule_front],
+                        [p.accuracy for p in rule_front], '--', color='C1', lw=1,
+                        label='the rule with adaptive\'s predictions, price in hindsight')
             ax.legend(fontsize=7)
         ax.set_xscale('log')
         ax.set_xlabel('mean compute per processed frame (ms, at the points\' median latencies)')
@@ -478,16 +516,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     front = None if table is None else oracle.frontier(table)
     if front is not None:
         res['oracle_frontier'] = [asdict(p) for p in front]
+    decided = None if table is None or 'adaptive' not in runs else \
+        decided_predictions(pipe, table, runs['adaptive'])
+    rule_front = None if decided is None else oracle.rule_frontier(
+        table, decided, pipe.sched_config.accuracy_tolerance)
+    if rule_front is not None:
+        res['rule_frontier'] = [asdict(p) for p in rule_front]
     if table is not None and 'adaptive' in runs:
         res['difficulty_correlation'] = difficulty_correlation(table, runs['adaptive'])
         res['point_difficulty_correlation'] = point_difficulty_correlation(table,
                                                                            runs['adaptive'])
     if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
-        res['comparison'] = compare(runs, front=front)
+        res['comparison'] = compare(runs, front=front, rule_front=rule_front)
     out = a.out or Path('eval_out') / Path(a.bag).name
     out.mkdir(parents=True, exist_ok=True)
     (out / 'evaluate.json').write_text(json.dumps(res, indent=1))
-    plot_pareto(runs, out / 'pareto.png', metric, front)
+    plot_pareto(runs, out / 'pareto.png', metric, front, rule_front)
     if 'adaptive' in runs:
         plot_timeline(runs['adaptive'], deadline, out / 'timeline.png')
     print_table(res)
@@ -520,6 +564,11 @@ def print_table(res: Dict[str, Any]) -> None:
               f'cheapest: {share("cheapest_static")}, at its own accuracy: '
               f'{share("at_its_accuracy", "")}; streaming target '
               f'{"met" if c["streaming_target_met"] else "NOT met"}')
+        if 'rule_compute_ms_at_target' in c:
+            v = c['rule_share_of_oracle_saving_vs_cheapest_static']
+            print(f'the scheduler\'s rule with the signals adaptive decided with, at the best '
+                  f'price in hindsight: share vs the cheapest static point '
+                  f'{"n/a" if v is None else f"{100 * v:.0f} %"}')
     if 'difficulty_correlation' in res:     # only where every point ran on every frame
         r = res['difficulty_correlation']
         print('difficulty estimate vs accuracy loss on these frames (adaptive\'s decisions): ' +

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.adaptive.difficulty import frame_contribution
+from tts_perception.adaptive.difficulty import frame_contribution, rule_choice
 from tts_perception.common.metrics import ConfusionMatrix
 
 MIN_SAVING = 0.05           # the least saving (share of the static compute) a share is taken of
@@ -86,9 +86,36 @@ def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None
             out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
                                      {table.points[i]: int(n)
                                       for i, n in enumerate(counts) if n}))
-    out.sort(key=lambda p: (p.mean_compute_ms, -p.accuracy))
+    return _pareto(out)
+
+
+def rule_frontier(table: PerFrameTable, predicted: np.ndarray, tolerance: float = 0.0,
+                  weights: Optional[Sequence[float]] = None) -> List[FrontierPoint]:
+    """The scheduler's rule (:func:`~tts_perception.adaptive.difficulty.rule_choice`) with the
+    accuracy it predicted for every point on every frame (``predicted`` [P, F], -inf for a
+    point it may not choose), its price swept in hindsight like the oracle's lambda: how much
+    of the oracle's frontier the difficulty signals allow at the best price, before deadlines,
+    hysteresis and the streaming factor. Cheapest first, dominated ones out."""
+    lat = table.latency_ms
+    if weights is None:
+        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 1000)])
+    ncls = table.confusion.shape[-1]
+    frames = np.arange(table.confusion.shape[1])
+    out = []
+    for w in weights:
+        choice = rule_choice(predicted, lat, float(w), tolerance)
+        cm = ConfusionMatrix(ncls).add_matrix(table.confusion[choice, frames].sum(axis=0))
+        counts = np.bincount(choice, minlength=len(table.points))
+        out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
+                                 {table.points[i]: int(n) for i, n in enumerate(counts) if n}))
+    return _pareto(out)
+
+
+def _pareto(candidates: List[FrontierPoint]) -> List[FrontierPoint]:
+    """Cheapest first, each more accurate than every cheaper one."""
+    candidates.sort(key=lambda p: (p.mean_compute_ms, -p.accuracy))
     kept: List[FrontierPoint] = []
-    for p in out:
+    for p in candidates:
         if not kept or p.accuracy > kept[-1].accuracy + 1e-12:
             kept.append(p)
     return kept
