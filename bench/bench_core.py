@@ -47,6 +47,9 @@ RESULTS = ROOT / 'bench' / 'results'
 
 EVAL_SEED = 3000           # the evaluation course (training: 1000-1009; profile: 2000-2001)
 CALIBRATION_SEED = 3001    # the course make eval-sim calibrates on, never evaluated on
+# make eval-sim-courses also evaluates on these courses, used nowhere else (calibration courses:
+# 3001-3003; closed loop: 5000-5009)
+MORE_EVAL_SEEDS = (3004, 3005)
 OVERHEAD_TARGET_MS = 0.25  # decision overhead per 640x480 frame, p95
 CALIBRATED_PROFILE = ROOT / 'data' / 'eval_sim' / 'model' / 'profile_cpu.json'   # eval-sim's
 
