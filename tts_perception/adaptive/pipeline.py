@@ -27,8 +27,8 @@ from tts_perception.adaptive.difficulty import probe_loss, probe_pair, SCORE_STE
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
-                                               SchedulerConfig, StreamingTable, tail_wait,
-                                               worst_class_iou)
+                                               SchedulerConfig, seeing_points, StreamingTable,
+                                               tail_wait, worst_class_iou)
 from tts_perception.common.settings import check_value, setting, settings_of
 from tts_perception.inference.backends import BACKENDS, make_backend, resolve_backend_name
 from tts_perception.inference.model_desc import (load_model_description, ModelDescription,
@@ -334,8 +334,8 @@ class AdaptivePipeline:
                                     config.latency_quantile,
                                     batch_profile=prof.batch_latency_ms or None)
         self.complexity_params = ComplexityParams.from_dict(asdict(prof.complexity))
-        seeing = [p.key for p in self.points if self.worst_class_iou.get(p.key, 1.0) >=
-                  config.scheduler.class_floor] or [p.key for p in self.points]
+        seeing = seeing_points([p.key for p in self.points], self.worst_class_iou,
+                               config.scheduler.class_floor)
         self.probe_points = probe_pair(seeing, lambda k: prof.latency_ms[k].p50,
                                        lambda k: prof.accuracy.overall.get(
                                            k, float(np.mean(prof.accuracy.miou[k]))),

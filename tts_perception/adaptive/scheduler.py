@@ -132,6 +132,12 @@ def worst_class_iou(per_class_iou: Mapping[str, Sequence[Optional[float]]]
             for k, ious in per_class_iou.items()}
 
 
+def seeing_points(keys: Sequence[str], worst: Mapping[str, float], floor: float) -> List[str]:
+    """Of ``keys``, the points whose worst per-class IoU (``worst``; 1 where unknown) is at or
+    above the class floor; all of them when none is (the floor cannot hold)."""
+    return [k for k in keys if worst.get(k, 1.0) >= floor] or list(keys)
+
+
 def blind_points(per_class_iou: Mapping[str, Sequence[Optional[float]]],
                  classes: Sequence[str], floor: float) -> Dict[str, str]:
     """Points below the class floor, each with the class it loses."""

@@ -48,6 +48,7 @@ from tts_perception.adaptive.difficulty import (correlation, frame_loss, frame_s
                                                 within_point_correlation)
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.adaptive.profile_data import Profile
+from tts_perception.adaptive.scheduler import seeing_points
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
@@ -268,12 +269,10 @@ def decided_predictions(pipe: AdaptivePipeline, table: oracle.PerFrameTable, run
     if [r['frame'] for r in recs] != list(range(table.confusion.shape[1])):
         return None
     keys = table.points
-    floor = pipe.sched_config.class_floor
-    seeing = [pipe.worst_class_iou.get(k, 1.0) >= floor for k in keys]
-    blind = np.array([not s for s in seeing]) if any(seeing) else np.zeros(len(keys), bool)
+    seeing = set(seeing_points(keys, pipe.worst_class_iou, pipe.sched_config.class_floor))
     pred = np.array([pipe.accuracy.frame(keys, r['complexity'], r['shortfall'])
                      for r in recs], float).T
-    pred[blind] = -np.inf
+    pred[[k not in seeing for k in keys]] = -np.inf
     return pred
 
 

@@ -68,25 +68,29 @@ class FrontierPoint:
     points: Dict[str, int]          # how often each point was chosen
 
 
+def _weights(weights: Optional[Sequence[float]]) -> Sequence[float]:
+    """The lambdas a frontier sweeps: ``weights``, or 0 and 1000 from 1e-6 to 10 (densely:
+    between two values the choices change on few frames)."""
+    return np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 1000)]) if weights is None \
+        else weights
+
+
+def _outcome(table: PerFrameTable, choice: np.ndarray, weight: float) -> FrontierPoint:
+    """The (mean compute, accuracy) of running point ``choice[f]`` on each frame f."""
+    cm = ConfusionMatrix(table.confusion.shape[-1]).add_matrix(
+        table.confusion[choice, np.arange(len(choice))].sum(axis=0))
+    counts = np.bincount(choice, minlength=len(table.points))
+    return FrontierPoint(float(table.latency_ms[choice].mean()), cm.miou(), float(weight),
+                         {table.points[i]: int(n) for i, n in enumerate(counts) if n})
+
+
 def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None
              ) -> List[FrontierPoint]:
     """The oracle's (mean compute, accuracy) frontier, cheapest first, dominated ones out."""
-    lat = table.latency_ms
-    if weights is None:
-        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 1000)])
-    ncls = table.confusion.shape[-1]
-    out = []
-    frames = np.arange(table.confusion.shape[1])
-    for acc in (table.frame_accuracy(), table.frame_contribution()):
-        for w in weights:
-            choice = np.argmax(acc - w * lat[:, None], axis=0)
-            cm = ConfusionMatrix(ncls)
-            cm.add_matrix(table.confusion[choice, frames].sum(axis=0))
-            counts = np.bincount(choice, minlength=len(table.points))
-            out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
-                                     {table.points[i]: int(n)
-                                      for i, n in enumerate(counts) if n}))
-    return _pareto(out)
+    lat = table.latency_ms[:, None]
+    return _pareto([_outcome(table, np.argmax(acc - w * lat, axis=0), w)
+                    for acc in (table.frame_accuracy(), table.frame_contribution())
+                    for w in _weights(weights)])
 
 
 def rule_frontier(table: PerFrameTable, predicted: np.ndarray, tolerance: float = 0.0,
@@ -96,19 +100,9 @@ def rule_frontier(table: PerFrameTable, predicted: np.ndarray, tolerance: float 
     point it may not choose), its price swept in hindsight like the oracle's lambda: how much
     of the oracle's frontier the difficulty signals allow at the best price, before deadlines,
     hysteresis and the streaming factor. Cheapest first, dominated ones out."""
-    lat = table.latency_ms
-    if weights is None:
-        weights = np.concatenate([[0.0], np.geomspace(1e-6, 10.0, 1000)])
-    ncls = table.confusion.shape[-1]
-    frames = np.arange(table.confusion.shape[1])
-    out = []
-    for w in weights:
-        choice = rule_choice(predicted, lat, float(w), tolerance)
-        cm = ConfusionMatrix(ncls).add_matrix(table.confusion[choice, frames].sum(axis=0))
-        counts = np.bincount(choice, minlength=len(table.points))
-        out.append(FrontierPoint(float(lat[choice].mean()), cm.miou(), float(w),
-                                 {table.points[i]: int(n) for i, n in enumerate(counts) if n}))
-    return _pareto(out)
+    return _pareto([_outcome(table, rule_choice(predicted, table.latency_ms, float(w),
+                                                tolerance), w)
+                    for w in _weights(weights)])
 
 
 def _pareto(candidates: List[FrontierPoint]) -> List[FrontierPoint]:
