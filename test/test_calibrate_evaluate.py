@@ -153,6 +153,8 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
         assert all(a['accuracy'] < b['accuracy'] for a, b in zip(rule, rule[1:]))
         if c['best_static_meeting_deadline'] is not None:
             assert 'rule_share_of_oracle_saving_vs_cheapest_static' in c
+    else:       # a frame adaptive never decided on: no replay of its decisions
+        assert 'rule_frontier' not in res
 
 
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):
