@@ -80,6 +80,9 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     # and on the held-out frames; the compute price found for the default accuracy budget
     assert set(c['point_models']) == (set(prof['points']) if c['signals_on'] else set())
     assert all(len(m) == 1 + len(c['features']) for m in c['point_models'].values())
+    # the range of every feature on the fit frames, which the node reads frames within
+    assert len(c['feature_range']) == len(c['features'])
+    assert all(lo <= hi for lo, hi in c['feature_range'])
     assert (c['point_eval_correlation'] is None) == (not c['signals_on'])
     assert prof['accuracy']['accuracy_budget'] == calibrate.ACCURACY_BUDGET
     assert prof['accuracy']['compute_price'] >= 0.0

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams, FEATURES,
-                                                fit_complexity, frame_features,
-                                                RESULT_FEATURES, result_map)
+                                                feature_range, fit_complexity, fit_point_models,
+                                                frame_features, RESULT_FEATURES, result_map)
 
 pytestmark = pytest.mark.unit
 
@@ -107,6 +107,53 @@ def test_result_map_puts_each_points_results_on_the_fitted_points_scale():
         assert mon.features(_scene(1))[u] == pytest.approx(want), point
     with pytest.raises(ValueError, match='offset, scale'):
         ComplexityParams.from_dict({**p.to_dict(), 'result_map': {'cheap': [[0.0, 1.0]]}})
+
+
+def test_estimates_read_a_frame_within_the_range_they_were_fitted_on():
+    """A frame whose signals lie outside the fit frames' range is read at its edge: the
+    point models and the scalar estimate give what they give at the edge, never an
+    extrapolation; inside the range nothing changes."""
+    rng = np.random.default_rng(3)
+    n = 120
+    feats = np.zeros((n, len(FEATURES)))
+    u, o = FEATURES.index('prev_uncertainty'), FEATURES.index('prev_obstacle')
+    feats[:, u] = rng.uniform(0.0, 0.05, n)
+    feats[:, o] = rng.uniform(0.0, 0.2, n)
+    # the cheap point falls short with uncertainty, the other point not at all
+    short = np.stack([2.0 * feats[:, u] + 0.1 * feats[:, o] + rng.normal(0, 0.002, n),
+                      np.zeros(n)])
+    folds = np.array_split(np.arange(n), 3)
+    models, _ = fit_point_models(feats, short, ['cheap', 'best'], ['confidence', 'segments'],
+                                 folds)
+    fitted = fit_complexity(feats, short.mean(0), ['confidence', 'segments'])
+    span = feature_range(feats)
+    assert span[u] == [pytest.approx(feats[:, u].min()), pytest.approx(feats[:, u].max())]
+    free = ComplexityParams.from_dict({**fitted.to_dict(), 'point_models': models})
+    held = ComplexityParams.from_dict({**free.to_dict(), 'feature_range': span})
+    assert ComplexityParams.from_dict(held.to_dict()) == held
+    inside = feats[7]
+    assert held.shortfall(inside) == pytest.approx(free.shortfall(inside))
+    assert held.raw(inside) == pytest.approx(free.raw(inside))
+    # an unseen result: uncertainty 20x the largest the fit saw, an obstacle share of -1
+    out = inside.copy()
+    out[u], out[o] = 1.0, -1.0
+    edge = inside.copy()
+    edge[u], edge[o] = feats[:, u].max(), feats[:, o].min()
+    assert held.shortfall(out) == pytest.approx(held.shortfall(edge))
+    assert held.raw(out) == pytest.approx(held.raw(edge))
+    assert free.shortfall(out)['cheap'] > 5 * held.shortfall(out)['cheap'] > 0
+    # what the monitor reads for a result the fit never saw is that edge too
+    mon = ComplexityMonitor(held)
+    mon.observe_result(np.zeros((48, 64), np.uint8), 0.0)          # certainty 0
+    f = mon.features(_scene(1))
+    assert f[u] == 1.0
+    assert mon.assess(_scene(1))[1]['cheap'] == pytest.approx(
+        held.shortfall(np.r_[f[:u], feats[:, u].max(), f[u + 1:]])['cheap'])
+    for bad in (span[:-1], [[1.0, 0.0]] * len(FEATURES), [[0.0, float('nan')]] * len(FEATURES)):
+        with pytest.raises(ValueError, match='feature_range'):
+            ComplexityParams.from_dict({**held.to_dict(), 'feature_range': bad})
+    with pytest.raises(ValueError, match='feature_range needs finite'):
+        feature_range(np.full((3, len(FEATURES)), np.nan))
 
 
 def test_params_round_trip_and_mismatch():

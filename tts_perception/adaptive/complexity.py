@@ -25,6 +25,13 @@ negatively). So calibrate also fits, on the same signals, one model per operatin
 far *that point* falls short of the best on the frame (:func:`fit_point_models`); the scheduler
 decides with those (:meth:`ComplexityParams.shortfall`), the scalar score is what records and
 plots show.
+
+Both are linear in the features, fitted and validated on calibrate's frames only: a frame whose
+features lie outside the range those frames spanned (a new course, or the result of an early
+exit the fit never saw) is read at the nearest edge of that range (``feature_range``), so no
+prediction goes beyond what the fit was judged on. Without the clamp one previous result far
+outside it can predict a point above an accuracy of 1 and the golden point far below its
+worst, and the choice it makes feeds the next frame's features.
 """
 
 from dataclasses import dataclass, field
@@ -59,6 +66,9 @@ class ComplexityParams:
     # point -> [offset, weight per FEATURES] (in the features' own units): the point's shortfall
     # on a frame, as a deviation from its mean shortfall on the fit frames (fit_point_models)
     point_models: Dict[str, List[float]] = field(default_factory=dict)
+    # per FEATURES [low, high]: the range of the frames the estimates were fitted on, which
+    # every frame's features are clamped to before an estimate is made; absent: none
+    feature_range: List[List[float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(FEATURES)
@@ -73,6 +83,12 @@ class ComplexityParams:
             if len(m) != n + 1:
                 raise ValueError(f'point_models of {k} needs an offset and {n} weights, got '
                                  f'{len(m)} numbers')
+        if self.feature_range and (len(self.feature_range) != n or any(
+                len(r) != 2 or not r[0] <= r[1] for r in self.feature_range)):
+            raise ValueError(f'feature_range needs a [low, high] with low <= high for each of '
+                             f'the {n} features, got {self.feature_range}')
+        rng = np.asarray(self.feature_range, float).reshape(-1, 2)
+        self._lo, self._hi = (rng[:, 0], rng[:, 1]) if len(rng) else (None, None)
         self._map = {k: np.asarray(m, float) for k, m in self.result_map.items()}
         self._point_keys = list(self.point_models)
         pm = np.asarray([self.point_models[k] for k in self._point_keys], float).reshape(-1, n + 1)
@@ -87,7 +103,7 @@ class ComplexityParams:
         return {'features': list(FEATURES), 'mean': self.mean, 'std': self.std,
                 'weights': self.weights, 'bias': self.bias, 'cdf_knots': self.cdf_knots,
                 'signals_on': list(self.signals_on), 'result_map': self.result_map,
-                'point_models': self.point_models}
+                'point_models': self.point_models, 'feature_range': self.feature_range}
 
     @classmethod
     def from_dict(cls, d: Dict) -> 'ComplexityParams':
@@ -97,7 +113,7 @@ class ComplexityParams:
                              f'this code computes {list(FEATURES)}')
         return cls(d['mean'], d['std'], d['weights'], float(d['bias']), d['cdf_knots'],
                    list(d.get('signals_on', SIGNALS)), dict(d.get('result_map', {})),
-                   dict(d.get('point_models', {})))
+                   dict(d.get('point_models', {})), list(d.get('feature_range', [])))
 
     @classmethod
     def neutral(cls) -> 'ComplexityParams':
@@ -110,17 +126,24 @@ class ComplexityParams:
         return cls([0.0] * n, [1.0] * n, [w.get(f, 0.0) for f in FEATURES], 0.0,
                    list(np.linspace(0, 3, 11)), ['content', 'confidence', 'segments'])
 
+    def clamp(self, feats: np.ndarray) -> np.ndarray:
+        """Feature vectors [..., FEATURES] clamped to ``feature_range`` (as they are without
+        one)."""
+        f = np.asarray(feats, float)
+        return f if self._lo is None else np.clip(f, self._lo, self._hi)
+
     def raw(self, feats: np.ndarray) -> np.ndarray:
         """The fitted estimate of the loss for feature vectors [..., FEATURES] (before the
-        CDF)."""
-        return ((np.asarray(feats, float) - self._mean) / self._std) @ self._w + self.bias
+        CDF), read within ``feature_range``."""
+        return ((self.clamp(feats) - self._mean) / self._std) @ self._w + self.bias
 
     def shortfall(self, feats: np.ndarray) -> Dict[str, float]:
         """Per point with a model, its predicted shortfall on this frame relative to its mean
-        (positive: harder than usual for that point); empty without point models."""
+        (positive: harder than usual for that point), read within ``feature_range``; empty
+        without point models."""
         if not self._point_keys:
             return {}
-        dev = self._point_offset + self._point_w @ np.asarray(feats, float)
+        dev = self._point_offset + self._point_w @ self.clamp(feats)
         return dict(zip(self._point_keys, dev.tolist()))
 
     def on_fitted_scale(self, point: Optional[str], values: np.ndarray) -> np.ndarray:
@@ -297,6 +320,16 @@ def fit_complexity(feats: np.ndarray, target: np.ndarray,
     weights[mask] = coef[:-1]
     return ComplexityParams(mean.tolist(), std.tolist(), weights.tolist(), float(coef[-1]),
                             knots.tolist(), list(signals_on))
+
+
+def feature_range(feats: np.ndarray) -> List[List[float]]:
+    """[low, high] of each feature over ``feats`` [frames, FEATURES]: the
+    :attr:`ComplexityParams.feature_range` of estimates fitted on those frames."""
+    f = np.asarray(feats, float)
+    if f.ndim != 2 or f.shape[1] != len(FEATURES) or not len(f) or not np.isfinite(f).all():
+        raise ValueError(f'feature_range needs finite [frames, {len(FEATURES)}] features, got '
+                         f'shape {f.shape}')
+    return [[float(lo), float(hi)] for lo, hi in zip(f.min(0), f.max(0))]
 
 
 def estimator(feats: np.ndarray, target: np.ndarray, signals_on: Sequence[str]):

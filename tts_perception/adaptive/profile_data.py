@@ -93,6 +93,8 @@ class ComplexityProfile:
     result_map: Dict[str, List[List[float]]] = field(default_factory=dict)
     # point -> [offset, weight per feature]: its shortfall on a frame relative to its mean
     point_models: Dict[str, List[float]] = field(default_factory=dict)
+    # per feature [low, high] of the fit frames, which estimates read every frame within
+    feature_range: List[List[float]] = field(default_factory=list)
     probe_every: int = 0                 # the probe cadence the probe signal was measured at
     fit_correlation: Optional[float] = None
     validation_correlation: Optional[float] = None

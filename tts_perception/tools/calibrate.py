@@ -27,7 +27,9 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    scheduler choosing by overall accuracy. On the same signals it fits one model per point
    of how far that point falls short of the best on a frame (a frame hard for the shallow
    exits can be easy for a lower resolution), each scaled by how far it held out of fold; the
-   scheduler decides with these.
+   scheduler decides with these. Both estimates read every frame within the range of features
+   the fit frames spanned (recorded in the profile), so a new course or an unseen result does
+   not extrapolate them.
 5. The compute price: the scheduler takes, on each frame, the best predicted accuracy
    (weighed for staleness as the node's objective does, at the recorded camera rate) less a
    price per ms of median latency. Calibrate judges that rule on its frames with the point
@@ -58,8 +60,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
-                                                estimator, fit_complexity, fit_point_models,
-                                                obstacle_class, result_map)
+                                                estimator, feature_range, fit_complexity,
+                                                fit_point_models, obstacle_class, result_map)
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss,
                                                 frame_shortfall, out_of_fold,
                                                 price_for_every_part, probe_losses, probe_pair,
@@ -452,15 +454,18 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
                     points: Sequence[OperatingPoint], seeing: Sequence[str],
                     signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
                     overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
-                    weight: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
+                    weight: Optional[Dict[str, float]] = None,
+                    fitted_range: Optional[List[List[float]]] = None) -> Dict[str, Any]:
     """The per-point shortfall models and the compute price (see the module's steps 4 and 5),
     and the outcome of the rule there on the fold frames (accuracy, mean compute ms).
     ``acc`` [points, frames]: per-frame accuracy; ``cms``: per point its per-frame confusion
     matrices; ``seeing``: the usable points that see every class (the price is judged on
     those); ``overall_fit``: each point's accuracy on the fold frames; ``cost``: latency per
     point (ms); ``weight``: per point the factor the scheduler
-    weighs its accuracy with for staleness (:func:`stale_weights`; none: 1). Returns the
-    profile's fields and ``outcome``."""
+    weighs its accuracy with for staleness (:func:`stale_weights`; none: 1);
+    ``fitted_range``: the fit frames' feature range, which the held-out frames are read
+    within as the node reads them (none: as they are). Returns the profile's fields and
+    ``outcome``."""
     keys = [p.key for p in points]
     short = frame_shortfall(acc)
     fit = np.concatenate(folds)
@@ -475,7 +480,8 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
         dev = oof[use]
         out['point_validation_correlation'] = within_point_correlation(dev, short[use][:, fit])
         if held.stop > held.start:
-            params = replace(ComplexityParams.neutral(), point_models=models)
+            params = replace(ComplexityParams.neutral(), point_models=models,
+                             feature_range=fitted_range or [])
             sf = [params.shortfall(f) for f in feats[held]]
             pred = np.array([[s[keys[i]] for s in sf] for i in use])
             out['point_eval_correlation'] = within_point_correlation(pred, short[use][:, held])
@@ -601,10 +607,12 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         if fit_n < n:
             v.eval_correlation = correlation(estimator(feats[fit], loss[fit], [g])(
                 feats[held]), loss[held])
-    params = fit_complexity(feats[fit], loss[fit], signals_on)
-    params.result_map = result_map({k: result_features(model, preds[k][fit], confs[k][fit],
-                                                       cheapest_px) for k in preds},
-                                   golden.key)
+    fitted_range = feature_range(feats[fit])
+    params = replace(fit_complexity(feats[fit], loss[fit], signals_on),
+                     result_map=result_map({k: result_features(model, preds[k][fit],
+                                                               confs[k][fit], cheapest_px)
+                                            for k in preds}, golden.key),
+                     feature_range=fitted_range)
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
     # how far the per-bin table can be trusted: the estimate's correlation with the loss
@@ -617,7 +625,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     table, raw, overall = _bin_table(cms, points, fit, bins, trust)
 
     decide = point_decisions(feats, acc, cms, points, seeing, signals_on, folds, held,
-                             overall_fit, median, accuracy_budget, weights)
+                             overall_fit, median, accuracy_budget, weights, fitted_range)
     params.point_models = decide.pop('point_models')
     decide.pop('outcome')
     metric = 'mIoU' if labelled else 'agreement mIoU (vs the golden point)'
