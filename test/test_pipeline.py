@@ -266,55 +266,6 @@ def test_point_models_decide_and_the_record_says_what_they_predicted(frames):
     assert rec.predicted_accuracy == pytest.approx(prof['accuracy']['overall'][rec.point] - 0.3)
 
 
-@pytest.mark.parametrize('still_slow', [True, False])
-def test_a_point_that_did_not_fit_is_timed_again_off_the_deadline_path(
-        pipe, frames, monkeypatch, still_slow):
-    """A point whose own last run took longer than the frame's budget, and whose penalty has
-    faded to within 1.25x of fitting, is timed twice after the result is out (never with no
-    time to the next frame): still slow, the penalty is renewed and it does not fit; fast
-    again, its prediction fits."""
-    import time
-    from tts_perception.adaptive import pipeline as pipeline_module
-    lm, key, other = pipe.latency, '320x240/d3/int8', '160x120/d1/int8'
-    slow_ms = 20 * lm.base[key]
-    for _ in range(6):
-        lm.observe(other, lm.base[other])
-    for _ in range(2):                             # slow twice: branded
-        lm.observe(key, slow_ms)
-        for _ in range(3):
-            lm.observe(other, lm.base[other])
-    for _ in range(2000):                          # only others run: the penalty fades
-        if lm.predict(key) < 0.9 * slow_ms:
-            break
-        lm.observe(other, lm.base[other])
-    # the frame's budget just below the faded prediction: it does not fit, but nearly
-    budget = lm.predict(key) / 1.1
-    _, rec = pipe.process(frames[0][0], 1, deadline_ms=budget + pipe.sched_config.safety_margin_ms)
-    assert rec.point != key and lm.last_own[key] == slow_ms > rec.budget_ms
-    st = pipe.camera('default')
-    assert pipe.probe('default', 0.0) == 0.0 and st.rechecks == 0      # no time: no run
-    real_infer = pipeline_module.infer
-    runs = []
-
-    def infer(model, backend, frames, point, *args, **kwargs):
-        if point.key == key:
-            runs.append(point.key)
-            if still_slow:
-                time.sleep(slow_ms / 1e3)
-        return real_infer(model, backend, frames, point, *args, **kwargs)
-    monkeypatch.setattr(pipeline_module, 'infer', infer)
-    took = pipe.probe('default', 1000.0)
-    assert runs == [key, key] and st.rechecks == 1
-    assert took >= (2 * slow_ms if still_slow else 0.0) and st.probe_ms == pytest.approx(took)
-    if still_slow:         # renewed: it does not fit, and is not timed again at once
-        assert lm.last_own[key] >= slow_ms and lm.predict(key) > rec.budget_ms
-        _, rec = pipe.process(frames[1][0], 2, deadline_ms=rec.deadline_ms)
-        assert rec.point != key and not rec.missed
-        assert pipe.probe('default', 1000.0) == 0.0 and st.rechecks == 1
-    else:
-        assert lm.last_own[key] < rec.budget_ms and lm.predict(key) <= rec.budget_ms
-
-
 def test_start_up_timing_does_not_rule_out_a_point_for_one_hiccup(pipe, monkeypatch):
     """The start-up timing rescales the prior of points slower now than in the profile. A
     point whose first timed runs hit a hiccup (50 ms: a clock change, another process) is

@@ -11,10 +11,7 @@ Points do not slow down alike (big frames suffer more from memory contention), s
 also keeps its own excess over the machine-wide factor (ratio / slowdown): the smaller of its
 last two, so one unlucky frame (a load step landing on it) does not brand a point, while a
 point that is slow twice is. The excess relaxes towards 1 as other
-points are observed, so a penalised point is tried again later; the pipeline times such a
-point again off the deadline path first, when its last own run would not have fitted the
-deadline and the relaxed prediction is about to (:attr:`LatencyModel.last_own`), so that under
-a lasting load the retry renews the penalty instead of missing a frame. Start-up calibration (every
+points are observed, so a penalised point is tried again later. Start-up calibration (every
 point timed once) seeds the excess of points slower now than in the profile.
 A point with no sample of its own in the window is predicted at least at the window's
 factor as observed (no excess taken out), since the excess of the points that ran can hide a
@@ -106,7 +103,6 @@ class LatencyModel:
         self.shock, self.shock_max, self.shock_decay = 1.0, shock_max, shock_decay
         self.normal_band = normal_band
         self._suspect: Optional[tuple] = None   # (key, excess, factor) of the last miss
-        self.last_own: Dict[str, float] = {}    # key -> its latest measured single run (ms)
         self._cache: Dict[str, float] = {}    # predictions, cleared by every observation
         self._slowdown: Optional[float] = None
         self._raw_slowdown: Optional[float] = None
@@ -179,7 +175,6 @@ class LatencyModel:
         calibration)."""
         self.ratios.clear()
         self.point_ratio.clear()
-        self.last_own.clear()
         self.backoff = self.shock = 1.0
         self._suspect = None
         self._apply_calibration()
@@ -238,8 +233,6 @@ class LatencyModel:
         if not ref:
             return
         r = measured_ms / ref
-        if n == 1:
-            self.last_own[key] = float(measured_ms)
         if self._suspect is not None and n == 1:
             self._settle_suspect(key, r / self._excess(key))
         # the machine state as the *other* points show it: a point's own slowness must not

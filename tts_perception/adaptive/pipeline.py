@@ -38,7 +38,6 @@ from tts_perception.inference.runner import infer
 
 
 AUTO = 'auto'          # resolutions / precisions: whatever the profile measured
-RECHECK_MARGIN = 1.25  # a penalised point is timed again once predicted within 1.25x of fitting
 ALL_DEPTHS = 0         # depths: every depth the profile measured
 
 
@@ -268,8 +267,6 @@ class _CameraState:
         # the latest frame's predicted shortfall per point (ComplexityParams.shortfall)
         self.shortfall: Dict[str, float] = {}
         self.probes, self.probe_ms = 0, 0.0
-        self.last_budget: Optional[float] = None    # the latest frame's budget (ms)
-        self.rechecks = 0                           # points timed again off the deadline path
 
 
 class AdaptivePipeline:
@@ -553,7 +550,6 @@ class AdaptivePipeline:
         f.state.monitor.observe_result(labels, conf, run_point.key)
         st = f.state
         st.last = (req.rgb, run_point.key, labels[::SCORE_STEP, ::SCORE_STEP])
-        st.last_budget = dec.budget_ms
         st.since_probe = None if st.since_probe is None else st.since_probe + 1
         p = dec.point
         return DecisionRecord(
@@ -637,54 +633,14 @@ class AdaptivePipeline:
             self.probe_points[0] != self.probe_points[1]
 
     def probe(self, camera: str, slack_ms: float) -> float:
-        """After a frame's result is out (never before: a probe must not delay it), within
-        ``slack_ms`` (the time until the next frame is expected; 0 when one is waiting):
-
-        - the difficulty probe, when one is due on ``camera`` and its predicted cost fits:
-          run the probe's points that did not run on that frame, measure what the cheap one
-          lost and feed it to the camera's difficulty estimate;
-        - a latency re-check (:meth:`recheck`).
-
-        Returns the compute it took (ms; 0 when nothing ran): probes count as compute."""
+        """After a frame's result is out (never before: a probe must not delay it): when a
+        probe is due on ``camera`` and its predicted cost fits ``slack_ms`` (the time until
+        the next frame is expected; 0 when one is waiting), run the probe's points that did
+        not run on that frame, measure what the cheap one lost and feed it to the camera's
+        difficulty estimate. Returns the compute it took (ms; 0 when no probe ran)."""
         st = self.cameras.get(camera)
-        if st is None or st.last is None or self.sched_config.policy != 'adaptive':
-            return 0.0
-        rgb = st.last[0]
-        ms = self._difficulty_probe(st, slack_ms)
-        return ms + self.recheck(st, rgb, slack_ms - ms)
-
-    def recheck(self, st: '_CameraState', rgb: np.ndarray, slack_ms: float) -> float:
-        """Time again, off the deadline path, a point whose own last run took longer than
-        the latest frame's budget while its prediction has faded since, below that run and
-        to within :data:`RECHECK_MARGIN` of fitting the budget: the latency model lets a
-        penalised point's excess fade so that it is tried again, and under a lasting load
-        that try would miss the frame's deadline. Two timed runs on the latest frame (two
-        slow runs brand a point; one does not), when both fit ``slack_ms`` at its last run's
-        time; the most accurate such point that sees every class. Returns the ms."""
-        lm, budget = self.latency, st.last_budget
-        if budget is None or slack_ms <= 0.0:
-            return 0.0
-        keys = seeing_points([p.key for p in self.points], self.worst_class_iou,
-                             self.sched_config.class_floor)
-        due = [k for k in keys if lm.last_own.get(k, 0.0) > budget
-               and lm.predict(k) <= min(budget * RECHECK_MARGIN, lm.last_own[k])
-               and 2.0 * lm.last_own[k] <= slack_ms]
-        if not due:
-            return 0.0
-        key = max(due, key=lambda k: self.accuracy.overall.get(k, 0.0))
-        point = OperatingPoint.parse(key)
-        t0 = time.perf_counter()
-        for _ in range(2):
-            t = time.perf_counter()
-            infer(self.model, self.backend, [rgb], point)
-            lm.observe(key, (time.perf_counter() - t) * 1e3, 1)
-        ms = (time.perf_counter() - t0) * 1e3
-        st.rechecks += 1
-        st.probe_ms += ms
-        return ms
-
-    def _difficulty_probe(self, st: '_CameraState', slack_ms: float) -> float:
-        if not self.probing:
+        if st is None or st.last is None or not self.probing or \
+                self.sched_config.policy != 'adaptive':
             return 0.0
         if st.since_probe is not None and st.since_probe < self.config.probe_every:
             return 0.0

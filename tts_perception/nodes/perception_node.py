@@ -599,7 +599,6 @@ class PerceptionNode(LifecycleNode):
             cam = self.pipeline.cameras.get(s.resolved) if self.pipeline is not None else None
             vals['probes'] = cam.probes if cam is not None else 0
             vals['probe_ms'] = cam.probe_ms if cam is not None else 0.0
-            vals['rechecks'] = cam.rechecks if cam is not None else 0
             silent = now - (last if last is not None else now)
             quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
             if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
