@@ -242,7 +242,13 @@ def rule_outcome(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
     :func:`price_for_budget`'s): on each frame the cheapest point within ``tolerance`` of the
     best predicted accuracy - price x cost. Returns (accuracy of the chosen outputs, mean
     compute ms)."""
-    choice = rule_choice(predicted, cost, price, tolerance)
+    return choice_outcome(confusion, cost, rule_choice(predicted, cost, price, tolerance))
+
+
+def choice_outcome(confusion: np.ndarray, cost: np.ndarray, choice: np.ndarray
+                   ) -> Tuple[float, float]:
+    """(accuracy of the outputs, mean compute ms) of running point ``choice[f]`` on each
+    frame f (``confusion`` [P, F, C, C], ``cost`` [P])."""
     acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
         confusion[choice, np.arange(len(choice))].sum(0)).miou()
     return float(acc), float(np.asarray(cost, float)[choice].mean())

@@ -19,8 +19,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.adaptive.difficulty import frame_contribution, rule_choice
-from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.adaptive.difficulty import (choice_outcome, frame_contribution,
+                                                rule_choice)
 
 MIN_SAVING = 0.05           # the least saving (share of the static compute) a share is taken of
 
@@ -77,10 +77,9 @@ def _weights(weights: Optional[Sequence[float]]) -> Sequence[float]:
 
 def _outcome(table: PerFrameTable, choice: np.ndarray, weight: float) -> FrontierPoint:
     """The (mean compute, accuracy) of running point ``choice[f]`` on each frame f."""
-    cm = ConfusionMatrix(table.confusion.shape[-1]).add_matrix(
-        table.confusion[choice, np.arange(len(choice))].sum(axis=0))
+    acc, ms = choice_outcome(table.confusion, table.latency_ms, choice)
     counts = np.bincount(choice, minlength=len(table.points))
-    return FrontierPoint(float(table.latency_ms[choice].mean()), cm.miou(), float(weight),
+    return FrontierPoint(ms, acc, float(weight),
                          {table.points[i]: int(n) for i, n in enumerate(counts) if n})
 
 
