@@ -49,10 +49,6 @@ def test_calibrate_defaults_are_the_nodes_every_precision_the_model_lists(tmp_pa
     assert prof['backend'] == 'onnxruntime'        # what 'auto' takes on a CPU machine
     assert prof['class_floor']['floor'] == 0.3
     assert set(prof['staleness']) == set(prof['points']) and prof['staleness_period_ms'] > 0
-    # every point timed with one thread and ONNX Runtime's default, and the choice recorded
-    assert set(prof['threads']) == set(prof['points'])
-    for c in prof['threads'].values():
-        assert c['threads'] == calibrate.choose_threads(c['one_thread_ms'], c['default_ms'])
 
 
 def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_model, tmp_path,
@@ -170,10 +166,10 @@ def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag)
                             base_dir=ROOT)
     run_stage = pipe.backend.run_stage
 
-    def slowed(precision, stage, x, threads=0):       # the 640x480 points take 250 ms more
+    def slowed(precision, stage, x):       # the 640x480 points take 250 ms more
         if stage == 0 and x.shape[-1] == 640:
             time.sleep(0.25)
-        return run_stage(precision, stage, x, threads)
+        return run_stage(precision, stage, x)
     pipe.backend.run_stage = slowed
     frames = read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 20, quiet=True)
     refs = evaluate.references(pipe, frames, quiet=True)

@@ -78,8 +78,7 @@ class PipelineConfig:
                             'the exit is confident')
     anytime_confidence: float = setting(0.97, 'Exit confidence at which anytime mode stops',
                                         0.0, 1.0)
-    threads: int = setting(0, 'ONNX Runtime intra-op threads of every run (0: per point as '
-                           'the profile measured them, one where more do not pay)', 0, 64)
+    threads: int = setting(0, 'ONNX Runtime intra-op threads (0 = default)', 0, 64)
     probe_every: int = setting(4, 'Probe every N processed frames (run the cheapest usable and '
                                'the reference point on the same frame, when it leaves slack '
                                'before the next one): only where the profile has the probe '
@@ -344,9 +343,6 @@ class AdaptivePipeline:
         self._cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
                                 for k in seeing)
         self._prepared = False
-        # each point at the threads its latencies were measured with (unless the config sets
-        # a count for every run)
-        self.backend.set_threads({k: c.threads for k, c in prof.threads.items()})
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
         self.sched_config = config.scheduler     # one object, shared by every camera
@@ -458,10 +454,9 @@ class AdaptivePipeline:
             return labels, conf, point.depth, 'planned depth'
         x = m.preprocess(frames, point.resolution)
         feat, exit_depth, stop = x, point.depth, 'planned depth'
-        threads = self.backend.threads_for(point.key)
         for s in range(point.depth):
             inp = x if m.structure == 'ladder' else feat
-            feat, out = self.backend.run_stage(point.precision, s, inp, threads)
+            feat, out = self.backend.run_stage(point.precision, s, inp)
             if s == point.depth - 1:
                 continue
             conf = m.confidence(out)

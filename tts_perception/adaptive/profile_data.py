@@ -115,20 +115,6 @@ class ClassFloor:
 
 
 @dataclass
-class ThreadChoice:
-    """The intra-op threads one point runs with (0: the engine's default) and the measurement
-    that chose them: its median latency (ms) with one thread and with the engine's default."""
-
-    threads: int
-    one_thread_ms: float
-    default_ms: float
-
-    def __post_init__(self):
-        if self.threads < 0:
-            raise _Bad(f'threads must be >= 0, got {self.threads}')
-
-
-@dataclass
 class Profile:
     """A model's measured operating points on one backend and device."""
 
@@ -155,9 +141,6 @@ class Profile:
     # point -> accuracy of its output on a frame against the frames 0..K camera periods later
     staleness: Dict[str, List[float]] = field(default_factory=dict)
     staleness_period_ms: Optional[float] = None       # the period of those frames
-    # point -> the intra-op threads it ran with when the latencies were measured (absent: the
-    # engine's default; an engine without a per-session thread count has none)
-    threads: Dict[str, ThreadChoice] = field(default_factory=dict)
     version: int = PROFILE_VERSION
 
     @classmethod
@@ -226,10 +209,7 @@ def _build(tp: Any, v: Any, where: str) -> Any:
                 kw[f.name] = _build(hints[f.name], v[f.name], sub)
             elif f.default is MISSING and f.default_factory is MISSING:
                 raise _Bad(f'{sub} is missing')
-        try:
-            return tp(**kw)
-        except _Bad as exc:                               # a dataclass's own check
-            raise _Bad(f'{where}: {exc}') from None
+        return tp(**kw)
     if origin is Union:                                   # Optional[X]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if v is None else _build(args[0], v, where)

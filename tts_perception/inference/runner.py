@@ -21,14 +21,13 @@ def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: Ope
     x = model.preprocess(frames, point.resolution)
     h, w = frames[0].shape[:2]
     work = (point.height, point.width)
-    n = backend.threads_for(point.key)
     if model.structure == 'ladder':
         stages = range(point.depth) if all_exits else [point.depth - 1]
-        outs = [backend.run_stage(point.precision, s, x, n)[1] for s in stages]
+        outs = [backend.run_stage(point.precision, s, x)[1] for s in stages]
     else:
         feat, outs = x, []
         for s in range(point.depth):
-            feat, out = backend.run_stage(point.precision, s, feat, n)
+            feat, out = backend.run_stage(point.precision, s, feat)
             if all_exits or s == point.depth - 1:
                 outs.append(out)
     if all_exits:

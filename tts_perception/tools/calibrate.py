@@ -40,13 +40,7 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
 6. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
-7. Threads: on an engine with a per-session thread count (ONNX Runtime), every point is
-   timed with one intra-op thread and with the engine's default, in turn; a point keeps the
-   default only where it is at least 10 % faster, else runs one thread
-   (:func:`choose_threads`). A parallel run ends when its slowest thread does, and on a
-   machine shared with other processes one preempted thread stalls the run; the profile
-   records the choice and the node runs each point as recorded.
-8. Measures every point's latency on this machine (``--latency-runs`` per point, in three
+7. Measures every point's latency on this machine (``--latency-runs`` per point, in three
    rounds over the points, each quantile the median of the rounds', so that a burst of noise
    on a busy machine does not become one point's tail) and writes the profile (default:
    ``profile_cpu.json`` in the model directory, ``profile_cuda.json`` on a CUDA backend, which
@@ -74,7 +68,7 @@ from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_los
                                                 SCORE_STEP, select_signals, SignalGate,
                                                 SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
-from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION, ThreadChoice
+from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import (blind_points, SchedulerConfig, stale_weight,
                                                StreamingTable)
 from tts_perception.common.metrics import ConfusionMatrix
@@ -98,9 +92,6 @@ FOLDS = 3                 # blocked cross-validation of the difficulty signals
 # the accuracy the scheduler may give up below the best static point for compute: under the
 # 0.005 at which two accuracies count as equal, with room for scenes calibration never saw
 ACCURACY_BUDGET = 0.003
-# more intra-op threads for a precision only where its heaviest point runs this much faster
-THREAD_GAIN = 0.10
-THREAD_RUNS = 20          # timed runs per thread count, in turn
 
 
 @dataclass
@@ -422,49 +413,6 @@ def pass_quantiles(passes: Sequence[Sequence[float]]) -> Dict[str, float]:
     return {**q, 'mean': float(every.mean()), 'n': int(len(every))}
 
 
-def choose_threads(one_thread_ms: float, default_ms: float, min_gain: float = THREAD_GAIN
-                   ) -> int:
-    """Intra-op threads for a point from its median latency with one thread and with the
-    engine's default: 0 (the default) if that is at least ``min_gain`` faster, else 1. Each
-    extra thread of a run must be scheduled for the run to end; where they do not pay on a
-    quiet machine they only add stalls on a shared one (on a 2-core machine beside two
-    spinning processes, 160x120/d1/int8 missed a 5.65 ms deadline in 2.0 % of runs with two
-    threads and 0.5 % with one, and two were no faster idle)."""
-    if not (np.isfinite(one_thread_ms) and np.isfinite(default_ms)) or one_thread_ms <= 0:
-        raise ValueError(f'latencies must be positive, got {one_thread_ms}, {default_ms}')
-    return 0 if default_ms <= (1.0 - min_gain) * one_thread_ms else 1
-
-
-def measure_threads(model, backend, frames: Sequence[np.ndarray],
-                    points: Sequence[OperatingPoint], n: int = THREAD_RUNS,
-                    min_gain: float = THREAD_GAIN, clock=time.perf_counter
-                    ) -> Dict[str, ThreadChoice]:
-    """Per point, ``n`` runs with one thread and with the engine's default, alternating run
-    by run so that both see the same machine, and :func:`choose_threads` on the medians.
-    Empty for an engine without a per-session thread count, or one told a count."""
-    if getattr(backend, 'threads', 0):
-        return {}
-    pair = (backend.with_threads(1), backend.with_threads(0))
-    if pair[0] is None or pair[1] is None:
-        return {}
-    precisions = sorted({p.precision for p in points})
-    for b in pair:
-        b.prepare(precisions)
-    out: Dict[str, ThreadChoice] = {}
-    for p in points:
-        times: Tuple[List[float], List[float]] = ([], [])
-        for b in pair:
-            timed_runs(model, b, frames, p, 0, warmup=2, clock=clock)
-        for i in range(n):
-            for b, t in zip(pair, times):
-                t += timed_runs(model, b, frames, p, 1, warmup=0, first=i, clock=clock)
-        one, default = (float(np.median(t)) for t in times)
-        out[p.key] = ThreadChoice(choose_threads(one, default, min_gain), one, default)
-    for b in pair:
-        b.release()
-    return out
-
-
 def measure_latencies(model, backend, frames: Sequence[np.ndarray],
                       points: Sequence[OperatingPoint], n: int = LATENCY_RUNS,
                       passes: int = LATENCY_PASSES,
@@ -582,8 +530,6 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     acc = np.where(np.isfinite(acc), acc, 1.0)        # nothing to find and nothing found
     loss = frame_loss(acc)
     fit, held = slice(0, fit_n), slice(fit_n, n)
-    threads = measure_threads(model, backend, frames.rgb, points)
-    backend.set_threads({k: c.threads for k, c in threads.items()})
     prog = Progress(LATENCY_PASSES * len(points), 'latency', quiet=quiet)
     lat = measure_latencies(model, backend, frames.rgb, points, n=latency_runs,
                             progress=lambda done, total: prog.update(done))
@@ -710,7 +656,6 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'unusable': unusable,
         'class_floor': {'floor': floor, 'blind': blind},
         'staleness': stale, 'staleness_period_ms': stale_period,
-        'threads': {k: asdict(c) for k, c in threads.items()},
     }, 'calibrate\'s profile')
 
 

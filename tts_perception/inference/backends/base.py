@@ -5,7 +5,7 @@ load, warm), so switching operating points at run time costs nothing but the inp
 """
 
 from abc import ABC, abstractmethod
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,30 +34,12 @@ class Backend(ABC):
         """Load/build every stage for the given precisions."""
 
     @abstractmethod
-    def run_stage(self, precision: str, stage: int, inp: np.ndarray, threads: int = 0
+    def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
-        """Run stage ``stage`` (0-based): (features for the next stage or None, exit output);
-        ``threads``: the intra-op threads to run it with, as :meth:`threads_for` gives them
-        (ignored by an engine without a per-session thread count)."""
+        """Run stage ``stage`` (0-based): (features for the next stage or None, exit output)."""
 
     def release(self) -> None:  # noqa: B027 - optional hook
         """Free sessions / accelerator memory."""
-
-    def with_threads(self, threads: int) -> Optional['Backend']:
-        """A new, unprepared backend of this kind whose every run uses ``threads`` intra-op
-        threads (0: the engine's default), to measure what threads buy; None for an engine
-        without a per-session thread count (torch, TensorRT: one process-wide setting or a
-        GPU)."""
-        return None
-
-    def set_threads(self, plan: Mapping[str, int]) -> None:  # noqa: B027 - optional hook
-        """Run each point (its key) with ``plan[key]`` intra-op threads (0: the engine's
-        default), as the profile measured them; an engine without a per-session thread count
-        ignores it."""
-
-    def threads_for(self, key: str) -> int:
-        """The intra-op threads point ``key`` runs with (0: the engine's default)."""
-        return 0
 
     @property
     def device(self) -> str:

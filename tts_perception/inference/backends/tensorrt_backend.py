@@ -152,7 +152,7 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f'TensorRT failed to build {path.name}')
         write_verified(path, bytes(blob))
 
-    def run_stage(self, precision: str, stage: int, inp, threads: int = 0
+    def run_stage(self, precision: str, stage: int, inp
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Execute one engine with torch CUDA tensors as buffers."""
         torch = self.torch

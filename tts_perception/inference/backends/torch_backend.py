@@ -74,7 +74,7 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 net(torch.zeros(1, 3, 64, 64, device=self._device, dtype=dtype), depth=3)
 
-    def run_stage(self, precision: str, stage: int, inp: np.ndarray, threads: int = 0
+    def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Run one stage; the feature stays a device tensor between stages."""
         f, out = self.run_stage_tensor(precision, stage, inp)
