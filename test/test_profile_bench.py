@@ -115,3 +115,26 @@ def test_the_eval_section_says_whether_calibrates_streaming_ranking_held():
     assert c not in streaming_transfer({a: run(0.8, 0.6), b: run(0.7, 0.7), c: run(0.9, 0.9)},
                                        blind)
     assert streaming_transfer({a: run(0.8, 0.6), c: run(0.9, 0.9)}, blind) == ''
+
+
+def test_each_course_row_says_whether_the_difficulty_correlation_target_held():
+    from evaluate_runs import course_row, CORRELATION_TARGET
+    prof = load_profile(ROOT / 'models' / 'tts_segnet' / 'profile_cpu.json')
+    comparison = {'adaptive_accuracy': 0.94, 'best_static_accuracy': 0.946,
+                  'accuracy_target_met': True, 'adaptive_streaming_accuracy': 0.86,
+                  'streaming_target_met': True, 'adaptive_mean_compute_ms': 4.4,
+                  'cheapest_static_compute_ms': 5.3,
+                  'oracle_compute_ms_at_cheapest_static_accuracy': 3.1,
+                  'adaptive_share_of_oracle_saving_vs_cheapest_static': 0.41,
+                  'rule_share_of_oracle_saving_vs_cheapest_static': 0.65}
+
+    def row(r):
+        res = {'comparison': comparison, 'runs': {'adaptive': {'points': {'a': 3}}}}
+        if r is not None:
+            res['point_difficulty_correlation'] = r
+        return course_row(3001, 30.0, 3004, res, prof).split(' | ')
+    assert '0.62 (met)' in row(0.62) and f'{CORRELATION_TARGET:.2f} (met)' in row(
+        CORRELATION_TARGET)
+    assert '0.24 (not met)' in row(0.24) and '-0.10 (not met)' in row(-0.1)
+    assert 'n/a (no signal on)' in row(None)
+    assert len(row(0.62)) == len(row(None)) == 14          # one cell per column
