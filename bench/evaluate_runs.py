@@ -239,6 +239,13 @@ SIM_TOPICS = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/lab
 SIM_CALIBRATE = [*SIM_TOPICS, '--precisions', 'fp32', 'int8', '--fit-fraction', '0.8']
 
 
+def correlation_met(res: dict) -> Optional[bool]:
+    """Whether an evaluation's per-point difficulty correlation reaches the target (None: no
+    signal on, so no estimate to correlate)."""
+    r = res.get('point_difficulty_correlation')
+    return None if r is None else r >= CORRELATION_TARGET
+
+
 def course_row(seed: int, seconds: float, course: int, res: dict, prof: Profile) -> str:
     """One (calibration recording, evaluation course) row of the sim-courses table."""
     c = res['comparison']
@@ -247,9 +254,9 @@ def course_row(seed: int, seconds: float, course: int, res: dict, prof: Profile)
     ran = res['runs']['adaptive'].get('points', {})
     top = ', '.join(f'{k} {n}' for k, n in sorted(ran.items(), key=lambda kv: -kv[1])[:3])
     oracle_ms = c.get('oracle_compute_ms_at_cheapest_static_accuracy')
-    r = res.get('point_difficulty_correlation')
-    corr = 'n/a (no signal on)' if r is None else \
-        f'{r:.2f} ({"met" if r >= CORRELATION_TARGET else "not met"})'
+    ok = correlation_met(res)
+    corr = 'n/a (no signal on)' if ok is None else \
+        f'{res["point_difficulty_correlation"]:.2f} ({"met" if ok else "not met"})'
 
     def pct(v, why=None):
         return f'n/a ({why})' if v is None and why else 'n/a' if v is None else \
@@ -301,9 +308,9 @@ def sim_courses(record_only: bool) -> int:
         for s, res in results:
             rows.append(course_row(seed, seconds, s, res, done[1]))
             met.append(bool(res['comparison']['accuracy_target_met']))
-            r = res.get('point_difficulty_correlation')
-            if r is not None:
-                corr_met.append(r >= CORRELATION_TARGET)
+            ok = correlation_met(res)
+            if ok is not None:
+                corr_met.append(ok)
     body = '\n'.join([
         f'make eval-sim\'s calibrate and evaluate, calibrated on each of these recordings '
         f'(course seed, length; calibrate fits on the first 80 % of the frames) and evaluated '

@@ -58,13 +58,15 @@ interface, for comparison.
 
 import bisect
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.common.settings import setting
 from tts_perception.inference.points import golden_point, OperatingPoint
+
+K = TypeVar('K', bound=Hashable)     # a point's key or index
 
 
 @dataclass
@@ -132,9 +134,10 @@ def worst_class_iou(per_class_iou: Mapping[str, Sequence[Optional[float]]]
             for k, ious in per_class_iou.items()}
 
 
-def seeing_points(keys: Sequence[str], worst: Mapping[str, float], floor: float) -> List[str]:
-    """Of ``keys``, the points whose worst per-class IoU (``worst``; 1 where unknown) is at or
-    above the class floor; all of them when none is (the floor cannot hold)."""
+def seeing_points(keys: Sequence[K], worst: Mapping[K, float], floor: float) -> List[K]:
+    """Of ``keys`` (point keys, or indices), the points whose worst per-class IoU (``worst``;
+    1 where unknown) is at or above the class floor; all of them when none is (the floor
+    cannot hold)."""
     return [k for k in keys if worst.get(k, 1.0) >= floor] or list(keys)
 
 
@@ -273,7 +276,7 @@ class Scheduler:
             p.key in streaming.table for p in self.points) else None
         self._stale_rel = self.streaming.relative(self._key_list) if self.streaming else None
         worst = worst_class_iou or {}
-        self._worst = [float(worst.get(k, 1.0)) for k in self._key_list]
+        self._worst = {i: float(worst.get(k, 1.0)) for i, k in enumerate(self._key_list)}
         self._index = {p: i for i, p in enumerate(self.points)}
         self.current: Optional[OperatingPoint] = None
         self._proposal: Optional[OperatingPoint] = None
@@ -321,8 +324,7 @@ class Scheduler:
         if streaming:
             stale = st.expected_many(self._stale_rel, np.asarray(costs), age_ms, period_ms)
             accs = (np.asarray(accs) * stale_weight(stale, cfg.frame_accuracy_weight)).tolist()
-        seeing = [i for i, w in enumerate(self._worst) if w >= cfg.class_floor]
-        usable = seeing or list(range(len(costs)))      # all blind: the floor cannot hold
+        usable = seeing_points(range(len(costs)), self._worst, cfg.class_floor)
         feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
             blind = len(usable) < len(costs)
