@@ -160,6 +160,46 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
         assert 'rule_frontier' not in res
 
 
+def test_calibrate_on_two_recordings_validates_across_them_and_holds_out_each(
+        fp32_model, tmp_path, sample_bag):
+    other = tmp_path / 'other_bag'             # a second recording (a copy, at another path)
+    shutil.copytree(sample_bag, other)
+    frames, fits = calibrate.read_recordings([sample_bag, other], 0.5, 'camera/image_raw',
+                                             max_frames=30, quiet=True)
+    one = read_bag(sample_bag, 'camera/image_raw', max_frames=30, quiet=True)
+    # each recording's first half fits, in bag order, then the held-out halves; each part is
+    # its own sequence
+    assert fits == [15, 15] and len(frames) == 60
+    order = [*range(15), *range(15), *range(15, 30), *range(15, 30)]
+    assert np.array_equal(frames.stamps_ns, one.stamps_ns[order])
+    assert all(np.array_equal(a, one.rgb[i]) for a, i in zip(frames.rgb, order))
+    assert list(frames.seq) == [0] * 15 + [1] * 15 + [2] * 15 + [3] * 15
+    # the validation's folds are the recordings (one bag: three contiguous runs)
+    folds = calibrate.validation_folds(30, fits)
+    assert [list(f) for f in folds] == [list(range(15)), list(range(15, 30))]
+    assert [len(f) for f in calibrate.validation_folds(30, [30])] == [10, 10, 10]
+
+    rc = calibrate.main([str(sample_bag), str(other), '--model', str(fp32_model),
+                         '--image-topic', 'camera/image_raw', '--frames', '30',
+                         '--resolutions', '160x120', '320x240', '--latency-runs', '2',
+                         '--quiet'])
+    assert rc == 0
+    prof = json.loads((fp32_model / 'profile_cpu.json').read_text())
+    d = prof['data']
+    assert (d['fit_frames'], d['eval_frames']) == (30, 30)
+    assert [r['bag'] for r in d['recordings']] == [str(Path(b).resolve())
+                                                   for b in (sample_bag, other)]
+    for r in d['recordings']:
+        assert (r['frames'], r['fit_frames']) == (30, 15)
+        assert r['eval_from_stamp_ns'] == int(one.stamps_ns[15])
+    # evaluate on either recording takes the part calibrate held out of it
+    out = tmp_path / 'eval'
+    assert evaluate.main([str(other), '--model', str(fp32_model), '--out', str(out),
+                          '--policies', 'golden', '--quiet']) == 0
+    res = json.loads((out / 'evaluate.json').read_text())
+    assert res['n_frames'] == 15 and 'held out' in res['frames']
+
+
 def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag):
     pipe = AdaptivePipeline(PipelineConfig(backend='onnxruntime', precisions=['fp32'],
                                            resolutions=['160x120', '640x480'], depths=[1, 3]),
@@ -261,6 +301,14 @@ def test_bag_and_argument_errors_name_the_problem(tmp_path, sample_bag, capsys):
     assert '--accuracy-budget must be in [0, 1)' in capsys.readouterr().err
     assert evaluate.main([str(sample_bag), '--profile', str(tmp_path / 'p.json')]) == 2
     assert 'p.json does not exist' in capsys.readouterr().err
+    small = tmp_path / 'small'                 # another recording, of another image size
+    with BagWriter(small) as w:
+        for i in range(4):
+            w.write_image('camera/image_raw', 1_000_000_000 + i * 100_000_000,
+                          np.zeros((48, 64, 3), np.uint8))
+    assert calibrate.main([str(sample_bag), str(small), '--model', str(MODEL),
+                           '--image-topic', 'camera/image_raw']) == 2
+    assert 'images differ in size' in capsys.readouterr().err
 
 
 def test_staleness_scores_each_output_against_the_frames_after_it():

@@ -63,3 +63,26 @@ def test_a_missing_profile_names_the_command_that_makes_one(tmp_path):
     with pytest.raises(ConfigError, match=r'does not exist; create it with .*calibrate'):
         AdaptivePipeline(PipelineConfig(profile_path=str(tmp_path / 'none.json')),
                          base_dir=ROOT)
+
+
+def test_the_recording_of_a_bag_is_found_in_a_profile_of_one_or_several(raw):
+    one = copy.deepcopy(raw)
+    one['data'].update(bag='/bags/a', image_topic='cam', frames=40, fit_frames=20,
+                       eval_frames=20, eval_from_stamp_ns=7)
+    rec = Profile.from_dict(one).data.recording('/bags/a')
+    assert (rec.bag, rec.image_topic, rec.frames, rec.fit_frames, rec.eval_from_stamp_ns) == \
+        ('/bags/a', 'cam', 40, 20, 7)
+    assert Profile.from_dict(one).data.recording('/bags/b') is None
+    several = copy.deepcopy(one)
+    several['data']['recordings'] = [
+        {'bag': '/bags/a', 'image_topic': 'cam', 'frames': 40, 'fit_frames': 20,
+         'eval_from_stamp_ns': 7},
+        {'bag': '/bags/b', 'image_topic': 'cam2', 'frames': 10, 'fit_frames': 5,
+         'eval_from_stamp_ns': 9}]
+    data = Profile.from_dict(several).data
+    assert data.recording('/bags/b').image_topic == 'cam2'
+    assert data.recording('/bags/b').eval_from_stamp_ns == 9
+    assert data.recording('/bags/c') is None
+    several['data']['recordings'][1].pop('fit_frames')
+    with pytest.raises(ProfileError, match=r'data\.recordings\[1\]\.fit_frames is missing'):
+        Profile.from_dict(several)

@@ -41,8 +41,22 @@ class PointLatency:
 
 
 @dataclass
+class Recording:
+    """One of several recordings a profile was calibrated on: its first ``fit_frames`` frames
+    were fitted on, the rest (from ``eval_from_stamp_ns``) held out."""
+
+    bag: str
+    image_topic: str
+    frames: int                                 # frames read from the bag
+    fit_frames: int
+    eval_from_stamp_ns: Optional[int] = None
+
+
+@dataclass
 class DataInfo:
-    """Which frames the profile was measured on and against what."""
+    """Which frames the profile was measured on and against what: ``fit_frames`` and
+    ``eval_frames`` in all; ``eval_from_stamp_ns``, ``bag`` and the fields after it of the
+    (first) recording; ``recordings``: each of several."""
 
     reference: str                              # 'labels' | 'golden point'
     fit_frames: int
@@ -55,6 +69,17 @@ class DataInfo:
     first_stamp_ns: Optional[int] = None
     simulator_seeds: Optional[List[int]] = None
     frames_per_seed: Optional[int] = None
+    recordings: List[Recording] = field(default_factory=list)
+
+    def recording(self, bag: str) -> Optional[Recording]:
+        """The recording of ``bag`` (a resolved path) the profile was calibrated on, None for
+        another bag."""
+        if self.recordings:
+            return next((r for r in self.recordings if r.bag == bag), None)
+        if self.bag != bag or self.image_topic is None:
+            return None
+        return Recording(self.bag, self.image_topic, self.frames or 0, self.fit_frames,
+                         self.eval_from_stamp_ns)
 
 
 @dataclass

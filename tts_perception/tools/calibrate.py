@@ -1,15 +1,18 @@
 """calibrate: fit the scheduler's profile to your model on your robot's own recorded bag.
 
-    python -m tts_perception.calibrate BAG --model DIR [--image-topic T] [--labels-topic T]
-        [--frames N] [--fit-fraction 0.5] [--resolutions auto | WxH WxH ...] [--int8]
-        [--precisions auto | P ...] [--int8-bound 0.5] [--backend auto] [--out PATH]
+    python -m tts_perception.calibrate BAG [BAG ...] --model DIR [--image-topic T]
+        [--labels-topic T] [--frames N] [--fit-fraction 0.5] [--int8]
+        [--resolutions auto | WxH WxH ...] [--precisions auto | P ...] [--int8-bound 0.5]
+        [--backend auto] [--out PATH]
 
 Its defaults are the node's: backend ``auto`` and every precision the model lists.
 
 1. Reads the bag's images (``--image-topic``, or its only image topic) and, with
    ``--labels-topic`` (mono8 class ids, matched by header stamp), ground truth. The first
    ``--fit-fraction`` of the frames calibrates; the rest is held out for
-   ``python -m tts_perception.evaluate``.
+   ``python -m tts_perception.evaluate``. Several bags (recordings of different places or
+   days): the first ``--fit-fraction`` of each calibrates, and the signals and the compute
+   price are validated across them (steps 4 and 5).
 2. Operating points: the model's depths x resolutions (default: 1/4, 1/2 and the full camera
    size, in multiples the model takes; its own size for a fixed-size model) x precisions.
 3. Accuracy of every point on every frame, against the labels or, without labels, against the
@@ -17,16 +20,17 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    video), with per-class IoU so that a small class is not hidden by background.
 4. Fits the difficulty estimate (its target: how much accuracy the points lose on the frame)
    from the signal groups of :mod:`tts_perception.adaptive.difficulty` (content, the model's
-   confidence, the previous result's segments, probes at the node's ``probe_every``), keeping
-   a group only where it adds to what the estimate explains out of fold (blocked
-   cross-validation over the calibration frames; probes also only where they pay for their
-   compute); records each group's gain and which are on, and reports the estimate's
-   correlation on the held-out frames. The accuracy table per complexity bin is trusted only
-   that far: each point's bins are shrunk towards its overall accuracy by the out-of-fold
-   correlation (clipped to [0, 1]), so an estimate that does not generalise leaves the
-   scheduler choosing by overall accuracy. On the same signals it fits one model per point
-   of how far that point falls short of the best on a frame (a frame hard for the shallow
-   exits can be easy for a lower resolution), each scaled by how far it held out of fold; the
+   confidence, the previous result's segments, probes at the node's ``probe_every``), keeping a
+   group only where it adds to what the estimate explains out of fold (blocked cross-validation
+   over the calibration frames; probes also only where they pay for their compute; with several
+   recordings, each recording is one fold: a group is kept only where it predicts a recording
+   it was not fitted on); records each group's gain and which are on, and reports the
+   estimate's correlation on the held-out frames. The accuracy table per complexity bin is
+   trusted only that far: each point's bins are shrunk towards its overall accuracy by the
+   out-of-fold correlation (clipped to [0, 1]), so an estimate that does not generalise leaves
+   the scheduler choosing by overall accuracy. On the same signals it fits one model per point
+   of how far that point falls short of the best on a frame (a frame hard for the shallow exits
+   can be easy for a lower resolution), each scaled by how far it held out of fold; the
    scheduler decides with these. Both estimates read every frame within the range of features
    the fit frames spanned (recorded in the profile), so a new course or an unseen result does
    not extrapolate them.
@@ -36,7 +40,7 @@ Its defaults are the node's: backend ``auto`` and every precision the model list
    models' out-of-fold predictions and keeps the largest price at which the chosen outputs
    stay within ``--accuracy-budget`` of the best static point (the most accurate point that
    sees every class) on each fold, against that fold's own best: a stretch of the recording
-   as hard as a new course may be, not only the average.
+   (or, with several, each recording) as hard as a new course may be, not only the average.
 6. ``--int8``: static int8 quantization calibrated on these frames (layout-aware, through the
    model's own preprocessing); an int8 point whose worst per-class IoU against fp32 falls
    below ``--int8-bound`` is marked unusable in the profile (the node never chooses it).
@@ -183,6 +187,36 @@ def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optiona
                    'frames': len(rgb)})
 
 
+def read_recordings(bags: Sequence[Path], fit_fraction: float, image_topic: Optional[str] = None,
+                    labels_topic: Optional[str] = None, max_frames: int = 0,
+                    quiet: bool = False) -> Tuple[Frames, List[int]]:
+    """The frames of one or more recordings for calibrate, and how many of each it fits on: the
+    first ``fit_fraction`` of each recording's frames. One bag: its frames in order. Several:
+    every recording's fit frames first, in bag order, then their held-out frames, each part
+    its own sequence (temporal state restarts), with the recordings listed in the source."""
+    parts = [read_bag(b, image_topic, labels_topic, max_frames, quiet) for b in bags]
+    if len(parts) == 1:
+        return parts[0], [int(round(len(parts[0]) * fit_fraction))]
+    shapes = {p.rgb[0].shape for p in parts}
+    if len(shapes) > 1:
+        raise ValueError(f'the bags\' images differ in size (height, width, channels): '
+                         f'{sorted(shapes)}')
+    fits = [int(round(len(p) * fit_fraction)) for p in parts]
+    pieces = [p.part(0, k) for p, k in zip(parts, fits)] + \
+        [p.part(k, len(p)) for p, k in zip(parts, fits) if k < len(p)]
+    recordings = [{'bag': p.source['bag'], 'image_topic': p.source['image_topic'],
+                   'frames': len(p), 'fit_frames': k,
+                   'eval_from_stamp_ns': int(p.stamps_ns[k]) if k < len(p) else None}
+                  for p, k in zip(parts, fits)]
+    labelled = parts[0].labels is not None
+    return Frames([x for q in pieces for x in q.rgb],
+                  np.concatenate([q.stamps_ns for q in pieces]),
+                  [x for q in pieces for x in q.labels] if labelled else None,
+                  np.concatenate([np.full(len(q), i, np.int64) for i, q in enumerate(pieces)]),
+                  np.concatenate([q.arrival_ns for q in pieces]),
+                  {**parts[0].source, 'recordings': recordings}), fits
+
+
 def default_resolutions(model: ModelDescription, frame_wh: Tuple[int, int]
                         ) -> List[Tuple[int, int]]:
     """1/4, 1/2 and the full camera size in multiples the model takes (its own size for a
@@ -293,6 +327,18 @@ def result_features(model: ModelDescription, labels: Sequence[np.ndarray],
         model.classes), cheapest_px=cheapest_px)
     return np.stack([mon.result_values(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(c))
                      for g, c in zip(labels, confidence)])
+
+
+def validation_folds(fit_n: int, recording_fits: Optional[Sequence[int]] = None
+                     ) -> List[np.ndarray]:
+    """The folds of calibrate's blocked cross-validation over its ``fit_n`` fit frames: each
+    recording's (``recording_fits``: how many of them each has, in order) where there are
+    several, so that a signal must predict a recording it was not fitted on; else
+    :data:`FOLDS` contiguous runs of frames."""
+    if recording_fits is not None and len(recording_fits) > 1:
+        ends = np.cumsum(recording_fits)
+        return [np.arange(e - k, e) for k, e in zip(recording_fits, ends)]
+    return np.array_split(np.arange(fit_n), FOLDS)
 
 
 def _bins(cplx: np.ndarray) -> np.ndarray:
@@ -514,10 +560,16 @@ def stale_weights(stale: Dict[str, List[float]], period_ms: Optional[float],
 def build_profile(model: ModelDescription, backend, frames: Frames,
                   points: Sequence[OperatingPoint], fit_n: int, latency_runs: int = LATENCY_RUNS,
                   int8_bound: float = INT8_BOUND, quiet: bool = False,
-                  accuracy_budget: float = ACCURACY_BUDGET) -> Profile:
+                  accuracy_budget: float = ACCURACY_BUDGET,
+                  recording_fits: Optional[Sequence[int]] = None) -> Profile:
     """The profile table of ``points`` from ``frames``: accuracy and complexity fitted on the
-    first ``fit_n`` frames, correlation checked on the rest, latency measured now."""
+    first ``fit_n`` frames, correlation checked on the rest, latency measured now.
+    ``recording_fits``: where the fit frames are several recordings' (:func:`read_recordings`),
+    how many of them each has, in order: each recording is then one fold of the validation."""
     n = len(frames)
+    if recording_fits is not None and sum(recording_fits) != fit_n:
+        raise ValueError(f'the recordings\' fit frames {list(recording_fits)} do not add up '
+                         f'to the {fit_n} fit frames')
     if fit_n < 10:
         raise ValueError(f'calibration needs at least 10 frames to fit on, got {fit_n}')
     golden = golden_point(points)
@@ -557,7 +609,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     # scheduler's objective weighs each point's accuracy with for it
     stale = staleness(preds, refs, frames.seq, model.num_classes, range(fit_n))
     gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
-    gaps = gaps[gaps > 0]
+    gaps = gaps[(gaps > 0) & (np.diff(frames.seq[:fit_n]) == 0)]
     stale_period = float(np.median(gaps)) / 1e6 if len(gaps) else None
     median = {k: v['p50'] for k, v in lat.items()}
     weights = stale_weights(stale, stale_period, median)
@@ -582,8 +634,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
                                 cheapest_px)
     groups = [g for g in ('content', 'confidence', 'segments', 'probe')
               if g != 'probe' or probe is not None]
-    # blocked cross-validation: three contiguous folds of the calibration frames
-    folds = np.array_split(np.arange(fit_n), FOLDS)
+    folds = validation_folds(fit_n, recording_fits)
     if min(len(f) for f in folds) >= 3:
         signals_on, gates = select_signals(feats, loss, folds, estimator, groups,
                                            MIN_SIGNAL_GAIN)
@@ -636,7 +687,9 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
         'backend': backend.name, 'device': str(backend.device),
         'data': {**frames.source, 'reference': 'labels' if labelled else 'golden point',
                  'fit_frames': int(fit_n), 'eval_frames': int(n - fit_n),
-                 'eval_from_stamp_ns': int(frames.stamps_ns[fit_n]) if fit_n < n else None},
+                 'eval_from_stamp_ns': frames.source['recordings'][0]['eval_from_stamp_ns']
+                 if 'recordings' in frames.source else
+                 int(frames.stamps_ns[fit_n]) if fit_n < n else None},
         'frames': int(n), 'points': [p.key for p in points], 'golden': golden.key,
         'latency_ms': lat, 'batch_latency_ms': batch_lat,
         'accuracy': {'metric': metric, 'bin_edges': edges.tolist(), 'miou': table,
@@ -667,11 +720,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('bag', type=Path)
+    ap.add_argument('bag', type=Path, nargs='+',
+                    help='one or more recordings (several: each one fold of the validation)')
     ap.add_argument('--model', type=Path, required=True, help='directory with model.yaml')
     ap.add_argument('--image-topic', default=None)
     ap.add_argument('--labels-topic', default=None, help='mono8 class ids (optional)')
-    ap.add_argument('--frames', type=int, default=0, help='use the first N frames (0: all)')
+    ap.add_argument('--frames', type=int, default=0,
+                    help='use the first N frames of each bag (0: all)')
     ap.add_argument('--fit-fraction', type=float, default=0.5)
     ap.add_argument('--resolutions', nargs='+', default=['auto'])
     ap.add_argument('--precisions', nargs='+', default=['auto'],
@@ -691,9 +746,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     try:
-        frames = read_bag(a.bag, a.image_topic, a.labels_topic, a.frames, a.quiet)
         if not 0.0 < a.fit_fraction <= 1.0:
             raise ValueError(f'--fit-fraction must be in (0, 1], got {a.fit_fraction}')
+        frames, fits = read_recordings(a.bag, a.fit_fraction, a.image_topic, a.labels_topic,
+                                       a.frames, a.quiet)
         if not 0.0 <= a.accuracy_budget < 1.0:
             raise ValueError(f'--accuracy-budget must be in [0, 1), got {a.accuracy_budget}')
         model = load_model_description(a.model)
@@ -702,7 +758,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             [parse_resolution(r) for r in a.resolutions]
         for r in res:
             model.check_resolution(r)
-        fit_n = int(round(len(frames) * a.fit_fraction))
+        fit_n = sum(fits)
         if a.int8:
             mid = res[len(res) // 2]
             calib = frames.rgb[:fit_n][::max(1, fit_n // 32)]
@@ -719,7 +775,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         points = make_points(res, model.depths, precisions)
         backend.prepare(precisions, res)
         t = build_profile(model, backend, frames, points, fit_n, a.latency_runs,
-                          a.int8_bound, a.quiet, a.accuracy_budget)
+                          a.int8_bound, a.quiet, a.accuracy_budget, fits)
     except (BagError, ImageDecodeError, ModelError, ValueError) as exc:
         sys.stderr.write(f'calibrate: {exc}\n')
         return 2

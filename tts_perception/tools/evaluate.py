@@ -427,17 +427,18 @@ def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
 
 
 def held_out(frames_for, profile: Profile, bag: Path, use_all: bool):
-    """The frames to evaluate on and a sentence saying which ones."""
+    """The frames to evaluate on and a sentence saying which ones: of a bag the profile was
+    calibrated on, the part calibrate held out."""
     data = profile.data
-    same = data.bag == str(Path(bag).resolve())
-    if use_all or not same or data.eval_from_stamp_ns is None:
-        frames = frames_for(data.image_topic if same else None,
-                            data.labels_topic if same else None, 0)
+    rec = data.recording(str(Path(bag).resolve()))
+    if use_all or rec is None or rec.eval_from_stamp_ns is None:
+        frames = frames_for(rec.image_topic if rec else None,
+                            data.labels_topic if rec else None, 0)
         why = 'every frame: ' + ('--all' if use_all else 'the profile was not fitted on this '
-                                 'bag' if not same else 'no held-out part')
+                                 'bag' if rec is None else 'no held-out part')
         return frames, why
-    frames = frames_for(data.image_topic, data.labels_topic, data.frames or 0)
-    k = int(np.searchsorted(frames.stamps_ns, data.eval_from_stamp_ns))
+    frames = frames_for(rec.image_topic, data.labels_topic, rec.frames)
+    k = int(np.searchsorted(frames.stamps_ns, rec.eval_from_stamp_ns))
     return frames.part(k, len(frames)), (f'the {len(frames) - k} frames calibrate held out '
                                          f'(after its {k} fit frames)')
 
