@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 import shutil
 import sys
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -222,12 +222,12 @@ THIRD_PARTY = {
 }
 
 
-def calibrate_evaluate(cal_bag: Path, cal: list, bag: Path, topics: list, model: Path,
+def calibrate_evaluate(cal_bags: List[Path], cal: list, bag: Path, topics: list, model: Path,
                        out: Path, record_only: bool) -> Optional[Tuple[dict, Profile]]:
-    """Calibrate ``model`` on ``cal_bag`` and evaluate it on ``bag`` into ``out`` (unless
+    """Calibrate ``model`` on ``cal_bags`` and evaluate it on ``bag`` into ``out`` (unless
     ``record_only``); the evaluation and the profile, or None when either command failed."""
     if not record_only:
-        if calibrate.main([str(cal_bag), '--model', str(model), *cal]) != 0:
+        if calibrate.main([*map(str, cal_bags), '--model', str(model), *cal]) != 0:
             return None
         if evaluate.main([str(bag), '--model', str(model), *topics, '--out', str(out)]) != 0:
             return None
@@ -246,7 +246,18 @@ def correlation_met(res: dict) -> Optional[bool]:
     return None if r is None else r >= CORRELATION_TARGET
 
 
-def course_row(seed: int, seconds: float, course: int, res: dict, prof: Profile) -> str:
+def recordings_name(recordings: Sequence[Tuple[int, float]]) -> str:
+    """A calibration's recordings as the sim-courses table names them: course seed, length."""
+    if len(recordings) == 1:
+        return f'{recordings[0][0]}, {recordings[0][1]:.0f} s'
+    lengths = {s for _, s in recordings}
+    return ' + '.join(str(seed) for seed, _ in recordings) + (
+        f', {lengths.pop():.0f} s each' if len(lengths) == 1 else
+        f', {" + ".join(f"{s:.0f}" for _, s in recordings)} s')
+
+
+def course_row(recordings: Sequence[Tuple[int, float]], course: int, res: dict,
+               prof: Profile) -> str:
     """One (calibration recording, evaluation course) row of the sim-courses table."""
     c = res['comparison']
     share = c.get('adaptive_share_of_oracle_saving_vs_cheapest_static')
@@ -261,7 +272,7 @@ def course_row(seed: int, seconds: float, course: int, res: dict, prof: Profile)
     def pct(v, why=None):
         return f'n/a ({why})' if v is None and why else 'n/a' if v is None else \
             f'{100 * v:.0f} %'
-    return (f'| {seed}, {seconds:.0f} s | {course} | {prof.data.fit_frames} | '
+    return (f'| {recordings_name(recordings)} | {course} | {prof.data.fit_frames} | '
             f'{", ".join(prof.complexity.signals_on) or "none"} | '
             f'{prof.accuracy.compute_price:.5f} | {c["adaptive_accuracy"]:.3f} of '
             f'{c["best_static_accuracy"]:.3f} '
@@ -275,26 +286,29 @@ def course_row(seed: int, seconds: float, course: int, res: dict, prof: Profile)
 
 
 def sim_courses(record_only: bool) -> int:
-    """sim's calibrate and evaluate with each of four calibration recordings (make eval-sim's
-    bag, a 60 s recording of its course, and 30 s of each of the next two courses), each
-    evaluated on make eval-sim's evaluation course and on two more held-out courses."""
+    """sim's calibrate and evaluate with each of five calibrations (make eval-sim's bag, a 60 s
+    recording of its course, 30 s of each of the next two courses, and the three 30 s
+    recordings together), each evaluated on make eval-sim's evaluation course and on two more
+    held-out courses."""
     from bench_core import CALIBRATION_SEED, EVAL_SEED, eval_bag, MORE_EVAL_SEEDS
     bags = {s: eval_bag(ROOT / 'data' / ('eval_bag' if s == EVAL_SEED else
                                          f'sim_courses/eval_{s}'), seed=s)
             for s in (EVAL_SEED, *MORE_EVAL_SEEDS)}
-    courses = ((CALIBRATION_SEED, 30.0), (CALIBRATION_SEED, 60.0), (CALIBRATION_SEED + 1, 30.0),
-               (CALIBRATION_SEED + 2, 30.0))
+    short = [(CALIBRATION_SEED + i, 30.0) for i in range(3)]
+    calibrations = [short[:1], [(CALIBRATION_SEED, 60.0)], short[1:2], short[2:], short]
     rows, met, corr_met = [], [], []
-    for i, (seed, seconds) in enumerate(courses):
-        tag = f'{seed}_{seconds:.0f}s'
-        print(f'[{i + 1}/{len(courses)}] calibrate on course {seed}, {seconds:.0f} s',
+    for i, recordings in enumerate(calibrations):
+        tag = '+'.join(f'{seed}' for seed, _ in recordings) + \
+            f'_{recordings[-1][1]:.0f}s'
+        print(f'[{i + 1}/{len(calibrations)}] calibrate on {recordings_name(recordings)}',
               flush=True)
-        cal_bag = eval_bag(ROOT / 'data' / ('calibration_bag' if i == 0 else
-                                            f'sim_courses/calibration_{tag}'),
-                           seconds=seconds, seed=seed)
+        cal_bags = [eval_bag(ROOT / 'data' / (
+            'calibration_bag' if (seed, seconds) == short[0] else
+            f'sim_courses/calibration_{seed}_{seconds:.0f}s'), seconds=seconds, seed=seed)
+            for seed, seconds in recordings]
         model = sim_model(ROOT / 'data' / 'sim_courses' / f'model_{tag}')
         out = ROOT / 'eval_out' / 'sim_courses' / tag
-        done = calibrate_evaluate(cal_bag, SIM_CALIBRATE, bags[EVAL_SEED], SIM_TOPICS, model,
+        done = calibrate_evaluate(cal_bags, SIM_CALIBRATE, bags[EVAL_SEED], SIM_TOPICS, model,
                                   out, record_only)
         if done is None:
             return 1
@@ -306,15 +320,18 @@ def sim_courses(record_only: bool) -> int:
                 return 1
             results.append((s, json.loads((more / 'evaluate.json').read_text())))
         for s, res in results:
-            rows.append(course_row(seed, seconds, s, res, done[1]))
+            rows.append(course_row(recordings, s, res, done[1]))
             met.append(bool(res['comparison']['accuracy_target_met']))
             ok = correlation_met(res)
             if ok is not None:
                 corr_met.append(ok)
     body = '\n'.join([
-        f'make eval-sim\'s calibrate and evaluate, calibrated on each of these recordings '
-        f'(course seed, length; calibrate fits on the first 80 % of the frames) and evaluated '
-        f'on every frame of three courses never used for training or calibration: '
+        f'make eval-sim\'s calibrate and evaluate, calibrated on each of these recordings and '
+        f'on the three 30 s ones together (course seed, length; calibrate fits on the first '
+        f'80 % of each recording\'s frames; on several, each recording is one fold of its '
+        f'validation, so a signal is kept only where it predicts a course it was not fitted '
+        f'on, and the price holds on each) and evaluated on every frame of three courses '
+        f'never used for training or calibration: '
         f'{EVAL_SEED} (`eval_bag`, make eval-sim\'s) and '
         f'{", ".join(str(s) for s in MORE_EVAL_SEEDS)}; the first row is make eval-sim\'s '
         f'calibration and course, run again. Targets as in make eval-sim\'s section: accuracy '
@@ -334,7 +351,7 @@ def sim_courses(record_only: bool) -> int:
         'signals\' bound | difficulty correlation | what adaptive ran (frames) |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|', *rows])
     record('evaluate-sim-courses', 'Calibrate and evaluate on the simulator: three evaluation '
-           'courses, four calibration recordings', 'make eval-sim-courses', body)
+           'courses, five calibrations', 'make eval-sim-courses', body)
     return 0
 
 
@@ -353,7 +370,7 @@ def run(which: str, record_only: bool) -> int:
         cal_bag, topics = bag, []       # calibrate on its first half, evaluate the rest
         cal, title = THIRD_PARTY[which]
         command = 'make third-party'
-    done = calibrate_evaluate(cal_bag, cal, bag, topics, model, ROOT / 'eval_out' / which,
+    done = calibrate_evaluate([cal_bag], cal, bag, topics, model, ROOT / 'eval_out' / which,
                               record_only)
     if done is None:
         return 1

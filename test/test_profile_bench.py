@@ -132,9 +132,17 @@ def test_each_course_row_says_whether_the_difficulty_correlation_target_held():
         res = {'comparison': comparison, 'runs': {'adaptive': {'points': {'a': 3}}}}
         if r is not None:
             res['point_difficulty_correlation'] = r
-        return course_row(3001, 30.0, 3004, res, prof).split(' | ')
+        return course_row([(3001, 30.0)], 3004, res, prof).split(' | ')
     assert '0.62 (met)' in row(0.62) and f'{CORRELATION_TARGET:.2f} (met)' in row(
         CORRELATION_TARGET)
     assert '0.24 (not met)' in row(0.24) and '-0.10 (not met)' in row(-0.1)
     assert 'n/a (no signal on)' in row(None)
     assert len(row(0.62)) == len(row(None)) == 14          # one cell per column
+    assert row(0.5)[0] == '| 3001, 30 s'
+
+
+def test_a_calibration_on_several_recordings_is_named_by_each():
+    from evaluate_runs import recordings_name
+    assert recordings_name([(3001, 60.0)]) == '3001, 60 s'
+    assert recordings_name([(3001, 30.0), (3002, 30.0)]) == '3001 + 3002, 30 s each'
+    assert recordings_name([(3001, 30.0), (3002, 60.0)]) == '3001 + 3002, 30 + 60 s'
