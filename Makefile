@@ -49,7 +49,7 @@ profile: setup
 	$(ENV) python -m tts_perception.tools.bundled_profile
 
 calibrate: setup
-	$(ENV) python -m tts_perception.calibrate "$(BAG)" --model "$(MODEL)" $(ARGS)
+	$(ENV) python -m tts_perception.calibrate $(BAG) --model "$(MODEL)" $(ARGS)
 
 evaluate: setup
 	$(ENV) python -m tts_perception.evaluate "$(BAG)" --model "$(MODEL)" $(ARGS)
