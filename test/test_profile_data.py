@@ -86,3 +86,21 @@ def test_the_recording_of_a_bag_is_found_in_a_profile_of_one_or_several(raw):
     several['data']['recordings'][1].pop('fit_frames')
     with pytest.raises(ProfileError, match=r'data\.recordings\[1\]\.fit_frames is missing'):
         Profile.from_dict(several)
+
+
+def test_calibrate_says_when_the_estimate_was_validated_within_one_recording(raw, capsys):
+    from tts_perception.tools.profile_report import print_signals
+    one = copy.deepcopy(raw)
+    one['data'].update(bag='/bags/a', image_topic='cam', frames=40)
+    one['complexity']['signals_on'] = ['confidence']
+    print_signals(Profile.from_dict(one))
+    assert 'validated within one recording' in capsys.readouterr().out
+    several = copy.deepcopy(one)
+    several['data']['recordings'] = [
+        {'bag': f'/bags/{b}', 'image_topic': 'cam', 'frames': 40, 'fit_frames': 20}
+        for b in 'ab']
+    none_on = copy.deepcopy(one)
+    none_on['complexity']['signals_on'] = []
+    for p in (several, none_on):
+        print_signals(Profile.from_dict(p))
+        assert 'within one recording' not in capsys.readouterr().out

@@ -43,6 +43,11 @@ def print_signals(t: Profile) -> None:
           f'r={fmt(c.fit_correlation)} on its {t.data.fit_frames} fit frames, '
           f'{fmt(c.validation_correlation)} out of fold, '
           f'{fmt(c.eval_correlation)} on the {t.data.eval_frames} held-out frames')
+    if c.signals_on and len(t.data.recordings) < 2 and t.data.bag is not None:
+        print('difficulty estimate validated within one recording: its relation to the loss '
+              'can differ in another place; calibrate on several recordings of where the '
+              'robot works (each is validated on the others) and evaluate before relying on '
+              'the savings')
 
 
 def plot_profile(t: Profile, path: Path) -> None:
