@@ -5,9 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from tts_perception.control.control_law import (ControlParams, free_distance_from_labels,
-                                                ground_contacts, Perception, slowdown_distance,
-                                                SpeedGovernor, stopping_speed_limit)
+from tts_perception.control.control_law import (check_params, ControlParams,
+                                                free_distance_from_labels, ground_contacts,
+                                                parse_record, Perception, ramp, RecordRefused,
+                                                slowdown_distance, SpeedGovernor,
+                                                stopping_speed_limit)
 from tts_perception.sim.course import make_course
 from tts_perception.sim.world import CAMERA_FOVY_DEG, CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
 
@@ -111,7 +113,7 @@ def test_the_slowdown_caps_the_speed_until_the_robot_is_past_the_obstacle():
     driven = 0.0
     while driven < 6.0:
         g.on_perception(Perception(t, 20.0, 640, 1.0, free_distance=8.0))
-        v, _ = g.step(t, 2.0, 0.0)
+        v, _ = drive(g, t, 2.0, 0.0)
         if driven < 3.5 - 1e-6:
             assert v <= 1.0 + 1e-9 and g.slowing
         elif passed_at is None:
@@ -125,17 +127,23 @@ def _gov(**kw):
     return SpeedGovernor(ControlParams(**kw))
 
 
+def drive(g, t, v, w):
+    """One control step with the planner commanding (v, w) at ``t``."""
+    g.on_command(t, v, w)
+    return g.step(t)
+
+
 def test_watchdog_decelerates_to_zero_at_the_limit_and_resumes_when_fresh():
     g = _gov(max_decel=2.0, control_period=0.05, watchdog_timeout=0.3)
     t = 0.0
     for _ in range(60):                       # perception at 20 Hz, free road
         g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
-        v, _ = g.step(t, 1.5, 0.0)
+        v, _ = drive(g, t, 1.5, 0.0)
         t += 0.05
     assert v == pytest.approx(1.5)
     speeds = []
     for _ in range(40):                       # perception stops
-        v, _ = g.step(t, 1.5, 0.0)
+        v, _ = drive(g, t, 1.5, 0.0)
         speeds.append(v)
         t += 0.05
     assert speeds[-1] == 0.0 and 'watchdog' in g.reason
@@ -144,7 +152,7 @@ def test_watchdog_decelerates_to_zero_at_the_limit_and_resumes_when_fresh():
     t_zero = speeds.index(0.0) * 0.05
     assert t_zero <= 0.3 + 1.5 / 2.0 + 0.1
     g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
-    assert g.step(t, 1.5, 0.0)[0] > 0.0
+    assert drive(g, t, 1.5, 0.0)[0] > 0.0
 
 
 def test_limit_follows_latency_resolution_and_quality():
@@ -152,7 +160,7 @@ def test_limit_follows_latency_resolution_and_quality():
         g = _gov(max_speed=10.0)
         for i in range(10):
             g.on_perception(Perception(i * 0.05, lat_ms, width, quality, free_distance=5.0))
-        g.step(0.45, 10.0, 0.0)
+        drive(g, 0.45, 10.0, 0.0)
         return g.v_limit
     assert limit(10, 640, 0.9) > limit(150, 640, 0.9)
     assert limit(10, 640, 0.9) > limit(10, 160, 0.9)
@@ -160,15 +168,15 @@ def test_limit_follows_latency_resolution_and_quality():
 
 
 def test_gains_follow_rate_and_bad_commands_fail_safe():
-    fast, slow = _gov(), _gov()
+    fast, slow = _gov(max_yaw_accel=1000.0), _gov(max_yaw_accel=1000.0)
     for i in range(20):
         fast.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
         slow.on_perception(Perception(i / 5, 10.0, 640, 0.9, free_distance=8.0))
-    wf = fast.step(19 / 30, 1.0, 1.0)[1]
-    ws = slow.step(19 / 5, 1.0, 1.0)[1]
+    wf = drive(fast, 19 / 30, 1.0, 1.0)[1]
+    ws = drive(slow, 19 / 5, 1.0, 1.0)[1]
     assert abs(wf) > abs(ws)
     v_before = fast.v_cmd
-    v, w = fast.step(19 / 30 + 0.01, float('nan'), 0.3)   # non-finite command = stop
+    v, w = drive(fast, 19 / 30 + 0.01, float('nan'), 0.3)   # non-finite command = stop
     # decelerating at max_decel over the 0.01 s since the previous step
     assert w == 0.0 and v == pytest.approx(max(0.0, v_before - 1.5 * 0.01))
 
@@ -178,14 +186,14 @@ def test_watchdog_deceleration_follows_the_time_between_steps():
     g = _gov()
     for i in range(30):
         g.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
-        g.step(i / 30, 1.5, 0.0)
+        drive(g, i / 30, 1.5, 0.0)
     v0, t0 = g.v_cmd, 29 / 30
     assert v0 > 0.5
     stale = t0 + g.p.watchdog_timeout + 0.001
     t, times = stale, [stale, stale + 0.013, stale + 0.2, stale + 0.21, stale + 0.5]
     v_prev, t_prev = v0, t0
     for t in times:
-        v, _ = g.step(t, 1.5, 0.0)
+        v, _ = drive(g, t, 1.5, 0.0)
         assert v == pytest.approx(max(0.0, v_prev - g.p.max_decel * (t - t_prev)))
         v_prev, t_prev = v, t
 
@@ -216,7 +224,7 @@ def test_a_seen_obstacle_comes_nearer_as_the_robot_drives_on():
     for _ in range(20):                          # 1 s at up to 1 m/s, perception fresh
         t += p.control_period
         g.on_perception(Perception(t, 20.0, 640, 1.0))
-        g.step(t, 1.0, 0.0)
+        drive(g, t, 1.0, 0.0)
     driven = g._odom
     assert driven > 0.5
     assert g.free_distance == pytest.approx(4.0 - driven)
@@ -226,15 +234,15 @@ def test_a_seen_obstacle_comes_nearer_as_the_robot_drives_on():
 
 def test_watchdog_branch_clips_the_yaw_rate():
     """While decelerating on stale perception, a huge planner yaw rate is still capped."""
-    g = _gov(max_yaw_rate=0.8, steer_gain=2.0)
+    g = _gov(max_yaw_rate=0.8, steer_gain=2.0, max_yaw_accel=1000.0)
     for i in range(30):
         g.on_perception(Perception(i / 30, 10.0, 640, 0.9, free_distance=8.0))
-        g.step(i / 30, 1.5, 0.0)
+        drive(g, i / 30, 1.5, 0.0)
     assert g.v_cmd > 0.0
-    v, w = g.step(29 / 30 + g.p.watchdog_timeout + 0.01, 1.5, 50.0)
+    v, w = drive(g, 29 / 30 + g.p.watchdog_timeout + 0.01, 1.5, 50.0)
     assert 'watchdog' in g.reason and v > 0.0
     assert w == pytest.approx(0.8)
-    v, w = g.step(29 / 30 + g.p.watchdog_timeout + 0.02, 1.5, -50.0)
+    v, w = drive(g, 29 / 30 + g.p.watchdog_timeout + 0.02, 1.5, -50.0)
     assert w == pytest.approx(-0.8)
 
 
@@ -266,8 +274,163 @@ def test_a_person_in_the_lane_stops_the_robot_on_the_bundled_models_segmentation
             labels, _ = infer(pipe.model, pipe.backend, [w.render_rgb()], op)
             g.on_perception(Perception(t + latency_ms / 1e3, latency_ms, op.width, 0.94))
             g.observe_segmentation(np.asarray(labels)[0])
-            v, _ = g.step(t + dt, 2.0, 0.0)
+            v, _ = drive(g, t + dt, 2.0, 0.0)
             w.step(v, 0.0, dt)
             assert w.collisions == 0, (t, w.state, g.free_distance)
             closest = min(closest, w.clearance())
     assert closest > 0.25 and v < 0.5, (closest, v)
+
+
+# ---------------------------------------------------------------- untrusted inputs
+def _record(**kw):
+    """A decision record's key-values as the perception node publishes them."""
+    values = {'stamp_ns': str(int(100e9)), 'age_ms': '12.0', 'total_ms': '8.0', 'width': '640',
+              'predicted_accuracy': '0.9'}
+    values.update({k: str(v) for k, v in kw.items()})
+    return values
+
+
+def test_a_record_gives_the_blind_time_from_its_stamp_on_arrival():
+    p = ControlParams()
+    per = parse_record(_record(), arrival=5.0, now_stamp_s=100.05, p=p)
+    assert per.latency_ms == pytest.approx(50.0)           # capture -> arrival, not compute
+    assert per.stamp == pytest.approx(5.0 - 0.05)           # the capture, on the steady clock
+    # a controller clock behind the camera's shortens nothing: the record's own age counts
+    per = parse_record(_record(), arrival=5.0, now_stamp_s=100.0, p=p)
+    assert per.latency_ms == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize('field,value,kind', [
+    ('predicted_accuracy', 'nan', 'malformed'), ('predicted_accuracy', '1.5', 'malformed'),
+    ('total_ms', '1e200', 'malformed'), ('total_ms', 'inf', 'malformed'),
+    ('age_ms', '-3', 'malformed'), ('width', '0', 'malformed'), ('width', 'x', 'malformed'),
+    ('stamp_ns', 'nan', 'malformed'), ('total_ms', '600', 'stale'),
+    ('stamp_ns', str(int(99e9)), 'stale'), ('stamp_ns', str(int(102e9)), 'future')])
+def test_a_record_with_a_bad_or_old_field_is_refused_with_its_reason(field, value, kind):
+    with pytest.raises(RecordRefused) as err:
+        parse_record(_record(**{field: value}), 5.0, 100.01, ControlParams())
+    assert err.value.kind == kind and (field in str(err.value) or kind != 'malformed')
+    values = _record()
+    del values['width']
+    with pytest.raises(RecordRefused, match='no width'):
+        parse_record(values, 5.0, 100.01, ControlParams())
+
+
+def _driving(**kw):
+    """A governor at cruise speed on a free road, perception at 20 Hz, until ``t``."""
+    g = _gov(**kw)
+    t = 0.0
+    for _ in range(60):
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        drive(g, t, 1.0, 0.0)
+        t += 0.05
+    assert g.v_cmd == pytest.approx(1.0)
+    return g, t
+
+
+def test_a_silent_planner_is_a_stop_request_and_driving_resumes_when_it_speaks():
+    g, t = _driving(cmd_timeout=0.5, max_decel=2.0)
+    last_cmd, speeds = t - 0.05, []
+    for _ in range(30):                       # perception stays fresh, the planner is silent
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        speeds.append(g.step(t)[0])
+        t += 0.05
+    assert speeds[-1] == 0.0 and 'cmd_vel_in silent' in g.reason
+    t_zero = last_cmd + 0.05 * speeds.index(0.0)
+    assert t_zero - last_cmd <= 0.5 + 1.0 / 2.0 + 0.1      # timeout plus the braking time
+    assert max(-np.diff(speeds)) <= 2.0 * 0.05 + 1e-9      # at the deceleration limit
+    g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+    assert drive(g, t, 1.0, 0.0)[0] > 0.0
+
+
+def test_the_law_fails_closed_on_overflow_and_poisoned_state():
+    assert stopping_speed_limit(1e200, 1.5, 8.0) == 0.0
+    assert stopping_speed_limit(float('inf'), 1.5, 8.0) == 0.0
+    g, t = _driving()
+    g.on_perception(Perception(t, 20.0, 640, float('nan'), free_distance=8.0))
+    g.on_perception(Perception(t, 1e200, 640, 0.9))        # past the record checks anyway
+    for i in range(40):
+        v, w = drive(g, t + 0.05 * i, 1.0, 1.0)
+        assert math.isfinite(v) and math.isfinite(w) and abs(w) <= g.p.max_yaw_rate
+    assert v < 1.0
+
+
+def test_lowered_caps_apply_to_the_next_command_and_a_stall_is_no_jump():
+    g, t = _driving(max_speed=2.0, max_accel=1.0)
+    g.set_params(ControlParams(max_speed=0.3))
+    assert drive(g, t, 1.0, 0.0)[0] <= 0.3
+    g, t = _driving(max_speed=2.0, max_accel=1.0)
+    g.set_params(ControlParams(max_speed=2.0, max_accel=1.0, watchdog_timeout=5.0,
+                               cmd_timeout=5.0))
+    v0 = drive(g, t, 2.0, 0.0)[0]
+    g.on_perception(Perception(t + 1.5, 20.0, 640, 0.95, free_distance=8.0))
+    v1 = drive(g, t + 1.5, 2.0, 0.0)[0]                    # 1.5 s executor stall
+    assert 0.0 < v1 - v0 <= 1.0 * g.p.control_period + 1e-9
+
+
+def test_the_yaw_rate_changes_within_its_limit_and_obeys_a_lowered_cap():
+    g, t = _driving(max_yaw_accel=4.0, steer_gain=5.0)
+    ws = []
+    for i in range(20):
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        ws.append(drive(g, t, 1.0, 1.5 if i < 10 else -1.5)[1])
+        t += 0.05
+    assert max(abs(np.diff([0.0] + ws))) <= 4.0 * 0.05 + 1e-9
+    assert ws[9] == pytest.approx(1.5) and ws[-1] < 0
+    g.set_params(ControlParams(max_yaw_rate=0.2, max_yaw_accel=4.0, steer_gain=5.0))
+    assert abs(drive(g, t, 1.0, -1.5)[1]) <= 0.2
+
+
+def test_a_reverse_command_is_capped_and_said_or_refused():
+    g, t = _driving(max_reverse_speed=0.1)
+    for i in range(60):
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        v, _ = drive(g, t, -1.0, 0.0)
+        t += 0.05
+    assert v == pytest.approx(-0.1) and 'reverse capped' in g.reason
+    g, t = _driving(max_reverse_speed=0.0)
+    for i in range(60):
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=8.0))
+        v, _ = drive(g, t, -1.0, 0.0)
+        t += 0.05
+    assert v == 0.0 and 'reverse capped at 0.0' in g.reason
+
+
+def test_runtime_changes_are_checked_as_at_start_and_windows_resize():
+    assert check_params(ControlParams()) == []
+    assert 'watchdog_timeout' in check_params(ControlParams(control_period=0.5,
+                                                            watchdog_timeout=0.2))[0]
+    assert 'cmd_timeout' in ' '.join(check_params(ControlParams(control_period=0.5,
+                                                                watchdog_timeout=0.5,
+                                                                cmd_timeout=0.1)))
+    assert 'finite' in check_params(ControlParams(max_speed=float('nan')))[0]
+    g, _ = _driving(latency_window=30)
+    g.set_params(ControlParams(latency_window=5))
+    assert g.latencies.maxlen == 5 and len(g.latencies) == 5
+
+
+def test_ramp_moves_through_zero_and_never_past_the_target():
+    assert ramp(1.0, 0.0, 0.1, 0.2) == pytest.approx(0.8)
+    assert ramp(0.1, -1.0, 0.1, 0.2) == 0.0                  # a change of sign stops first
+    assert ramp(0.0, -1.0, 0.1, 0.2) == pytest.approx(-0.1)
+    assert ramp(0.5, 0.55, 0.1, 0.2) == pytest.approx(0.55)
+
+
+def test_every_command_is_finite_and_within_the_caps_whatever_arrives():
+    rng = np.random.default_rng(0)
+    bad = [float('nan'), float('inf'), -float('inf'), 1e308, -1e308, 0.0, 5.0, -5.0]
+    g = _gov()
+    t = 0.0
+    for _ in range(3000):
+        t += float(rng.choice([0.0, 0.01, 0.05, 0.05, 2.0, -0.5]))
+        r = rng.random()
+        if r < 0.3:
+            g.on_command(t, float(rng.choice(bad)), float(rng.choice(bad)))
+        elif r < 0.6:
+            g.on_perception(Perception(t - float(rng.choice([0.0, 0.05, 3.0])),
+                                       float(rng.choice(bad)), 640, float(rng.random())))
+        elif r < 0.7:
+            g.observe_free_distance(float(rng.choice(bad)))
+        v, w = g.step(t)
+        assert math.isfinite(v) and math.isfinite(w)
+        assert -g.p.max_reverse_speed <= v <= g.p.max_speed and abs(w) <= g.p.max_yaw_rate

@@ -30,14 +30,26 @@ path like the free distance), the speed limit is at most ``slowdown_speed``. The
 lane at 0.9 m/s (they are in the path 1.4 s later, 2.3 m ahead; at 2 m/s, 1.4 m ahead: less
 than the 1.9 m the robot needs to stop with 0.3 s of latency).
 
-Watchdog: no fresh perception within ``watchdog_timeout`` -> decelerate to zero at the
-deceleration limit; resume only when perception is fresh again.
+Inputs are untrusted (see :func:`parse_record`, :meth:`SpeedGovernor.on_command`):
+
+- perception is fresh while its newest frame was *captured* within ``watchdog_timeout``; the
+  blind time ``t`` is the frame's age when its record reached the controller (capture ->
+  result -> delivery), so a backlog delivered after a stall is stale, not fresh;
+- a planner command older than ``cmd_timeout`` is a stop request;
+- a record with a missing, non-finite or out-of-range field is refused, never half used;
+- every command leaves within the caps (``max_speed``, ``max_reverse_speed``,
+  ``max_yaw_rate``: a lowered cap applies to the next command), speed changes within
+  ``max_accel``/``max_decel`` and yaw-rate changes within ``max_yaw_accel``, however late a
+  step comes; anything non-finite becomes a zero command.
+
+Stale perception or a silent planner -> decelerate to zero at ``max_decel``; resume when both
+are fresh again. The controller page of the docs says what the node does on each fault.
 """
 
 from collections import deque
 from dataclasses import dataclass
 import math
-from typing import Deque, Optional, Tuple
+from typing import Deque, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -58,6 +70,14 @@ class ControlParams:
     control_period: float = setting(0.05, 'Control period (s)', 0.005, 1.0)
     watchdog_timeout: float = setting(0.5, 'Perception older than this stops the robot (s)',
                                       0.05, 10.0)
+    cmd_timeout: float = setting(0.5, 'A planner command (cmd_vel_in) older than this is a '
+                                 'stop request (s)', 0.01, 10.0)
+    max_reverse_speed: float = setting(0.1, 'Reverse commands pass capped at this speed (m/s): '
+                                       'the forward camera cannot see behind; 0 refuses them',
+                                       0.0, 5.0)
+    max_yaw_accel: float = setting(4.0, 'Yaw-rate change limit (rad/s^2)', 0.1, 1000.0)
+    future_tolerance: float = setting(0.5, 'Records stamped further than this in the future '
+                                      'are refused: the clocks disagree (s)', 0.0, 10.0)
     latency_quantile: float = setting(0.95, 'Quantile of recent perception latencies used as '
                                       't', 0.5, 1.0)
     latency_window: int = setting(30, 'Number of recent latencies in the quantile', 2, 10000)
@@ -94,13 +114,17 @@ class ControlParams:
 
 
 def stopping_speed_limit(latency_s: float, decel: float, distance: float) -> float:
-    """v_max = a(-t + sqrt(t^2 + 2d/a)); 0 when d <= 0. Raises on non-physical inputs."""
+    """v_max = a(-t + sqrt(t^2 + 2d/a)); 0 when d <= 0. Raises on non-physical inputs.
+
+    Computed as 2d / (t + sqrt(t^2 + 2d/a)), which has no cancellation and fails closed: an
+    overflowing or infinite blind time gives 0, never ``max_speed``."""
     if not (decel > 0 and latency_s >= 0 and math.isfinite(distance)):
         raise ValueError(f'bad law inputs t={latency_s} a={decel} d={distance}')
     if distance <= 0:
         return 0.0
     t = latency_s
-    return decel * (-t + math.sqrt(t * t + 2.0 * distance / decel))
+    v = 2.0 * distance / (t + math.sqrt(t * t + 2.0 * distance / decel))
+    return v if math.isfinite(v) else 0.0
 
 
 def free_distance_from_labels(labels: np.ndarray, floor_label: int, fy: float, cy: float,
@@ -179,19 +203,101 @@ def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]
     return float(fwd[inside].min()) if inside.any() else None
 
 
+MAX_WIDTH = 100_000          # px: wider than any camera, a corrupt record
+
+
+def check_params(p: ControlParams) -> List[str]:
+    """What is wrong with a complete set of controller parameters ([] when nothing): the
+    same rules at start and for every change at run time."""
+    problems = []
+    for name, value in vars(p).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f'{name} must be finite, got {value}')
+    for name in ('watchdog_timeout', 'cmd_timeout'):
+        if getattr(p, name) < p.control_period:
+            problems.append(f'{name} {getattr(p, name)} must be >= control_period '
+                            f'{p.control_period}')
+    return problems
+
+
 @dataclass
 class Perception:
     """The latest perception summary the controller acts on."""
 
-    stamp: float                 # controller-clock time it arrived (s)
-    latency_ms: float
+    stamp: float                 # when its frame was captured, on the controller's clock (s)
+    latency_ms: float            # blind time: the frame's age when the record arrived
     width: int
     quality: float               # predicted accuracy 0..1
     free_distance: Optional[float] = None
 
 
+class RecordRefused(ValueError):
+    """A decision record the controller must not act on; ``kind`` is the counter it goes to
+    (malformed, stale or future) and the text says why."""
+
+    def __init__(self, kind: str, text: str):
+        super().__init__(text)
+        self.kind = kind
+
+
+def _field(values: Mapping[str, str], key: str, lo: float, hi: float) -> float:
+    try:
+        x = float(values[key])
+    except KeyError:
+        raise RecordRefused('malformed', f'no {key}') from None
+    except ValueError:
+        raise RecordRefused('malformed', f'{key} {values[key]!r} is not a number') from None
+    if not (math.isfinite(x) and lo <= x <= hi):
+        raise RecordRefused('malformed', f'{key} {values[key]!r} is not in [{lo}, {hi}]')
+    return x
+
+
+def parse_record(values: Mapping[str, str], arrival: float, now_stamp_s: float,
+                 p: ControlParams) -> Perception:
+    """A perception/status decision record as the controller may act on it, or
+    :class:`RecordRefused`.
+
+    ``values``: the record's key-values (``stamp_ns`` the frame's capture stamp, ``age_ms``
+    its age when processing started, ``total_ms`` the compute, ``width``,
+    ``predicted_accuracy``); ``arrival``: the controller's steady clock now (s);
+    ``now_stamp_s``: the controller's ROS clock now, the clock the camera stamps with (s).
+    The blind time is the frame's age on arrival: the larger of now - capture stamp and the
+    record's own capture -> result (so a clock that runs behind the camera's shortens
+    nothing). Fresh is judged by the capture, so a backlog delivered late is stale.
+    """
+    stamp_s = _field(values, 'stamp_ns', 0.0, 1e19) / 1e9
+    result_s = (_field(values, 'age_ms', 0.0, 1e9) + _field(values, 'total_ms', 0.0, 1e9)) / 1e3
+    width = _field(values, 'width', 1, MAX_WIDTH)
+    quality = _field(values, 'predicted_accuracy', 0.0, 1.0)
+    age = now_stamp_s - stamp_s
+    if age < -p.future_tolerance:
+        raise RecordRefused('future', f'stamped {-age:.3f} s in the future: the clocks of '
+                            f'the camera and the controller disagree (use_sim_time?)')
+    blind = max(age, result_s)
+    if blind > p.watchdog_timeout:
+        raise RecordRefused('stale', f'frame {blind:.3f} s old on arrival (> watchdog_timeout '
+                            f'{p.watchdog_timeout} s)')
+    return Perception(arrival - blind, 1e3 * blind, int(width), quality)
+
+
+def ramp(value: float, target: float, up: float, down: float) -> float:
+    """``value`` moved toward ``target`` by at most ``up`` away from zero and ``down`` toward
+    it; a change of sign stops at zero first."""
+    if value * target < 0:
+        target = 0.0
+    if abs(target) > abs(value):
+        step = min(up, abs(target) - abs(value))
+        return value + math.copysign(step, target)
+    step = min(down, abs(value) - abs(target))
+    return value - math.copysign(step, value) if value else 0.0
+
+
+def _finite(*xs: float) -> bool:
+    return all(math.isfinite(x) for x in xs)
+
+
 class SpeedGovernor:
-    """Stateful law: latency quantile, watchdog, rate/accel limiting."""
+    """Stateful law: latency quantile, watchdogs, rate/accel limiting."""
 
     def __init__(self, params: ControlParams):
         self.p = params
@@ -202,18 +308,36 @@ class SpeedGovernor:
         self._blocked_at: Optional[float] = None   # path position where the way ends (m)
         self._slow_until: Optional[float] = None   # path position where the slowdown ends (m)
         self._odom = 0.0                           # path driven (m), from commanded speed
-        self.v_cmd = 0.0
+        self.command: Tuple[float, float] = (0.0, 0.0)
+        self.command_stamp: Optional[float] = None
+        self.v_cmd = self.w_cmd = 0.0
         self.reason = 'no perception yet'
         self.v_limit = 0.0
+        self.non_finite = 0                        # results replaced by a zero command
         self._t_prev: Optional[float] = None
 
+    def set_params(self, params: ControlParams) -> None:
+        """New parameters (checked by :func:`check_params`), the windows resized at once."""
+        self.p = params
+        self.latencies = deque(self.latencies, maxlen=params.latency_window)
+        self.arrivals = deque(self.arrivals, maxlen=params.latency_window)
+        self._free_seen = deque(self._free_seen, maxlen=params.free_confirm_frames)
+
+    def on_command(self, now: float, v: float, w: float) -> None:
+        """The planner's command at ``now``; a non-finite one is a stop request."""
+        self.command = (v, w) if _finite(v, w) else (0.0, 0.0)
+        self.command_stamp = now
+
     def on_perception(self, per: Perception) -> None:
-        """Record one perception result."""
+        """Record one perception result (an older frame than the last one changes nothing
+        but the free distance)."""
+        if per.free_distance is not None:
+            self.observe_free_distance(per.free_distance)
+        if self.last is not None and per.stamp < self.last.stamp:
+            return
         if per.latency_ms >= 0 and math.isfinite(per.latency_ms):
             self.latencies.append(per.latency_ms / 1e3)
         self.arrivals.append(per.stamp)
-        if per.free_distance is not None:
-            self.observe_free_distance(per.free_distance)
         self.last = per
 
     def observe_free_distance(self, d: float) -> None:
@@ -226,8 +350,6 @@ class SpeedGovernor:
         speed up into what it saw a moment before."""
         if not math.isfinite(d):
             return
-        if self._free_seen.maxlen != self.p.free_confirm_frames:
-            self._free_seen = deque(self._free_seen, maxlen=self.p.free_confirm_frames)
         at = self._odom + max(0.0, float(d))         # where along the path the way ends
         self._free_seen.append(at)
         if self._blocked_at is None or at <= self._blocked_at:
@@ -261,21 +383,26 @@ class SpeedGovernor:
         return None if self._blocked_at is None else max(0.0, self._blocked_at - self._odom)
 
     def rate(self) -> float:
-        """Perception rate (Hz) from recent arrivals."""
+        """Perception rate (Hz) from the capture instants of recent frames."""
         if len(self.arrivals) < 2:
             return 0.0
         span = self.arrivals[-1] - self.arrivals[0]
         return (len(self.arrivals) - 1) / span if span > 0 else 0.0
 
     def latency_quantile(self) -> float:
-        """High quantile of recent perception latency (s)."""
+        """High quantile of recent blind times (s)."""
         if not self.latencies:
             return self.p.watchdog_timeout
         return float(np.quantile(np.fromiter(self.latencies, float), self.p.latency_quantile))
 
     def fresh(self, now: float) -> bool:
-        """Perception arrived within the watchdog timeout."""
+        """The newest frame was captured within the watchdog timeout."""
         return self.last is not None and now - self.last.stamp <= self.p.watchdog_timeout
+
+    def command_fresh(self, now: float) -> bool:
+        """The planner spoke within ``cmd_timeout``."""
+        return self.command_stamp is not None and \
+            now - self.command_stamp <= self.p.cmd_timeout
 
     def effective_distance(self) -> float:
         """Free distance shrunk for coarse resolution and low quality."""
@@ -284,40 +411,61 @@ class SpeedGovernor:
         res = min(1.0, self.last.width / float(self.p.full_resolution_width))
         shrink = (0.7 + 0.3 * res) * float(np.clip(self.last.quality, 0.0, 1.0))
         ahead = min(self.free_distance, self.p.max_sensing_distance) - self.p.camera_to_front
-        return max(0.0, ahead * shrink - self.p.stop_margin)
+        d = ahead * shrink - self.p.stop_margin
+        return d if d > 0 else 0.0              # also 0 for NaN: fails closed
 
-    def step(self, now: float, v_nominal: float, w_nominal: float) -> Tuple[float, float]:
-        """One control period: (v, w) to command. Speed changes are limited by the time since
-        the previous step (one ``control_period`` for the first), so the deceleration is
-        ``max_decel`` in the controller's time even when a step comes late."""
+    def step(self, now: float) -> Tuple[float, float]:
+        """One control period: (v, w) to command, finite and within the caps.
+
+        Speed moves toward the target by at most ``max_decel`` times the time since the last
+        step toward zero (a late step brakes as much as the time passed allows) and
+        ``max_accel`` times at most one ``control_period`` away from it (a stall never
+        becomes a jump); the yaw rate likewise by ``max_yaw_accel``. The caps apply as they
+        are now, to this command."""
         p = self.p
         dt = p.control_period if self._t_prev is None else max(0.0, now - self._t_prev)
         self._t_prev = now
         self._odom += self.v_cmd * dt            # the speed commanded over the last period
-        if not (math.isfinite(v_nominal) and math.isfinite(w_nominal)):
-            v_nominal, w_nominal = 0.0, 0.0
+        target, w_target = self._targets(now)
         rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3
+        up = min(dt, p.control_period)
+        v = ramp(self.v_cmd, target, p.max_accel * rate_f * up, p.max_decel * dt)
+        v = float(np.clip(v, -p.max_reverse_speed, p.max_speed))
+        w_step = p.max_yaw_accel * up
+        w = self.w_cmd + float(np.clip(w_target - self.w_cmd, -w_step, w_step))
+        w = float(np.clip(w, -p.max_yaw_rate, p.max_yaw_rate))
+        if not _finite(v, w):
+            self.non_finite += 1
+            self.reason = 'non-finite command computed: zero sent'
+            v = w = 0.0
+        self.v_cmd, self.w_cmd = v, w
+        return v, w
+
+    def _targets(self, now: float) -> Tuple[float, float]:
+        """(speed, yaw rate) to move toward, and ``reason``/``v_limit`` for them."""
+        p = self.p
+        v_nom, w_nom = self.command if self.command_fresh(now) else (0.0, 0.0)
         if not self.fresh(now):
             self.reason = ('watchdog: no perception yet' if self.last is None else
                            f'watchdog: perception stale for {now - self.last.stamp:.2f}s')
             self.v_limit = 0.0
-            self.v_cmd = max(0.0, self.v_cmd - p.max_decel * dt)
-            w = w_nominal * p.steer_gain if self.v_cmd > 0 else 0.0
-            return self.v_cmd, float(np.clip(w, -p.max_yaw_rate, p.max_yaw_rate))
-        t = self.latency_quantile() + p.control_period
-        d = self.effective_distance()
-        law = min(p.max_speed, stopping_speed_limit(t, p.max_decel, d))
+            return 0.0, (w_nom * p.steer_gain if self.v_cmd > 0 else 0.0)
+        law = min(p.max_speed, stopping_speed_limit(self.latency_quantile() + p.control_period,
+                                                    p.max_decel, self.effective_distance()))
         self.v_limit = min(law, p.slowdown_speed) if self.slowing else law
-        target = float(np.clip(v_nominal, 0.0, self.v_limit))
-        accel = p.max_accel * rate_f
-        if target > self.v_cmd:
-            self.v_cmd = min(target, self.v_cmd + accel * dt)
+        target = float(np.clip(v_nom, -p.max_reverse_speed, self.v_limit))
+        if not self.command_fresh(now):
+            self.reason = ('cmd_vel_in: no command yet' if self.command_stamp is None else
+                           f'cmd_vel_in silent for {now - self.command_stamp:.2f}s: stopping')
+        elif v_nom < target:
+            self.reason = (f'reverse capped at {p.max_reverse_speed} m/s: the camera cannot '
+                           f'see behind')
+        elif target >= v_nom:
+            self.reason = 'ok'
         else:
-            self.v_cmd = max(target, self.v_cmd - p.max_decel * dt)
-        self.reason = 'ok' if target >= v_nominal else (
-            'slowdown zone: an obstacle beside the path' if self.v_limit < law else
-            'limited by perception')
-        quality = float(np.clip(self.last.quality, 0.0, 1.0)) if self.last else 0.0
+            self.reason = ('slowdown zone: an obstacle beside the path' if self.v_limit < law
+                           else 'limited by perception')
+        rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3
+        quality = float(np.clip(self.last.quality, 0.0, 1.0))
         k = p.steer_gain * rate_f * max(quality, 0.3)
-        w = float(np.clip(w_nominal * max(k, 0.3), -p.max_yaw_rate, p.max_yaw_rate))
-        return self.v_cmd, w
+        return target, w_nom * max(k, 0.3)

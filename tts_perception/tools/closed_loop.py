@@ -201,12 +201,13 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                     last_point, last_delivery = rec.point, done
                     lat = (done - captured) * 1e3 if cfg.coupled else design_latency_ms
                     gov.on_perception(Perception(
-                        stamp=done, latency_ms=lat,
+                        stamp=done - lat / 1e3, latency_ms=lat,
                         width=rec.width if cfg.coupled else params.full_resolution_width,
                         quality=rec.predicted_accuracy if cfg.coupled else 1.0))
                     gov.observe_segmentation(labels)
                 v_nom, w_nom = scripted_command(world, s.planner_speed)
-                v, w = gov.step(t, v_nom, w_nom)
+                gov.on_command(t, v_nom, w_nom)
+                v, w = gov.step(t)
                 fresh = gov.fresh(t)
                 if fresh_prev and not fresh:
                     stats['fail_safe_stops'] += 1
