@@ -16,7 +16,7 @@ PER = ['-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args'
 CTL = ['-m', 'tts_perception.nodes.controller_node', '--ros-args', '--params-file',
        str(ROOT / 'config' / 'controller.yaml'), '-r', 'cmd_vel_in:=cmd_vel_nominal',
        '-r', 'segmentation:=camera/segmentation', '-p', 'watchdog_timeout:=1.0',
-       '-p', 'max_decel:=4.0']
+       '-p', 'max_decel:=4.0', '-p', 'use_sim_time:=true']
 WATCHDOG = 1.0
 
 

@@ -42,11 +42,11 @@ def _finish(proc, timeout=20.0):
     return proc.returncode, out
 
 
-def _status(total_ms=20.0):
+def _status(stamp_ns, total_ms=20.0):
     st = DiagnosticStatus(name='perception', hardware_id='/camera/image_raw')
     st.values = [KeyValue(key=k, value=v) for k, v in
-                 (('total_ms', str(total_ms)), ('width', '640'),
-                  ('predicted_accuracy', '0.9'))]
+                 (('stamp_ns', str(stamp_ns)), ('age_ms', '5.0'), ('total_ms', str(total_ms)),
+                  ('width', '640'), ('predicted_accuracy', '0.9'))]
     return st
 
 
@@ -80,7 +80,7 @@ def test_controller_sends_zero_before_it_exits(procs, client, how):
 
     def feed():
         pub_in.publish(fwd)
-        pub_st.publish(_status())
+        pub_st.publish(_status(client.node.get_clock().now().nanoseconds))
         pub_seg.publish(seg)
         client.spin(0.05)
         return bool(cmds) and cmds[-1].linear.x > 0.3
