@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
-                                               compressed_msg_to_rgb, encode_compressed,
+                                               compressed_msg_to_rgb, compressed_size,
+                                               encode_compressed,
                                                fill_image_msg, image_msg_to_rgb, ImageDecodeError)
 
 pytestmark = pytest.mark.unit
@@ -88,11 +89,58 @@ def test_compressed(fmt):
 
 
 def test_compressed_garbage_and_format():
-    with pytest.raises(ImageDecodeError, match='not a valid'):
+    with pytest.raises(ImageDecodeError, match='no png or jpeg header'):
         compressed_msg_to_rgb(SimpleNamespace(format='jpeg', data=b'notajpeg'))
+    broken = bytearray(encode_compressed(np.zeros((8, 8, 3), np.uint8), 'png'))
+    broken[40:] = bytes(len(broken) - 40)                  # a valid header, corrupt pixels
+    with pytest.raises(ImageDecodeError, match='not a valid'):
+        compressed_msg_to_rgb(SimpleNamespace(format='png', data=bytes(broken)))
     with pytest.raises(ImageDecodeError, match='unsupported CompressedImage format'):
         compressed_msg_to_rgb(SimpleNamespace(format='tiff', data=b'x'))
     for check in (compressed_msg_to_rgb, check_compressed_fields):
         with pytest.raises(ImageDecodeError, match='has no data'):
             check(SimpleNamespace(format='png', data=b''))
-    check_compressed_fields(SimpleNamespace(format='rgb8; jpeg compressed bgr8', data=b'x'))
+    jpeg = encode_compressed(np.zeros((8, 8, 3), np.uint8), 'jpeg')
+    check_compressed_fields(SimpleNamespace(format='rgb8; jpeg compressed bgr8', data=jpeg))
+    with pytest.raises(ImageDecodeError, match='no png or jpeg header'):
+        check_compressed_fields(SimpleNamespace(format='jpeg', data=b'x'))
+
+
+@pytest.mark.parametrize('fmt', ['png', 'jpeg', 'progressive'])
+def test_the_size_of_a_compressed_image_is_read_from_its_header(fmt):
+    import cv2
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    if fmt == 'progressive':
+        ok, buf = cv2.imencode('.jpg', rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+        data = buf.tobytes()
+    else:
+        data = encode_compressed(rgb, fmt)
+    assert compressed_size(data) == (53, 37)
+    msg = SimpleNamespace(format='jpeg' if fmt != 'png' else 'png', data=data)
+    with pytest.raises(ImageDecodeError, match='more than max_pixels 1000'):
+        compressed_msg_to_rgb(msg, max_pixels=1000)
+    assert compressed_msg_to_rgb(msg, max_pixels=53 * 37).shape == (37, 53, 3)
+
+
+def test_a_decompression_bomb_is_refused_without_decoding():
+    """A 20000 x 20000 PNG of a few hundred KB: refused by its header, in no time."""
+    import struct
+    import zlib
+    w = h = 20000
+    comp = zlib.compressobj(9)
+    idat = b''.join(comp.compress(bytes(w + 1)) for _ in range(h)) + comp.flush()
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack(
+            '>I', zlib.crc32(kind + data) & 0xFFFFFFFF)
+    png = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0)) +
+           chunk(b'IDAT', idat) + chunk(b'IEND', b''))
+    assert len(png) < 1_000_000
+    with pytest.raises(ImageDecodeError, match='20000x20000 has more than max_pixels'):
+        compressed_msg_to_rgb(SimpleNamespace(format='png', data=png))
+
+
+def test_a_raw_header_over_the_pixel_limit_is_refused_before_its_data():
+    msg = SimpleNamespace(height=5000, width=5000, encoding='rgb8', step=15000, data=b'')
+    with pytest.raises(ImageDecodeError, match='more than max_pixels'):
+        check_image_fields(msg)

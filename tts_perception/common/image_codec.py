@@ -6,9 +6,12 @@ messages alike. Every decoder validates sizes and encodings and raises
 silently wrong image.
 """
 
-from typing import Any, Tuple
+import struct
+from typing import Any, Optional, Tuple
 
 import numpy as np
+
+DEFAULT_MAX_PIXELS = 4096 * 4096     # larger images are refused before their pixels are read
 
 # encoding -> (channels, order that gives RGB(A))
 SUPPORTED_ENCODINGS = {
@@ -52,10 +55,17 @@ def _raw_buffer(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast('B'), dtype=np.uint8)
 
 
-def check_image_fields(msg: Any) -> Tuple[int, int, int, int]:
+def _check_pixels(w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise ImageDecodeError(f'image {w}x{h} has more than max_pixels {max_pixels}')
+
+
+def check_image_fields(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS
+                       ) -> Tuple[int, int, int, int]:
     """(height, width, channels, step) of a sensor_msgs/Image whose encoding, sizes and data
-    length are consistent; raises :class:`ImageDecodeError` otherwise. Reads no pixel, so it
-    is cheap enough for a subscription callback."""
+    length are consistent and that has at most ``max_pixels`` pixels; raises
+    :class:`ImageDecodeError` otherwise. Reads no pixel, so it is cheap enough for a
+    subscription callback."""
     enc = str(msg.encoding).lower()
     if enc not in SUPPORTED_ENCODINGS:
         raise ImageDecodeError(f'unsupported image encoding {msg.encoding!r}; '
@@ -64,6 +74,7 @@ def check_image_fields(msg: Any) -> Tuple[int, int, int, int]:
     ch = SUPPORTED_ENCODINGS[enc]
     if h <= 0 or w <= 0:
         raise ImageDecodeError(f'empty image {w}x{h}')
+    _check_pixels(w, h, max_pixels)
     if step < w * ch:
         raise ImageDecodeError(f'step {step} is smaller than width*channels {w * ch}')
     size = msg.data.nbytes if isinstance(msg.data, np.ndarray) else len(msg.data)
@@ -72,20 +83,64 @@ def check_image_fields(msg: Any) -> Tuple[int, int, int, int]:
     return h, w, ch, step
 
 
-def check_compressed_fields(msg: Any) -> None:
-    """Raises :class:`ImageDecodeError` for a CompressedImage whose format is not jpeg or png
-    or that has no data (the pixels themselves are checked when decoded)."""
+_PNG = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (every SOFn but DHT 0xC4, JPG 0xC8 and DAC 0xCC)
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(head: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from a JPEG's frame header, walking the marker segments."""
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:                    # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            h, w = struct.unpack('>HH', head[i + 5:i + 9])
+            return w, h
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:   # no length
+            i += 2
+            continue
+        i += 2 + struct.unpack('>H', head[i + 2:i + 4])[0]
+    return None
+
+
+def compressed_size(data: Any) -> Tuple[int, int]:
+    """(width, height) that a png or jpeg declares in its header, read before any decoding;
+    :class:`ImageDecodeError` when the header has none."""
+    head = bytes(memoryview(data)[:1 << 16]) if not isinstance(data, np.ndarray) else \
+        data[:1 << 16].tobytes()
+    if head.startswith(_PNG) and head[12:16] == b'IHDR':
+        return struct.unpack('>II', head[16:24])
+    if head.startswith(b'\xff\xd8'):
+        size = _jpeg_size(head)
+        if size is not None:
+            return size
+    raise ImageDecodeError('CompressedImage data has no png or jpeg header with a size')
+
+
+def check_compressed_fields(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raises :class:`ImageDecodeError` for a CompressedImage whose format is not jpeg or png,
+    that has no data, or whose header declares more than ``max_pixels`` pixels (a small file
+    can decode to gigabytes). Decodes nothing."""
     fmt = str(msg.format).lower()
     if not any(k in fmt for k in ('jpeg', 'jpg', 'png')):
         raise ImageDecodeError(f'unsupported CompressedImage format {msg.format!r} '
                                f'(jpeg and png are supported)')
     if len(msg.data) == 0:
         raise ImageDecodeError('CompressedImage has no data')
+    w, h = compressed_size(msg.data)
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(f'CompressedImage declares an empty image {w}x{h}')
+    _check_pixels(w, h, max_pixels)
 
 
-def image_msg_to_array(msg: Any) -> np.ndarray:
+def image_msg_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Pixels of a sensor_msgs/Image as in its encoding: (H, W) or (H, W, C) uint8."""
-    h, w, ch, step = check_image_fields(msg)
+    h, w, ch, step = check_image_fields(msg, max_pixels)
     buf = _raw_buffer(msg.data)
     rows = buf[:step * h].reshape(h, step)[:, :w * ch]
     return rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
@@ -107,20 +162,25 @@ def to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
     raise ImageDecodeError(f'cannot convert encoding {encoding!r} to rgb8')
 
 
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
+def image_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """RGB (H, W, 3) uint8 from any supported sensor_msgs/Image."""
-    return to_rgb(image_msg_to_array(msg), str(msg.encoding))
+    return to_rgb(image_msg_to_array(msg, max_pixels), str(msg.encoding))
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
-    """RGB (H, W, 3) uint8 from a sensor_msgs/CompressedImage (jpeg or png)."""
+def compressed_msg_to_rgb(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB (H, W, 3) uint8 from a sensor_msgs/CompressedImage (jpeg or png) that declares at
+    most ``max_pixels`` pixels; the decoded size must be the declared one."""
     import cv2
-    check_compressed_fields(msg)
+    check_compressed_fields(msg, max_pixels)
+    w, h = compressed_size(msg.data)
     buf = _raw_buffer(msg.data)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageDecodeError(f'CompressedImage data ({buf.size} bytes) is not a valid '
                                f'{msg.format} image')
+    if img.shape[:2] != (h, w):
+        raise ImageDecodeError(f'CompressedImage decoded to {img.shape[1]}x{img.shape[0]}, '
+                               f'its header declares {w}x{h}')
     return np.ascontiguousarray(img[..., ::-1])
 
 

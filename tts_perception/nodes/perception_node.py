@@ -37,7 +37,7 @@ arrival to the start of processing). A frame whose age exceeds its deadline is d
 *stale*; a stamp further in the future than ``future_tolerance_ms`` is dropped as *future*.
 """
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import fields
 import inspect
 import threading
@@ -56,9 +56,10 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from tts_perception.common.camera_stream import TransportLoss
 from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
+from tts_perception.common.health import Counts, starving, worker_problem
 from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
-                                               compressed_msg_to_rgb, image_msg_to_rgb,
-                                               ImageDecodeError)
+                                               compressed_msg_to_rgb, DEFAULT_MAX_PIXELS,
+                                               image_msg_to_rgb, ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
                                            OK, output_topic, Param, ParameterHandler, pop_flag,
                                            run_node, stamp_ns, StartupError, status, WARN)
@@ -89,9 +90,14 @@ CAMERA_PARAMS = (
 NODE_PARAMS = (
     Param('future_tolerance_ms', 500.0, 'Frames stamped further than this in the future are '
           'dropped (counted as future); nearer ones count as age 0', 0.0, 1e6),
+    Param('max_image_pixels', DEFAULT_MAX_PIXELS, 'Frames with more pixels than this (raw: '
+          'by the header; compressed: by the png/jpeg header, before decoding) are dropped '
+          'and counted as bad_frames', 1, 1 << 30),
     Param('publish_overlay', False, 'Publish a colour overlay for viewing (computed only while '
           'someone subscribes to it)'),
     Param('diagnostics_period', 1.0, 'Aggregate /diagnostics period (s)', 0.1, 60.0),
+    Param('worker_timeout', 10.0, 'The inference worker on one batch of frames longer than '
+          'this is an ERROR on /diagnostics (s)', 0.1, 3600.0),
 )
 PIPELINE_PARAMS = tuple(settings_of(PipelineConfig))
 PARAMS = CAMERA_PARAMS + PIPELINE_PARAMS + NODE_PARAMS
@@ -133,6 +139,13 @@ class _Slot:
         self.last_stamp: Optional[int] = None
         self.points: Counter = Counter()
         self.latencies: List[float] = []
+        self.history: deque = deque(maxlen=3)    # Counts at the last diagnostics periods
+
+    def counts(self, t: float) -> Counts:
+        """The counters now, for :mod:`~tts_perception.common.health`."""
+        c = self.gate.counts
+        return Counts(t, self.received, self.processed, c.future, c.stale, self.errors,
+                      self.bad, c.dropped)
 
     @property
     def deadline_ms(self) -> float:
@@ -150,6 +163,8 @@ class PerceptionNode(LifecycleNode):
         self._free_ms = 0.0      # monotonic ms at which the worker last finished its frames
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        self._busy_since: Optional[float] = None   # monotonic s the current batch began
+        self.worker_restarts = 0
         self.lock = threading.Lock()
         self._pending: list = []              # accepted parameter changes for the worker
         super().__init__('perception_node', **kwargs)
@@ -281,12 +296,23 @@ class PerceptionNode(LifecycleNode):
         self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag,
                                             clock=self.steady)
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='inference', daemon=True)
-        self._worker.start()
+        self._start_worker()
         self.get_logger().info('active: listening on ' + ', '.join(
             f'{s.resolved} ({s.transport}, {s.reliability.name.lower()})'
             for s in self.slots.values()))
         return super().on_activate(state)
+
+    def _start_worker(self) -> None:
+        self._busy_since = None
+        self._worker = threading.Thread(target=self._work_logged, name='inference',
+                                        daemon=True)
+        self._worker.start()
+
+    def _work_logged(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - said on /diagnostics, restarted there
+            self.get_logger().error(f'inference worker died: {exc!r}')
 
     def _stop_worker(self) -> None:
         """Stop the inference worker and wait for the frame in progress (if any)."""
@@ -424,7 +450,7 @@ class PerceptionNode(LifecycleNode):
         slot = self.slots[topic]
         try:
             (check_compressed_fields if slot.transport == 'compressed'
-             else check_image_fields)(msg)
+             else check_image_fields)(msg, self.p['max_image_pixels'])
         except ImageDecodeError as exc:
             with self.lock:
                 slot.received += 1
@@ -487,6 +513,7 @@ class PerceptionNode(LifecycleNode):
                     resets, self._reset_cameras = self._reset_cameras, set()
                 for cam in resets:
                     self.pipeline.reset_camera(cam)
+                self._busy_since = time.monotonic()
                 try:
                     self._process(waiting)
                 except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
@@ -496,6 +523,7 @@ class PerceptionNode(LifecycleNode):
                     self.get_logger().error(f'inference failed, frames dropped: {exc!r}',
                                             throttle_duration_sec=2.0)
                 self._free_ms = time.monotonic() * 1e3
+                self._busy_since = None
 
     def _hold_timeout(self) -> Optional[float]:
         """Seconds until the earliest held-back frame may be taken (None: none is held)."""
@@ -519,8 +547,8 @@ class PerceptionNode(LifecycleNode):
         for slot, taken in waiting:
             msg = taken.item
             try:
-                rgb = (compressed_msg_to_rgb(msg) if slot.transport == 'compressed'
-                       else image_msg_to_rgb(msg))
+                rgb = (compressed_msg_to_rgb if slot.transport == 'compressed'
+                       else image_msg_to_rgb)(msg, self.p['max_image_pixels'])
             except ImageDecodeError as exc:
                 with self.lock:
                     slot.bad += 1
@@ -575,50 +603,83 @@ class PerceptionNode(LifecycleNode):
     def _publish_diag(self) -> None:
         if not _MATCHED:                # Humble: no matched event, look at the publishers here
             self._recheck_qos()
-        sts = []
         now = time.monotonic()
+        worker = self._worker_check(now)
+        sts = []
         for s in self.slots.values():
-            with self.lock:
-                lost_share = s.loss.recent_fraction(now)
-                last, period = s.gate.period.last, s.gate.period.period_s
-                lat = np.array(s.latencies) if s.latencies else np.zeros(1)
-                vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
-                        'dropped': s.gate.counts.dropped, 'stale': s.gate.counts.stale,
-                        'future': s.gate.counts.future, 'tail': s.gate.counts.tail,
-                        'time_jumps': s.time_jumps,
-                        'waiting': int(s.gate.waiting is not None),
-                        'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
-                        'transport': s.transport,
-                        'reliability': s.reliability.name.lower() if s.reliability else '',
-                        'lost_in_transport': s.loss.lost,
-                        'lost_in_transport_pct': 100.0 * lost_share,
-                        'frame_period_ms': 1e3 * period if period else 0.0,
-                        'latency_p50_ms': float(np.median(lat)),
-                        'latency_p99_ms': float(np.percentile(lat, 99)),
-                        'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
-            cam = self.pipeline.cameras.get(s.resolved) if self.pipeline is not None else None
-            vals['probes'] = cam.probes if cam is not None else 0
-            vals['probe_ms'] = cam.probe_ms if cam is not None else 0.0
-            silent = now - (last if last is not None else now)
-            quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
-            if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
-                level = ERROR if quiet or last is None else WARN
-                msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
-                       f'reached this node ({vals["reliability"]} subscription): start the '
-                       f'camera driver with the profile {profile_path()} in '
-                       f'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) or '
-                       f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
-                       f'publisher reliable')
-                self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
-            elif last is None:
-                level, msg = WARN, 'no input yet'
-            elif quiet:
-                level, msg = ERROR, f'no input for {silent:.1f} s'
-            else:
-                level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
-                msg = f'{s.processed} frames, {s.missed} misses'
+            vals, lost_share = self._camera_values(s, now)
+            level, msg = self._camera_level(s, vals, lost_share, now)
+            if worker is not None:
+                level, msg = ERROR, worker
+            vals['worker_restarts'] = self.worker_restarts
             sts.append(status(f'perception_node: {s.resolved}', s.resolved, level, msg, vals))
         self.pub_diag.publish(diag_array(self, sts))
+
+    def _worker_check(self, now: float) -> Optional[str]:
+        """What is wrong with the inference worker, if anything; a dead one is restarted
+        (its last frames are lost, the node goes on)."""
+        worker, since = self._worker, self._busy_since
+        problem = worker_problem(worker is not None and not self._stop.is_set(),
+                                 worker is not None and worker.is_alive(),
+                                 None if since is None else now - since,
+                                 self.p['worker_timeout'])
+        if problem is not None:
+            self.get_logger().error(problem, throttle_duration_sec=5.0)
+            if worker is not None and not worker.is_alive():
+                self.worker_restarts += 1
+                self._start_worker()
+        return problem
+
+    def _camera_values(self, s: _Slot, now: float):
+        """A camera's key-values for /diagnostics, and the share of frames lost lately."""
+        with self.lock:
+            lost_share = s.loss.recent_fraction(now)
+            period = s.gate.period.period_s
+            lat = np.array(s.latencies) if s.latencies else np.zeros(1)
+            vals = {'received': s.received, 'processed': s.processed, 'missed': s.missed,
+                    'dropped': s.gate.counts.dropped, 'stale': s.gate.counts.stale,
+                    'future': s.gate.counts.future, 'tail': s.gate.counts.tail,
+                    'time_jumps': s.time_jumps,
+                    'waiting': int(s.gate.waiting is not None),
+                    'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
+                    'transport': s.transport,
+                    'reliability': s.reliability.name.lower() if s.reliability else '',
+                    'lost_in_transport': s.loss.lost,
+                    'lost_in_transport_pct': 100.0 * lost_share,
+                    'frame_period_ms': 1e3 * period if period else 0.0,
+                    'latency_p50_ms': float(np.median(lat)),
+                    'latency_p99_ms': float(np.percentile(lat, 99)),
+                    'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
+            s.history.append(s.counts(now))
+        cam = self.pipeline.cameras.get(s.resolved) if self.pipeline is not None else None
+        vals['probes'] = cam.probes if cam is not None else 0
+        vals['probe_ms'] = cam.probe_ms if cam is not None else 0.0
+        return vals, lost_share
+
+    def _camera_level(self, s: _Slot, vals: dict, lost_share: float, now: float):
+        """(level, message) of one camera: losses, silence, starving, misses."""
+        last, period = s.gate.period.last, s.gate.period.period_s
+        silent = now - (last if last is not None else now)
+        quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
+        starved = starving(s.history[0], s.history[-1]) if len(s.history) > 1 else None
+        if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
+            msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
+                   f'reached this node ({vals["reliability"]} subscription): start the '
+                   f'camera driver with the profile {profile_path()} in '
+                   f'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) or '
+                   f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
+                   f'publisher reliable')
+            self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
+            return (ERROR if quiet or last is None or starved else WARN), msg
+        if starved is not None:
+            self.get_logger().error(f'{s.resolved}: {starved}', throttle_duration_sec=10.0)
+            return ERROR, starved
+        if last is None:
+            return WARN, 'no input yet'
+        if quiet:
+            return ERROR, f'no input for {silent:.1f} s'
+        level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
+        return level, f'{s.processed} frames, {s.missed} misses'
 
 
 def main(args=None) -> int:
