@@ -115,3 +115,13 @@ def test_the_larger_lower_bound_wins():
     assert loss.lost == 10
     loss.reported(20, 7.1)             # more: the middleware decides
     assert loss.lost == 24
+
+
+def test_a_slow_triggered_camera_keeps_the_memory_bounded():
+    """A camera at 0.33 Hz: every gap is over max_gap_s, so none is held for an estimate
+    that never comes, and arrivals older than recent_s are forgotten."""
+    loss = TransportLoss(max_gap_s=2.0, recent_s=10.0)
+    for i in range(5000):
+        loss.arrived(int(i * 3e9), i * 3.0)
+    assert len(loss._held) <= loss.warmup and len(loss._arrivals) <= 4
+    assert loss.lost == 0 and loss.period_s is None

@@ -2,7 +2,7 @@
 reached the node (no ROS here; the perception node feeds arrivals and stamps)."""
 
 from collections import deque
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, Optional, Tuple
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class TransportLoss:
         self.from_stamps = 0                 # since start (or the last reset)
         self.from_middleware = 0
         self.received = 0
-        self._held: List[Tuple[float, float]] = []          # (arrival s, gap s) before warmup
+        self._held: Deque[Tuple[float, float]] = deque(maxlen=warmup)   # (arrival s, gap s)
         self._arrivals: Deque[Tuple[float, int]] = deque()   # (arrival s, lost before it)
         self._reports: Deque[Tuple[float, int]] = deque()    # (report s, frames lost)
         self._counted_before = 0         # what the gap before the last arrival counted
@@ -74,6 +74,7 @@ class TransportLoss:
     def arrived(self, stamp_ns: int, now_s: float) -> None:
         """A frame stamped ``stamp_ns`` arrived at ``now_s`` (steady clock)."""
         self.received += 1
+        self._forget(now_s)
         last = self.last_stamp_ns
         if last is not None and stamp_ns <= last:    # repeated or out of order: no gap
             self._arrivals.append((now_s, 0))
@@ -92,7 +93,10 @@ class TransportLoss:
                 self._period = float(np.percentile(self.gaps, self.quantile))
             period = self._period
         if period is None:
-            self._held.append((now_s, gap))
+            if gap > self.max_gap_s:      # counts nothing: held, it would pile up for ever
+                self._arrivals.append((now_s, 0))
+            else:
+                self._held.append((now_s, gap))
             return
         for t, g in [*self._held, (now_s, gap)]:
             self._count(t, g, period)
@@ -103,6 +107,7 @@ class TransportLoss:
         if n > 0:
             self.from_middleware += n
             self._reports.append((now_s, n))
+            self._forget(now_s)
 
     def _count(self, t: float, gap: float, period: float) -> None:
         k = 0 if gap > self.max_gap_s or period <= 0 else int(round(gap / period)) - 1
@@ -112,11 +117,15 @@ class TransportLoss:
         self.from_stamps += k
         self._arrivals.append((t, k))
 
-    def recent_fraction(self, now_s: float) -> float:
-        """Share of the camera's frames lost in transport over the last ``recent_s``."""
+    def _forget(self, now_s: float) -> None:
+        """Drop what is older than ``recent_s``: memory stays bounded by the camera's rate."""
         for q in (self._arrivals, self._reports):
             while q and q[0][0] < now_s - self.recent_s:
                 q.popleft()
+
+    def recent_fraction(self, now_s: float) -> float:
+        """Share of the camera's frames lost in transport over the last ``recent_s``."""
+        self._forget(now_s)
         lost = max(0, sum(k for _, k in self._arrivals), sum(n for _, n in self._reports))
         total = lost + len(self._arrivals)
         return lost / total if total else 0.0
