@@ -2,6 +2,8 @@
 (BGR), normalisation, output kind (probabilities, NHWC) and structure (a ladder of separate
 files), without touching the scheduler or the nodes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -280,3 +282,28 @@ def test_a_point_that_fails_to_run_fails_configuration_naming_it(tmp_path):
         AdaptivePipeline(PipelineConfig(model_path=str(d), backend='onnxruntime',
                                         precisions=['fp32'], resolutions=['160x120'],
                                         depths=[1]), profile=prof)
+
+
+@pytest.mark.parametrize('entry', ['../b.onnx', '/etc/passwd', 'sub/../../b.onnx'])
+def test_model_files_must_be_inside_the_model_directory(tmp_path, entry):
+    d = _model_dir(tmp_path / 'm', {'kind': 'binary'}, ['bg', 'fg'])
+    (tmp_path / 'b.onnx').write_bytes((d / 'b.onnx').read_bytes())
+    desc = yaml.safe_load((d / 'model.yaml').read_text())
+    desc['stages']['fp32'] = [entry]
+    (d / 'model.yaml').write_text(yaml.safe_dump(desc))
+    with pytest.raises(ModelError, match='outside the model directory'):
+        load_model_description(d)
+    desc['stages']['fp32'] = ['b.onnx']
+    desc['torch'] = {'weights': entry}
+    (d / 'model.yaml').write_text(yaml.safe_dump(desc))
+    with pytest.raises(ModelError, match='torch.weights entry .* outside'):
+        load_model_description(d)
+
+
+def test_the_engine_cache_name_cannot_leave_the_cache():
+    from tts_perception.inference.backends.tensorrt_backend import engine_path
+    from tts_perception.inference.model_desc import safe_name
+    p = engine_path(Path('/cache'), '../../etc/x y', 0, (1, 3, 8, 8), 'fp16', 'k')
+    assert p.parent == Path('/cache') and '/' not in p.name and ' ' not in p.name
+    assert safe_name('..') == '_' or safe_name('..') == 'model'
+    assert safe_name('tts_segnet-v2.1') == 'tts_segnet-v2.1'

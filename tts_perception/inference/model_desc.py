@@ -20,6 +20,7 @@ Pixel value fed to the model = ((pixel * scale) - mean) / std, per channel, in c
 from dataclasses import dataclass, field
 import hashlib
 from pathlib import Path
+import re
 from typing import Dict, List, Optional, Tuple, Union
 
 import cv2
@@ -249,6 +250,23 @@ def _input_shape(onnx_path: Path, layout: str
     return dims[0], ((w, h) if w and h else None)
 
 
+def _inside(p: Path, name: str, field: str) -> Path:
+    """``name`` in the directory of the model description ``p``; a :class:`ModelError` when
+    it would resolve outside it (an absolute path, ``..``, a link that leads out)."""
+    root = p.parent.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        raise ModelError(f'{p}: {field} entry {name!r} is outside the model directory {root}; '
+                         f'put the file beside model.yaml')
+    return p.parent / name
+
+
+def safe_name(name: str) -> str:
+    """A model name usable as part of a file name: letters, digits, '.', '_' and '-' only."""
+    clean = re.sub(r'[^A-Za-z0-9._-]', '_', name).lstrip('.')
+    return clean or 'model'
+
+
 def load_model_description(path: Union[str, Path]) -> ModelDescription:
     """Parse and validate ``model.yaml`` (or a directory holding one)."""
     p = Path(path)
@@ -285,7 +303,7 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     for prec, files in stages_raw.items():
         if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
             raise ModelError(f'{p}: stages.{prec} must be a list of file names, got {files!r}')
-        paths = [p.parent / f for f in files]
+        paths = [_inside(p, f, f'stages.{prec}') for f in files]
         missing = [str(x) for x in paths if not x.is_file()]
         if missing:
             raise ModelError(f'{p}: stage files missing for {prec}: {missing}')
@@ -326,5 +344,6 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         mean=_triple(inp.get('mean', [0.0, 0.0, 0.0]), 'input.mean', p),
         std=_triple(inp.get('std', [1.0, 1.0, 1.0]), 'input.std', p, positive=True),
         multiple_of=multiple, output_kind=kind, output_layout=out_layout, stages=stages,
-        torch_weights=(p.parent / torch_w) if torch_w else None, binary_score=score,
-        threshold=threshold, fixed_batch=fixed_batch or None, fixed_size=fixed_size)
+        torch_weights=_inside(p, torch_w, 'torch.weights') if torch_w else None,
+        binary_score=score, threshold=threshold, fixed_batch=fixed_batch or None,
+        fixed_size=fixed_size)

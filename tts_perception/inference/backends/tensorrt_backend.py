@@ -20,7 +20,7 @@ import numpy as np
 
 from tts_perception.common.verified_file import read_verified, write_verified
 from tts_perception.inference.backends.base import Backend, BackendUnavailable
-from tts_perception.inference.model_desc import ModelDescription
+from tts_perception.inference.model_desc import ModelDescription, safe_name
 
 TRT_PRECISIONS = ('fp32', 'fp16', 'int8', 'fp8')
 
@@ -38,7 +38,8 @@ def engine_path(cache_dir: Path, model_name: str, stage: int, shape: Tuple[int, 
                 precision: str, key: str) -> Path:
     """Where an engine lives in the cache (readable name + key)."""
     dims = 'x'.join(str(int(d)) for d in shape)
-    return Path(cache_dir) / f'{model_name}_s{stage + 1}_{dims}_{precision}_{key}.engine'
+    return Path(cache_dir) / (f'{safe_name(model_name)}_s{stage + 1}_{dims}_'
+                              f'{safe_name(precision)}_{key}.engine')
 
 
 def tensorrt_available() -> Tuple[bool, str]:
