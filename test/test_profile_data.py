@@ -104,3 +104,21 @@ def test_calibrate_says_when_the_estimate_was_validated_within_one_recording(raw
     for p in (several, none_on):
         print_signals(Profile.from_dict(p))
         assert 'within one recording' not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('edit, where', [
+    (lambda d: d['latency_ms']['160x120/d1/fp32'].__setitem__('p95', float('nan')),
+     r"latency_ms\['160x120/d1/fp32'\]\.p95 must be a finite number"),
+    (lambda d: d['accuracy'].__setitem__('compute_price', float('inf')),
+     r'accuracy\.compute_price must be a finite number'),
+    (lambda d: d['latency_ms']['160x120/d1/fp32'].__setitem__('p50', -1.0),
+     r"latency_ms\['160x120/d1/fp32'\]\.p50 must be in"),
+    (lambda d: d['accuracy']['overall'].__setitem__('160x120/d1/fp32', 1.5),
+     r"accuracy\.overall\['160x120/d1/fp32'\] must be in \[0.0, 1.0\]"),
+])
+def test_non_finite_or_out_of_range_values_are_refused_by_path(raw, tmp_path, edit, where):
+    bad = copy.deepcopy(raw)
+    edit(bad)
+    (tmp_path / 'p.json').write_text(json.dumps(bad))          # NaN / Infinity as JSON has them
+    with pytest.raises(ProfileError, match=where):
+        load_profile(tmp_path / 'p.json')

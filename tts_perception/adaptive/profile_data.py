@@ -13,6 +13,7 @@ section names its path (``accuracy.miou['160x120/d1/fp32'][2]``) instead of fail
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, MISSING
 import json
+import math
 from pathlib import Path
 import typing
 from typing import Any, Dict, List, Optional, Union
@@ -179,7 +180,9 @@ class Profile:
             raise ProfileError(f'{source} is a version {v} profile; this package reads version '
                                f'{PROFILE_VERSION}: make a new one with {REMAKE}')
         try:
-            return _build(cls, d, '')
+            prof = _build(cls, d, '')
+            _check_ranges(prof)
+            return prof
         except _Bad as exc:
             raise ProfileError(f'{source}: {exc}; make a new one with {REMAKE}') from None
 
@@ -212,6 +215,38 @@ def load_profile(path: Union[str, Path]) -> Profile:
 
 class _Bad(ValueError):
     pass
+
+
+def _in_range(where: str, values: Any, lo: float, hi: float) -> None:
+    """Every number in ``values`` (a number, list or dict, nested; None skipped) within
+    [lo, hi], else :class:`_Bad` naming the first one's path."""
+    if isinstance(values, dict):
+        for k, v in values.items():
+            _in_range(f'{where}[{k!r}]', v, lo, hi)
+    elif isinstance(values, list):
+        for i, v in enumerate(values):
+            _in_range(f'{where}[{i}]', v, lo, hi)
+    elif values is not None and not lo <= values <= hi:
+        raise _Bad(f'{where} must be in [{lo}, {hi}], got {values!r}')
+
+
+def _check_ranges(p: 'Profile') -> None:
+    """The values with a physical range: latencies and counts >= 0, accuracies in [0, 1]."""
+    inf = float('inf')
+    for key, lat in p.latency_ms.items():
+        for name in ('p50', 'p95', 'p99', 'mean'):
+            _in_range(f'latency_ms[{key!r}].{name}', getattr(lat, name), 0.0, inf)
+        _in_range(f'latency_ms[{key!r}].n', lat.n, 1, inf)
+    _in_range('batch_latency_ms', p.batch_latency_ms, 0.0, inf)
+    acc = p.accuracy
+    for name in ('miou', 'miou_unshrunk', 'overall', 'per_class_iou'):
+        _in_range(f'accuracy.{name}', getattr(acc, name), 0.0, 1.0)
+    _in_range('accuracy.bin_counts', acc.bin_counts, 0, inf)
+    _in_range('accuracy.compute_price', acc.compute_price, 0.0, inf)
+    _in_range('staleness', p.staleness, 0.0, 1.0)
+    _in_range('frames', p.frames, 0, inf)
+    if p.class_floor is not None:
+        _in_range('class_floor.floor', p.class_floor.floor, 0.0, 1.0)
 
 
 def _build(tp: Any, v: Any, where: str) -> Any:
@@ -255,6 +290,8 @@ def _build(tp: Any, v: Any, where: str) -> Any:
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _Bad(f'{where} must be a number, got {v!r}')
+        if not math.isfinite(v):
+            raise _Bad(f'{where} must be a finite number, got {v!r}')
         return float(v)
     if tp is int:
         if isinstance(v, bool) or not isinstance(v, int):
