@@ -71,3 +71,23 @@ def test_a_missing_bag_and_a_missing_topic_are_refused(procs, tmp_path):
                      f'bag:={bag}', '-p', 'topics:=[front/image_raw]')
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2 and 'front/image_raw not in bag' in out, out
+
+
+def test_a_bag_that_fails_part_way_is_a_failed_replay(procs, tmp_path):
+    """A corrupt chunk after the first frames: the replay says so and exits 1, not 'done'."""
+    bag = tmp_path / 'corrupt'
+    rng = np.random.default_rng(0)
+    with BagWriter(bag) as w:
+        for i in range(60):
+            w.write_image('camera/image_raw', 5_000_000_000 + int(i * PERIOD * 1e9),
+                          rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    f = bag / 'corrupt.mcap'
+    data = bytearray(f.read_bytes())
+    lo, hi = int(len(data) * 0.6), int(len(data) * 0.62)
+    data[lo:hi] = b'\xab' * (hi - lo)
+    f.write_bytes(bytes(data))
+    p = procs.python('-m', 'tts_perception.nodes.replay_node', '--ros-args', '-p',
+                     f'bag:={bag}', '-p', 'rate:=10.0', '-p', 'wait_for_subscribers:=0.0')
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 1, out
+    assert 'reading bag' in out and 'failed' in out and 'Traceback' not in out, out

@@ -291,9 +291,13 @@ def image_topics(path: Union[str, Path], topics: Optional[Sequence[str]] = None
 
 
 def read_raw(path: Union[str, Path], topics: Sequence[str]) -> Iterator[RawMessage]:
-    """The bag's messages on ``topics`` in recorded order, still serialized."""
+    """The bag's messages on ``topics`` in recorded order, still serialized; a reader failure
+    part way (a corrupt chunk) is a BagError."""
     wanted = {absolute_topic(t) for t in topics}
-    with _open(path) as (reader, _):
+    with _open(path) as (reader, p):
         conns = [c for c in reader.connections if absolute_topic(c.topic) in wanted]
-        for conn, log_ns, raw in reader.messages(connections=conns):
-            yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(raw))
+        try:
+            for conn, log_ns, raw in reader.messages(connections=conns):
+                yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(raw))
+        except Exception as exc:  # rosbags raises several types for corrupt input
+            raise BagError(f'reading bag {p} failed: {type(exc).__name__}: {exc}') from exc

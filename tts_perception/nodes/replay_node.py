@@ -79,6 +79,9 @@ class ReplayNode(Node):
         except BagError as exc:
             self.error = str(exc)
             self.get_logger().error(f'replay stopped: {exc}')
+        except Exception as exc:  # noqa: BLE001 - any reader failure ends the replay as failed
+            self.error = f'{type(exc).__name__}: {exc}'
+            self.get_logger().error(f'replay stopped, reading the bag failed: {self.error}')
         finally:
             self.done.set()
 
