@@ -125,19 +125,26 @@ SIM_WAITS_FOR = 1          # subscriptions on the sim's camera before its clock 
 def start_sim_stack(la: 'Launcher', overrides: Dict[str, Sequence[str]],
                     timeout: float = 180.0) -> None:
     """Perception first; once it listens, the controller and then the camera (sim), so no
-    rendered frame is lost to a node still loading its model. RuntimeError if it fails."""
+    rendered frame is lost to a node still loading its model. RuntimeError if it fails;
+    whatever way a start fails, what was started is stopped first (nothing is orphaned)."""
     # the sim's clock starts once perception's subscription matches its camera
     sim_ov = list(overrides.get('sim_node', ()))
     if not any(o.startswith('wait_for_subscribers:=') for o in sim_ov):
         sim_ov.insert(0, f'wait_for_subscribers:={SIM_WAITS_FOR}')
     cmds = node_commands({**overrides, 'sim_node': sim_ov})
-    la.start('perception_node', cmds['perception_node'])
-    if not la.wait_for_line('perception_node', ACTIVE_LINE, timeout):
-        tail = ''.join(la.logs['perception_node'][-20:])
+    try:
+        la.start('perception_node', cmds['perception_node'])
+        if not la.wait_for_line('perception_node', ACTIVE_LINE, timeout):
+            tail = ''.join(la.logs['perception_node'][-20:])
+            raise RuntimeError(f'perception_node did not become active:\n{tail}')
+        for name in ('controller_node', 'sim_node'):
+            try:
+                la.start(name, cmds[name])
+            except OSError as exc:
+                raise RuntimeError(f'{name} could not be started: {exc}') from exc
+    except BaseException:
         la.stop()
-        raise RuntimeError(f'perception_node did not become active:\n{tail}')
-    la.start('controller_node', cmds['controller_node'])
-    la.start('sim_node', cmds['sim_node'])
+        raise
 
 
 def parse_overrides(specs: Sequence[str]) -> Dict[str, List[str]]:
