@@ -1,9 +1,9 @@
-"""Parameter tables in README.md, generated from the nodes' parameter tables.
+"""Parameter tables of doc/parameters.md, generated from the nodes' parameter tables.
 
-    python -m tts_perception.tools.docs            # rewrite the tables in README.md
-    python -m tts_perception.tools.docs --check    # exit 1 if README.md is out of date
+    python -m tts_perception.tools.docs            # rewrite the tables in doc/parameters.md
+    python -m tts_perception.tools.docs --check    # exit 1 if the page is out of date
 
-A test runs the check, so the README cannot drift from the code.
+A test runs the check, so the documentation cannot drift from the code.
 """
 
 import argparse
@@ -35,30 +35,30 @@ def table(node: str) -> str:
     return '\n'.join(rows)
 
 
-def render(readme: str) -> str:
-    """README text with every ``<!-- params:NODE -->`` block regenerated."""
+def render(text: str) -> str:
+    """Page text with every ``<!-- params:NODE -->`` block regenerated."""
     for node in NODES:
         pat = re.compile(rf'(<!-- params:{node} -->\n).*?(<!-- /params:{node} -->)', re.S)
-        readme = pat.sub(lambda m, n=node: m.group(1) + table(n) + '\n' + m.group(2), readme)
-    return readme
+        text = pat.sub(lambda m, n=node: m.group(1) + table(n) + '\n' + m.group(2), text)
+    return text
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--check', action='store_true')
-    ap.add_argument('--readme', type=Path,
-                    default=Path(__file__).resolve().parents[2] / 'README.md')
+    ap.add_argument('--page', type=Path,
+                    default=Path(__file__).resolve().parents[2] / 'doc' / 'parameters.md')
     a = ap.parse_args(argv)
-    text = a.readme.read_text()
+    text = a.page.read_text()
     new = render(text)
     if a.check:
         if new != text:
-            print(f'{a.readme} parameter tables are out of date: run '
+            print(f'{a.page} parameter tables are out of date: run '
                   f'python -m tts_perception.tools.docs')
             return 1
         return 0
-    a.readme.write_text(new)
+    a.page.write_text(new)
     return 0
 
 
