@@ -87,3 +87,24 @@ def test_every_command_line_tool_is_a_console_script():
     scripts = dict(re.findall(r"'(\w+) = ([\w.]+):main'", (ROOT / 'setup.py').read_text()))
     for tool in ('calibrate', 'evaluate', 'bundled_profile', 'closed_loop', 'frame_player'):
         assert scripts.get(tool) == f'tts_perception.tools.{tool}', tool
+
+
+# The floors of the package, bottom up: a folder imports only from floors below its own
+# (function-level imports included). The README's layout section draws the same picture.
+FLOORS = (('common',), ('sim', 'inference', 'control'), ('bag', 'adaptive', 'model'),
+          ('nodes',), ('tools',), ('',))
+
+
+def _floor(module: str) -> int:
+    parts = module.split('.')
+    folder = parts[1] if len(parts) > 2 or (len(parts) == 2 and (PKG / parts[1]).is_dir()) \
+        else ''
+    return next(i for i, names in enumerate(FLOORS) if folder in names)
+
+
+def test_imports_run_down_the_floors_only():
+    graph = _graph()
+    assert all(_floor(m) is not None for m in graph)
+    up = sorted(f'{m} -> {n}' for m, deps in graph.items() for n in deps
+                if _floor(n) >= _floor(m) and m.split('.')[:2] != n.split('.')[:2])
+    assert not up, 'imports that do not run down the floors:\n' + '\n'.join(up)

@@ -294,7 +294,7 @@ def test_model_files_must_be_inside_the_model_directory(tmp_path, entry):
     with pytest.raises(ModelError, match='outside the model directory'):
         load_model_description(d)
     desc['stages']['fp32'] = ['b.onnx']
-    desc['torch'] = {'weights': entry}
+    desc['torch'] = {'weights': entry, 'class': 'tts_perception.model.net.EarlyExitSegNet'}
     (d / 'model.yaml').write_text(yaml.safe_dump(desc))
     with pytest.raises(ModelError, match='torch.weights entry .* outside'):
         load_model_description(d)

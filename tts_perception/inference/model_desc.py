@@ -55,6 +55,7 @@ class ModelDescription:
     output_layout: str
     stages: Dict[str, List[Path]]
     torch_weights: Optional[Path] = None
+    torch_class: Optional[str] = None    # dotted path of the torch module the weights fit
     binary_score: str = 'logit'          # binary outputs: the channel is a logit or a probability
     threshold: float = 0.5               # binary outputs: foreground when probability > this
     fixed_batch: Optional[int] = None    # batch size fixed in the ONNX input shape
@@ -333,6 +334,11 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     torch_w = torch_cfg.get('weights')
     if torch_w is not None and not isinstance(torch_w, str):
         raise ModelError(f'{p}: torch.weights must be a file name, got {torch_w!r}')
+    torch_cls = torch_cfg.get('class')
+    if torch_w and not (isinstance(torch_cls, str) and
+                        re.fullmatch(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)+', torch_cls)):
+        raise ModelError(f'{p}: torch.class must name the module class the weights fit, as '
+                         f'package.module.Class; got {torch_cls!r}')
     multiple = inp.get('multiple_of', 1)
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ModelError(f'{p}: input.multiple_of must be a positive integer, got {multiple!r}')
@@ -345,5 +351,6 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         std=_triple(inp.get('std', [1.0, 1.0, 1.0]), 'input.std', p, positive=True),
         multiple_of=multiple, output_kind=kind, output_layout=out_layout, stages=stages,
         torch_weights=_inside(p, torch_w, 'torch.weights') if torch_w else None,
+        torch_class=torch_cls if torch_w else None,
         binary_score=score, threshold=threshold, fixed_batch=fixed_batch or None,
         fixed_size=fixed_size)

@@ -1,9 +1,12 @@
 """torch backend: CPU fp32, and CUDA fp32/fp16/bf16 when a GPU is present.
 
-Runs the bundled model's stage modules directly (weights loaded with ``weights_only=True``,
-no pickle). A user's ONNX-only model has no torch form: use onnxruntime or tensorrt for it.
+Runs a model's torch form: the module class ``model.yaml`` names in ``torch.class`` (an
+installed module, imported by name: this layer imports no model code of its own) with the
+weights of ``torch.weights`` (loaded with ``weights_only=True``, no pickle). A model without a
+torch form (ONNX only) runs on onnxruntime or tensorrt.
 """
 
+import importlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -14,10 +17,18 @@ from tts_perception.inference.model_desc import ModelDescription, ModelError
 _DTYPES = {'fp32': 'float32', 'fp16': 'float16', 'bf16': 'bfloat16'}
 
 
+def _torch_class(model: ModelDescription):
+    module, _, name = model.torch_class.rpartition('.')
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f'model {model.name}: torch.class {model.torch_class} cannot be '
+                         f'imported: {exc}') from exc
+
+
 def load_torch_model(model: ModelDescription):
-    """The bundled EarlyExitSegNet with its weights (safe loading: weights_only=True)."""
+    """The model's torch module with its weights (safe loading: weights_only=True)."""
     import torch
-    from tts_perception.model.net import EarlyExitSegNet
     if model.torch_weights is None:
         raise BackendUnavailable(f'model {model.name} has no torch weights (ONNX only); '
                                  f'use backend onnxruntime or tensorrt')
@@ -25,7 +36,7 @@ def load_torch_model(model: ModelDescription):
         raise ModelError(f'torch weights {model.torch_weights} do not exist')
     try:
         state = torch.load(model.torch_weights, map_location='cpu', weights_only=True)
-        net = EarlyExitSegNet()
+        net = _torch_class(model)()
         net.load_state_dict(state)
     except Exception as exc:
         raise ModelError(f'cannot load torch weights {model.torch_weights}: {exc}') from exc
