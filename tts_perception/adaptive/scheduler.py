@@ -1,59 +1,19 @@
 """The deadline scheduler: pick the operating point for one frame.
 
-Among the points whose predicted latency (upper quantile, online-corrected, plus a switch cost
-when the point changes) fits the remaining budget, take the best predicted *streaming* accuracy
-for this frame, less the profile's *compute price* x the point's profiled median latency; then
-the cheapest point within ``accuracy_tolerance`` of that best (spend compute only where it buys
-accuracy).
+Input per frame: the operating points, each with its predicted latency (the latency model's
+online-corrected quantile, plus a switch cost), its predicted accuracy on this frame (the
+profile's table or per-point model at the difficulty estimate), the frame's remaining budget
+and the camera's period. Output: a :class:`Decision` (the point, the reason, whether a miss is
+expected). Invariants: it never blocks; among points that fit the budget it maximises the
+predicted streaming accuracy (weighed with the frame's own by ``frame_accuracy_weight``) less
+the profile's compute price times the point's median latency, then takes the cheapest point
+within ``accuracy_tolerance``; hysteresis and a dwell time hold the current point unless it
+stops fitting; a point below ``class_floor`` is never chosen while one at or above it exists;
+when nothing fits, the least late point runs and the decision says a miss is expected.
+Static and golden policies answer through the same interface.
 
-A point's accuracy on this frame is predicted, where the profile has a model for it, from the
-point's own predicted shortfall on the frame (its overall accuracy less how much harder than
-usual the frame is *for that point*: a frame hard for the shallow exits can be easy for a lower
-resolution); otherwise from the accuracy table's bin for the frame's complexity. The compute
-price (accuracy per ms of the profiled median latency; 0 in a profile without it) is the
-largest price at which, on calibrate's frames and out of fold, this rule stayed within its
-accuracy budget of the best static point (the oracle's own form, accuracy - price x latency,
-with predictions in place of hindsight).
-
-Streaming accuracy (Li, Wang, Ramanan, ECCV 2020) is what the robot sees: at every camera frame,
-the newest finished output. A point that takes L <= T ms on a camera of period T, on a frame
-already a ms old, is shown at one frame, ceil((a + L) / T) periods after its own; a slower
-point gives one output every L ms (frames in between are never processed), shown at frames
-a + L to a + 2L after its own. Calibrate measured how each point's output scores against the
-frames 0..K periods later (:class:`StreamingTable`), so the expectation is the mean of those
-scores over the lags the output is shown at, scaled by the point's accuracy at this
-complexity. The objective weighs that with the accuracy of the frame itself,
-``frame_accuracy_weight`` (w) of it: accuracy x ((1 - w) x staleness factor + w). Streaming
-alone credits a cheap point for showing a newer frame and an expensive one for a better one;
-on a slow scene the two nearly cancel, and the weight lets the frame's own accuracy (what the
-controller reads off each result) decide. The default, 0.75, counts a streaming gain where it
-is more than a third of the frame accuracy it costs: points that finish within one camera
-period are all shown at the next frame, where a lower resolution's blurrier result often ages
-about as much better as it is worse on its own frame, and at 0.5 the two cancel. While the
-camera period is not known yet, or a profile measured no staleness, the objective is the
-accuracy of the frame itself. Hysteresis keeps the current point unless the new one is better
-by more than ``hysteresis`` or has been proposed for ``dwell_frames`` frames in a row; a
-current point that no longer fits is left at once. If nothing fits, the cheapest point runs
-(the least late) and the record says a miss is expected. It never blocks.
-
-Shrinking tail (Li et al.): a frame that waited q ms after it arrived, run by a point taking
-L ms, is shown from the first camera frame after q + L; the next frame, due T - q ms from now,
-run by the same point is shown from the first frame after T + L. When that is not later
-(:func:`tail_wait`), starting now only shows an older frame at the same instant: the worker
-holds this frame back and takes the next one (the frame gate counts it as *tail*).
-
-Class floor: a point whose worst per-class IoU in the profile (against the labels or the golden
-point) is below ``class_floor`` is blind to that class. The adaptive policy never takes it
-while a point at or above the floor exists: among those the rule above decides, and when none
-of them fits while a blind one would, or none of them fits the deadline even at its profiled
-median (so that a frame that waited, when nothing fits, gets the same rule as a fresh one), the
-one of them with the best expected streaming accuracy runs (the streaming accuracy itself:
-``frame_accuracy_weight`` weighs in only between points that meet the deadline; the cheapest
-without a camera period) and the record says that the deadline cannot be met with every class
-seen. A fast blind point is never chosen silently.
-
-Static policies (one fixed point) and golden (the most expensive point) use the same
-interface, for comparison.
+The rule and why (streaming accuracy, the compute price, the shrinking tail of
+:func:`tail_wait`, the class floor): ``doc/scheduler.md``.
 """
 
 import bisect

@@ -1,49 +1,21 @@
 """Latency-aware control law (pure; the controller node only wires topics to it).
 
-Speed limit from the stopping-distance law: with perception latency t (a high quantile of the
-recent measured latencies plus the control period), maximum deceleration a and effective
-sensing distance d (free distance ahead seen in the segmentation, less the part the robot's
-own body takes in front of the camera, shrunk for coarser input resolution and lower
-predicted quality, less a stop margin), the robot must be able to stop within d while it still
-travels blind for t:
+Inputs, each untrusted: the planner's command (:meth:`SpeedGovernor.on_command`), perception's
+decision records (:func:`parse_record` refuses a record with a missing, non-finite or
+out-of-range field, a stale one and one from the future), segmentations (free distance ahead
+and the slowdown zone, placed along the driven path) and the controller's parameters
+(:func:`check_params`, the same rules at start and at run time). Output per control period:
+(v, w) from :meth:`SpeedGovernor.step`.
 
-    v t + v^2 / (2 a) = d   =>   v_max = a (-t + sqrt(t^2 + 2 d / a))
+Invariants: v ≤ the stopping-distance limit a(−t + √(t² + 2d/a)) for the blind time t (a high
+quantile of each frame's age when its record arrived, plus the control period) and the
+effective free distance d; the limit is 0, never ``max_speed``, when t overflows; stale
+perception (the newest frame captured more than ``watchdog_timeout`` ago) or a planner silent
+for ``cmd_timeout`` bring v to 0 at ``max_decel``; every command is finite, within
+``[-max_reverse_speed, max_speed]`` and ``|w| ≤ max_yaw_rate`` as the caps are now, and changes
+within ``max_accel`` (over at most one period), ``max_decel`` and ``max_yaw_accel``.
 
-Steering gain and acceleration limit scale with the perception rate and quality:
-
-    k_steer = k0 * clip(rate / nominal_rate, 0.3, 1) * quality
-    accel_limit = a0 * clip(rate / nominal_rate, 0.3, 1)
-
-Free distance: what a segmentation sees is placed along the path driven (odometry from the
-commanded speed): the nearest obstacle counts from its first frame and comes nearer as the
-robot drives on; clearing it takes ``free_confirm_frames`` frames in a row that see the way
-clear at least ``free_clear_margin`` beyond it.
-
-Slowdown zone (as nav2's collision monitor slows down for points in a polygon): an obstacle
-(label ``obstacle_label``; walls are background) whose ground contact lies within
-``slowdown_half_width`` of the robot's heading line and ``slowdown_range`` ahead may step into
-the path (a person waiting beside the lane), where the
-stopping law, which looks straight ahead only, would meet it too late at full speed. While the
-robot has not yet driven ``slowdown_past`` beyond the nearest such obstacle (placed along the
-path like the free distance), the speed limit is at most ``slowdown_speed``. The default
-1.4 m/s stops the robot short of a person who starts walking 4.5 m ahead from 1.8 m beside the
-lane at 0.9 m/s (they are in the path 1.4 s later, 2.3 m ahead; at 2 m/s, 1.4 m ahead: less
-than the 1.9 m the robot needs to stop with 0.3 s of latency).
-
-Inputs are untrusted (see :func:`parse_record`, :meth:`SpeedGovernor.on_command`):
-
-- perception is fresh while its newest frame was *captured* within ``watchdog_timeout``; the
-  blind time ``t`` is the frame's age when its record reached the controller (capture ->
-  result -> delivery), so a backlog delivered after a stall is stale, not fresh;
-- a planner command older than ``cmd_timeout`` is a stop request;
-- a record with a missing, non-finite or out-of-range field is refused, never half used;
-- every command leaves within the caps (``max_speed``, ``max_reverse_speed``,
-  ``max_yaw_rate``: a lowered cap applies to the next command), speed changes within
-  ``max_accel``/``max_decel`` and yaw-rate changes within ``max_yaw_accel``, however late a
-  step comes; anything non-finite becomes a zero command.
-
-Stale perception or a silent planner -> decelerate to zero at ``max_decel``; resume when both
-are fresh again. The controller page of the docs says what the node does on each fault.
+The law, the slowdown zone, each input's faults and why: ``doc/controller.md``.
 """
 
 from collections import deque
