@@ -85,18 +85,31 @@ def test_sim_node_answers_parameters_and_reports_while_rendering_640x480(procs, 
 
 
 def _until_line(proc, text, timeout):
-    """Read the process's output until a line contains ``text``; the lines read."""
+    """Read the process's output until a line contains ``text``; the lines read.
+
+    Reads the pipe's file descriptor itself: ``readline`` on the buffered text stream may pull
+    two lines into Python's buffer and return one, and ``select`` on the descriptor then never
+    reports the second (the sim logs two lines at once and then nothing while it waits)."""
+    import os
     import selectors
     import time
-    sel, lines, end = selectors.DefaultSelector(), [], time.monotonic() + timeout
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    while time.monotonic() < end and not any(text in ln for ln in lines):
+    sel, data, end = selectors.DefaultSelector(), b'', time.monotonic() + timeout
+    sel.register(proc.stdout.fileno(), selectors.EVENT_READ)
+    while time.monotonic() < end and text.encode() not in data:
         if sel.select(timeout=max(0.0, end - time.monotonic())):
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
                 break
-            lines.append(line)
-    return lines
+            data += chunk
+    return data.decode(errors='replace').splitlines(keepends=True)
+
+
+def test_until_line_sees_a_line_that_arrived_with_another(procs):
+    # two lines in one write, then silence: the second must still be seen
+    proc = procs.python('-c', 'import sys, time; sys.stdout.write("one\\ntwo\\n"); '
+                        'sys.stdout.flush(); time.sleep(30)')
+    lines = _until_line(proc, 'two', 20)
+    assert [ln.strip() for ln in lines] == ['one', 'two']
 
 
 @pytest.mark.parametrize('wait', [1, 0])
