@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tts_perception.common.metrics import ConfusionMatrix  # noqa: E402
+from tts_perception.adaptive.frame_step import Item, run_step  # noqa: E402
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest  # noqa: E402
 from tts_perception.common.frame_gate import (  # noqa: E402
     arrivals_from, FrameGate, replay, Taken)
@@ -92,14 +93,12 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
         rgb, lab, stamp = frames[i]
         req = FrameRequest(rgb, deadline_ms=deadline, stamp_ns=stamp, age_ms=taken.age_ms,
                            period_ms=gate.period_ms)
-        # shrinking tail, as the node (the frame waited wait_ms for the busy worker)
-        if not taken.held and pipe.wait_for_next(req, taken.wait_ms):
-            gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms, gate.period_ms))
+        (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
+        if step.held:
             return 0.0
-        labels, rec = pipe.process_batch([req])[0]
-        fcm = ConfusionMatrix(ncls).add(labels[::2, ::2], lab[::2, ::2])
+        rec, probe_ms = step.rec, step.probe_ms
+        fcm = ConfusionMatrix(ncls).add(step.labels[::2, ::2], lab[::2, ::2])
         cm.add_matrix(fcm.m)
-        probe_ms = pipe.probe(rec.camera, pipe.probe_slack(rec, gate.period_ms))
         recs.append({**rec.to_dict(), 'frame': i, 'confusion': fcm.m, 'probe_ms': probe_ms})
         return rec.total_ms + probe_ms
     try:

@@ -108,3 +108,19 @@ def test_imports_run_down_the_floors_only():
     up = sorted(f'{m} -> {n}' for m, deps in graph.items() for n in deps
                 if _floor(n) >= _floor(m) and m.split('.')[:2] != n.split('.')[:2])
     assert not up, 'imports that do not run down the floors:\n' + '\n'.join(up)
+
+
+def test_a_frames_step_is_written_once():
+    """The node, evaluate, the closed loop and the bench run a frame's step through
+    adaptive/frame_step.py: no other module calls what it sequences."""
+    sequenced = ('process_batch', 'probe', 'probe_slack', 'wait_for_next', 'hold_until')
+    callers = {}
+    for path in [*PKG.rglob('*.py'), *(ROOT / 'bench').glob('*.py')]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in sequenced:
+                callers.setdefault(node.func.attr, set()).add(path.relative_to(ROOT).as_posix())
+    step = 'tts_perception/adaptive/frame_step.py'
+    pipeline = 'tts_perception/adaptive/pipeline.py'        # process() is one frame's batch
+    assert callers['process_batch'] <= {step, pipeline} and callers['probe'] == {step}, callers
+    assert all(callers[m] == {step} for m in sequenced[2:]), callers

@@ -63,6 +63,7 @@ from tts_perception.common.image_codec import (check_compressed_fields, check_im
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
                                            OK, output_topic, Param, ParameterHandler, pop_flag,
                                            run_node, stamp_ns, StartupError, status, WARN)
+from tts_perception.adaptive.frame_step import Item, run_step
 from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameRequest,
                                               PipelineConfig)
 from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
@@ -542,13 +543,14 @@ class PerceptionNode(LifecycleNode):
         return cap
 
     def _process(self, waiting) -> None:
+        """Decode every waiting frame and run the frame step on them (hold, process, publish,
+        probe while no frame waits)."""
         t_take = time.monotonic()
-        reqs, msgs, slots = [], [], []
+        items, by_item = [], {}
         for slot, taken in waiting:
-            msg = taken.item
             try:
                 rgb = (compressed_msg_to_rgb if slot.transport == 'compressed'
-                       else image_msg_to_rgb)(msg, self.p['max_image_pixels'])
+                       else image_msg_to_rgb)(taken.item, self.p['max_image_pixels'])
             except ImageDecodeError as exc:
                 with self.lock:
                     slot.bad += 1
@@ -562,26 +564,18 @@ class PerceptionNode(LifecycleNode):
                                period_ms=slot.gate.period_ms)
             # only what it waited for the busy worker is avoided by waiting for the next one
             busy = max(0.0, min(taken.wait_ms, self._free_ms - taken.arrival_ms))
-            if not taken.held and self.pipeline.wait_for_next(req, busy):
-                with self.lock:         # shrinking tail: the next frame, due soon, runs
-                    slot.gate.hold(taken, self.pipeline.hold_until(
-                        taken.take_ms, taken.wait_ms, slot.gate.period_ms))
-                continue
-            reqs.append(req)
-            msgs.append(msg)
-            slots.append(slot)
-        if not reqs:
-            return
-        results = self.pipeline.process_batch(reqs)
-        for (labels, rec), msg, slot, req in zip(results, msgs, slots, reqs):
-            self._publish(slot, msg, req.rgb, labels, rec)
-        # probes after every result is out, only while no frame waits
-        for (_, rec), slot in zip(results, slots):
-            with self.lock:
-                busy = any(s.gate.waiting is not None for s in self.slots.values())
-            if busy or self._stop.is_set():
-                break
-            self.pipeline.probe(rec.camera, self.pipeline.probe_slack(rec, slot.gate.period_ms))
+            items.append(Item(slot.gate, taken, req, busy))
+            by_item[id(items[-1])] = slot
+        run_step(self.pipeline, items,
+                 publish=lambda st: self._publish(by_item[id(st.item)], st.item.taken.item,
+                                                  st.item.req.rgb, st.labels, st.rec),
+                 may_probe=self._may_probe, gate_lock=self.lock)
+
+    def _may_probe(self) -> bool:
+        """Probes run only while no frame waits and the worker is not stopping."""
+        with self.lock:
+            busy = any(s.gate.waiting is not None for s in self.slots.values())
+        return not busy and not self._stop.is_set()
 
     def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
         seg_pub, ovl_pub = self.pubs[slot.topic]

@@ -42,6 +42,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from tts_perception.adaptive.frame_step import Item, run_step
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.common.frame_gate import FrameGate
 from tts_perception.common.progress import Progress
@@ -179,15 +180,11 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
                     req = None if taken is None else FrameRequest(
                         taken.item, deadline_ms=s.deadline_ms / k, age_ms=taken.age_ms,
                         transport_ms=taken.transport_ms, period_ms=gate.period_ms)
-                    if taken is not None and not taken.held and \
-                            pipe.wait_for_next(req, taken.wait_ms):
-                        # shrinking tail, as the node: the next frame is rendered
-                        gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms,
-                                                         gate.period_ms))
-                    elif taken is not None:
-                        labels, rec = pipe.process_batch([req])[0]
+                    step = None if taken is None else \
+                        run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])[0]
+                    if step is not None and not step.held:     # held: the next is rendered
+                        labels, rec, probe_ms = step.labels, step.rec, step.probe_ms
                         done = start + rec.total_ms * k / 1e3
-                        probe_ms = pipe.probe(rec.camera, pipe.probe_slack(rec, gate.period_ms))
                         busy_until = done + probe_ms * k / 1e3
                         pending.append((done, taken.arrival_ms * k / 1e3, labels, rec))
                         stats['processed'] += 1

@@ -46,6 +46,7 @@ import numpy as np
 
 from tts_perception.adaptive.difficulty import (correlation, frame_loss, frame_shortfall,
                                                 within_point_correlation)
+from tts_perception.adaptive.frame_step import Item, run_step
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.adaptive.scheduler import seeing_points
@@ -96,16 +97,13 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         req = FrameRequest(frames.rgb[j], deadline_ms=deadline_ms, stamp_ns=taken.stamp_ns,
                            transport_ms=taken.transport_ms, age_ms=taken.age_ms,
                            period_ms=gate.period_ms)
-        # shrinking tail, as the node (the frame waited wait_ms for the busy worker)
-        if not taken.held and pipe.wait_for_next(req, taken.wait_ms):
-            gate.hold(taken, pipe.hold_until(taken.take_ms, taken.wait_ms, gate.period_ms))
+        (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
+        if step.held:
             return 0.0
-        labels, rec = pipe.process_batch([req])[0]
+        rec, probe_ms = step.rec, step.probe_ms
         done = taken.take_ms + rec.total_ms
-        pred = labels[::SUB, ::SUB]
+        pred = step.labels[::SUB, ::SUB]
         outputs.append((done, pred))
-        # after the result is out, as the node does: a probe when one is due and fits
-        probe_ms = pipe.probe(rec.camera, pipe.probe_slack(rec, gate.period_ms))
         recs.append({'frame': j, 'start_ms': taken.take_ms, 'done_ms': done,
                      'point': rec.point, 'measured_ms': rec.measured_ms,
                      'probe_ms': probe_ms,
