@@ -39,7 +39,7 @@ from tts_perception.adaptive.frame_step import Item, run_step  # noqa: E402
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest  # noqa: E402
 from tts_perception.common.frame_gate import (  # noqa: E402
     arrivals_from, FrameGate, replay, Taken)
-from tts_perception.tools.calibrate import machine_info, measure_latency  # noqa: E402
+from tts_perception.inference.latency import machine_info, measure_latency  # noqa: E402
 from tts_perception.tools.load import start_load, stop_load  # noqa: E402
 from tts_perception.tools.results import command_line  # noqa: E402
 

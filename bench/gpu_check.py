@@ -34,7 +34,7 @@ from tts_perception.inference.model_desc import load_model_description  # noqa: 
 from tts_perception.adaptive.pipeline import AdaptivePipeline  # noqa: E402
 from tts_perception.inference.runner import infer  # noqa: E402
 from tts_perception.inference.points import OperatingPoint  # noqa: E402
-from tts_perception.tools.calibrate import machine_info  # noqa: E402
+from tts_perception.inference.latency import machine_info  # noqa: E402
 
 
 class Checks:

@@ -15,8 +15,10 @@ from conftest import ROOT
 from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
 from tts_perception.bag.rosbag import BagWriter
 from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.adaptive import calibration
+from tts_perception.bag.recordings import read_bag, read_recordings
+from tts_perception.inference import latency
 from tts_perception.tools import calibrate, evaluate
-from tts_perception.tools.calibrate import read_bag
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +86,7 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert len(c['feature_range']) == len(c['features'])
     assert all(lo <= hi for lo, hi in c['feature_range'])
     assert (c['point_eval_correlation'] is None) == (not c['signals_on'])
-    assert prof['accuracy']['accuracy_budget'] == calibrate.ACCURACY_BUDGET
+    assert prof['accuracy']['accuracy_budget'] == calibration.ACCURACY_BUDGET
     assert prof['accuracy']['compute_price'] >= 0.0
     assert (fp32_model / 'profile_cpu.png').exists()
 
@@ -164,8 +166,8 @@ def test_calibrate_on_two_recordings_validates_across_them_and_holds_out_each(
         fp32_model, tmp_path, sample_bag):
     other = tmp_path / 'other_bag'             # a second recording (a copy, at another path)
     shutil.copytree(sample_bag, other)
-    frames, fits = calibrate.read_recordings([sample_bag, other], 0.5, 'camera/image_raw',
-                                             max_frames=30, quiet=True)
+    frames, fits = read_recordings([sample_bag, other], 0.5, 'camera/image_raw',
+                                   max_frames=30, quiet=True)
     one = read_bag(sample_bag, 'camera/image_raw', max_frames=30, quiet=True)
     # each recording's first half fits, in bag order, then the held-out halves; each part is
     # its own sequence
@@ -175,9 +177,9 @@ def test_calibrate_on_two_recordings_validates_across_them_and_holds_out_each(
     assert all(np.array_equal(a, one.rgb[i]) for a, i in zip(frames.rgb, order))
     assert list(frames.seq) == [0] * 15 + [1] * 15 + [2] * 15 + [3] * 15
     # the validation's folds are the recordings (one bag: three contiguous runs)
-    folds = calibrate.validation_folds(30, fits)
+    folds = calibration.validation_folds(30, fits)
     assert [list(f) for f in folds] == [list(range(15)), list(range(15, 30))]
-    assert [len(f) for f in calibrate.validation_folds(30, [30])] == [10, 10, 10]
+    assert [len(f) for f in calibration.validation_folds(30, [30])] == [10, 10, 10]
 
     rc = calibrate.main([str(sample_bag), str(other), '--model', str(fp32_model),
                          '--image-topic', 'camera/image_raw', '--frames', '30',
@@ -322,16 +324,16 @@ def test_staleness_scores_each_output_against_the_frames_after_it():
     preds = {'moving': list(refs), 'still': [refs[0]] * 12}
     still_refs = [refs[0]] * 12
     seq = [0] * 6 + [1] * 6                          # pairs never cross a sequence
-    st = calibrate.staleness(preds, refs, seq, 2, range(12), lags=3)
+    st = calibration.staleness(preds, refs, seq, 2, range(12), lags=3)
     row = st['moving']
     assert row[0] == pytest.approx(1.0) and all(a > b for a, b in zip(row, row[1:]))
-    assert calibrate.staleness({'still': preds['still']}, still_refs, seq, 2, range(12),
-                               lags=3)['still'] == pytest.approx([1.0] * 4)
+    assert calibration.staleness({'still': preds['still']}, still_refs, seq, 2, range(12),
+                                 lags=3)['still'] == pytest.approx([1.0] * 4)
     # only frames 0..5 and 6..11 pair up; at lag 3 every pair is a bar against itself shifted
     # by three columns
     assert row[3] == pytest.approx(ConfusionMatrix(2).add(refs[0], refs[3]).miou())
     # no two frames of one sequence are 6 apart: the rows stop at lag 5, no empty lag
-    long = calibrate.staleness(preds, refs, seq, 2, range(12), lags=8)
+    long = calibration.staleness(preds, refs, seq, 2, range(12), lags=8)
     assert [len(v) for v in long.values()] == [6, 6] and np.isfinite(long['moving']).all()
 
 
@@ -350,11 +352,11 @@ def test_latency_is_timed_in_rounds_and_a_burst_in_one_round_is_not_the_points_t
                     (i == 0 or calls[i - 1] != point.key))
         burst = point == points[1] and block == 2
         now[0] += cost[point.key] * (10.0 if burst else 1.0) / 1e3
-    monkeypatch.setattr(calibrate, 'infer', fake_infer)
+    monkeypatch.setattr(latency, 'infer', fake_infer)
     seen = []
-    lat = calibrate.measure_latencies(None, None, [np.zeros((2, 2, 3))], points, n=30,
-                                      passes=3, warmup=2, clock=lambda: now[0],
-                                      progress=lambda done, total: seen.append((done, total)))
+    lat = latency.measure_latencies(None, None, [np.zeros((2, 2, 3))], points, n=30,
+                                    passes=3, warmup=2, clock=lambda: now[0],
+                                    progress=lambda done, total: seen.append((done, total)))
     # rounds over the points: each point's block of warm-up + 10 runs, three times in turn
     blocks = [calls[i] for i in range(len(calls)) if i == 0 or calls[i] != calls[i - 1]]
     assert blocks == [points[0].key, points[1].key] * 3
@@ -370,11 +372,11 @@ def test_latency_is_timed_in_rounds_and_a_burst_in_one_round_is_not_the_points_t
 
 
 def test_pass_quantiles_takes_the_median_of_the_rounds():
-    q = calibrate.pass_quantiles([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [2.0, 3.0, 4.0]])
+    q = latency.pass_quantiles([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [2.0, 3.0, 4.0]])
     assert q['p50'] == pytest.approx(3.0) and q['n'] == 9
     assert q['p95'] == pytest.approx(np.percentile([2.0, 3.0, 4.0], 95))
     with pytest.raises(ValueError, match='no timed runs'):
-        calibrate.pass_quantiles([[], []])
+        latency.pass_quantiles([[], []])
 
 
 def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sample_bag):
@@ -390,7 +392,7 @@ def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sampl
     rng = np.random.default_rng(1)
     labels = [rng.integers(0, model.num_classes, (30, 40)).astype(np.uint8) for _ in frames.rgb]
     conf = rng.uniform(0.5, 0.99, len(frames))
-    feats = calibrate.complexity_features(model, frames, labels, conf)
+    feats = calibration.complexity_features(model, frames, labels, conf)
     cols = [FEATURES.index(f) for f in RESULT_FEATURES]
     first = np.array([True] + [False] * 5 + [True] + [False] * 5)
     assert np.allclose(feats[first][:, cols], feats[~first][:, cols].mean(0), atol=1e-6)

@@ -96,7 +96,7 @@ def test_label_outputs_are_resized_identically(tmp_path):
 
 
 def test_the_whole_frame_path_gives_the_numpy_paths_labels_on_real_frames(sample_bag):
-    from tts_perception.tools.calibrate import read_bag
+    from tts_perception.bag.recordings import read_bag
     model = load_model_description(MODEL)
     be = TorchBackend(model, device='cpu')
     be.prepare(['fp32'])

@@ -87,7 +87,7 @@ def _probe_case(seed: int = 0):
     """Two points that see every class: a cheap one that loses half its pixels on hard frames
     (30 %) and is as good as the expensive one on the others; the probe signal says which
     frames are hard, the content signal is noise."""
-    from tts_perception.tools.calibrate import _miou
+    from tts_perception.adaptive.calibration import _miou
     rng = np.random.default_rng(seed)
     n = 90
     hard = rng.random(n) < 0.3
@@ -105,7 +105,7 @@ def _probe_case(seed: int = 0):
 
 @pytest.mark.parametrize('probe_ms, pays', [(1.0, True), (7.0, False)])
 def test_probes_are_judged_with_the_rule_the_scheduler_runs(probe_ms, pays):
-    from tts_perception.tools.calibrate import _probe_pays, point_decisions
+    from tts_perception.adaptive.calibration import _probe_pays, point_decisions
     feats, acc, cms, points, folds, overall, hard = _probe_case()
     cost = {'160x120/d1/fp32': 1.0, '640x480/d3/fp32': 10.0}
     args = (feats, acc, cms, points, list(cost), ['content', 'probe'], folds, slice(90, 90),
@@ -180,7 +180,7 @@ def test_probes_run_on_cadence_with_slack_only_after_the_result_and_feed_the_est
 
 def test_the_bundled_profile_records_every_signal_and_probes_only_where_they_pay():
     from tts_perception.adaptive.profile_data import load_profile
-    from tts_perception.tools.calibrate import MIN_SIGNAL_GAIN
+    from tts_perception.adaptive.calibration import MIN_SIGNAL_GAIN
     c = load_profile(MODEL / 'profile_cpu.json').complexity
     assert set(c.signals) == set(SIGNALS)
     for g, v in c.signals.items():
@@ -194,10 +194,12 @@ def test_the_bundled_profile_records_every_signal_and_probes_only_where_they_pay
 
 
 def test_evaluate_counts_probes_as_compute(probing_pipe, sample_bag):
-    from tts_perception.tools import calibrate, evaluate
-    frames = calibrate.read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 0, True)
+    from tts_perception.adaptive import calibration
+    from tts_perception.bag.recordings import read_bag
+    from tts_perception.tools import evaluate
+    frames = read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 0, True)
     frames = frames.part(0, 24)
-    refs = [x[::calibrate.SUB, ::calibrate.SUB] for x in frames.labels]
+    refs = [x[::calibration.SUB, ::calibration.SUB] for x in frames.labels]
     r = evaluate.simulate(probing_pipe, frames, refs, 'adaptive', 40.0)
     assert r['probes'] > 0
     per = [x['measured_ms'] + x['probe_ms'] for x in r['records']]

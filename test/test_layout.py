@@ -1,5 +1,6 @@
-"""The package's layout: no import circle (function-level imports included), no module named
-like a standard-library one, and a console script for every command-line tool."""
+"""The package's layout: no import circle (function-level imports included), imports that run
+down the floors only, no module named like a standard-library one, a console script for every
+command-line tool, one frame step, and functions that fit on a screen."""
 
 import ast
 import re
@@ -124,3 +125,30 @@ def test_a_frames_step_is_written_once():
     pipeline = 'tts_perception/adaptive/pipeline.py'        # process() is one frame's batch
     assert callers['process_batch'] <= {step, pipeline} and callers['probe'] == {step}, callers
     assert all(callers[m] == {step} for m in sequenced[2:]), callers
+
+
+MAX_FUNCTION_LINES = 60
+# functions still longer than that, each to be split; the list may only shrink: a function
+# that was split must leave it, and no other may join it
+LONG_FUNCTIONS = {
+    'tts_perception/tools/demo.py:main', 'tts_perception/tools/closed_loop.py:run_course',
+    'tts_perception/tools/evaluate.py:main', 'tts_perception/tools/soak.py:main',
+    'tts_perception/inference/model_desc.py:load_model_description',
+    'tts_perception/tools/evaluate.py:compare', 'tts_perception/sim/world.py:course_mjcf',
+    'tts_perception/adaptive/scheduler.py:choose', 'tts_perception/tools/evaluate.py:simulate',
+    'tts_perception/adaptive/pipeline.py:__init__', 'tts_perception/tools/calibrate.py:main',
+    'tts_perception/tools/frame_player.py:main', 'tts_perception/nodes/ros_util.py:run_node',
+}
+
+
+def test_functions_fit_on_a_screen():
+    long = set()
+    for path in PKG.rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+                long.add(f'{path.relative_to(ROOT).as_posix()}:{node.name}')
+    assert not long - LONG_FUNCTIONS, f'longer than {MAX_FUNCTION_LINES} lines: ' \
+        f'{sorted(long - LONG_FUNCTIONS)}'
+    assert not LONG_FUNCTIONS - long, f'split now: take {sorted(LONG_FUNCTIONS - long)} ' \
+        f'off LONG_FUNCTIONS'

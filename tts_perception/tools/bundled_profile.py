@@ -23,7 +23,8 @@ from tts_perception.inference.model_desc import load_model_description
 from tts_perception.inference.points import make_points, parse_resolution
 from tts_perception.common.progress import Progress
 from tts_perception.adaptive.profile_data import Profile
-from tts_perception.tools.calibrate import build_profile, default_resolutions, Frames
+from tts_perception.adaptive.calibration import build_profile, default_resolutions
+from tts_perception.common.frames import Frames
 from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
 from tts_perception.sim.course import COURSE_LENGTH_M
 

@@ -54,7 +54,10 @@ from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, T
 from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.progress import Progress
 from tts_perception.inference.runner import infer
-from tts_perception.tools.calibrate import Frames, machine_info, read_bag, SUB
+from tts_perception.adaptive.calibration import SUB
+from tts_perception.bag.recordings import read_bag
+from tts_perception.common.frames import Frames
+from tts_perception.inference.latency import machine_info
 from tts_perception.tools.load import start_load, stop_load
 from tts_perception.tools import oracle
 
