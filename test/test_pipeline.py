@@ -113,6 +113,16 @@ def test_batch_of_cameras(pipe, frames):
     assert len(pipe.latency.ratios) == 1      # one batch is one latency observation
 
 
+def test_a_worker_shared_with_other_cameras_gives_a_frame_half_their_tightest_deadline(
+        pipe, frames):
+    pipe.set_policy('adaptive')
+    own = FrameRequest(frames[1][0], 'a', 1e4, stamp_ns=1)
+    _, alone = pipe.process_batch([own])[0]
+    shared = FrameRequest(frames[1][0], 'b', 1e4, stamp_ns=1, shared_deadlines_ms=(30.0, 80.0))
+    _, rec = pipe.process_batch([shared])[0]
+    assert alone.budget_ms > 1000.0 and rec.budget_ms == pytest.approx(15.0)
+
+
 def test_bad_frames_are_refused(pipe):
     with pytest.raises(ValueError, match='RGB uint8'):
         pipe.process(np.zeros((10, 10), np.uint8))

@@ -71,7 +71,7 @@ def test_a_refused_yaml_value_stops_the_node_at_declaration(ctx):
 
 def test_camera_reliability_follows_the_publishers():
     from rclpy.qos import ReliabilityPolicy as R
-    from tts_perception.nodes.perception_node import adapted_reliability
+    from tts_perception.nodes.camera_qos import adapted_reliability
     assert adapted_reliability([R.RELIABLE, R.RELIABLE]) == R.RELIABLE
     assert adapted_reliability([R.RELIABLE, R.BEST_EFFORT]) == R.BEST_EFFORT
     assert adapted_reliability([R.BEST_EFFORT]) == R.BEST_EFFORT

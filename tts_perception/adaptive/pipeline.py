@@ -161,8 +161,8 @@ class FrameRequest:
 
     ``transport_ms``: age of the frame when it reached the caller (capture -> arrival);
     ``age_ms``: its age when processing starts (transport + time it waited in the caller;
-    at least ``transport_ms``); ``budget_cap_ms``: an upper bound on the frame's compute
-    budget set by the caller (e.g. a share of a worker that serves other cameras too);
+    at least ``transport_ms``); ``shared_deadlines_ms``: the deadlines of the other cameras
+    the same worker serves (a frame's budget is then at most half the tightest of them);
     ``period_ms``: the camera's frame period (None: not known), for the streaming objective.
     """
 
@@ -172,7 +172,7 @@ class FrameRequest:
     stamp_ns: Optional[int] = None
     transport_ms: float = 0.0
     age_ms: Optional[float] = None
-    budget_cap_ms: float = float('inf')
+    shared_deadlines_ms: Tuple[float, ...] = ()
     period_ms: Optional[float] = None
 
     def __post_init__(self) -> None:
@@ -413,6 +413,15 @@ class AdaptivePipeline:
             self.cameras[name] = st
         return st
 
+    def probe_stats(self, name: str) -> Tuple[int, float]:
+        """The difficulty probes run for camera ``name`` and their compute (ms)."""
+        st = self.cameras.get(name)
+        return (st.probes, st.probe_ms) if st is not None else (0, 0.0)
+
+    def set_anytime(self, anytime: bool, confidence: float) -> None:
+        """Anytime early exit on or off, and the exit confidence at which it stops."""
+        self.config.anytime, self.config.anytime_confidence = bool(anytime), float(confidence)
+
     def reset_camera(self, name: str) -> None:
         """Forget a camera's history (complexity, scheduler state): its time went backwards
         (a bag looped, a simulation restarted)."""
@@ -515,9 +524,12 @@ class AdaptivePipeline:
                 for i, f in enumerate(frames)]
 
     def _budget(self, f: '_InFlight', t_ref: float, t0: float) -> float:
+        """What is left of the frame's deadline less the safety margin; on a worker shared by
+        several cameras, no more than half the tightest other camera's deadline."""
         waited = (t_ref - t0) * 1e3
         own = f.deadline - f.req.age_ms - waited - self.sched_config.safety_margin_ms
-        return min(f.req.budget_cap_ms, own)
+        shared = f.req.shared_deadlines_ms
+        return min(0.5 * min(shared), own) if shared else own
 
     def _single(self, f: '_InFlight', t_frame: float, t0: float
                 ) -> Tuple[np.ndarray, DecisionRecord]:

@@ -9,7 +9,7 @@ for ``busy_bound_s``.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 HINTS = {
     'future': 'frames stamped in the future: the camera clock and this node\'s disagree '
@@ -59,3 +59,45 @@ def worker_problem(active: bool, alive: bool, busy_for_s: Optional[float],
     if busy_for_s is not None and busy_for_s > busy_bound_s:
         return f'the inference worker has not finished a frame for {busy_for_s:.1f} s'
     return None
+
+
+LOSS_WARN = 0.05          # share of frames lost in transport that raises a WARN
+MISS_WARN = 0.05          # share of processed frames that missed the deadline: a WARN
+OK, WARN, ERROR = 'OK', 'WARN', 'ERROR'
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """What one camera's health is judged from, at steady-clock time ``now`` (s):
+    ``last_arrival`` (None: no frame yet), its frame ``period_s`` (None: not known), the
+    counters at the last diagnostics periods (oldest first), the share of frames lost in
+    transport lately, frames processed and missed."""
+
+    now: float
+    last_arrival: Optional[float]
+    period_s: Optional[float]
+    history: Tuple[Counts, ...]
+    lost_share: float
+    processed: int
+    missed: int
+
+
+def camera_level(cam: CameraState, loss_fix: str) -> Tuple[str, str]:
+    """(OK | WARN | ERROR, message) of one camera: transport losses (``loss_fix`` says how to
+    stop them), no processing though frames arrive, no input yet, silence, misses."""
+    last = cam.last_arrival
+    silent = cam.now - (last if last is not None else cam.now)
+    quiet = last is not None and silent > max(1.0, 5 * (cam.period_s or 0.2))
+    starved = starving(cam.history[0], cam.history[-1]) if len(cam.history) > 1 else None
+    if cam.lost_share > LOSS_WARN:      # the fix is named even when nothing gets through
+        msg = (f'{100 * cam.lost_share:.0f} % of the camera\'s frames lost before they '
+               f'reached this node: {loss_fix}')
+        return (ERROR if quiet or last is None or starved else WARN), msg
+    if starved is not None:
+        return ERROR, starved
+    if last is None:
+        return WARN, 'no input yet'
+    if quiet:
+        return ERROR, f'no input for {silent:.1f} s'
+    level = WARN if cam.processed and cam.missed / cam.processed > MISS_WARN else OK
+    return level, f'{cam.processed} frames, {cam.missed} misses'

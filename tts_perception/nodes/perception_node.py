@@ -1,45 +1,25 @@
-"""perception_node: a lifecycle node wrapping :class:`AdaptivePipeline`.
+"""perception_node: a lifecycle node that runs :class:`AdaptivePipeline` on camera streams.
 
-configure: load model + profile, prepare (build/warm) every operating point, create publishers.
-activate: subscribe the camera topics and start the inference worker. deactivate: unsubscribe,
-stop the worker, free backend memory. cleanup: drop the pipeline and the publishers.
+configure: load model and profile, warm every operating point, create publishers. activate:
+subscribe the cameras (:mod:`~tts_perception.nodes.camera_qos`) and start the inference worker.
+deactivate: unsubscribe, stop the worker, free backend memory. cleanup: drop the pipeline.
 
-Per camera (``camera_topics``, relative names, remapped in launch; ``transports`` selects raw
-``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` on ``<topic>/compressed``, the
-image_transport convention) it publishes next to the *resolved* camera topic:
-``segmentation`` (mono8, same header), optionally ``segmentation_overlay`` (rgb8), and one
-``perception/status`` (diagnostic_msgs/DiagnosticStatus: the decision record) per frame; an
-aggregate goes to ``/diagnostics``.
+Per camera (``camera_topics``; ``transports``: raw ``Image`` or ``CompressedImage`` on
+``<topic>/compressed``) it publishes next to the resolved camera topic ``segmentation`` (mono8,
+the image's header), optionally ``segmentation_overlay``, and one ``perception/status``
+(DiagnosticStatus: the decision record) per frame; ``/diagnostics`` aggregates per camera.
 
-Camera QoS: per camera the node looks at the publishers of the topic and subscribes reliable
-when every one of them offers reliable, best effort otherwise (rosbag2's adaptive QoS); it looks
-again whenever a publisher comes or goes (the subscription's *matched* event where rclpy has
-it, else every diagnostics period). A large frame sent best effort survives only if the
-*writer's* transport can carry it, and a camera driver started from the robot's own launch
-file has no profile of ours; subscribing reliable to a reliable driver delivers every frame
-anyway. ``qos_overrides./<topic>.subscription.reliability: reliable | best_effort`` fixes the
-choice (``auto``, the default, adapts). Frames lost before they reached the node (the larger
-of what the camera's stamps show and what the middleware reports lost:
-:class:`~tts_perception.common.camera_stream.TransportLoss`) are reported as
-``lost_in_transport``, with a WARN naming the fix when more than 5 % of the last 10 s were
-lost.
-
-Parameter changes are validated on the executor thread and queued; the worker applies them
-between frames (or at once while it is not running), so a frame never sees half a change.
-
-Data path: the subscription callback offers the message to its camera's
-:class:`~tts_perception.common.frame_gate.FrameGate` (newest wins: a frame still waiting is
-replaced and counted as *dropped*) and wakes a dedicated worker thread; the
-worker decodes, runs the pipeline and publishes. Nothing polls: an idle node sleeps. A frame's
-age has two parts, reported separately: *transport* (node clock at arrival minus the header
-stamp: the camera's clock, so ``use_sim_time`` must match it) and *wait* (steady clock from
-arrival to the start of processing). A frame whose age exceeds its deadline is dropped as
-*stale*; a stamp further in the future than ``future_tolerance_ms`` is dropped as *future*.
+Invariants: the subscription callback only offers the frame to its camera's
+:class:`~tts_perception.common.frame_gate.FrameGate` (newest wins; stale, future and malformed
+frames are counted drops) and wakes one worker thread, which decodes and runs the frame step
+(:func:`~tts_perception.adaptive.frame_step.run_step`); parameter changes are applied by the
+worker between frames, never in the middle of one; a node that receives frames and processes
+none, or whose worker hangs or dies, is an ERROR on ``/diagnostics``. Topics, parameters and
+why: ``doc/index.md``, ``doc/transport.md``, ``doc/parameters.md``.
 """
 
 from collections import Counter, deque
 from dataclasses import fields
-import inspect
 import threading
 import time
 from typing import Dict, List, Optional
@@ -48,15 +28,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.qos import qos_profile_sensor_data, QoSPolicyKind, QoSProfile, ReliabilityPolicy
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 
 from tts_perception.common.camera_stream import TransportLoss
 from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
-from tts_perception.common.health import Counts, starving, worker_problem
+from tts_perception.common.health import (camera_level, CameraState, Counts, LOSS_WARN,
+                                          worker_problem)
 from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
                                                compressed_msg_to_rgb, DEFAULT_MAX_PIXELS,
                                                image_msg_to_rgb, ImageDecodeError)
@@ -69,14 +47,8 @@ from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameReque
 from tts_perception.adaptive.scheduler import parse_policy, SchedulerConfig
 from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
+from tts_perception.nodes.camera_qos import CameraLink, CameraQos, MATCHED
 from tts_perception.nodes.dds import profile_path
-
-try:                                   # Iron and newer
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:                    # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
-_EVENTS = set(inspect.signature(SubscriptionEventCallbacks).parameters)
-_MATCHED = 'matched' in _EVENTS        # Jazzy and newer: publishers coming and going
 
 TRANSPORTS = ('raw', 'compressed')
 CAMERA_PARAMS = (
@@ -108,20 +80,7 @@ STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'back
 SCHEDULER = {f.name for f in fields(SchedulerConfig)}
 TIME_JUMP_NS = 1_000_000_000     # a stamp this far behind the last one: time went back
 PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
-LOSS_WARN = 0.05                 # share of frames lost in transport that raises a WARN
-RELIABILITY = {'reliable': ReliabilityPolicy.RELIABLE,
-               'best_effort': ReliabilityPolicy.BEST_EFFORT}
-QOS_AUTO = 'auto'
-
-
-def adapted_reliability(offered) -> ReliabilityPolicy:
-    """rosbag2's rule for the reliability policies ``offered`` by a topic's publishers:
-    reliable when every publisher offers reliable (it delivers every frame, whatever the
-    writer's transport), best effort otherwise (it hears both kinds); best effort when there
-    is no publisher yet."""
-    offered = list(offered)
-    return ReliabilityPolicy.RELIABLE if offered and all(
-        r == ReliabilityPolicy.RELIABLE for r in offered) else ReliabilityPolicy.BEST_EFFORT
+LEVELS = {'OK': OK, 'WARN': WARN, 'ERROR': ERROR}
 
 
 class _Slot:
@@ -132,9 +91,7 @@ class _Slot:
         self.topic, self.resolved, self.transport = topic, resolved, transport
         self.gate = FrameGate(deadline_ms, future_tolerance_ms)
         self.loss = TransportLoss()
-        self.sub = None
-        self.reliability: Optional[ReliabilityPolicy] = None   # of the current subscription
-        self.fixed_reliability: Optional[ReliabilityPolicy] = None   # qos_overrides
+        self.link: Optional[CameraLink] = None       # its subscription (camera_qos)
         self.received = self.bad = self.processed = 0
         self.missed = self.errors = self.time_jumps = 0
         self.last_stamp: Optional[int] = None
@@ -174,12 +131,12 @@ class PerceptionNode(LifecycleNode):
         self.p = declare_params(self, PARAMS)
         self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
-        self._qos_timer = None                # one-shot: look at the publishers again
         self.pubs: Dict[str, tuple] = {}
         self.pub_status = self.pub_diag = None
         self.diag_timer = None
         self._reset_cameras: set = set()      # cameras whose time jumped back
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.qos = CameraQos(self, self._on_image, self._on_lost, self.steady)
 
     # ------------------------------------------------------------ parameters
     def _validate(self, params) -> SetParametersResult:
@@ -228,8 +185,8 @@ class PerceptionNode(LifecycleNode):
         for prm in params:
             if prm.name in SCHEDULER:
                 self.pipeline.update_scheduler(**{prm.name: prm.value})
-            elif prm.name in ('anytime', 'anytime_confidence', 'deadline_ms'):
-                setattr(self.pipeline.config, prm.name, prm.value)
+            elif prm.name in ('anytime', 'anytime_confidence'):
+                self.pipeline.set_anytime(self.p['anytime'], self.p['anytime_confidence'])
         if any(prm.name in ('deadline_ms', 'deadlines_ms', 'future_tolerance_ms')
                for prm in params):
             with self.lock:             # the executor thread's gate offers read them
@@ -263,6 +220,7 @@ class PerceptionNode(LifecycleNode):
                            f'{self.pipeline.model.fixed_batch}'
                            if self.pipeline.model.fixed_batch else ''))
         self.slots = {}
+        self.qos.clear()
         transports = list(self.p['transports'])
         for i, topic in enumerate(self.p['camera_topics']):
             resolved = self.resolve_topic_name(topic)
@@ -270,7 +228,7 @@ class PerceptionNode(LifecycleNode):
             slot = self.slots[topic] = _Slot(topic, resolved, kind, self.p['deadline_ms'],
                                              self.p['future_tolerance_ms'])
             try:
-                slot.fixed_reliability = self._reliability_override(slot)
+                slot.link = self.qos.add(topic, resolved, kind)
             except StartupError as exc:
                 self.get_logger().error(f'configure failed: {exc}')
                 self.pipeline = None
@@ -290,16 +248,14 @@ class PerceptionNode(LifecycleNode):
         """Subscribe to the cameras and start the inference worker."""
         if self.pipeline is not None:
             self.pipeline.prepare()   # no-op unless deactivate released the backend
-        for slot in self.slots.values():
-            self._subscribe(slot, slot.fixed_reliability or adapted_reliability(
-                self._offered(slot)))
+        self.qos.subscribe_all()
         # steady-clock timer: with use_sim_time a ROS-time timer would fire only on /clock
         self.diag_timer = self.create_timer(self.p['diagnostics_period'], self._publish_diag,
                                             clock=self.steady)
         self._stop.clear()
         self._start_worker()
         self.get_logger().info('active: listening on ' + ', '.join(
-            f'{s.resolved} ({s.transport}, {s.reliability.name.lower()})'
+            f'{s.resolved} ({s.transport}, {s.link.reliability.name.lower()})'
             for s in self.slots.values()))
         return super().on_activate(state)
 
@@ -326,13 +282,7 @@ class PerceptionNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Unsubscribe, stop the worker and free backend memory."""
-        for slot in self.slots.values():
-            if slot.sub is not None:
-                self.destroy_subscription(slot.sub)
-            slot.sub = slot.reliability = None
-        if self._qos_timer is not None:
-            self.destroy_timer(self._qos_timer)
-            self._qos_timer = None
+        self.qos.unsubscribe_all()
         self._stop_worker()
         if self.diag_timer is not None:
             self.destroy_timer(self.diag_timer)
@@ -371,77 +321,9 @@ class PerceptionNode(LifecycleNode):
         self._stop_worker()
         return super().destroy_node()
 
-    # ------------------------------------------------------------ camera QoS
-    @staticmethod
-    def _camera_topic(slot: _Slot) -> str:
-        return slot.resolved + '/compressed' if slot.transport == 'compressed' else slot.resolved
-
-    def _reliability_override(self, slot: _Slot) -> Optional[ReliabilityPolicy]:
-        """``qos_overrides./<topic>.subscription.reliability``: auto (None) or fixed."""
-        name = f'qos_overrides.{self._camera_topic(slot)}.subscription.reliability'
-        if not self.has_parameter(name):
-            self.declare_parameter(name, QOS_AUTO, ParameterDescriptor(
-                description=f'Reliability of the subscription to {self._camera_topic(slot)}: '
-                            f'auto (reliable when every publisher offers reliable, else best '
-                            f'effort), reliable or best_effort', read_only=True))
-        value = str(self.get_parameter(name).value).lower()
-        if value != QOS_AUTO and value not in RELIABILITY:
-            raise StartupError(f'perception_node: {name} must be auto, reliable or '
-                               f'best_effort, not {value!r}')
-        return RELIABILITY.get(value)
-
-    def _offered(self, slot: _Slot) -> List[ReliabilityPolicy]:
-        return [i.qos_profile.reliability
-                for i in self.get_publishers_info_by_topic(self._camera_topic(slot))]
-
-    def _subscribe(self, slot: _Slot, reliability: ReliabilityPolicy) -> None:
-        """(Re)create the camera's subscription with ``reliability`` (keep last 1; history
-        and depth overridable through qos_overrides as usual)."""
-        if slot.sub is not None:
-            self.destroy_subscription(slot.sub)
-        qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
-                         reliability=reliability)
-        mtype = CompressedImage if slot.transport == 'compressed' else Image
-        events = {}
-        if 'message_lost' in _EVENTS:     # frames the middleware knows it lost
-            events['message_lost'] = lambda st, sl=slot: self._on_lost(sl, st)
-        if _MATCHED:
-            # (a best-effort publisher next to a reliable subscription never matches: the
-            # incompatible-QoS event tells of it)
-            events['matched'] = events['incompatible_qos'] = \
-                lambda _st: self._recheck_qos_soon()
-        slot.sub = self.create_subscription(
-            mtype, self._camera_topic(slot), lambda m, t=slot.topic: self._on_image(t, m), qos,
-            qos_overriding_options=QoSOverridingOptions(
-                policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH)),
-            event_callbacks=SubscriptionEventCallbacks(**events))
-        slot.reliability = reliability
-
-    def _on_lost(self, slot: _Slot, st) -> None:
+    def _on_lost(self, topic: str, count: int) -> None:
         with self.lock:
-            slot.loss.reported(int(st.total_count_change), time.monotonic())
-
-    def _recheck_qos_soon(self) -> None:
-        """A publisher came or went: look again from a one-shot timer (never from inside
-        the subscription's own event callback)."""
-        if self._qos_timer is None:
-            self._qos_timer = self.create_timer(0.01, self._recheck_qos, clock=self.steady)
-
-    def _recheck_qos(self) -> None:
-        if self._qos_timer is not None:
-            self.destroy_timer(self._qos_timer)
-            self._qos_timer = None
-        for slot in self.slots.values():
-            if slot.sub is None or slot.fixed_reliability is not None:
-                continue
-            offered = self._offered(slot)
-            want = adapted_reliability(offered)
-            if offered and want != slot.reliability:
-                self.get_logger().info(
-                    f'{self._camera_topic(slot)}: publishers offer '
-                    f'{sorted({r.name.lower() for r in offered})}; subscribing '
-                    f'{want.name.lower()}')
-                self._subscribe(slot, want)
+            self.slots[topic].loss.reported(count, time.monotonic())
 
     # ------------------------------------------------------------ data path
     def _on_image(self, topic: str, msg) -> None:
@@ -533,15 +415,6 @@ class PerceptionNode(LifecycleNode):
                     if s.gate.held_until_ms is not None]
         return None if not held else max(0.0, (min(held) - time.monotonic() * 1e3) / 1e3)
 
-    def _budget_cap(self, slot: _Slot) -> float:
-        """Upper bound on a frame's budget: on a worker shared by several cameras, no longer
-        than half the tightest other deadline."""
-        cap = float('inf')
-        others = [o.deadline_ms for o in self.slots.values() if o is not slot]
-        if others:
-            cap = min(cap, 0.5 * min(others))
-        return cap
-
     def _process(self, waiting) -> None:
         """Decode every waiting frame and run the frame step on them (hold, process, publish,
         probe while no frame waits)."""
@@ -560,7 +433,8 @@ class PerceptionNode(LifecycleNode):
             age = taken.age_ms + (time.monotonic() - t_take) * 1e3     # decoding counts
             req = FrameRequest(rgb, slot.resolved, slot.deadline_ms, taken.stamp_ns,
                                transport_ms=taken.transport_ms, age_ms=age,
-                               budget_cap_ms=self._budget_cap(slot),
+                               shared_deadlines_ms=tuple(o.deadline_ms for o in self.slots.values()
+                                                         if o is not slot),
                                period_ms=slot.gate.period_ms)
             # only what it waited for the busy worker is avoided by waiting for the next one
             busy = max(0.0, min(taken.wait_ms, self._free_ms - taken.arrival_ms))
@@ -595,8 +469,8 @@ class PerceptionNode(LifecycleNode):
             del slot.latencies[:-500]
 
     def _publish_diag(self) -> None:
-        if not _MATCHED:                # Humble: no matched event, look at the publishers here
-            self._recheck_qos()
+        if not MATCHED:                 # Humble: no matched event, look at the publishers here
+            self.qos.recheck()
         now = time.monotonic()
         worker = self._worker_check(now)
         sts = []
@@ -637,7 +511,8 @@ class PerceptionNode(LifecycleNode):
                     'waiting': int(s.gate.waiting is not None),
                     'bad_frames': s.bad, 'errors': s.errors, 'deadline_ms': s.deadline_ms,
                     'transport': s.transport,
-                    'reliability': s.reliability.name.lower() if s.reliability else '',
+                    'reliability': s.link.reliability.name.lower()
+                    if s.link is not None and s.link.reliability else '',
                     'lost_in_transport': s.loss.lost,
                     'lost_in_transport_pct': 100.0 * lost_share,
                     'frame_period_ms': 1e3 * period if period else 0.0,
@@ -645,35 +520,25 @@ class PerceptionNode(LifecycleNode):
                     'latency_p99_ms': float(np.percentile(lat, 99)),
                     'points': ' '.join(f'{k}:{v}' for k, v in sorted(s.points.items()))}
             s.history.append(s.counts(now))
-        cam = self.pipeline.cameras.get(s.resolved) if self.pipeline is not None else None
-        vals['probes'] = cam.probes if cam is not None else 0
-        vals['probe_ms'] = cam.probe_ms if cam is not None else 0.0
+        vals['probes'], vals['probe_ms'] = self.pipeline.probe_stats(s.resolved) \
+            if self.pipeline is not None else (0, 0.0)
         return vals, lost_share
 
     def _camera_level(self, s: _Slot, vals: dict, lost_share: float, now: float):
-        """(level, message) of one camera: losses, silence, starving, misses."""
-        last, period = s.gate.period.last, s.gate.period.period_s
-        silent = now - (last if last is not None else now)
-        quiet = last is not None and silent > max(1.0, 5 * (period or 0.2))
-        starved = starving(s.history[0], s.history[-1]) if len(s.history) > 1 else None
-        if lost_share > LOSS_WARN:   # the fix is named even when nothing gets through
-            msg = (f'{100 * lost_share:.0f} % of the camera\'s frames lost before they '
-                   f'reached this node ({vals["reliability"]} subscription): start the '
-                   f'camera driver with the profile {profile_path()} in '
-                   f'FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Jazzy, Humble) or '
-                   f'FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make its '
-                   f'publisher reliable')
+        """(level, message) of one camera (:func:`~tts_perception.common.health.camera_level`);
+        an ERROR and transport losses are logged too."""
+        fix = (f'({vals["reliability"]} subscription): start the camera driver with the '
+               f'profile {profile_path()} in FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: '
+               f'Jazzy, Humble) or FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3: Kilted), or make '
+               f'its publisher reliable')
+        name, msg = camera_level(CameraState(now, s.gate.period.last, s.gate.period.period_s,
+                                             tuple(s.history), lost_share, s.processed,
+                                             s.missed), fix)
+        if name == 'ERROR':
+            self.get_logger().error(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
+        elif lost_share > LOSS_WARN:
             self.get_logger().warning(f'{s.resolved}: {msg}', throttle_duration_sec=10.0)
-            return (ERROR if quiet or last is None or starved else WARN), msg
-        if starved is not None:
-            self.get_logger().error(f'{s.resolved}: {starved}', throttle_duration_sec=10.0)
-            return ERROR, starved
-        if last is None:
-            return WARN, 'no input yet'
-        if quiet:
-            return ERROR, f'no input for {silent:.1f} s'
-        level = WARN if s.processed and s.missed / s.processed > 0.05 else OK
-        return level, f'{s.processed} frames, {s.missed} misses'
+        return LEVELS[name], msg
 
 
 def main(args=None) -> int:

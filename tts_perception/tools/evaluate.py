@@ -84,7 +84,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
              load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
     """One policy through the simulated camera; per-frame records and the summary."""
     pipe.restart(policy)
-    pipe.config.anytime = anytime
+    pipe.set_anytime(anytime, pipe.config.anytime_confidence)
     n, ncls = len(frames), pipe.model.num_classes
     arrivals = arrivals_from(frames.stamps_ns, frames.arrival_ns, range(n), rate)
     arrive = np.array([a.arrival_ms for a in arrivals])
