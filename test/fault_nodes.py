@@ -29,7 +29,7 @@ def perception_worker(argv, hang: bool) -> int:
     def on_configure(self, state):
         result = configure(self, state)
         batches = [0]
-        process = self.pipeline.process_batch
+        process = self.pipeline._process_batch
 
         def faulty(reqs):
             batches[0] += 1
@@ -39,7 +39,7 @@ def perception_worker(argv, hang: bool) -> int:
                 else:
                     raise SystemExit('injected fault: the worker dies')
             return process(reqs)
-        self.pipeline.process_batch = faulty
+        self.pipeline._process_batch = faulty
         return result
     PerceptionNode.on_configure = on_configure
     try:

@@ -147,10 +147,10 @@ def test_probes_run_on_cadence_with_slack_only_after_the_result_and_feed_the_est
     assert OperatingPoint.parse(cheap).width <= OperatingPoint.parse(ref).width
     probed = []
     for i, (rgb, _, _) in enumerate(frames):
-        _, rec = pipe.process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
+        _, rec = pipe._process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
         if i == 4:          # due, but no slack (a frame is waiting): it waits for one
-            assert pipe.probe(rec.camera, 0.0) == 0.0
-        ms = pipe.probe(rec.camera, 1e6)
+            assert pipe._probe(rec.camera, 0.0) == 0.0
+        ms = pipe._probe(rec.camera, 1e6)
         if ms > 0:
             probed.append(i)
             mon = pipe.camera('default').monitor
@@ -166,16 +166,16 @@ def test_probes_run_on_cadence_with_slack_only_after_the_result_and_feed_the_est
     assert probed == [0, 3, 6]
     assert pipe.camera('default').probes == 3 and pipe.camera('default').probe_ms > 0
     # a probe that does not fit the slack is postponed, not dropped
-    _, rec = pipe.process_batch([FrameRequest(frames[0][0], period_ms=100.0)])[0]
-    _, rec = pipe.process_batch([FrameRequest(frames[1][0], period_ms=100.0)])[0]
-    _, rec = pipe.process_batch([FrameRequest(frames[2][0], period_ms=100.0)])[0]
-    assert pipe.probe(rec.camera, 0.01) == 0.0
-    assert pipe.probe(rec.camera, 1e6) > 0
+    _, rec = pipe._process_batch([FrameRequest(frames[0][0], period_ms=100.0)])[0]
+    _, rec = pipe._process_batch([FrameRequest(frames[1][0], period_ms=100.0)])[0]
+    _, rec = pipe._process_batch([FrameRequest(frames[2][0], period_ms=100.0)])[0]
+    assert pipe._probe(rec.camera, 0.01) == 0.0
+    assert pipe._probe(rec.camera, 1e6) > 0
     # a static policy never probes
     pipe.restart('static:320x240/d3/int8')
     for rgb, _, _ in frames[:4]:
-        _, rec = pipe.process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
-        assert pipe.probe(rec.camera, 1e6) == 0.0
+        _, rec = pipe._process_batch([FrameRequest(rgb, period_ms=100.0)])[0]
+        assert pipe._probe(rec.camera, 1e6) == 0.0
 
 
 def test_the_bundled_profile_records_every_signal_and_probes_only_where_they_pay():
@@ -213,20 +213,20 @@ def test_the_pipeline_waits_for_the_next_frame_only_on_a_shrinking_tail(probing_
     rgb = read_labeled_frames(sample_bag, 'camera/image_raw', 'camera/labels')[0][0]
     pipe = probing_pipe
     req = FrameRequest(rgb, period_ms=100.0)
-    assert not pipe.wait_for_next(req, 0.0)          # no point runs yet
-    pipe.process_batch([req])
+    assert not pipe._wait_for_next(req, 0.0)          # no point runs yet
+    pipe._process_batch([req])
     L = pipe.latency.predict(pipe.camera('default').scheduler.current.key)
     assert L < 50.0
     q_late, q_early = 100.0 - L / 2, 100.0 - 2 * L - 1.0
     late = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_late, period_ms=100.0)
     early = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_early, period_ms=100.0)
-    assert pipe.wait_for_next(late, q_late) and not pipe.wait_for_next(early, q_early)
+    assert pipe._wait_for_next(late, q_late) and not pipe._wait_for_next(early, q_early)
     # the same age spent decoding (not waiting for the busy worker): the next frame pays it
     # too, so waiting gains nothing
-    assert not pipe.wait_for_next(late, 0.0)
-    assert not pipe.wait_for_next(FrameRequest(rgb, transport_ms=1.0, age_ms=60.0), 59.0)
+    assert not pipe._wait_for_next(late, 0.0)
+    assert not pipe._wait_for_next(FrameRequest(rgb, transport_ms=1.0, age_ms=60.0), 59.0)
     pipe.set_policy('golden')
-    assert not pipe.wait_for_next(late, q_late)
+    assert not pipe._wait_for_next(late, q_late)
 
 
 def test_evaluate_correlates_the_decided_estimate_with_each_frames_loss():

@@ -114,7 +114,7 @@ def test_imports_run_down_the_floors_only():
 def test_a_frames_step_is_written_once():
     """The node, evaluate, the closed loop and the bench run a frame's step through
     adaptive/frame_step.py: no other module calls what it sequences."""
-    sequenced = ('process_batch', 'probe', 'probe_slack', 'wait_for_next', 'hold_until')
+    sequenced = ('_process_batch', '_probe', '_probe_slack', '_wait_for_next', '_hold_until')
     callers = {}
     for path in [*PKG.rglob('*.py'), *(ROOT / 'bench').glob('*.py')]:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -123,7 +123,7 @@ def test_a_frames_step_is_written_once():
                 callers.setdefault(node.func.attr, set()).add(path.relative_to(ROOT).as_posix())
     step = 'tts_perception/adaptive/frame_step.py'
     pipeline = 'tts_perception/adaptive/pipeline.py'        # process() is one frame's batch
-    assert callers['process_batch'] <= {step, pipeline} and callers['probe'] == {step}, callers
+    assert callers['_process_batch'] <= {step, pipeline} and callers['_probe'] == {step}, callers
     assert all(callers[m] == {step} for m in sequenced[2:]), callers
 
 

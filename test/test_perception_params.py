@@ -75,7 +75,7 @@ def stack(request):
 def test_changes_are_applied_by_the_worker_between_frames(stack):
     pipe = stack.node.pipeline
     calls, in_frame = [], threading.Event()
-    real_update, real_batch = pipe.update_scheduler, pipe.process_batch
+    real_update, real_batch = pipe.update_scheduler, pipe._process_batch
 
     def update(**kw):                      # the real method, watched
         calls.append((threading.current_thread().name, in_frame.is_set(), kw))
@@ -87,7 +87,7 @@ def test_changes_are_applied_by_the_worker_between_frames(stack):
             return real_batch(reqs)
         finally:
             in_frame.clear()
-    pipe.update_scheduler, pipe.process_batch = update, batch
+    pipe.update_scheduler, pipe._process_batch = update, batch
     margins = [1.0, 2.5, 3.0, 1.5, 2.0, 4.0]
     for i in range(60):
         stack.frame()

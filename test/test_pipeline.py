@@ -107,7 +107,7 @@ def test_batch_of_cameras(pipe, frames):
     pipe.set_policy('adaptive')
     items = [FrameRequest(frames[i][0], f'cam{i}', 1e4, stamp_ns=1) for i in (1, 2)]
     pipe.latency.reset()
-    out = pipe.process_batch(items)
+    out = pipe._process_batch(items)
     assert len(out) == 2 and all(r.batch_size == 2 for _, r in out)
     assert {r.camera for _, r in out} == {'cam1', 'cam2'}
     assert len(pipe.latency.ratios) == 1      # one batch is one latency observation
@@ -117,9 +117,9 @@ def test_a_worker_shared_with_other_cameras_gives_a_frame_half_their_tightest_de
         pipe, frames):
     pipe.set_policy('adaptive')
     own = FrameRequest(frames[1][0], 'a', 1e4, stamp_ns=1)
-    _, alone = pipe.process_batch([own])[0]
+    _, alone = pipe._process_batch([own])[0]
     shared = FrameRequest(frames[1][0], 'b', 1e4, stamp_ns=1, shared_deadlines_ms=(30.0, 80.0))
-    _, rec = pipe.process_batch([shared])[0]
+    _, rec = pipe._process_batch([shared])[0]
     assert alone.budget_ms > 1000.0 and rec.budget_ms == pytest.approx(15.0)
 
 

@@ -48,25 +48,26 @@ def run_step(pipe: AdaptivePipeline, items: Sequence[Item],
              may_probe: Optional[Callable[[], bool]] = None,
              gate_lock: Optional[ContextManager] = None) -> List[Step]:
     """Hold or process every item, publish the results, then probe (see the module).
-    ``gate_lock`` guards the gates where another thread offers frames to them."""
+    ``gate_lock`` guards the gates where another thread offers frames to them. The
+    pipeline's steps it sequences are private to the package: this is their one caller."""
     lock = gate_lock if gate_lock is not None else nullcontext()
     steps = []
     for it in items:
-        held = not it.taken.held and pipe.wait_for_next(it.req, it.waited_ms)
+        held = not it.taken.held and pipe._wait_for_next(it.req, it.waited_ms)
         if held:
             with lock:
-                it.gate.hold(it.taken, pipe.hold_until(it.taken.take_ms, it.taken.wait_ms,
-                                                       it.gate.period_ms))
+                it.gate.hold(it.taken, pipe._hold_until(it.taken.take_ms, it.taken.wait_ms,
+                                                        it.gate.period_ms))
         steps.append(Step(it, held))
     run = [s for s in steps if not s.held]
     if not run:
         return steps
-    for s, (labels, rec) in zip(run, pipe.process_batch([s.item.req for s in run])):
+    for s, (labels, rec) in zip(run, pipe._process_batch([s.item.req for s in run])):
         s.labels, s.rec = labels, rec
         if publish is not None:
             publish(s)
     for s in run:             # probes only after every result is out
         if may_probe is not None and not may_probe():
             break
-        s.probe_ms = pipe.probe(s.rec.camera, pipe.probe_slack(s.rec, s.item.gate.period_ms))
+        s.probe_ms = pipe._probe(s.rec.camera, pipe._probe_slack(s.rec, s.item.gate.period_ms))
     return steps

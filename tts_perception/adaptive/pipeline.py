@@ -493,10 +493,10 @@ class AdaptivePipeline:
         age = (now_ns - stamp_ns) / 1e6 if (now_ns is not None and stamp_ns is not None) \
             else 0.0
         req = FrameRequest(frame, camera, deadline_ms, stamp_ns, transport_ms=max(0.0, age))
-        return self.process_batch([req])[0]
+        return self._process_batch([req])[0]
 
-    def process_batch(self, requests: Sequence[FrameRequest]
-                      ) -> List[Tuple[np.ndarray, DecisionRecord]]:
+    def _process_batch(self, requests: Sequence[FrameRequest]
+                       ) -> List[Tuple[np.ndarray, DecisionRecord]]:
         """Frames waiting at once (e.g. several cameras): (labels, record) per request.
 
         Runs them as one batch when the profile says a batch fits every frame's deadline,
@@ -614,7 +614,7 @@ class AdaptivePipeline:
         self._learn(best.key, (t2 - t1) * 1e3, n, pred, any(r.missed for _, r in out))
         return out
 
-    def wait_for_next(self, req: FrameRequest, waited_ms: float) -> bool:
+    def _wait_for_next(self, req: FrameRequest, waited_ms: float) -> bool:
         """Shrinking tail: whether the adaptive scheduler would rather wait for the camera's
         next frame than start ``req`` now (:func:`~tts_perception.adaptive.scheduler.
         tail_wait`). ``waited_ms``: how long the frame waited because the worker was busy,
@@ -632,7 +632,7 @@ class AdaptivePipeline:
                          req.period_ms)
 
     @staticmethod
-    def hold_until(taken_ms: float, queued_ms: float, period_ms: float) -> float:
+    def _hold_until(taken_ms: float, queued_ms: float, period_ms: float) -> float:
         """Until when a held-back frame waits for the next one: its due time plus a quarter
         period (the next frame may be late; then the held one runs)."""
         return taken_ms - queued_ms + 1.25 * period_ms
@@ -644,7 +644,7 @@ class AdaptivePipeline:
         return self.complexity_params.probes and self.config.probe_every > 0 and \
             self.probe_points[0] != self.probe_points[1]
 
-    def probe(self, camera: str, slack_ms: float) -> float:
+    def _probe(self, camera: str, slack_ms: float) -> float:
         """After a frame's result is out (never before: a probe must not delay it): when a
         probe is due on ``camera`` and its predicted cost fits ``slack_ms`` (the time until
         the next frame is expected; 0 when one is waiting), run the probe's points that did
@@ -676,7 +676,7 @@ class AdaptivePipeline:
         return ms
 
     @staticmethod
-    def probe_slack(rec: DecisionRecord, period_ms: Optional[float]) -> float:
+    def _probe_slack(rec: DecisionRecord, period_ms: Optional[float]) -> float:
         """Time left (ms) after ``rec``'s result until the camera's next frame arrives, if
         frames arrive every ``period_ms`` (0 when the period is not known)."""
         if period_ms is None or not np.isfinite(period_ms):
