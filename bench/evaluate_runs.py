@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from tts_perception.adaptive.profile_data import load_profile, Profile  # noqa: E402
 from tts_perception.tools import calibrate, evaluate, oracle  # noqa: E402
+from tts_perception.tools.eval_results import Comparison, PolicyRun  # noqa: E402
 from tts_perception.tools.results import record  # noqa: E402
 
 
@@ -55,21 +56,25 @@ def sim_model(out: Path) -> Path:
 
 def table(res: dict, prof: Profile) -> str:
     """The section body: the policies that matter, the targets and the complexity fit."""
-    runs, c = res['runs'], res.get('comparison', {})
-    if c and res.get('oracle_frontier'):       # the comparison of this code, from the runs
-        c = evaluate.compare(runs, front=[oracle.FrontierPoint(**p)
-                                          for p in res['oracle_frontier']],
+    runs = res['runs']
+    typed = {k: PolicyRun.from_summary(r) for k, r in runs.items()}
+    c = Comparison.from_dict(res['comparison']) if res.get('comparison') else None
+    if c is not None and res.get('oracle_frontier'):   # the comparison of this code, from the runs
+        c = evaluate.compare(typed, front=[oracle.FrontierPoint(**p)
+                                           for p in res['oracle_frontier']],
                              rule_front=[oracle.FrontierPoint(**p)
                                          for p in res['rule_frontier']]
                              if res.get('rule_frontier') else None)
     statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
     fastest = min(statics, key=lambda k: statics[k]['mean_compute_ms'])
     show = [k for k in runs if k.startswith('adaptive')] + ['golden']
-    for k in (c.get('best_static_meeting_deadline'), c.get('cheapest_static_reaching_it'),
-              c.get('best_static_streaming'), predicted_best(runs, prof), fastest):
+    named = () if c is None else (c.best_static_meeting_deadline, c.cheapest_static_reaching_it,
+                                  c.best_static_streaming)
+    for k in (*named, predicted_best(runs, prof), fastest):
         if k and k not in show:
             show.append(k)
-    basis = 'median_compute_ms' if c.get('compute_basis') == 'median' else 'mean_compute_ms'
+    basis = 'median_compute_ms' if c is not None and c.compute_basis == 'median' \
+        else 'mean_compute_ms'
     rows = ['| policy | accuracy | streaming accuracy | streaming, as the profile predicts | '
             'compute ms (median latencies) | measured compute ms | missed % | dropped % | '
             'worst class IoU |',
@@ -92,52 +97,51 @@ def table(res: dict, prof: Profile) -> str:
              f'{d.reference}; accuracy = {res["metric"]}; deadline {res["deadline_ms"]:.1f} ms '
              f'(the node\'s default); camera at its recorded rate; '
              f'{res["backend"]} on {res["device"]}.', '', *rows, '']
-    if c.get('best_static_meeting_deadline'):
+    if c is not None and c.best_static_meeting_deadline:
         def ms(v):
             return 'n/a' if v is None else f'{v:.2f} ms'
 
-        best, cheap = c['best_static_meeting_deadline'], c['cheapest_static_reaching_it']
+        best, cheap = c.best_static_meeting_deadline, c.cheapest_static_reaching_it
 
-        def pct(name):
-            v = c.get(f'adaptive_share_of_oracle_saving_{name}')
-            return f'**{100 * v:.0f} %**' if v is not None else \
-                f'n/a ({c.get(f"adaptive_share_of_oracle_saving_{name}_na", "no oracle")})'
+        def pct(share):
+            return f'**{100 * share.value:.0f} %**' if share.value is not None else \
+                f'n/a ({share.reason or "no oracle"})'
         lines.append(
             ('Compute at each chosen point\'s median latency in this run (the oracle\'s scale; '
              'measured compute beside it in the table). ' if basis == 'median_compute_ms'
              else '') +
             f'Targets: adaptive accuracy ≥ best static point meeting the deadline '
-            f'({best}, {c["best_static_accuracy"]:.3f}) − 0.005: '
-            f'**{"met" if c["accuracy_target_met"] else "not met"}**. Compute: adaptive '
-            f'{c["adaptive_mean_compute_ms"]:.2f} ms; {best} {runs[best][basis]:.2f} '
+            f'({best}, {c.best_static_accuracy:.3f}) − 0.005: '
+            f'**{"met" if c.accuracy_target_met else "not met"}**. Compute: adaptive '
+            f'{c.adaptive_mean_compute_ms:.2f} ms; {best} {runs[best][basis]:.2f} '
             f'ms, where the per-frame oracle needs '
-            f'{ms(c.get("oracle_compute_ms_at_best_static_accuracy"))}: adaptive captures '
-            f'{pct("vs_best_static")} of that '
+            f'{ms(c.oracle_compute_ms_at_best_static_accuracy)}: adaptive captures '
+            f'{pct(c.share_vs_best_static)} of that '
             f'saving; the cheapest static point reaching that accuracy − 0.005, '
-            f'{cheap}, takes {c["cheapest_static_compute_ms"]:.2f} ms, where the oracle needs '
-            f'{ms(c.get("oracle_compute_ms_at_cheapest_static_accuracy"))}: adaptive captures '
-            f'{pct("vs_cheapest_static")} of that '
-            f'saving (adaptive at {100 * c["compute_ratio"]:.0f} % of its compute); at '
+            f'{cheap}, takes {c.cheapest_static_compute_ms:.2f} ms, where the oracle needs '
+            f'{ms(c.oracle_compute_ms_at_cheapest_static_accuracy)}: adaptive captures '
+            f'{pct(c.share_vs_cheapest_static)} of that '
+            f'saving (adaptive at {100 * c.compute_ratio:.0f} % of its compute); at '
             f'adaptive\'s own accuracy the static points meeting the deadline need '
-            f'{ms(c.get("static_compute_ms_at_adaptive_accuracy"))} (one point, or two '
+            f'{ms(c.static_compute_ms_at_adaptive_accuracy)} (one point, or two '
             f'alternated), the oracle '
-            f'{ms(c.get("oracle_compute_ms_at_adaptive_accuracy"))}: adaptive captures '
-            f'{pct("at_its_accuracy")} of that '
+            f'{ms(c.oracle_compute_ms_at_adaptive_accuracy)}: adaptive captures '
+            f'{pct(c.share_at_its_accuracy)} of that '
             f'saving; '
-            f'streaming accuracy ≥ every static point\'s (best: {c["best_static_streaming"]}, '
-            f'{c["best_static_streaming_accuracy"]:.3f}): '
-            f'**{"met" if c["streaming_target_met"] else "not met"}**.' + (
+            f'streaming accuracy ≥ every static point\'s (best: {c.best_static_streaming}, '
+            f'{c.best_static_streaming_accuracy:.3f}): '
+            f'**{"met" if c.streaming_target_met else "not met"}**.' + (
                 f' Adaptive shown with and without anytime early exit; the comparison uses '
-                f'{c["adaptive_policy"]}.' if 'adaptive+anytime' in runs else
+                f'{c.adaptive_policy}.' if 'adaptive+anytime' in runs else
                 ' Anytime early exit does not apply: the model has one depth.'))
-        if 'rule_compute_ms_at_target' in c:
-            v = c.get('rule_share_of_oracle_saving_vs_cheapest_static')
+        if res.get('rule_frontier'):
+            v = c.rule_share_vs_cheapest_static
             lines.append(
                 f'\nThe bound of the signals: the scheduler\'s rule with the accuracy adaptive '
                 f'predicted for every point on every frame, at the best compute price in '
                 f'hindsight (stateless: no deadline, hysteresis or streaming factor), needs '
-                f'{ms(c["rule_compute_ms_at_target"])} where {cheap} takes '
-                f'{c["cheapest_static_compute_ms"]:.2f} ms: '
+                f'{ms(c.rule_compute_ms_at_target)} where {cheap} takes '
+                f'{c.cheapest_static_compute_ms:.2f} ms: '
                 f'{"n/a" if v is None else f"{100 * v:.0f} %"} of the oracle\'s saving. '
                 f'Between adaptive and it: the price calibrate chose and the online rule; '
                 f'between it and the oracle: what the signals do not know.')
@@ -259,12 +263,11 @@ def recordings_name(recordings: Sequence[Tuple[int, float]]) -> str:
 def course_row(recordings: Sequence[Tuple[int, float]], course: int, res: dict,
                prof: Profile) -> str:
     """One (calibration recording, evaluation course) row of the sim-courses table."""
-    c = res['comparison']
-    share = c.get('adaptive_share_of_oracle_saving_vs_cheapest_static')
-    rule = c.get('rule_share_of_oracle_saving_vs_cheapest_static')
+    c = Comparison.from_dict(res['comparison'])
+    share, rule = c.share_vs_cheapest_static, c.rule_share_vs_cheapest_static
     ran = res['runs']['adaptive'].get('points', {})
     top = ', '.join(f'{k} {n}' for k, n in sorted(ran.items(), key=lambda kv: -kv[1])[:3])
-    oracle_ms = c.get('oracle_compute_ms_at_cheapest_static_accuracy')
+    oracle_ms = c.oracle_compute_ms_at_cheapest_static_accuracy
     ok = correlation_met(res)
     corr = 'n/a (no signal on)' if ok is None else \
         f'{res["point_difficulty_correlation"]:.2f} ({"met" if ok else "not met"})'
@@ -274,14 +277,14 @@ def course_row(recordings: Sequence[Tuple[int, float]], course: int, res: dict,
             f'{100 * v:.0f} %'
     return (f'| {recordings_name(recordings)} | {course} | {prof.data.fit_frames} | '
             f'{", ".join(prof.complexity.signals_on) or "none"} | '
-            f'{prof.accuracy.compute_price:.5f} | {c["adaptive_accuracy"]:.3f} of '
-            f'{c["best_static_accuracy"]:.3f} '
-            f'({"met" if c["accuracy_target_met"] else "not met"}) | '
-            f'{c["adaptive_streaming_accuracy"]:.4f} '
-            f'({"met" if c["streaming_target_met"] else "not met"}) | '
-            f'{c["adaptive_mean_compute_ms"]:.2f} | {c["cheapest_static_compute_ms"]:.2f} | '
+            f'{prof.accuracy.compute_price:.5f} | {c.adaptive_accuracy:.3f} of '
+            f'{c.best_static_accuracy:.3f} '
+            f'({"met" if c.accuracy_target_met else "not met"}) | '
+            f'{c.adaptive_streaming_accuracy:.4f} '
+            f'({"met" if c.streaming_target_met else "not met"}) | '
+            f'{c.adaptive_mean_compute_ms:.2f} | {c.cheapest_static_compute_ms:.2f} | '
             f'{"n/a" if oracle_ms is None else f"{oracle_ms:.2f}"} | '
-            f'{pct(share, c.get("adaptive_share_of_oracle_saving_vs_cheapest_static_na"))} | '
+            f'{pct(share.value, share.reason)} | '
             f'{pct(rule)} | {corr} | {top} |')
 
 

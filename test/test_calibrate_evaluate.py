@@ -18,7 +18,8 @@ from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.adaptive import calibration
 from tts_perception.bag.recordings import read_bag, read_recordings
 from tts_perception.inference import latency
-from tts_perception.tools import calibrate, evaluate
+from tts_perception.tools import calibrate, evaluate, oracle
+from tts_perception.tools.eval_results import Comparison
 
 pytestmark = pytest.mark.slow
 
@@ -128,26 +129,22 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     assert all(a['accuracy'] < b['accuracy'] for a, b in zip(front, front[1:]))
     assert front[0]['mean_compute_ms'] == pytest.approx(
         min(r['median_compute_ms'] for r in statics))
-    c = res['comparison']
-    assert 'adaptive_share_of_oracle_saving_vs_cheapest_static' in c or \
-        c['best_static_meeting_deadline'] is None
-    if c['best_static_meeting_deadline'] is not None:
+    c = Comparison.from_dict(res['comparison'])
+    if c.best_static_meeting_deadline is not None:
         # at adaptive's own accuracy: never dearer than the cheapest static point that
         # reaches it, and the oracle's compute there is its frontier's
-        basis = {'median': 'median_compute_ms', 'measured': 'mean_compute_ms'}[
-            c['compute_basis']]
-        assert c['compute_basis'] == 'median'       # every point ran: the oracle's scale
-        reach = [r[basis] for r in statics
+        assert c.compute_basis == 'median'       # every point ran: the oracle's scale
+        reach = [r['median_compute_ms'] for r in statics
                  if r['late_or_dropped'] <= evaluate.MEETS_DEADLINE
-                 and r['accuracy'] >= c['adaptive_accuracy']]
-        own = c['static_compute_ms_at_adaptive_accuracy']
+                 and r['accuracy'] >= c.adaptive_accuracy]
+        own = c.static_compute_ms_at_adaptive_accuracy
         assert (own is None) == (not reach) and (own is None or own <= min(reach) + 1e-9)
-        ok = [p['mean_compute_ms'] for p in front if p['accuracy'] >= c['adaptive_accuracy']]
-        assert c['oracle_compute_ms_at_adaptive_accuracy'] == (min(ok) if ok else None)
+        ok = [p['mean_compute_ms'] for p in front if p['accuracy'] >= c.adaptive_accuracy]
+        assert c.oracle_compute_ms_at_adaptive_accuracy == (min(ok) if ok else None)
         # every share is a number or says why it is none
-        for name in ('vs_best_static', 'vs_cheapest_static', 'at_its_accuracy'):
-            key = f'adaptive_share_of_oracle_saving_{name}'
-            assert (c[key] is None) == bool(c.get(f'{key}_na')), (name, c)
+        for share in (c.share_vs_best_static, c.share_vs_cheapest_static,
+                      c.share_at_its_accuracy):
+            assert (share.value is None) == bool(share.reason), c
     # the rule with adaptive's own predictions, its price in hindsight: where adaptive
     # processed every frame, a frontier over the static points' latencies
     if res['runs']['adaptive']['processed'] == res['n_frames']:
@@ -156,8 +153,10 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
         assert min(lat) - 1e-9 <= rule[0]['mean_compute_ms'] <= rule[-1]['mean_compute_ms'] \
             <= max(lat) + 1e-9
         assert all(a['accuracy'] < b['accuracy'] for a, b in zip(rule, rule[1:]))
-        if c['best_static_meeting_deadline'] is not None:
-            assert 'rule_share_of_oracle_saving_vs_cheapest_static' in c
+        if c.best_static_meeting_deadline is not None:     # the rule's compute at the target
+            target = res['runs'][c.cheapest_static_reaching_it]['accuracy'] - 0.005
+            assert c.rule_compute_ms_at_target == oracle.cost_at(
+                [oracle.FrontierPoint(**p) for p in rule], target)
     else:       # a frame adaptive never decided on: no replay of its decisions
         assert 'rule_frontier' not in res
 
@@ -218,22 +217,22 @@ def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag)
     slow = evaluate.simulate(pipe, frames, refs, 'static:640x480/d3/fp32', 40.0)
     fast = evaluate.simulate(pipe, frames, refs, 'static:160x120/d1/fp32', 40.0)
     for r in (slow, fast):
-        assert r['processed'] + r['dropped'] == 20
-    assert slow['dropped'] > 0 and fast['dropped'] == 0
-    assert slow['miss_rate'] > fast['miss_rate']
-    assert slow['streaming_accuracy'] < fast['streaming_accuracy']
+        assert r.processed + r.dropped == 20
+    assert slow.dropped > 0 and fast.dropped == 0
+    assert slow.miss_rate > fast.miss_rate
+    assert slow.streaming_accuracy < fast.streaming_accuracy
     # without latency the slow point is the more accurate one: only streaming charges it
-    assert slow['accuracy'] > fast['accuracy']
+    assert slow.accuracy > fast.accuracy
     # the profile's prediction of each one's streaming accuracy: its accuracy there x the
     # scheduler's staleness factor at its median latency in the run, on the camera's period
     runs = {'640x480/d3/fp32': slow, '160x120/d1/fp32': fast, 'golden': slow}
     pred = evaluate.predicted_streaming(pipe, runs)
     assert set(pred) == {'640x480/d3/fp32', '160x120/d1/fp32'}     # 'golden' is no point
     for k, r in (('640x480/d3/fp32', slow), ('160x120/d1/fp32', fast)):
-        lat = float(np.median([x['measured_ms'] for x in r['records']]))
-        assert r['camera_period_ms'] > 0 and lat > 0
+        lat = float(np.median([x.measured_ms for x in r.records]))
+        assert r.camera_period_ms > 0 and lat > 0
         assert pred[k] == pytest.approx(pipe.profile.accuracy.overall[k] * pipe.streaming.expected(
-            k, lat, 0.0, r['camera_period_ms']))
+            k, lat, 0.0, r.camera_period_ms))
     # 250 ms late costs the slow point more of its own accuracy than the fast one loses
     assert pred['640x480/d3/fp32'] / pipe.profile.accuracy.overall['640x480/d3/fp32'] < \
         pred['160x120/d1/fp32'] / pipe.profile.accuracy.overall['160x120/d1/fp32']

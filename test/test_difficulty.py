@@ -1,6 +1,7 @@
 """Difficulty signals, the validation gate and probes (real inference on the bundled model)."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,22 @@ from tts_perception.inference.runner import infer
 pytestmark = pytest.mark.unit
 
 MODEL = ROOT / 'models' / 'tts_segnet'
+
+
+def _ran(records):
+    """A run as the evaluate functions read it: its per-frame records' fields."""
+    return SimpleNamespace(records=[SimpleNamespace(**r) for r in records])
+
+
+def _policy_run(accuracy, measured, median, n=10):
+    """A policy run with these figures (the rest zero)."""
+    from tts_perception.tools.eval_results import PolicyRun
+    return PolicyRun(policy='', anytime=False, frames=n, processed=n, dropped=0, tail=0,
+                     missed=0, miss_rate=0.0, late_or_dropped=0.0, accuracy=accuracy,
+                     per_class_iou=[], worst_class_iou=accuracy, streaming_accuracy=accuracy,
+                     streaming_per_class_iou=[], mean_compute_ms=measured, probes=0,
+                     mean_probe_ms=0.0, p95_total_ms=measured, camera_period_ms=None,
+                     points={}, median_compute_ms=median)
 
 
 def test_small_segment_score_says_whether_the_cheapest_scale_still_sees_a_segment():
@@ -201,10 +218,10 @@ def test_evaluate_counts_probes_as_compute(probing_pipe, sample_bag):
     frames = frames.part(0, 24)
     refs = [x[::calibration.SUB, ::calibration.SUB] for x in frames.labels]
     r = evaluate.simulate(probing_pipe, frames, refs, 'adaptive', 40.0)
-    assert r['probes'] > 0
-    per = [x['measured_ms'] + x['probe_ms'] for x in r['records']]
-    assert r['mean_compute_ms'] == pytest.approx(float(np.mean(per)))
-    assert r['mean_compute_ms'] > float(np.mean([x['measured_ms'] for x in r['records']]))
+    assert r.probes > 0
+    per = [x.measured_ms + x.probe_ms for x in r.records]
+    assert r.mean_compute_ms == pytest.approx(float(np.mean(per)))
+    assert r.mean_compute_ms > float(np.mean([x.measured_ms for x in r.records]))
 
 
 def test_the_pipeline_waits_for_the_next_frame_only_on_a_shrinking_tail(probing_pipe,
@@ -216,10 +233,12 @@ def test_the_pipeline_waits_for_the_next_frame_only_on_a_shrinking_tail(probing_
     assert not pipe._wait_for_next(req, 0.0)          # no point runs yet
     pipe._process_batch([req])
     L = pipe.latency.predict(pipe.camera('default').scheduler.current.key)
-    assert L < 50.0
-    q_late, q_early = 100.0 - L / 2, 100.0 - 2 * L - 1.0
-    late = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_late, period_ms=100.0)
-    early = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_early, period_ms=100.0)
+    # a camera period well above the point's latency as this machine measured it (a busy
+    # machine measures more): a frame that waited almost a period is on the shrinking tail
+    P = max(100.0, 4.0 * L)
+    q_late, q_early = P - L / 2, P - 2 * L - 1.0
+    late = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_late, period_ms=P)
+    early = FrameRequest(rgb, transport_ms=1.0, age_ms=1.0 + q_early, period_ms=P)
     assert pipe._wait_for_next(late, q_late) and not pipe._wait_for_next(early, q_early)
     # the same age spent decoding (not waiting for the busy worker): the next frame pays it
     # too, so waiting gains nothing
@@ -243,11 +262,11 @@ def test_evaluate_correlates_the_decided_estimate_with_each_frames_loss():
     loss = frame_loss(table.frame_accuracy())
     assert np.all(np.diff(loss) > 0) and loss[0] == 0.0
     frames = [5, 0, 3, 1]                               # the frames the run processed
-    run = {'records': [{'frame': f, 'complexity': float(loss[f]) ** 0.5} for f in frames]}
+    run = _ran([{'frame': f, 'complexity': float(loss[f]) ** 0.5} for f in frames])
     assert difficulty_correlation(table, run) > 0.9
-    run = {'records': [{'frame': f, 'complexity': -float(loss[f])} for f in frames]}
+    run = _ran([{'frame': f, 'complexity': -float(loss[f])} for f in frames])
     assert difficulty_correlation(table, run) == pytest.approx(-1.0)
-    run = {'records': [{'frame': f, 'complexity': 0.5} for f in frames]}
+    run = _ran([{'frame': f, 'complexity': 0.5} for f in frames])
     assert difficulty_correlation(table, run) is None   # a constant estimate
 
 
@@ -345,33 +364,30 @@ def test_evaluate_judges_the_per_point_estimate_within_points():
     frames = [0, 2, 3, 5]
 
     def run(pred_b, pred_c):
-        return {'records': [{'frame': f, 'shortfall': {'a': 0.0, 'b': pred_b(f),
-                                                       'c': pred_c(f)}} for f in frames]}
+        return _ran([{'frame': f, 'shortfall': {'a': 0.0, 'b': pred_b(f), 'c': pred_c(f)}}
+                     for f in frames])
     assert point_difficulty_correlation(table, run(lambda f: f, lambda f: -f)) > 0.9
     # the same ranking for both points is right for one and wrong for the other
     assert abs(point_difficulty_correlation(table, run(lambda f: f, lambda f: f))) < 0.3
     # no point models: nothing to judge
     assert point_difficulty_correlation(
-        table, {'records': [{'frame': f, 'shortfall': {}} for f in frames]}) is None
+        table, _ran([{'frame': f, 'shortfall': {}} for f in frames])) is None
 
 
 def test_compare_takes_compute_at_the_points_median_latencies_where_every_run_has_it():
     from tts_perception.tools.evaluate import compare, median_compute
     recs = [{'point': p, 'probe_ms': pr} for p, pr in (('a', 0.0), ('b', 1.0), ('b', 0.0))]
-    assert median_compute({'records': recs}, {'a': 10.0, 'b': 2.0}) == pytest.approx(
+    assert median_compute(_ran(recs), {'a': 10.0, 'b': 2.0}) == pytest.approx(
         (10.0 + 3.0 + 2.0) / 3)
-
-    def run(acc, measured, median):
-        return {'accuracy': acc, 'streaming_accuracy': acc, 'mean_compute_ms': measured,
-                'median_compute_ms': median, 'late_or_dropped': 0.0}
+    run = _policy_run
     runs = {'adaptive': run(0.94, 9.0, 6.0), 'golden': run(0.95, 10.0, 10.0),
             'a': run(0.95, 12.0, 10.0), 'b': run(0.90, 2.0, 2.0)}
     c = compare(runs)
-    assert c['compute_basis'] == 'median' and c['adaptive_mean_compute_ms'] == 6.0
-    assert c['compute_ratio'] == pytest.approx(0.6)
-    runs['b'] = {**runs['b'], 'median_compute_ms': None}     # one run without: all measured
+    assert c.compute_basis == 'median' and c.adaptive_mean_compute_ms == 6.0
+    assert c.compute_ratio == pytest.approx(0.6)
+    runs['b'].median_compute_ms = None                  # one run without: all measured
     c = compare(runs)
-    assert c['compute_basis'] == 'measured' and c['compute_ratio'] == pytest.approx(0.75)
+    assert c.compute_basis == 'measured' and c.compute_ratio == pytest.approx(0.75)
 
 
 def test_the_compute_price_holds_on_every_part_not_only_on_average():
@@ -401,7 +417,6 @@ def test_the_compute_price_holds_on_every_part_not_only_on_average():
 
 
 def test_the_rule_replays_the_predictions_adaptive_decided_with():
-    from types import SimpleNamespace
     from tts_perception.adaptive.scheduler import AccuracyTable
     from tts_perception.tools.evaluate import compare, decided_predictions
     from tts_perception.tools.oracle import PerFrameTable, rule_frontier
@@ -415,27 +430,26 @@ def test_the_rule_replays_the_predictions_adaptive_decided_with():
     pipe = SimpleNamespace(accuracy=acc, worst_class_iou={keys[0]: 0.9, keys[1]: 1.0},
                            sched_config=SimpleNamespace(class_floor=0.3))
     # adaptive predicted the cheap point's shortfall right on every frame
-    recs = [{'frame': f, 'complexity': 0.2,
-             'shortfall': {keys[0]: -0.5 if f % 2 == 0 else 0.5, keys[1]: 0.0}}
+    recs = [SimpleNamespace(frame=f, complexity=0.2,
+                            shortfall={keys[0]: -0.5 if f % 2 == 0 else 0.5, keys[1]: 0.0})
             for f in range(n)]
-    pred = decided_predictions(pipe, table, {'records': recs})
+    pred = decided_predictions(pipe, table, SimpleNamespace(records=recs))
     np.testing.assert_allclose(pred, [[1.0, 0.0] * 5, [1.0] * n])
     # a frame it never processed: nothing to replay
-    assert decided_predictions(pipe, table, {'records': recs[1:]}) is None
+    assert decided_predictions(pipe, table, SimpleNamespace(records=recs[1:])) is None
     # a point below the class floor is never the rule's
     pipe.worst_class_iou[keys[0]] = 0.1
-    assert np.isneginf(decided_predictions(pipe, table, {'records': recs})[0]).all()
+    assert np.isneginf(decided_predictions(pipe, table, SimpleNamespace(records=recs))[0]).all()
     pipe.worst_class_iou[keys[0]] = 0.9
 
     def run(a, ms):
-        return {'accuracy': a, 'streaming_accuracy': a, 'mean_compute_ms': ms,
-                'median_compute_ms': ms, 'late_or_dropped': 0.0}
+        return _policy_run(a, ms, ms, n)
     runs = {'adaptive': run(1.0, 7.0), 'golden': run(1.0, 9.0), keys[0]: run(0.5, 1.0),
             keys[1]: run(1.0, 9.0)}
     from tts_perception.tools.oracle import frontier
     c = compare(runs, front=frontier(table), rule_front=rule_frontier(table, pred))
     # the oracle and the rule both run the cheap point on the even frames: 5 ms
-    assert c['oracle_compute_ms_at_cheapest_static_accuracy'] == pytest.approx(5.0)
-    assert c['rule_compute_ms_at_target'] == pytest.approx(5.0)
-    assert c['rule_share_of_oracle_saving_vs_cheapest_static'] == pytest.approx(1.0)
-    assert c['adaptive_share_of_oracle_saving_vs_cheapest_static'] == pytest.approx(0.5)
+    assert c.oracle_compute_ms_at_cheapest_static_accuracy == pytest.approx(5.0)
+    assert c.rule_compute_ms_at_target == pytest.approx(5.0)
+    assert c.rule_share_vs_cheapest_static == pytest.approx(1.0)
+    assert c.share_vs_cheapest_static.value == pytest.approx(0.5)

@@ -132,10 +132,9 @@ MAX_FUNCTION_LINES = 60
 # that was split must leave it, and no other may join it
 LONG_FUNCTIONS = {
     'tts_perception/tools/demo.py:main', 'tts_perception/tools/closed_loop.py:run_course',
-    'tts_perception/tools/evaluate.py:main', 'tts_perception/tools/soak.py:main',
+    'tts_perception/tools/soak.py:main',
     'tts_perception/inference/model_desc.py:load_model_description',
-    'tts_perception/tools/evaluate.py:compare', 'tts_perception/sim/world.py:course_mjcf',
-    'tts_perception/adaptive/scheduler.py:choose', 'tts_perception/tools/evaluate.py:simulate',
+    'tts_perception/sim/world.py:course_mjcf', 'tts_perception/adaptive/scheduler.py:choose',
     'tts_perception/adaptive/pipeline.py:__init__', 'tts_perception/tools/calibrate.py:main',
     'tts_perception/tools/frame_player.py:main', 'tts_perception/nodes/ros_util.py:run_node',
 }

@@ -119,14 +119,15 @@ def test_the_eval_section_says_whether_calibrates_streaming_ranking_held():
 
 def test_each_course_row_says_whether_the_difficulty_correlation_target_held():
     from evaluate_runs import course_row, CORRELATION_TARGET
+    from tts_perception.tools.eval_results import Comparison, Share
     prof = load_profile(ROOT / 'models' / 'tts_segnet' / 'profile_cpu.json')
-    comparison = {'adaptive_accuracy': 0.94, 'best_static_accuracy': 0.946,
-                  'accuracy_target_met': True, 'adaptive_streaming_accuracy': 0.86,
-                  'streaming_target_met': True, 'adaptive_mean_compute_ms': 4.4,
-                  'cheapest_static_compute_ms': 5.3,
-                  'oracle_compute_ms_at_cheapest_static_accuracy': 3.1,
-                  'adaptive_share_of_oracle_saving_vs_cheapest_static': 0.41,
-                  'rule_share_of_oracle_saving_vs_cheapest_static': 0.65}
+    comparison = Comparison(
+        compute_basis='median', adaptive_policy='adaptive', adaptive_accuracy=0.94,
+        adaptive_streaming_accuracy=0.86, adaptive_mean_compute_ms=4.4,
+        best_static_streaming='a', best_static_streaming_accuracy=0.85,
+        streaming_target_met=True, best_static_accuracy=0.946, accuracy_target_met=True,
+        cheapest_static_compute_ms=5.3, oracle_compute_ms_at_cheapest_static_accuracy=3.1,
+        share_vs_cheapest_static=Share(0.41), rule_share_vs_cheapest_static=0.65).to_dict()
 
     def row(r):
         res = {'comparison': comparison, 'runs': {'adaptive': {'points': {'a': 3}}}}

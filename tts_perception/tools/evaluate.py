@@ -40,7 +40,7 @@ from dataclasses import asdict
 import json
 from pathlib import Path
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,6 +58,7 @@ from tts_perception.adaptive.calibration import SUB
 from tts_perception.bag.recordings import read_bag
 from tts_perception.common.frames import Frames
 from tts_perception.inference.latency import machine_info
+from tts_perception.tools.eval_results import Comparison, FrameRecord, PolicyRun, Share
 from tts_perception.tools.load import start_load, stop_load
 from tts_perception.tools import oracle
 
@@ -81,13 +82,13 @@ def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False
 
 def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], policy: str,
              deadline_ms: float, anytime: bool = False, rate: float = 1.0,
-             load: str = 'none', quiet: bool = True) -> Dict[str, Any]:
-    """One policy through the simulated camera; per-frame records and the summary."""
+             load: str = 'none', quiet: bool = True) -> PolicyRun:
+    """One policy through the simulated camera: the node's frame gate and frame step on the
+    frames' recorded arrivals; per-frame records and the summary."""
     pipe.restart(policy)
     pipe.set_anytime(anytime, pipe.config.anytime_confidence)
     n, ncls = len(frames), pipe.model.num_classes
     arrivals = arrivals_from(frames.stamps_ns, frames.arrival_ns, range(n), rate)
-    arrive = np.array([a.arrival_ms for a in arrivals])
     gate = FrameGate(deadline_ms)
     outputs, recs = [], []
     procs: List = []
@@ -103,60 +104,75 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
         if step.held:
             return 0.0
-        rec, probe_ms = step.rec, step.probe_ms
-        done = taken.take_ms + rec.total_ms
-        pred = step.labels[::SUB, ::SUB]
-        outputs.append((done, pred))
-        recs.append({'frame': j, 'start_ms': taken.take_ms, 'done_ms': done,
-                     'point': rec.point, 'measured_ms': rec.measured_ms,
-                     'probe_ms': probe_ms,
-                     'total_ms': rec.total_ms, 'age_ms': rec.age_ms,
-                     'missed': rec.missed, 'complexity': rec.complexity,
-                     'shortfall': dict(pipe.camera(rec.camera).shortfall),
-                     'stop_reason': rec.stop_reason,
-                     'confusion': ConfusionMatrix(ncls).add(pred, refs[j]).m})
+        rec = _record(pipe, step, refs[j], ncls)
+        outputs.append((rec.done_ms, step.labels[::SUB, ::SUB]))
+        recs.append(rec)
         prog.update(j + 1)
-        return rec.total_ms + probe_ms
+        return step.rec.total_ms + step.probe_ms
     try:
         replay(gate, arrivals, process)
     finally:
         stop_load(procs)
         prog.close()
-    dropped = gate.counts.dropped + gate.counts.stale + gate.counts.future + \
-        gate.counts.tail
-    # streaming: at each frame's arrival, the newest output finished by then
-    stream = ConfusionMatrix(ncls)
-    per_frame_stream = []
+    stream, per_frame_stream = streaming(outputs, [a.arrival_ms for a in arrivals], refs, ncls)
+    return summarise(policy, anytime, n, ncls, gate, recs, stream, per_frame_stream)
+
+
+def _record(pipe: AdaptivePipeline, step, ref: np.ndarray, ncls: int) -> FrameRecord:
+    """A processed frame's record, its output scored against ``ref``."""
+    taken, rec = step.item.taken, step.rec
+    return FrameRecord(
+        frame=taken.item, start_ms=taken.take_ms, done_ms=taken.take_ms + rec.total_ms,
+        point=rec.point, measured_ms=rec.measured_ms, probe_ms=step.probe_ms,
+        total_ms=rec.total_ms, age_ms=rec.age_ms, missed=rec.missed,
+        complexity=rec.complexity, shortfall=dict(pipe.camera(rec.camera).shortfall),
+        stop_reason=rec.stop_reason,
+        confusion=ConfusionMatrix(ncls).add(step.labels[::SUB, ::SUB], ref).m)
+
+
+def streaming(outputs: Sequence, arrivals_ms: Sequence[float], refs: List[np.ndarray],
+              ncls: int):
+    """Streaming accuracy: at each frame's arrival the newest output finished by then
+    (``outputs``: (done ms, labels) in finishing order) against that frame's truth; the
+    confusion over every frame and the accuracy per frame."""
+    stream, per_frame_stream = ConfusionMatrix(ncls), []
     k, latest = 0, None
-    for i in range(n):
-        while k < len(outputs) and outputs[k][0] <= arrive[i]:
+    for i, arrive in enumerate(arrivals_ms):
+        while k < len(outputs) and outputs[k][0] <= arrive:
             latest = outputs[k][1]
             k += 1
         pred = latest if latest is not None else np.zeros_like(refs[i])
         m = ConfusionMatrix(ncls).add(pred, refs[i])
         stream.add_matrix(m.m)
         per_frame_stream.append(m.miou())
+    return stream, per_frame_stream
+
+
+def summarise(policy: str, anytime: bool, n: int, ncls: int, gate: FrameGate,
+              recs: List[FrameRecord], stream: ConfusionMatrix,
+              per_frame_stream: List[float]) -> PolicyRun:
+    """A run's figures from its records, its gate's counts and its streaming confusion."""
+    c = gate.counts
+    dropped = c.dropped + c.stale + c.future + c.tail
     acc = ConfusionMatrix(ncls)
     for r in recs:
-        acc.add_matrix(r['confusion'])
-    missed = sum(r['missed'] for r in recs)
-    ms = np.array([r['measured_ms'] + r['probe_ms'] for r in recs])     # probes are compute
-    return {
-        'policy': policy, 'anytime': anytime, 'frames': n, 'processed': len(recs),
-        'dropped': dropped, 'tail': gate.counts.tail, 'missed': int(missed),
-        'miss_rate': missed / max(1, len(recs)), 'late_or_dropped': (missed + dropped) / n,
-        'accuracy': acc.miou(), 'per_class_iou': acc.iou_values(),
-        'worst_class_iou': min((v for v in acc.iou_values() if v is not None),
-                               default=float('nan')),
-        'streaming_accuracy': stream.miou(), 'streaming_per_class_iou': stream.iou_values(),
-        'mean_compute_ms': float(ms.mean()) if len(ms) else None,
-        'probes': int(sum(r['probe_ms'] > 0 for r in recs)),
-        'mean_probe_ms': float(np.mean([r['probe_ms'] for r in recs])) if recs else 0.0,
-        'p95_total_ms': float(np.percentile([r['total_ms'] for r in recs], 95)),
-        'camera_period_ms': gate.period_ms,
-        'points': dict(Counter(r['point'] for r in recs)),
-        'records': recs, 'streaming_per_frame': per_frame_stream,
-    }
+        acc.add_matrix(r.confusion)
+    missed = sum(r.missed for r in recs)
+    ms = np.array([r.measured_ms + r.probe_ms for r in recs])     # probes are compute
+    return PolicyRun(
+        policy=policy, anytime=anytime, frames=n, processed=len(recs), dropped=dropped,
+        tail=c.tail, missed=int(missed), miss_rate=missed / max(1, len(recs)),
+        late_or_dropped=(missed + dropped) / n, accuracy=acc.miou(),
+        per_class_iou=acc.iou_values(),
+        worst_class_iou=min((v for v in acc.iou_values() if v is not None),
+                            default=float('nan')),
+        streaming_accuracy=stream.miou(), streaming_per_class_iou=stream.iou_values(),
+        mean_compute_ms=float(ms.mean()) if len(ms) else None,
+        probes=int(sum(r.probe_ms > 0 for r in recs)),
+        mean_probe_ms=float(np.mean([r.probe_ms for r in recs])) if recs else 0.0,
+        p95_total_ms=float(np.percentile([r.total_ms for r in recs], 95)),
+        camera_period_ms=gate.period_ms, points=dict(Counter(r.point for r in recs)),
+        records=recs, streaming_per_frame=per_frame_stream)
 
 
 def warm_points(pipe: AdaptivePipeline, frames: Frames, runs: int = 20) -> None:
@@ -167,20 +183,21 @@ def warm_points(pipe: AdaptivePipeline, frames: Frames, runs: int = 20) -> None:
             infer(pipe.model, pipe.backend, [frames.rgb[i % len(frames)]], p)
 
 
-def median_compute(run: Dict, latency: Dict[str, float]) -> float:
+def median_compute(run: PolicyRun, latency: Dict[str, float]) -> float:
     """A run's mean compute per processed frame with each chosen point at its median latency
     (``latency``, from the static runs: the oracle's scale), its probes as measured."""
-    recs = run['records']
-    return float(np.mean([latency[r['point']] + r['probe_ms'] for r in recs])) if recs \
+    recs = run.records
+    return float(np.mean([latency[r.point] + r.probe_ms for r in recs])) if recs \
         else float('nan')
 
 
-def median_latency(run: Dict) -> float:
+def median_latency(run: PolicyRun) -> float:
     """A run's median measured latency per processed frame (ms)."""
-    return float(np.median([r['measured_ms'] for r in run['records']]))
+    return float(np.median([r.measured_ms for r in run.records]))
 
 
-def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, Dict]) -> Dict[str, float]:
+def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, PolicyRun]
+                        ) -> Dict[str, float]:
     """Per static run, the streaming accuracy the profile predicts for it: its accuracy on
     calibrate's frames x the scheduler's staleness factor (:class:`~tts_perception.adaptive.
     scheduler.StreamingTable`, the profile's table) at its median latency in this run, on this
@@ -190,9 +207,9 @@ def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, Dict]) -> Dict[s
     table, overall = pipe.streaming, pipe.profile.accuracy.overall
     if not table.usable():
         return {}
-    return {k: overall[k] * table.expected(k, median_latency(r), 0.0, r['camera_period_ms'])
-            for k, r in runs.items() if k in overall and k in table.table and r['records']
-            and r.get('camera_period_ms')}
+    return {k: overall[k] * table.expected(k, median_latency(r), 0.0, r.camera_period_ms)
+            for k, r in runs.items() if k in overall and k in table.table and r.records
+            and r.camera_period_ms}
 
 
 def policies(pipe: AdaptivePipeline) -> List[tuple]:
@@ -206,17 +223,18 @@ def policies(pipe: AdaptivePipeline) -> List[tuple]:
 
 
 def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
-              runs: Dict[str, Dict], quiet: bool = True) -> Optional[oracle.PerFrameTable]:
+              runs: Dict[str, PolicyRun], quiet: bool = True
+              ) -> Optional[oracle.PerFrameTable]:
     """Every point on every frame, the per-frame oracle's table (None unless every point ran
     as a static policy: its median compute is the point's latency). A frame a static run
     already scored is taken from its record; only the frames it dropped are run again."""
     keys = [p.key for p in pipe.points]
-    if any(k not in runs or not runs[k]['records'] for k in keys):
+    if any(k not in runs or not runs[k].records for k in keys):
         return None
     latency = {k: median_latency(runs[k]) for k in keys}
     by_key = {p.key: p for p in pipe.points}
     ncls = pipe.model.num_classes
-    scored = {(k, r['frame']): r['confusion'] for k in keys for r in runs[k]['records']}
+    scored = {(k, r.frame): r.confusion for k in keys for r in runs[k].records}
     prog = Progress(len(keys) * len(frames), 'oracle: every point on every frame', quiet=quiet)
     done = [0]
 
@@ -232,139 +250,141 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
     return table
 
 
-def difficulty_correlation(table: oracle.PerFrameTable, run: Dict) -> Optional[float]:
+def difficulty_correlation(table: oracle.PerFrameTable, run: PolicyRun) -> Optional[float]:
     """Correlation, over the frames a run processed, of the difficulty estimate it decided
     with and the frame's accuracy loss (:func:`~tts_perception.adaptive.difficulty.
     frame_loss`, from every point on the frame): the estimate on frames it was not fitted
     on. None where undefined (no spread)."""
     loss = frame_loss(table.frame_accuracy())
-    recs = run['records']
-    return correlation(np.array([r['complexity'] for r in recs], float),
-                       np.array([loss[r['frame']] for r in recs], float))
+    recs = run.records
+    return correlation(np.array([r.complexity for r in recs], float),
+                       np.array([loss[r.frame] for r in recs], float))
 
 
-def point_difficulty_correlation(table: oracle.PerFrameTable, run: Dict) -> Optional[float]:
+def point_difficulty_correlation(table: oracle.PerFrameTable, run: PolicyRun
+                                 ) -> Optional[float]:
     """How well the per-point estimate a run decided with told which frames were hard for
     which point: over the frames it processed, the within-point correlation
     (:func:`~tts_perception.adaptive.difficulty.within_point_correlation`) of each point's
     predicted shortfall and its actual one (short of the best point on the frame). None
     without point models."""
     short = frame_shortfall(table.frame_accuracy())
-    recs = [r for r in run['records'] if r.get('shortfall')]
-    keys = [k for k in table.points if recs and all(k in r['shortfall'] for r in recs)]
+    recs = [r for r in run.records if r.shortfall]
+    keys = [k for k in table.points if recs and all(k in r.shortfall for r in recs)]
     if not keys:
         return None
     rows = [table.points.index(k) for k in keys]
-    frames = [r['frame'] for r in recs]
+    frames = [r.frame for r in recs]
     return within_point_correlation(
-        np.array([[r['shortfall'][k] for r in recs] for k in keys]), short[rows][:, frames])
+        np.array([[r.shortfall[k] for r in recs] for k in keys]), short[rows][:, frames])
 
 
-def decided_predictions(pipe: AdaptivePipeline, table: oracle.PerFrameTable, run: Dict
+def decided_predictions(pipe: AdaptivePipeline, table: oracle.PerFrameTable, run: PolicyRun
                         ) -> Optional[np.ndarray]:
     """The accuracy the scheduler predicted for every point on every frame of ``run`` ([P, F]
     over ``table``'s points; -inf for a point below the class floor while one sees every
     class): what :func:`~tts_perception.tools.oracle.rule_frontier` replays. None unless the
     run processed every frame."""
-    recs = sorted(run['records'], key=lambda r: r['frame'])
-    if [r['frame'] for r in recs] != list(range(table.confusion.shape[1])):
+    recs = sorted(run.records, key=lambda r: r.frame)
+    if [r.frame for r in recs] != list(range(table.confusion.shape[1])):
         return None
     keys = table.points
     seeing = set(seeing_points(keys, pipe.worst_class_iou, pipe.sched_config.class_floor))
-    pred = np.array([pipe.accuracy.frame(keys, r['complexity'], r['shortfall'])
+    pred = np.array([pipe.accuracy.frame(keys, r.complexity, r.shortfall)
                      for r in recs], float).T
     pred[[k not in seeing for k in keys]] = -np.inf
     return pred
 
 
-def compare(runs: Dict[str, Dict], tolerance: float = 0.005,
+def compare(runs: Dict[str, PolicyRun], tolerance: float = 0.005,
             front: Optional[List[oracle.FrontierPoint]] = None,
-            rule_front: Optional[List[oracle.FrontierPoint]] = None) -> Dict[str, Any]:
+            rule_front: Optional[List[oracle.FrontierPoint]] = None) -> Comparison:
     """The targets, computed from the runs (adaptive = the better of with and without
     anytime, by streaming accuracy), and the oracle's bound where its frontier is given; with
     ``rule_front`` (:func:`~tts_perception.tools.oracle.rule_frontier`) also the share the
     scheduler's rule would capture with its signals at the best price in hindsight.
-    Compute is each run's ``median_compute_ms`` where every run has it (the oracle's scale),
-    else its measured ``mean_compute_ms``; ``compute_basis`` says which."""
-    basis = 'median_compute_ms' if all(r.get('median_compute_ms') is not None
-                                       for r in runs.values()) else 'mean_compute_ms'
-    runs = {k: {**r, 'mean_compute_ms': r[basis]} for k, r in runs.items()}
+    Compute is each run's median compute where every run has it (the oracle's scale), else
+    its measured compute; ``compute_basis`` says which."""
+    basis = 'median' if all(r.median_compute_ms is not None for r in runs.values()) \
+        else 'measured'
+    cost = {k: r.compute_ms(basis) for k, r in runs.items()}
     statics = {k: r for k, r in runs.items() if not k.startswith('adaptive') and k != 'golden'}
-    ok = {k: r for k, r in statics.items() if r['late_or_dropped'] <= MEETS_DEADLINE}
+    ok = {k: r for k, r in statics.items() if r.late_or_dropped <= MEETS_DEADLINE}
     ad_key = max((k for k in runs if k.startswith('adaptive')),
-                 key=lambda k: (runs[k]['streaming_accuracy'], runs[k]['accuracy']))
+                 key=lambda k: (runs[k].streaming_accuracy, runs[k].accuracy))
     ad = runs[ad_key]
-    out: Dict[str, Any] = {'compute_basis': 'median' if basis == 'median_compute_ms'
-                           else 'measured',
-                           'adaptive_policy': ad_key, 'adaptive_accuracy': ad['accuracy'],
-                           'adaptive_streaming_accuracy': ad['streaming_accuracy'],
-                           'adaptive_mean_compute_ms': ad['mean_compute_ms']}
+    best_stream = max(statics, key=lambda k: statics[k].streaming_accuracy)
+    out = Comparison(
+        compute_basis=basis, adaptive_policy=ad_key, adaptive_accuracy=ad.accuracy,
+        adaptive_streaming_accuracy=ad.streaming_accuracy, adaptive_mean_compute_ms=cost[ad_key],
+        best_static_streaming=best_stream,
+        best_static_streaming_accuracy=statics[best_stream].streaming_accuracy,
+        streaming_target_met=bool(ad.streaming_accuracy >=
+                                  statics[best_stream].streaming_accuracy))
     if ok:
-        best = max(ok, key=lambda k: ok[k]['accuracy'])
-        level = ok[best]['accuracy'] - tolerance
-        reach = [k for k in statics if statics[k]['accuracy'] >= level]
-        cheapest = min(reach, key=lambda k: statics[k]['mean_compute_ms'])
-        ratio = ad['mean_compute_ms'] / statics[cheapest]['mean_compute_ms']
-        out.update(best_static_meeting_deadline=best, best_static_accuracy=ok[best]['accuracy'],
-                   cheapest_static_reaching_it=cheapest,
-                   cheapest_static_compute_ms=statics[cheapest]['mean_compute_ms'],
-                   compute_ratio=ratio,
-                   accuracy_target_met=bool(ad['accuracy'] >= level))
+        _accuracy_targets(out, statics, ok, cost, tolerance)
         if front is not None:
-            def share(name: str, static_ms: Optional[float], oracle_ms: Optional[float],
-                      need: float) -> None:
-                # the share, or why there is none (``<key>_na``)
-                key = f'adaptive_share_of_oracle_saving_{name}'
-                out[key] = None
-                if static_ms is None:
-                    out[f'{key}_na'] = 'no static point meeting the deadline reaches it'
-                elif oracle_ms is None:
-                    out[f'{key}_na'] = 'the oracle does not reach that accuracy'
-                elif ad['accuracy'] < need:
-                    out[f'{key}_na'] = 'adaptive is below that accuracy'
-                else:
-                    out[key] = oracle.saving_captured(static_ms, ad['mean_compute_ms'],
-                                                      oracle_ms)
-                    if out[key] is None:
-                        out[f'{key}_na'] = (f'the oracle saves under '
-                                            f'{100 * oracle.MIN_SAVING:.0f} % there')
-            # against the best static point meeting the deadline, and against the cheapest
-            # static point reaching its accuracy (the two differ when a cheaper precision
-            # matches it: then only the second says what the per-frame decision adds)
-            for name, k in (('best_static', best), ('cheapest_static', cheapest)):
-                oracle_ms = oracle.cost_at(front, statics[k]['accuracy'])
-                out[f'oracle_compute_ms_at_{name}_accuracy'] = oracle_ms
-                share(f'vs_{name}', statics[k]['mean_compute_ms'], oracle_ms,
-                      statics[k]['accuracy'] - tolerance)
-            if rule_front is not None:
-                # what adaptive's share there asks of it: the cheapest static point's
-                # accuracy less the tolerance; the rule at the best price in hindsight
-                rule_ms = oracle.cost_at(rule_front,
-                                         statics[cheapest]['accuracy'] - tolerance)
-                oracle_ms = out['oracle_compute_ms_at_cheapest_static_accuracy']
-                out['rule_compute_ms_at_target'] = rule_ms
-                out['rule_share_of_oracle_saving_vs_cheapest_static'] = None if (
-                    rule_ms is None) else oracle.saving_captured(
-                        statics[cheapest]['mean_compute_ms'], rule_ms, oracle_ms)
-            # at adaptive's own accuracy: the static frontier of the points meeting the
-            # deadline against the oracle's frontier
-            own = oracle.static_cost_at([(r['mean_compute_ms'], r['accuracy'])
-                                         for r in ok.values()], ad['accuracy'])
-            oracle_own = oracle.cost_at(front, ad['accuracy'])
-            out.update(static_compute_ms_at_adaptive_accuracy=own,
-                       oracle_compute_ms_at_adaptive_accuracy=oracle_own)
-            share('at_its_accuracy', own, oracle_own, ad['accuracy'])
-    else:
-        out.update(best_static_meeting_deadline=None, accuracy_target_met=None)
-    best_stream = max(statics, key=lambda k: statics[k]['streaming_accuracy'])
-    out.update(best_static_streaming=best_stream,
-               best_static_streaming_accuracy=statics[best_stream]['streaming_accuracy'],
-               streaming_target_met=bool(ad['streaming_accuracy'] >=
-                                         statics[best_stream]['streaming_accuracy']))
+            _oracle_shares(out, statics, ok, cost, tolerance, front, rule_front)
     return out
 
 
-def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
+def _accuracy_targets(out: Comparison, statics: Dict[str, PolicyRun], ok: Dict[str, PolicyRun],
+                      cost: Dict[str, float], tolerance: float) -> None:
+    """The best static point meeting the deadline, the cheapest reaching its accuracy less
+    ``tolerance``, adaptive's compute ratio to it and whether adaptive reaches it."""
+    best = max(ok, key=lambda k: ok[k].accuracy)
+    level = ok[best].accuracy - tolerance
+    reach = [k for k in statics if statics[k].accuracy >= level]
+    cheapest = min(reach, key=lambda k: cost[k])
+    out.best_static_meeting_deadline, out.best_static_accuracy = best, ok[best].accuracy
+    out.cheapest_static_reaching_it, out.cheapest_static_compute_ms = cheapest, cost[cheapest]
+    out.compute_ratio = out.adaptive_mean_compute_ms / cost[cheapest]
+    out.accuracy_target_met = bool(out.adaptive_accuracy >= level)
+
+
+def _share(out: Comparison, static_ms: Optional[float], oracle_ms: Optional[float],
+           need: float) -> Share:
+    """Adaptive's share of the oracle's saving over ``static_ms``, or why there is none."""
+    if static_ms is None:
+        return Share(None, 'no static point meeting the deadline reaches it')
+    if oracle_ms is None:
+        return Share(None, 'the oracle does not reach that accuracy')
+    if out.adaptive_accuracy < need:
+        return Share(None, 'adaptive is below that accuracy')
+    v = oracle.saving_captured(static_ms, out.adaptive_mean_compute_ms, oracle_ms)
+    return Share(v, '' if v is not None else
+                 f'the oracle saves under {100 * oracle.MIN_SAVING:.0f} % there')
+
+
+def _oracle_shares(out: Comparison, statics: Dict[str, PolicyRun], ok: Dict[str, PolicyRun],
+                   cost: Dict[str, float], tolerance: float,
+                   front: List[oracle.FrontierPoint],
+                   rule_front: Optional[List[oracle.FrontierPoint]]) -> None:
+    """Adaptive's share of the per-frame oracle's saving against the best static point
+    meeting the deadline, the cheapest static point reaching it (the two differ when a
+    cheaper precision matches it: then only the second says what the per-frame decision
+    adds) and the static frontier at adaptive's own accuracy; the rule's share with it."""
+    best, cheapest = out.best_static_meeting_deadline, out.cheapest_static_reaching_it
+    out.oracle_compute_ms_at_best_static_accuracy = oracle.cost_at(front, statics[best].accuracy)
+    out.share_vs_best_static = _share(out, cost[best],
+                                      out.oracle_compute_ms_at_best_static_accuracy,
+                                      statics[best].accuracy - tolerance)
+    target = statics[cheapest].accuracy - tolerance
+    oracle_ms = out.oracle_compute_ms_at_cheapest_static_accuracy = oracle.cost_at(
+        front, statics[cheapest].accuracy)
+    out.share_vs_cheapest_static = _share(out, cost[cheapest], oracle_ms, target)
+    if rule_front is not None:      # the rule at the best price in hindsight, at that target
+        rule_ms = out.rule_compute_ms_at_target = oracle.cost_at(rule_front, target)
+        out.rule_share_vs_cheapest_static = None if rule_ms is None else \
+            oracle.saving_captured(cost[cheapest], rule_ms, oracle_ms)
+    own = out.static_compute_ms_at_adaptive_accuracy = oracle.static_cost_at(
+        [(cost[k], r.accuracy) for k, r in ok.items()], out.adaptive_accuracy)
+    oracle_own = out.oracle_compute_ms_at_adaptive_accuracy = oracle.cost_at(
+        front, out.adaptive_accuracy)
+    out.share_at_its_accuracy = _share(out, own, oracle_own, out.adaptive_accuracy)
+
+
+def plot_pareto(runs: Dict[str, PolicyRun], path: Path, metric: str,
                 front: Optional[List[oracle.FrontierPoint]] = None,
                 rule_front: Optional[List[oracle.FrontierPoint]] = None) -> None:
     """Accuracy (and streaming accuracy) vs mean compute, one mark per policy; the per-frame
@@ -379,11 +399,11 @@ def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
         for k, r in runs.items():
             style = {'marker': '*', 's': 160, 'color': 'C3'} if k.startswith('adaptive') else \
                 {'marker': 'D', 's': 60, 'color': 'k'} if k == 'golden' else \
-                {'marker': 'o', 's': 25, 'color': 'C0' if r['late_or_dropped'] <=
+                {'marker': 'o', 's': 25, 'color': 'C0' if r.late_or_dropped <=
                  MEETS_DEADLINE else 'C7'}
-            x = r.get('median_compute_ms') or r['mean_compute_ms']    # the oracle's scale
-            ax.scatter(x, r[key], **style)
-            ax.annotate(k, (x, r[key]), fontsize=6)
+            x = r.median_compute_ms or r.mean_compute_ms    # the oracle's scale
+            ax.scatter(x, getattr(r, key), **style)
+            ax.annotate(k, (x, getattr(r, key)), fontsize=6)
         if front and key == 'accuracy':
             ax.plot([p.mean_compute_ms for p in front], [p.accuracy for p in front], '-',
                     color='C2', lw=1, label='per-frame oracle (hindsight)')
@@ -401,27 +421,27 @@ def plot_pareto(runs: Dict[str, Dict], path: Path, metric: str,
     plt.close(fig)
 
 
-def plot_timeline(run: Dict, deadline: float, path: Path) -> None:
+def plot_timeline(run: PolicyRun, deadline: float, path: Path) -> None:
     """Per frame: latency vs deadline, chosen point, complexity, streaming accuracy."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from tts_perception.common.plotting import plot_points
-    recs = run['records']
-    fr = [r['frame'] for r in recs]
+    recs = run.records
+    fr = [r.frame for r in recs]
     fig, ax = plt.subplots(4, 1, figsize=(9, 8), sharex=True)
-    ax[0].plot(fr, [r['age_ms'] + r['total_ms'] for r in recs], lw=0.8,
+    ax[0].plot(fr, [r.age_ms + r.total_ms for r in recs], lw=0.8,
                label='age + processing')
     ax[0].axhline(deadline, color='r', ls='--', label='deadline')
     ax[0].set_ylabel('ms')
     ax[0].legend(fontsize=7)
-    plot_points(ax[1], fr, [r['point'] for r in recs])
-    ax[2].plot(fr, [r['complexity'] for r in recs], lw=0.8)
+    plot_points(ax[1], fr, [r.point for r in recs])
+    ax[2].plot(fr, [r.complexity for r in recs], lw=0.8)
     ax[2].set_ylabel('complexity')
-    ax[3].plot(run['streaming_per_frame'], lw=0.8)
+    ax[3].plot(run.streaming_per_frame, lw=0.8)
     ax[3].set_ylabel('streaming acc.')
     ax[3].set_xlabel('camera frame')
-    ax[0].set_title(f'{run["policy"]}{" +anytime" if run["anytime"] else ""}')
+    ax[0].set_title(f'{run.policy}{" +anytime" if run.anytime else ""}')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -444,10 +464,7 @@ def held_out(frames_for, profile: Profile, bag: Path, use_all: bool):
                                          f'(after its {k} fit frames)')
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point."""
-    from tts_perception.adaptive.pipeline import ConfigError
-    from tts_perception.bag.rosbag import BagError, ImageDecodeError
+def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('bag', type=Path)
@@ -468,8 +485,61 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--policies', nargs='+', default=None, help='default: all')
     ap.add_argument('--out', type=Path, default=None, help='default: eval_out/<bag name>')
     ap.add_argument('--quiet', action='store_true')
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def run_policies(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+                 deadline: float, a: argparse.Namespace) -> Dict[str, PolicyRun]:
+    """Every policy asked for through the simulated camera, after warming every point."""
+    warm_points(pipe, frames)
+    todo = [p for p in policies(pipe) if a.policies is None or p[0] in a.policies]
+    runs = {}
+    prog = Progress(len(todo), 'policies', quiet=a.quiet)
+    for i, (name, pol, anytime) in enumerate(todo):
+        runs[name] = simulate(pipe, frames, refs, pol, deadline, anytime, a.rate, load=a.load)
+        prog.update(i + 1, name)
+    prog.close()
+    for k, v in predicted_streaming(pipe, runs).items():
+        runs[k].predicted_streaming_accuracy = v
+    return runs
+
+
+def judge(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+          runs: Dict[str, PolicyRun], quiet: bool) -> Tuple[Dict[str, Any], Any, Any]:
+    """The per-frame oracle's frontier, the rule's, the difficulty correlations and the
+    comparison, where the runs allow them (every point ran as a static policy); sets each
+    run's compute at median latencies. Returns the result's fields and the two frontiers."""
+    table = per_frame(pipe, frames, refs, runs, quiet)
+    res: Dict[str, Any] = {}
+    if table is None:
+        front = rule_front = None
+    else:
+        latency = dict(zip(table.points, table.latency_ms.tolist()))
+        for r in runs.values():
+            r.median_compute_ms = median_compute(r, latency)
+        front = oracle.frontier(table)
+        res['oracle_frontier'] = [asdict(p) for p in front]
+        decided = decided_predictions(pipe, table, runs['adaptive']) \
+            if 'adaptive' in runs else None
+        rule_front = None if decided is None else oracle.rule_frontier(
+            table, decided, pipe.sched_config.accuracy_tolerance)
+        if rule_front is not None:
+            res['rule_frontier'] = [asdict(p) for p in rule_front]
+        if 'adaptive' in runs:
+            res['difficulty_correlation'] = difficulty_correlation(table, runs['adaptive'])
+            res['point_difficulty_correlation'] = point_difficulty_correlation(
+                table, runs['adaptive'])
+    if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
+        res['comparison'] = compare(runs, front=front, rule_front=rule_front).to_dict()
+    return res, front, rule_front
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point."""
+    from tts_perception.adaptive.pipeline import ConfigError
+    from tts_perception.bag.rosbag import BagError, ImageDecodeError
     from tts_perception.common.paths import share_dir
+    a = _arguments(argv)
     try:
         pipe = AdaptivePipeline(PipelineConfig(model_path=a.model, profile_path=a.profile,
                                                backend=a.backend), base_dir=share_dir())
@@ -488,47 +558,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         a.deadline_fraction * pipe.profile.latency_ms[golden.key].p95
         if a.deadline_fraction else PipelineConfig().deadline_ms)
     refs = references(pipe, frames, a.quiet)
-    warm_points(pipe, frames)
-    todo = [p for p in policies(pipe) if a.policies is None or p[0] in a.policies]
-    runs = {}
-    prog = Progress(len(todo), 'policies', quiet=a.quiet)
-    for i, (name, pol, anytime) in enumerate(todo):
-        runs[name] = simulate(pipe, frames, refs, pol, deadline, anytime, a.rate,
-                              load=a.load)
-        prog.update(i + 1, name)
-    prog.close()
+    runs = run_policies(pipe, frames, refs, deadline, a)
     metric = 'mIoU' if frames.labels is not None else 'agreement mIoU'
-    for k, v in predicted_streaming(pipe, runs).items():
-        runs[k]['predicted_streaming_accuracy'] = v
-    table = per_frame(pipe, frames, refs, runs, a.quiet)
-    if table is not None:
-        latency = dict(zip(table.points, table.latency_ms.tolist()))
-        for r in runs.values():
-            r['median_compute_ms'] = median_compute(r, latency)
+    judged, front, rule_front = judge(pipe, frames, refs, runs, a.quiet)
     res = {'bag': str(a.bag), 'frames': which, 'n_frames': len(frames), 'metric': metric,
            'model': pipe.model.name, 'classes': pipe.model.classes,
            'backend': pipe.backend.name, 'device': str(pipe.backend.device),
            'machine': machine_info(pipe.backend.device), 'deadline_ms': deadline,
            'rate': a.rate, 'load': a.load, 'excluded_points': pipe.excluded,
            'complexity_eval_correlation': pipe.profile.complexity.eval_correlation,
-           'runs': {k: {kk: vv for kk, vv in r.items()
-                        if kk not in ('records', 'streaming_per_frame')}
-                    for k, r in runs.items()}}
-    front = None if table is None else oracle.frontier(table)
-    if front is not None:
-        res['oracle_frontier'] = [asdict(p) for p in front]
-    decided = None if table is None or 'adaptive' not in runs else \
-        decided_predictions(pipe, table, runs['adaptive'])
-    rule_front = None if decided is None else oracle.rule_frontier(
-        table, decided, pipe.sched_config.accuracy_tolerance)
-    if rule_front is not None:
-        res['rule_frontier'] = [asdict(p) for p in rule_front]
-    if table is not None and 'adaptive' in runs:
-        res['difficulty_correlation'] = difficulty_correlation(table, runs['adaptive'])
-        res['point_difficulty_correlation'] = point_difficulty_correlation(table,
-                                                                           runs['adaptive'])
-    if any(k.startswith('adaptive') for k in runs) and len(runs) > 2:
-        res['comparison'] = compare(runs, front=front, rule_front=rule_front)
+           'runs': {k: r.summary() for k, r in runs.items()}, **judged}
     out = a.out or Path('eval_out') / Path(a.bag).name
     out.mkdir(parents=True, exist_ok=True)
     (out / 'evaluate.json').write_text(json.dumps(res, indent=1))
@@ -540,36 +579,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def _pct(share: Share) -> str:
+    return 'n/a' if share.value is None else f'{100 * share.value:.0f} %'
+
+
 def print_table(res: Dict[str, Any]) -> None:
-    """The printed summary."""
+    """The printed summary of an ``evaluate.json``."""
     print(f'\n{res["model"]} on {res["n_frames"]} frames of {res["bag"]} ({res["frames"]}); '
           f'deadline {res["deadline_ms"]:.1f} ms; {res["metric"]}; {res["backend"]} on '
           f'{res["device"]}')
     print(f'{"policy":>20} {"acc":>6} {"stream":>6} {"compute":>8} {"miss%":>6} {"drop%":>6}  '
           f'worst class IoU')
-    for k, r in res['runs'].items():
-        print(f'{k:>20} {r["accuracy"]:6.3f} {r["streaming_accuracy"]:6.3f} '
-              f'{r["mean_compute_ms"]:8.2f} {100 * r["miss_rate"]:6.1f} '
-              f'{100 * r["dropped"] / r["frames"]:6.1f}  {r["worst_class_iou"]:.3f}')
-    c = res.get('comparison')
-    if c:
-        def share(name, vs='vs_'):
-            v = c.get(f'adaptive_share_of_oracle_saving_{vs}{name}')
-            return 'n/a' if v is None else f'{100 * v:.0f} %'
-        print(f'adaptive ({c["adaptive_policy"]}): accuracy target '
-              f'{"met" if c["accuracy_target_met"] else "NOT met"} (best static meeting the '
-              f'deadline: {c["best_static_meeting_deadline"]}); compute ratio vs the cheapest '
-              f'static reaching it ({c.get("cheapest_static_reaching_it")}): '
-              f'{c.get("compute_ratio", float("nan")):.2f}; share of the per-frame oracle\'s '
-              f'saving captured vs the best static point: {share("best_static")}, vs the '
-              f'cheapest: {share("cheapest_static")}, at its own accuracy: '
-              f'{share("at_its_accuracy", "")}; streaming target '
-              f'{"met" if c["streaming_target_met"] else "NOT met"}')
-        if 'rule_compute_ms_at_target' in c:
-            v = c['rule_share_of_oracle_saving_vs_cheapest_static']
-            print(f'the scheduler\'s rule with the signals adaptive decided with, at the best '
-                  f'price in hindsight: share vs the cheapest static point '
-                  f'{"n/a" if v is None else f"{100 * v:.0f} %"}')
+    for k, d in res['runs'].items():
+        r = PolicyRun.from_summary(d)
+        print(f'{k:>20} {r.accuracy:6.3f} {r.streaming_accuracy:6.3f} '
+              f'{r.mean_compute_ms:8.2f} {100 * r.miss_rate:6.1f} '
+              f'{100 * r.dropped / r.frames:6.1f}  {r.worst_class_iou:.3f}')
+    if res.get('comparison'):
+        print_comparison(Comparison.from_dict(res['comparison']))
     if 'difficulty_correlation' in res:     # only where every point ran on every frame
         r = res['difficulty_correlation']
         print('difficulty estimate vs accuracy loss on these frames (adaptive\'s decisions): ' +
@@ -578,6 +605,24 @@ def print_table(res: Dict[str, Any]) -> None:
         if r is not None:
             print(f'per-point estimate vs each point\'s shortfall on these frames (within '
                   f'points): r={r:.2f}')
+
+
+def print_comparison(c: Comparison) -> None:
+    ratio = float('nan') if c.compute_ratio is None else c.compute_ratio
+    print(f'adaptive ({c.adaptive_policy}): accuracy target '
+          f'{"met" if c.accuracy_target_met else "NOT met"} (best static meeting the '
+          f'deadline: {c.best_static_meeting_deadline}); compute ratio vs the cheapest '
+          f'static reaching it ({c.cheapest_static_reaching_it}): {ratio:.2f}; share of the '
+          f'per-frame oracle\'s saving captured vs the best static point: '
+          f'{_pct(c.share_vs_best_static)}, vs the cheapest: '
+          f'{_pct(c.share_vs_cheapest_static)}, at its own accuracy: '
+          f'{_pct(c.share_at_its_accuracy)}; streaming target '
+          f'{"met" if c.streaming_target_met else "NOT met"}')
+    if c.rule_compute_ms_at_target is not None or c.rule_share_vs_cheapest_static is not None:
+        v = c.rule_share_vs_cheapest_static
+        print(f'the scheduler\'s rule with the signals adaptive decided with, at the best '
+              f'price in hindsight: share vs the cheapest static point '
+              f'{"n/a" if v is None else f"{100 * v:.0f} %"}')
 
 
 if __name__ == '__main__':
