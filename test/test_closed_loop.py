@@ -24,12 +24,12 @@ def pipe():
 
 def test_the_robot_drives_and_the_summary_adds_up(pipe):
     run = run_course(pipe, CONFIGS['coupled'], 5000, SHORT)
-    assert run['distance_m'] > 1.0 and run['collisions'] == 0
-    f = run['frames']
+    assert run.distance_m > 1.0 and run.collisions == 0
+    f = run.frames
     assert f['processed'] > 20 and f['processed'] + f['dropped'] <= f['captured']
-    assert abs(run['time_s'] - 4.0) < 0.06
+    assert abs(run.time_s - 4.0) < 0.06
     s = summarise([run])['coupled']
-    assert s['seeds'] == 1 and s['mean_speed'] == pytest.approx(run['mean_speed'])
+    assert s['seeds'] == 1 and s['mean_speed'] == pytest.approx(run.mean_speed)
     assert targets(summarise([run]))['coupled_zero_collisions'] is True
 
 
@@ -39,37 +39,37 @@ def test_injected_latency_lowers_the_speed_limit_as_the_law_predicts(pipe):
     slow = run_course(pipe, CONFIGS['coupled'], 5001, replace(SHORT, latency_factor=40.0),
                       params)
     for run in (fast, slow):
-        for p in run['trace']:
+        for p in run.trace:
             if not p['fresh']:
                 continue
             law = stopping_speed_limit(p['latency_q'] + params.control_period,
                                        params.max_decel, p['distance'])
             cap = params.slowdown_speed if p['slowing'] else params.max_speed
             assert p['v_limit'] == pytest.approx(min(params.max_speed, law, cap), abs=1e-9)
-    q_fast = np.median([p['latency_q'] for p in fast['trace'] if p['fresh']])
-    q_slow = [p['latency_q'] for p in slow['trace'][40:] if p['fresh']]
+    q_fast = np.median([p['latency_q'] for p in fast.trace if p['fresh']])
+    q_slow = [p['latency_q'] for p in slow.trace[40:] if p['fresh']]
     # the law saw the injected latency: every result of the slow run took at least its own
     # compute x 40, the fastest frame's as the pipeline measured it in this run (not the
     # profile's latency: a machine faster than the profile's ran the cheapest point at 0.4 of
     # its p50); an uncoupled law would see x 4. Against the other run, typical against
     # typical (one frame of the fast run slowed by a busy machine can outlast the slow run's
     # fastest): 10x the factor
-    assert 0.0 < slow['min_compute_ms'] < float('inf')
-    assert min(q_slow) >= 40.0 * slow['min_compute_ms'] / 1e3 - 1e-9
+    assert 0.0 < slow.min_compute_ms < float('inf')
+    assert min(q_slow) >= 40.0 * slow.min_compute_ms / 1e3 - 1e-9
     assert np.median(q_slow) > q_fast
-    assert slow['distance_m'] < fast['distance_m']
+    assert slow.distance_m < fast.distance_m
 
 
 def test_paused_perception_stops_the_robot_within_twice_the_watchdog(pipe):
     params = ControlParams(max_decel=2.5, watchdog_timeout=0.5)
     s = replace(SHORT, planner_speed=1.0, max_time=5.0)
     run = run_course(pipe, CONFIGS['coupled'], 5002, s, params, pause_at=2.0)
-    moving = [p for p in run['trace'] if p['t'] < 2.0 and p['v'] > 0.5]
+    moving = [p for p in run.trace if p['t'] < 2.0 and p['v'] > 0.5]
     assert moving, 'the robot never got going'
-    stopped_at = next(p['t'] for p in run['trace'] if p['t'] > 2.0 and p['v'] == 0.0)
-    assert all(p['v'] == 0.0 for p in run['trace'] if p['t'] >= stopped_at)
+    stopped_at = next(p['t'] for p in run.trace if p['t'] > 2.0 and p['v'] == 0.0)
+    assert all(p['v'] == 0.0 for p in run.trace if p['t'] >= stopped_at)
     assert stopped_at - 2.0 <= 2 * params.watchdog_timeout
-    assert run['fail_safe_stops'] == 1
+    assert run.fail_safe_stops == 1
 
 
 def test_the_fixed_safe_speed_stops_for_the_nearest_person_in_time():
@@ -88,5 +88,5 @@ def test_every_captured_frame_is_processed_or_counted_when_camera_and_control_mi
     most the last one still waits when the course ends)."""
     run = run_course(pipe, CONFIGS['coupled'], 5002, replace(SHORT, camera_hz=30.0),
                      keep_trace=False)
-    f = run['frames']
+    f = run.frames
     assert f['processed'] > 0 and f['captured'] - f['processed'] - f['dropped'] in (0, 1), f

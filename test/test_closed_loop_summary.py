@@ -2,14 +2,19 @@
 
 import pytest
 
-from tts_perception.tools.closed_loop import finished_speed_ratio, unfinished
+from tts_perception.tools.closed_loop import CourseRun, finished_speed_ratio, unfinished
 
 pytestmark = pytest.mark.unit
 
 
-def _run(config: str, seed: int, speed: float, completed: bool = True) -> dict:
-    return {'config': config, 'seed': seed, 'mean_speed': speed, 'completed': completed,
-            'distance_m': 30.0 if completed else 6.7, 'min_clearance_m': 1.25}
+def _run(config: str, seed: int, speed: float, completed: bool = True) -> CourseRun:
+    return CourseRun(config=config, seed=seed, policy='', collisions=0, walked_into=0,
+                     min_clearance_m=1.25, completed=completed, time_s=30.0,
+                     distance_m=30.0 if completed else 6.7, mean_speed=speed,
+                     stale_distance_m=0.0, deadline_miss_rate=0.0, frames={},
+                     min_compute_ms=1.0, fail_safe_stops=0, limit_binding_fraction=0.0,
+                     binding_by_context={}, time_at_point_s={}, speed_cap=2.0,
+                     late_obstacles=[])
 
 
 def test_the_speed_ratio_counts_only_seeds_both_configurations_finished():

@@ -33,12 +33,12 @@ trajectory and profile plots, prints a table and records a section of ``docs/res
 
 import argparse
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 import json
 from pathlib import Path
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -127,162 +127,235 @@ def worst_latency_s(pipe: AdaptivePipeline, policy: str, s: LoopSettings) -> flo
     return pipe.profile.latency_ms[key].p99 * s.latency_factor / 1e3 + 1.0 / s.camera_hz
 
 
+@dataclass
+class CourseRun:
+    """One configuration on one course: collisions (moving into something) and contacts
+    while standing (``walked_into``), clearance, whether and when it finished, speed, the
+    distance driven on stale perception, misses, frames, fail-safe stops, how often the limit
+    bound (per context: [binding steps, steps]), time at each point, and the trace."""
+
+    config: str
+    seed: int
+    policy: str
+    collisions: int
+    walked_into: int
+    min_clearance_m: float
+    completed: bool
+    time_s: float
+    distance_m: float
+    mean_speed: float
+    stale_distance_m: float
+    deadline_miss_rate: float
+    frames: Dict[str, int]
+    min_compute_ms: float
+    fail_safe_stops: int
+    limit_binding_fraction: float
+    binding_by_context: Dict[str, List[int]]
+    time_at_point_s: Dict[str, float]
+    speed_cap: float
+    late_obstacles: List[Tuple[float, float]]
+    trace: List[Dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> Dict[str, Any]:
+        """The JSON form: every field but the trace."""
+        return {k: v for k, v in asdict(self).items() if k != 'trace'}
+
+
+class _Drive:
+    """One course's perception and control state, stepped at the control period: the camera
+    captures into the node's frame gate, the pipeline runs a taken frame through the frame
+    step, results reach the governor after their (scaled) processing time, and the governor
+    commands the robot (see :func:`run_course`)."""
+
+    def __init__(self, pipe: AdaptivePipeline, cfg: LoopConfig, s: LoopSettings,
+                 params: ControlParams, policy: str, pause_at: Optional[float],
+                 keep_trace: bool):
+        self.pipe, self.cfg, self.s, self.policy = pipe, cfg, s, policy
+        self.pause_at, self.keep_trace = pause_at, keep_trace
+        self.period, self.k = 1.0 / s.camera_hz, s.latency_factor
+        self.design_latency_ms = s.deadline_ms if policy == 'adaptive' else \
+            worst_latency_s(pipe, policy, s) * 1e3
+        cap = cfg.max_speed if cfg.max_speed is not None else \
+            safe_speed(worst_latency_s(pipe, policy, s), params)
+        self.params = replace(params, max_speed=min(params.max_speed, cap),
+                              nominal_rate=s.camera_hz)
+        self.gov = SpeedGovernor(self.params)
+        self.dt = self.params.control_period
+        self.pending: List[tuple] = []     # (delivery time, capture time, labels, record)
+        self.gate = FrameGate(s.deadline_ms / self.k)   # pipeline ms: sim time / factor
+        self.busy_until, self.next_capture = 0.0, 0.0
+        self.stats: Counter = Counter()
+        self.point_time: Counter = Counter()
+        self.trace: List[Dict[str, Any]] = []
+        self.min_clear, self.stale_dist, self.fresh_prev, self.prev_hit = \
+            float('inf'), 0.0, False, ''
+        self.min_compute = float('inf')     # the fastest processed frame, pipeline ms
+        self.last_point, self.last_delivery = None, None
+        self.procs: list = []
+        self.load_from = s.length / 2 if cfg.load else None
+
+    def capture(self, world, t: float) -> None:
+        """The camera's frame, offered to the gate while perception answers. A frame that a
+        newer one will replace before the worker is free is never seen: it is not rendered."""
+        if t + 1e-9 < self.next_capture:
+            return
+        self.next_capture += self.period
+        self.stats['captured'] += 1
+        pause_at = self.pause_at
+        if pause_at is None or t < pause_at:
+            seen = self.busy_until < self.next_capture or (
+                pause_at is not None and self.next_capture >= pause_at)
+            self.gate.offer(world.render_rgb() if seen else None, int(t * 1e9),
+                            t * 1e3 / self.k, 0.0)
+
+    def perceive(self, t: float) -> None:
+        """Run the waiting frame once the worker is free (an unrendered frame waits only to
+        be replaced: the next capture comes before the worker is free)."""
+        gate, k = self.gate, self.k
+        if gate.waiting is None or gate.waiting.item is None or \
+                self.busy_until >= t + self.dt - 1e-9:
+            return
+        start = max(t, self.busy_until)          # waits for the frame in progress
+        taken = gate.take(start * 1e3 / k)
+        if taken is None:
+            return
+        req = FrameRequest(taken.item, deadline_ms=self.s.deadline_ms / k, age_ms=taken.age_ms,
+                           transport_ms=taken.transport_ms, period_ms=gate.period_ms)
+        step = run_step(self.pipe, [Item(gate, taken, req, taken.wait_ms)])[0]
+        if step.held:                          # held: the next frame is rendered
+            return
+        rec = step.rec
+        done = start + rec.total_ms * k / 1e3
+        self.busy_until = done + step.probe_ms * k / 1e3
+        self.pending.append((done, taken.arrival_ms * k / 1e3, step.labels, rec))
+        self.stats['processed'] += 1
+        self.min_compute = min(self.min_compute, rec.total_ms)
+        self.stats['missed'] += int(rec.missed)
+
+    def deliver(self, t: float) -> None:
+        """Results whose processing time has passed reach the governor."""
+        cfg, params = self.cfg, self.params
+        for item in [x for x in self.pending if x[0] <= t + 1e-9]:
+            self.pending.remove(item)
+            done, captured, labels, rec = item
+            if self.last_delivery is not None and self.last_point is not None:
+                self.point_time[self.last_point] += done - self.last_delivery
+            self.last_point, self.last_delivery = rec.point, done
+            lat = (done - captured) * 1e3 if cfg.coupled else self.design_latency_ms
+            self.gov.on_perception(Perception(
+                stamp=done - lat / 1e3, latency_ms=lat,
+                width=rec.width if cfg.coupled else params.full_resolution_width,
+                quality=rec.predicted_accuracy if cfg.coupled else 1.0))
+            self.gov.observe_segmentation(labels)
+
+    def control(self, world, t: float) -> None:
+        """The planner's command through the governor; the world steps; the counts."""
+        from tts_perception.sim.world import scripted_command
+        gov, stats = self.gov, self.stats
+        v_nom, w_nom = scripted_command(world, self.s.planner_speed)
+        gov.on_command(t, v_nom, w_nom)
+        v, w = gov.step(t)
+        fresh = gov.fresh(t)
+        if self.fresh_prev and not fresh:
+            stats['fail_safe_stops'] += 1
+        self.fresh_prev = fresh
+        if not fresh:
+            self.stale_dist += v * self.dt
+        where = context(world, bool(self.procs))
+        stats[f'steps_{where}'] += 1
+        if gov.v_limit < v_nom - 1e-6 and fresh:
+            stats['limit_binding_steps'] += 1
+            stats[f'binding_{where}'] += 1
+        stats['steps'] += 1
+        hit = world.step(v, w, self.dt)
+        if hit and hit != self.prev_hit:      # a new contact: the robot drove into it,
+            stats['collisions' if v > 1e-6 else 'walked_into'] += 1   # or was hit
+        self.prev_hit = hit
+        self.min_clear = min(self.min_clear, world.clearance())
+        if self.keep_trace:
+            self.trace.append({'t': t, 'x': world.state.x, 'y': world.state.y, 'v': v,
+                               'v_limit': gov.v_limit if fresh else 0.0,
+                               'latency_q': gov.latency_quantile(),
+                               'distance': gov.effective_distance(),
+                               'slowing': gov.slowing,
+                               'point': self.last_point or '', 'fresh': fresh})
+
+    def result(self, seed: int, t: float, x_end: float, late: list) -> CourseRun:
+        stats = self.stats
+        c = self.gate.counts
+        stats['dropped'] = c.dropped + c.stale + c.tail
+        return CourseRun(
+            config=self.cfg.name, seed=seed, policy=self.policy,
+            collisions=int(stats['collisions']), walked_into=int(stats['walked_into']),
+            min_clearance_m=float(self.min_clear), completed=bool(x_end >= self.s.length),
+            time_s=float(t), distance_m=float(x_end),
+            mean_speed=float(x_end / t) if t > 0 else 0.0,
+            stale_distance_m=float(self.stale_dist),
+            deadline_miss_rate=stats['missed'] / max(1, stats['processed']),
+            frames={k2: int(stats[k2]) for k2 in ('captured', 'processed', 'dropped')},
+            min_compute_ms=float(self.min_compute),
+            fail_safe_stops=int(stats['fail_safe_stops']),
+            limit_binding_fraction=stats['limit_binding_steps'] / max(1, stats['steps']),
+            binding_by_context={ctx: [int(stats[f'binding_{ctx}']), int(stats[f'steps_{ctx}'])]
+                                for ctx in CONTEXTS},
+            time_at_point_s={k2: float(v2) for k2, v2 in self.point_time.items()},
+            speed_cap=float(self.params.max_speed), late_obstacles=late, trace=self.trace)
+
+
 def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettings,
                params: ControlParams = ControlParams(), pause_at: Optional[float] = None,
-               keep_trace: bool = True) -> Dict[str, Any]:
+               keep_trace: bool = True) -> CourseRun:
     """Drive one course; ``pause_at``: perception stops answering from that sim time on."""
-    from tts_perception.sim.world import scripted_command, World
+    from tts_perception.sim.world import World
     from tts_perception.tools.load import start_load, stop_load
     policy = resolve_policy(pipe, cfg.policy)
     pipe.restart(policy)
-    period = 1.0 / s.camera_hz
-    k = s.latency_factor
-    design_latency_ms = s.deadline_ms if policy == 'adaptive' else \
-        worst_latency_s(pipe, policy, s) * 1e3
-    cap = cfg.max_speed if cfg.max_speed is not None else \
-        safe_speed(worst_latency_s(pipe, policy, s), params)
-    params = replace(params, max_speed=min(params.max_speed, cap),
-                     nominal_rate=s.camera_hz)
-    gov = SpeedGovernor(params)
-    dt = params.control_period
-    pending: List[tuple] = []          # (delivery time, capture time, labels, record)
-    gate = FrameGate(s.deadline_ms / k)     # in pipeline ms: sim time / latency factor
-    busy_until, next_capture, t = 0.0, 0.0, 0.0
-    stats = Counter()
-    point_time: Counter = Counter()
-    trace: List[Dict[str, float]] = []
-    min_clear, stale_dist, fresh_prev, procs, prev_hit = float('inf'), 0.0, False, [], ''
-    min_compute = float('inf')          # the fastest processed frame, pipeline ms
-    load_from = s.length / 2 if cfg.load else None
-    last_point, last_delivery = None, None
+    d = _Drive(pipe, cfg, s, params, policy, pause_at, keep_trace)
+    t = 0.0
     with World(seed, s.length, late_obstacles=s.late_obstacles) as world:
         try:
             while t < s.max_time and world.state.x < s.length:
-                if load_from is not None and not procs and world.state.x >= load_from:
-                    procs = start_load('cpu')
-                if t + 1e-9 >= next_capture:
-                    next_capture += period
-                    stats['captured'] += 1
-                    if pause_at is None or t < pause_at:
-                        # the node's gate: newest wins. A frame that a newer one will replace
-                        # before the worker is free is never seen: it is not rendered
-                        seen = busy_until < next_capture or (
-                            pause_at is not None and next_capture >= pause_at)
-                        gate.offer(world.render_rgb() if seen else None, int(t * 1e9),
-                                   t * 1e3 / k, 0.0)
-                # (an unrendered frame waits only to be replaced: the next capture comes
-                # before the worker is free, even when the control steps and the camera
-                # period do not line up)
-                if gate.waiting is not None and gate.waiting.item is not None and \
-                        busy_until < t + dt - 1e-9:
-                    start = max(t, busy_until)          # waits for the frame in progress
-                    taken = gate.take(start * 1e3 / k)
-                    req = None if taken is None else FrameRequest(
-                        taken.item, deadline_ms=s.deadline_ms / k, age_ms=taken.age_ms,
-                        transport_ms=taken.transport_ms, period_ms=gate.period_ms)
-                    step = None if taken is None else \
-                        run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])[0]
-                    if step is not None and not step.held:     # held: the next is rendered
-                        labels, rec, probe_ms = step.labels, step.rec, step.probe_ms
-                        done = start + rec.total_ms * k / 1e3
-                        busy_until = done + probe_ms * k / 1e3
-                        pending.append((done, taken.arrival_ms * k / 1e3, labels, rec))
-                        stats['processed'] += 1
-                        min_compute = min(min_compute, rec.total_ms)
-                        stats['missed'] += int(rec.missed)
-                for item in [x for x in pending if x[0] <= t + 1e-9]:
-                    pending.remove(item)
-                    done, captured, labels, rec = item
-                    if last_delivery is not None and last_point is not None:
-                        point_time[last_point] += done - last_delivery
-                    last_point, last_delivery = rec.point, done
-                    lat = (done - captured) * 1e3 if cfg.coupled else design_latency_ms
-                    gov.on_perception(Perception(
-                        stamp=done - lat / 1e3, latency_ms=lat,
-                        width=rec.width if cfg.coupled else params.full_resolution_width,
-                        quality=rec.predicted_accuracy if cfg.coupled else 1.0))
-                    gov.observe_segmentation(labels)
-                v_nom, w_nom = scripted_command(world, s.planner_speed)
-                gov.on_command(t, v_nom, w_nom)
-                v, w = gov.step(t)
-                fresh = gov.fresh(t)
-                if fresh_prev and not fresh:
-                    stats['fail_safe_stops'] += 1
-                fresh_prev = fresh
-                if not fresh:
-                    stale_dist += v * dt
-                where = context(world, bool(procs))
-                stats[f'steps_{where}'] += 1
-                if gov.v_limit < v_nom - 1e-6 and fresh:
-                    stats['limit_binding_steps'] += 1
-                    stats[f'binding_{where}'] += 1
-                stats['steps'] += 1
-                hit = world.step(v, w, dt)
-                if hit and hit != prev_hit:      # a new contact: the robot drove into it,
-                    stats['collisions' if v > 1e-6 else 'walked_into'] += 1   # or was hit
-                prev_hit = hit
-                min_clear = min(min_clear, world.clearance())
-                if keep_trace:
-                    trace.append({'t': t, 'x': world.state.x, 'y': world.state.y, 'v': v,
-                                  'v_limit': gov.v_limit if fresh else 0.0,
-                                  'latency_q': gov.latency_quantile(),
-                                  'distance': gov.effective_distance(),
-                                  'slowing': gov.slowing,
-                                  'point': last_point or '', 'fresh': fresh})
-                t += dt
+                if d.load_from is not None and not d.procs and world.state.x >= d.load_from:
+                    d.procs = start_load('cpu')
+                d.capture(world, t)
+                d.perceive(t)
+                d.deliver(t)
+                d.control(world, t)
+                t += d.dt
         finally:
-            stop_load(procs)
+            stop_load(d.procs)
             x_end = world.state.x
             late = [(ob.x, world.course.lane_y(ob.x)) for ob in world.course.late]
-    done_course = x_end >= s.length
-    stats['dropped'] = gate.counts.dropped + gate.counts.stale + gate.counts.tail
-    return {
-        'config': cfg.name, 'seed': seed, 'policy': policy,
-        'collisions': int(stats['collisions']), 'walked_into': int(stats['walked_into']),
-        'min_clearance_m': float(min_clear), 'completed': bool(done_course),
-        'time_s': float(t), 'distance_m': float(x_end),
-        'mean_speed': float(x_end / t) if t > 0 else 0.0,
-        'stale_distance_m': float(stale_dist),
-        'deadline_miss_rate': stats['missed'] / max(1, stats['processed']),
-        'frames': {k2: int(stats[k2]) for k2 in ('captured', 'processed', 'dropped')},
-        'min_compute_ms': float(min_compute),
-        'fail_safe_stops': int(stats['fail_safe_stops']),
-        'limit_binding_fraction': stats['limit_binding_steps'] / max(1, stats['steps']),
-        'binding_by_context': {c: [int(stats[f'binding_{c}']), int(stats[f'steps_{c}'])]
-                               for c in CONTEXTS},
-        'time_at_point_s': {k2: float(v2) for k2, v2 in point_time.items()},
-        'speed_cap': float(params.max_speed), 'late_obstacles': late,
-        'trace': trace,
-    }
+    return d.result(seed, t, x_end, late)
 
 
-def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+def summarise(runs: List[CourseRun]) -> Dict[str, Dict[str, float]]:
     """Per configuration: totals and means over seeds."""
     out = {}
-    for name in dict.fromkeys(r['config'] for r in runs):
-        rs = [r for r in runs if r['config'] == name]
+    for name in dict.fromkeys(r.config for r in runs):
+        rs = [r for r in runs if r.config == name]
         out[name] = {
-            'seeds': len(rs), 'collisions': int(sum(r['collisions'] for r in rs)),
-            'walked_into': int(sum(r['walked_into'] for r in rs)),
-            'runs_with_collision': int(sum(r['collisions'] > 0 for r in rs)),
-            'completed': int(sum(r['completed'] for r in rs)),
-            'min_clearance_m': float(min(r['min_clearance_m'] for r in rs)),
-            'mean_time_s': float(np.mean([r['time_s'] for r in rs])),
-            'mean_speed': float(np.mean([r['mean_speed'] for r in rs])),
-            'stale_distance_m': float(np.sum([r['stale_distance_m'] for r in rs])),
-            'deadline_miss_rate': float(np.mean([r['deadline_miss_rate'] for r in rs])),
-            'fail_safe_stops': int(sum(r['fail_safe_stops'] for r in rs)),
-            'limit_binding_fraction': float(np.mean([r['limit_binding_fraction'] for r in rs])),
-            'binding_by_context': {c: float(sum(r['binding_by_context'][c][0] for r in rs) /
-                                            max(1, sum(r['binding_by_context'][c][1]
+            'seeds': len(rs), 'collisions': int(sum(r.collisions for r in rs)),
+            'walked_into': int(sum(r.walked_into for r in rs)),
+            'runs_with_collision': int(sum(r.collisions > 0 for r in rs)),
+            'completed': int(sum(r.completed for r in rs)),
+            'min_clearance_m': float(min(r.min_clearance_m for r in rs)),
+            'mean_time_s': float(np.mean([r.time_s for r in rs])),
+            'mean_speed': float(np.mean([r.mean_speed for r in rs])),
+            'stale_distance_m': float(np.sum([r.stale_distance_m for r in rs])),
+            'deadline_miss_rate': float(np.mean([r.deadline_miss_rate for r in rs])),
+            'fail_safe_stops': int(sum(r.fail_safe_stops for r in rs)),
+            'limit_binding_fraction': float(np.mean([r.limit_binding_fraction for r in rs])),
+            'binding_by_context': {c: float(sum(r.binding_by_context[c][0] for r in rs) /
+                                            max(1, sum(r.binding_by_context[c][1]
                                                        for r in rs)))
                                    for c in CONTEXTS},
-            'speed_cap': float(rs[0]['speed_cap']),
+            'speed_cap': float(rs[0].speed_cap),
         }
     return out
 
 
-def plot_trajectories(runs: List[Dict[str, Any]], seed: int, s: LoopSettings, path: Path) -> None:
+def plot_trajectories(runs: List[CourseRun], seed: int, s: LoopSettings, path: Path) -> None:
     """One seed: every configuration's path over the course's obstacles."""
     import matplotlib
     matplotlib.use('Agg')
@@ -297,10 +370,10 @@ def plot_trajectories(runs: List[Dict[str, Any]], seed: int, s: LoopSettings, pa
         ax.plot([ob.x, ob.x], [y - ob.offset, y + ob.offset], 'r:', lw=1)
         ax.add_patch(plt.Circle((ob.x, y), ob.radius, color='r', alpha=0.4))
     for r in runs:
-        if r['seed'] != seed or not r['trace']:
+        if r.seed != seed or not r.trace:
             continue
-        ax.plot([p['x'] for p in r['trace']], [p['y'] for p in r['trace']], lw=1,
-                label=f'{r["config"]} ({r["collisions"]} collisions)')
+        ax.plot([p['x'] for p in r.trace], [p['y'] for p in r.trace], lw=1,
+                label=f'{r.config} ({r.collisions} collisions)')
     ax.set_xlim(0, s.length)
     ax.set_ylim(-3.5, 3.5)
     ax.set_aspect('equal')
@@ -312,18 +385,18 @@ def plot_trajectories(runs: List[Dict[str, Any]], seed: int, s: LoopSettings, pa
     plt.close(fig)
 
 
-def plot_profile(run: Dict[str, Any], path: Path) -> None:
+def plot_profile(run: CourseRun, path: Path) -> None:
     """Speed, speed limit, operating point and latency along the course for one run."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from tts_perception.common.plotting import plot_points
-    tr = run['trace']
+    tr = run.trace
     x = [p['x'] for p in tr]
     fig, ax = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
     ax[0].plot(x, [p['v_limit'] for p in tr], lw=0.8, label='speed limit')
     ax[0].plot(x, [p['v'] for p in tr], lw=0.8, label='commanded speed')
-    for lx, _ in run['late_obstacles']:
+    for lx, _ in run.late_obstacles:
         ax[0].axvline(lx, color='r', ls=':', lw=0.8)
     ax[0].set_ylabel('m/s')
     ax[0].legend(fontsize=7)
@@ -332,7 +405,7 @@ def plot_profile(run: Dict[str, Any], path: Path) -> None:
     ax[2].plot(x, [100 * p['distance'] for p in tr], lw=0.8, label='effective distance (cm)')
     ax[2].legend(fontsize=7)
     ax[2].set_xlabel('x along the course (m); red: where people step in')
-    ax[0].set_title(f'{run["config"]}, seed {run["seed"]}')
+    ax[0].set_title(f'{run.config}, seed {run.seed}')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -387,13 +460,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = summarise(runs)
     a.out.mkdir(parents=True, exist_ok=True)
     for r in runs:
-        if r['seed'] == SEEDS_FROM and r['config'] in ('coupled', 'coupled_load', 'golden_safe'):
-            plot_profile(r, a.out / f'profile_{r["config"]}.png')
+        if r.seed == SEEDS_FROM and r.config in ('coupled', 'coupled_load', 'golden_safe'):
+            plot_profile(r, a.out / f'profile_{r.config}.png')
     plot_trajectories(runs, SEEDS_FROM, s, a.out / 'trajectories.png')
     res = {'settings': asdict(s), 'seeds': [SEEDS_FROM + i for i in range(a.seeds)],
            'configs': {c: asdict(CONFIGS[c]) for c in a.configs}, 'summary': summary,
            'wall_s': time.monotonic() - t0,
-           'runs': [{k: v for k, v in r.items() if k != 'trace'} for r in runs]}
+           'runs': [r.summary() for r in runs]}
     res['targets'] = targets(summary)
     res['targets'].update(finished_speed_ratio(runs))
     (a.out / 'closed_loop.json').write_text(json.dumps(res, indent=1))
@@ -402,7 +475,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'{k}: {v}')
     print(f'wrote {a.out}/closed_loop.json and plots')
     if a.record:
-        record(res, rows, a)
+        record(res, rows, a, runs)
     return 0
 
 
@@ -430,35 +503,35 @@ def targets(summary: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
     return out
 
 
-def unfinished(runs: Sequence[Dict[str, Any]], max_time: float) -> str:
+def unfinished(runs: Sequence[CourseRun], max_time: float) -> str:
     """A line naming the runs that stopped short of the course's end, where and how far from
     the nearest obstacle ('' when every run finished)."""
-    left = [r for r in runs if not r['completed']]
+    left = [r for r in runs if not r.completed]
     if not left:
         return ''
     return (f'Not finished within {max_time:.0f} s (configuration seed: where the robot stood, '
             f'its clearance to the nearest obstacle over the run): ' + '; '.join(
-                f'{r["config"]} {r["seed"]}: {r["distance_m"]:.1f} m, '
-                f'{r["min_clearance_m"]:.2f} m' for r in left) + '.\n\n')
+                f'{r.config} {r.seed}: {r.distance_m:.1f} m, '
+                f'{r.min_clearance_m:.2f} m' for r in left) + '.\n\n')
 
 
-def finished_speed_ratio(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def finished_speed_ratio(runs: Sequence[CourseRun]) -> Dict[str, Any]:
     """coupled's mean speed over golden_safe's on the seeds both finished (a run that stopped
     for good lowers its configuration's mean speed whatever its law): the ratio and how many
     seeds it is over; empty without both configurations."""
-    if not {'coupled', 'golden_safe'} <= {r['config'] for r in runs}:
+    if not {'coupled', 'golden_safe'} <= {r.config for r in runs}:
         return {}
-    by = {(r['config'], r['seed']): r for r in runs}
-    both = sorted(seed for (c, seed), r in by.items() if c == 'coupled' and r['completed']
-                  and by.get(('golden_safe', seed), {}).get('completed'))
+    by = {(r.config, r.seed): r for r in runs}
+    both = sorted(seed for (c, seed), r in by.items() if c == 'coupled' and r.completed
+                  and (('golden_safe', seed) in by and by[('golden_safe', seed)].completed))
     ratio = None if not both else float(
-        np.mean([by[('coupled', s)]['mean_speed'] for s in both]) /
-        max(1e-9, np.mean([by[('golden_safe', s)]['mean_speed'] for s in both])))
+        np.mean([by[('coupled', s)].mean_speed for s in both]) /
+        max(1e-9, np.mean([by[('golden_safe', s)].mean_speed for s in both])))
     return {'coupled_speed_over_golden_safe_where_both_finished': ratio,
             'seeds_both_finished': len(both)}
 
 
-def record(res: Dict[str, Any], rows: List[str], a) -> None:
+def record(res: Dict[str, Any], rows: List[str], a, runs: Sequence[CourseRun]) -> None:
     """The run's section of docs/results.md."""
     from tts_perception.tools.results import record as write
     s = res['settings']
@@ -470,7 +543,7 @@ def record(res: Dict[str, Any], rows: List[str], a) -> None:
             f'{s["latency_factor"]:g} (a slower robot computer); sim time, wall '
             f'{res["wall_s"] / 60:.0f} min. A run is finished when the robot reaches the '
             f'course\'s end within {s["max_time"]:.0f} s of sim time.\n\n' + '\n'.join(rows) +
-            '\n\n' + unfinished(res['runs'], s['max_time']) +
+            '\n\n' + unfinished(runs, s['max_time']) +
             '\n'.join(f'- {k}: {v}' for k, v in t.items()) +
             '\n\n![paths of every configuration on one course](closed_loop_trajectories.png)\n\n'
             '![speed, speed limit, operating point and law inputs along the course, coupled]'
