@@ -86,4 +86,4 @@ def test_bridge_types_match_what_the_nodes_use():
     src = (ROOT / 'tts_perception' / 'nodes' / 'controller_node.py').read_text()
     assert "create_publisher(Twist, 'cmd_vel'" in src
     assert "sensor_msgs.msg import CompressedImage, Image" in \
-        (ROOT / 'tts_perception' / 'nodes' / 'perception_node.py').read_text()
+        (ROOT / 'tts_perception' / 'nodes' / 'camera_qos.py').read_text()
