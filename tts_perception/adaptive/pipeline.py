@@ -277,9 +277,25 @@ class AdaptivePipeline:
                  profile: Union[Profile, Dict[str, Any], None] = None):
         self.config = config
         self.base_dir = base_dir
-        problems: List[str] = []
         self.model, self.backend = model, backend
         self.profile: Optional[Profile] = None
+        self.excluded: Dict[str, str] = {}
+        problems = self._load(profile)
+        if problems:
+            raise ConfigError(problems)
+        self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
+        self._read_profile()
+        self._prepared = False
+        self.prepare()
+        self.cameras: Dict[str, _CameraState] = {}
+        self.sched_config = config.scheduler     # one object, shared by every camera
+        self._obstacle_label = obstacle_class(self.model.classes)
+        self.camera('default')  # validates the policy against the points now
+
+    def _load(self, profile: Union[Profile, Dict[str, Any], None]) -> List[str]:
+        """Load the model, the backend and the profile where not given, and select the
+        points; every problem found, not only the first."""
+        config, problems = self.config, []
         if isinstance(profile, Profile):
             self.profile = profile
         elif profile is not None:
@@ -289,7 +305,7 @@ class AdaptivePipeline:
                 problems.append(str(exc))
         if self.model is None:
             try:
-                self.model = load_model_description(_resolve(config.model_path, base_dir))
+                self.model = load_model_description(_resolve(config.model_path, self.base_dir))
             except ModelError as exc:
                 problems.append(str(exc))
         if self.model is not None and self.backend is None:
@@ -297,22 +313,7 @@ class AdaptivePipeline:
                 self.backend = make_backend(config.backend, self.model, threads=config.threads)
             except Exception as exc:  # BackendUnavailable, the engine's own load errors
                 problems.append(f'backend {config.backend}: {exc}')
-        profile_path = _resolve(config.profile_path, base_dir) if config.profile_path else (
-            self.model.profile_path(self.backend.device) if self.backend is not None else None)
-        if self.profile is None and profile is None and profile_path is not None:
-            try:
-                self.profile = load_profile(profile_path)
-            except ProfileError as exc:
-                problems.append(str(exc))
-        elif self.profile is None and profile is None and self.model is None:
-            problems.append('profile_path is empty and the model did not load, so there is '
-                            'no default profile to look for')
-        if self.model is not None and self.profile is not None and \
-                self.profile.model_hash != self.model.hash():
-            problems.append(f'profile {profile_path} was made for model hash '
-                            f'{self.profile.model_hash[:12]}, the model files hash to '
-                            f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
-        self.excluded: Dict[str, str] = {}
+        problems += self._load_profile(profile)
         if self.model is not None and self.profile is not None and self.backend is not None:
             self.points, self.excluded, more = select_points(
                 config, self.profile, self.model, self.backend.supported_precisions())
@@ -322,10 +323,34 @@ class AdaptivePipeline:
                     parse_policy(config.scheduler.policy, self.points)
                 except ValueError as exc:
                     problems.append(str(exc))
-        if problems:
-            raise ConfigError(problems)
-        self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
-        prof = self.profile
+        return problems
+
+    def _load_profile(self, given) -> List[str]:
+        """The profile from ``profile_path`` (default: the model's for the backend's device)
+        where none was given, checked against the model's files."""
+        config, problems = self.config, []
+        profile_path = _resolve(config.profile_path, self.base_dir) if config.profile_path \
+            else (self.model.profile_path(self.backend.device) if self.backend is not None
+                  else None)
+        if self.profile is None and given is None and profile_path is not None:
+            try:
+                self.profile = load_profile(profile_path)
+            except ProfileError as exc:
+                problems.append(str(exc))
+        elif self.profile is None and given is None and self.model is None:
+            problems.append('profile_path is empty and the model did not load, so there is '
+                            'no default profile to look for')
+        if self.model is not None and self.profile is not None and \
+                self.profile.model_hash != self.model.hash():
+            problems.append(f'profile {profile_path} was made for model hash '
+                            f'{self.profile.model_hash[:12]}, the model files hash to '
+                            f'{self.model.hash()[:12]}; re-run calibrate (or profile)')
+        return problems
+
+    def _read_profile(self) -> None:
+        """The scheduler's tables from the profile: accuracy, class floor, staleness,
+        latency, difficulty, and the probe pair."""
+        config, prof = self.config, self.profile
         self.accuracy = AccuracyTable(prof.accuracy.miou, prof.accuracy.bin_edges,
                                       prof.accuracy.overall)
         self.worst_class_iou = worst_class_iou(prof.accuracy.per_class_iou)   # class floor
@@ -342,12 +367,6 @@ class AdaptivePipeline:
                                        config.scheduler.accuracy_tolerance)
         self._cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
                                 for k in seeing)
-        self._prepared = False
-        self.prepare()
-        self.cameras: Dict[str, _CameraState] = {}
-        self.sched_config = config.scheduler     # one object, shared by every camera
-        self._obstacle_label = obstacle_class(self.model.classes)
-        self.camera('default')  # validates the policy against the points now
 
     def prepare(self) -> None:
         """Load/build every point on the backend and warm it up (no-op when prepared)."""

@@ -262,13 +262,7 @@ class Scheduler:
         (:meth:`~tts_perception.adaptive.complexity.ComplexityParams.shortfall`)."""
         cfg = self.config
         if cfg.policy != 'adaptive':
-            p = self._static or self.golden
-            pred = self._cost(p)
-            d = Decision(p, cfg.policy.split(':')[0], pred,
-                         self.accuracy.frame([p.key], complexity, shortfall)[0], budget_ms,
-                         pred > budget_ms)
-            self.current = p
-            return d
+            return self._choose_fixed(complexity, budget_ms, shortfall)
         cur = self.current
         predict = self.latency.predict
         switch = cfg.switch_cost_ms
@@ -287,28 +281,7 @@ class Scheduler:
         usable = seeing_points(range(len(costs)), self._worst, cfg.class_floor)
         feasible = [i for i in usable if costs[i] <= budget_ms]
         if not feasible:
-            blind = len(usable) < len(costs)
-            # the class floor's price, not a load spike: only blind points fit, or the points
-            # that see every class miss the deadline even at their profiled median (then an
-            # old frame, when nothing fits, must not change the rule that a fresh one gets)
-            floor_bound = blind and (any(c <= budget_ms for c in costs) or min(
-                self._median[i] for i in usable) > budget_ms + max(0.0, age_ms))
-            if floor_bound and streaming:
-                # of the points that see every class, the best expected streaming accuracy
-                # itself (the deadline is missed either way, so what the robot sees is the
-                # newest late result; the frame's own accuracy weighs in only between points
-                # that meet the deadline)
-                i = max(usable, key=lambda j: frame_accs[j] * stale[j])
-                which = 'best streaming point'
-            else:
-                # nothing fits at all (a load spike, a tight deadline): the least late
-                i = min(usable, key=costs.__getitem__)
-                which = 'cheapest point'
-            self._commit(self.points[i])
-            return Decision(self.points[i], f'nothing fits that sees every class: the {which} '
-                            f'that does (the deadline cannot be met with every class seen)'
-                            if floor_bound else f'nothing fits: {which}', costs[i],
-                            accs[i], budget_ms, True)
+            return self._nothing_fits(usable, costs, accs, frame_accs, stale, budget_ms, age_ms)
         # the objective: (streaming) accuracy less the compute price of the point's profiled
         # median latency, as calibrate priced it (the online upper quantile in ``costs`` is
         # for the deadline, and pessimistic about points that have not run lately)
@@ -322,6 +295,53 @@ class Scheduler:
             reason = 'start' if cur is None else 'current point no longer fits'
             self._commit(cand)
             return Decision(cand, reason, costs[ci], accs[ci], budget_ms, False)
+        return self._switch(ci, cur_i, vals, costs, accs, budget_ms)
+
+    def _choose_fixed(self, complexity: float, budget_ms: float,
+                      shortfall: Optional[Mapping[str, float]]) -> Decision:
+        """A static or golden policy: its point, whatever the budget."""
+        p = self._static or self.golden
+        pred = self._cost(p)
+        d = Decision(p, self.config.policy.split(':')[0], pred,
+                     self.accuracy.frame([p.key], complexity, shortfall)[0], budget_ms,
+                     pred > budget_ms)
+        self.current = p
+        return d
+
+    def _nothing_fits(self, usable: Sequence[int], costs: List[float], accs: List[float],
+                      frame_accs: List[float], stale, budget_ms: float,
+                      age_ms: float) -> Decision:
+        """No point that sees every class fits the budget: the least late of them, or, where
+        the class floor is the reason, the best by expected streaming accuracy."""
+        blind = len(usable) < len(costs)
+        # the class floor's price, not a load spike: only blind points fit, or the points
+        # that see every class miss the deadline even at their profiled median (then an
+        # old frame, when nothing fits, must not change the rule that a fresh one gets)
+        floor_bound = blind and (any(c <= budget_ms for c in costs) or min(
+            self._median[i] for i in usable) > budget_ms + max(0.0, age_ms))
+        if floor_bound and stale is not None:
+            # of the points that see every class, the best expected streaming accuracy
+            # itself (the deadline is missed either way, so what the robot sees is the
+            # newest late result; the frame's own accuracy weighs in only between points
+            # that meet the deadline)
+            i = max(usable, key=lambda j: frame_accs[j] * stale[j])
+            which = 'best streaming point'
+        else:
+            # nothing fits at all (a load spike, a tight deadline): the least late
+            i = min(usable, key=costs.__getitem__)
+            which = 'cheapest point'
+        self._commit(self.points[i])
+        return Decision(self.points[i], f'nothing fits that sees every class: the {which} '
+                        f'that does (the deadline cannot be met with every class seen)'
+                        if floor_bound else f'nothing fits: {which}', costs[i],
+                        accs[i], budget_ms, True)
+
+    def _switch(self, ci: int, cur_i: int, vals: List[float], costs: List[float],
+                accs: List[float], budget_ms: float) -> Decision:
+        """The best candidate ``ci`` against the current point ``cur_i`` (both feasible):
+        switch on an accuracy gain above the hysteresis, or once a cheaper candidate has been
+        proposed for ``dwell_frames``; else hold."""
+        cfg, cur, cand = self.config, self.current, self.points[ci]
         if ci == cur_i:
             self._proposal, self._proposal_count = None, 0
             return Decision(cur, 'best within tolerance', costs[ci], accs[ci], budget_ms, False)

@@ -282,45 +282,9 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     if not isinstance(d, dict):
         raise ModelError(f'{p}: expected a mapping at top level')
     inp, out = _req(d, 'input', p, dict), _req(d, 'output', p, dict)
-    layout = str(inp.get('layout', 'NCHW')).upper()
-    if layout not in LAYOUTS:
-        raise ModelError(f'{p}: input.layout must be one of {LAYOUTS}, got {layout}')
-    order = str(inp.get('channel_order', 'RGB')).upper()
-    if order not in ('RGB', 'BGR'):
-        raise ModelError(f'{p}: input.channel_order must be RGB or BGR, got {order}')
-    kind = str(out.get('kind', 'logits'))
-    if kind not in OUTPUT_KINDS:
-        raise ModelError(f'{p}: output.kind must be one of {OUTPUT_KINDS}, got {kind}')
-    out_layout = str(out.get('layout', 'NCHW')).upper()
-    if out_layout not in LAYOUTS:
-        raise ModelError(f'{p}: output.layout must be one of {LAYOUTS}, got {out_layout}')
-    structure = str(d.get('structure', 'chained'))
-    if structure not in STRUCTURES:
-        raise ModelError(f'{p}: structure must be one of {STRUCTURES}, got {structure}')
-    stages_raw = _req(d, 'stages', p, dict)
-    if not isinstance(stages_raw.get('fp32'), list) or not stages_raw['fp32']:
-        raise ModelError(f'{p}: stages.fp32 must list at least one ONNX file')
-    stages: Dict[str, List[Path]] = {}
-    for prec, files in stages_raw.items():
-        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
-            raise ModelError(f'{p}: stages.{prec} must be a list of file names, got {files!r}')
-        paths = [_inside(p, f, f'stages.{prec}') for f in files]
-        missing = [str(x) for x in paths if not x.is_file()]
-        if missing:
-            raise ModelError(f'{p}: stage files missing for {prec}: {missing}')
-        if len(paths) != len(stages_raw['fp32']):
-            raise ModelError(f'{p}: stages.{prec} has {len(paths)} files, fp32 has '
-                             f'{len(stages_raw["fp32"])}')
-        stages[str(prec)] = paths
-    classes = [str(c) for c in _req(d, 'classes', p, list)]
-    if kind == 'binary' and len(classes) != 2:
-        raise ModelError(f'{p}: output kind binary (one foreground channel) needs exactly two '
-                         f'classes, [background, <foreground>]; got {classes}')
-    if kind in ('logits', 'probabilities') and len(classes) < 2:
-        fg = classes[0] if classes else 'foreground'
-        raise ModelError(f'{p}: output kind {kind} with {len(classes)} class cannot be '
-                         f'argmax-ed (every pixel would be class 0); a one-channel model needs '
-                         f'output kind binary and classes [background, {fg}]')
+    layout, order, kind, out_layout, structure = _choices(d, inp, out, p)
+    stages = _stages(d, p)
+    classes = _classes(d, kind, p)
     score = str(out.get('score', 'logit'))
     if score not in BINARY_SCORES:
         raise ModelError(f'{p}: output.score must be one of {BINARY_SCORES}, got {score}')
@@ -328,17 +292,7 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     if not 0.0 < threshold < 1.0:
         raise ModelError(f'{p}: output.threshold must be a probability in (0, 1), got '
                          f'{threshold}')
-    torch_cfg = d.get('torch') or {}
-    if not isinstance(torch_cfg, dict):
-        raise ModelError(f'{p}: torch must be a mapping, got {torch_cfg!r}')
-    torch_w = torch_cfg.get('weights')
-    if torch_w is not None and not isinstance(torch_w, str):
-        raise ModelError(f'{p}: torch.weights must be a file name, got {torch_w!r}')
-    torch_cls = torch_cfg.get('class')
-    if torch_w and not (isinstance(torch_cls, str) and
-                        re.fullmatch(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)+', torch_cls)):
-        raise ModelError(f'{p}: torch.class must name the module class the weights fit, as '
-                         f'package.module.Class; got {torch_cls!r}')
+    torch_w, torch_cls = _torch_form(d, p)
     multiple = inp.get('multiple_of', 1)
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ModelError(f'{p}: input.multiple_of must be a positive integer, got {multiple!r}')
@@ -354,3 +308,74 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         torch_class=torch_cls if torch_w else None,
         binary_score=score, threshold=threshold, fixed_batch=fixed_batch or None,
         fixed_size=fixed_size)
+
+
+def _choices(d: dict, inp: dict, out: dict, p: Path):
+    """The input layout and channel order, the output kind and layout, the structure."""
+    layout = str(inp.get('layout', 'NCHW')).upper()
+    if layout not in LAYOUTS:
+        raise ModelError(f'{p}: input.layout must be one of {LAYOUTS}, got {layout}')
+    order = str(inp.get('channel_order', 'RGB')).upper()
+    if order not in ('RGB', 'BGR'):
+        raise ModelError(f'{p}: input.channel_order must be RGB or BGR, got {order}')
+    kind = str(out.get('kind', 'logits'))
+    if kind not in OUTPUT_KINDS:
+        raise ModelError(f'{p}: output.kind must be one of {OUTPUT_KINDS}, got {kind}')
+    out_layout = str(out.get('layout', 'NCHW')).upper()
+    if out_layout not in LAYOUTS:
+        raise ModelError(f'{p}: output.layout must be one of {LAYOUTS}, got {out_layout}')
+    structure = str(d.get('structure', 'chained'))
+    if structure not in STRUCTURES:
+        raise ModelError(f'{p}: structure must be one of {STRUCTURES}, got {structure}')
+    return layout, order, kind, out_layout, structure
+
+
+def _stages(d: dict, p: Path) -> Dict[str, List[Path]]:
+    """Per precision its stage files, each inside the model's directory and present, as
+    many as fp32 has."""
+    stages_raw = _req(d, 'stages', p, dict)
+    if not isinstance(stages_raw.get('fp32'), list) or not stages_raw['fp32']:
+        raise ModelError(f'{p}: stages.fp32 must list at least one ONNX file')
+    stages: Dict[str, List[Path]] = {}
+    for prec, files in stages_raw.items():
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise ModelError(f'{p}: stages.{prec} must be a list of file names, got {files!r}')
+        paths = [_inside(p, f, f'stages.{prec}') for f in files]
+        missing = [str(x) for x in paths if not x.is_file()]
+        if missing:
+            raise ModelError(f'{p}: stage files missing for {prec}: {missing}')
+        if len(paths) != len(stages_raw['fp32']):
+            raise ModelError(f'{p}: stages.{prec} has {len(paths)} files, fp32 has '
+                             f'{len(stages_raw["fp32"])}')
+        stages[str(prec)] = paths
+    return stages
+
+
+def _classes(d: dict, kind: str, p: Path) -> List[str]:
+    """The class names, as many as the output kind can tell apart."""
+    classes = [str(c) for c in _req(d, 'classes', p, list)]
+    if kind == 'binary' and len(classes) != 2:
+        raise ModelError(f'{p}: output kind binary (one foreground channel) needs exactly two '
+                         f'classes, [background, <foreground>]; got {classes}')
+    if kind in ('logits', 'probabilities') and len(classes) < 2:
+        fg = classes[0] if classes else 'foreground'
+        raise ModelError(f'{p}: output kind {kind} with {len(classes)} class cannot be '
+                         f'argmax-ed (every pixel would be class 0); a one-channel model needs '
+                         f'output kind binary and classes [background, {fg}]')
+    return classes
+
+
+def _torch_form(d: dict, p: Path):
+    """The optional torch form: weights file and the module class they fit."""
+    torch_cfg = d.get('torch') or {}
+    if not isinstance(torch_cfg, dict):
+        raise ModelError(f'{p}: torch must be a mapping, got {torch_cfg!r}')
+    torch_w = torch_cfg.get('weights')
+    if torch_w is not None and not isinstance(torch_w, str):
+        raise ModelError(f'{p}: torch.weights must be a file name, got {torch_w!r}')
+    torch_cls = torch_cfg.get('class')
+    if torch_w and not (isinstance(torch_cls, str) and
+                        re.fullmatch(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)+', torch_cls)):
+        raise ModelError(f'{p}: torch.class must name the module class the weights fit, as '
+                         f'package.module.Class; got {torch_cls!r}')
+    return torch_w, torch_cls

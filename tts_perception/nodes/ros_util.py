@@ -211,23 +211,32 @@ def run_node(make_node: Callable[[], Node], args: Optional[Sequence[str]] = None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None and on_exit is not None:
-            try:
-                on_exit(node)
-            except Exception as exc:  # noqa: BLE001 - still shut down the rest
-                sys.stderr.write(f'on exit: {exc!r}\n')
-                code = 1
-        if ex is not None:
-            ex.shutdown(timeout_sec=5.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        # the process is about to exit: a further signal (ros2 launch and the terminal each
-        # send one) must not kill it while the interpreter finalizes (CPython resets Python
-        # handlers to the default action then, but leaves ignored signals ignored)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
+        if not _shut_down(node, ex, on_exit):
+            code = 1
     return code
+
+
+def _shut_down(node: Optional[Node], ex, on_exit: Optional[Callable[[Node], None]]) -> bool:
+    """``on_exit`` while the context is still valid, then the executor, the node and rclpy,
+    in that order; further signals ignored from here on. False where ``on_exit`` failed."""
+    ok = True
+    if node is not None and on_exit is not None:
+        try:
+            on_exit(node)
+        except Exception as exc:  # noqa: BLE001 - still shut down the rest
+            sys.stderr.write(f'on exit: {exc!r}\n')
+            ok = False
+    if ex is not None:
+        ex.shutdown(timeout_sec=5.0)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    # the process is about to exit: a further signal (ros2 launch and the terminal each
+    # send one) must not kill it while the interpreter finalizes (CPython resets Python
+    # handlers to the default action then, but leaves ignored signals ignored)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return ok
 
 
 class StartupError(RuntimeError):

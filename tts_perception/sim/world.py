@@ -52,6 +52,33 @@ def course_mjcf(course: Course) -> Tuple[str, Dict[str, int]]:
     ]
     body = ['<light name="sun" directional="true" pos="0 0 10" dir="0.3 0.2 -1" '
             'diffuse=".8 .8 .8" specular="0.1 0.1 0.1" castshadow="false"/>']
+    _corridor(course, assets, body, labels)
+    for i, ob in enumerate(course.obstacles):
+        body.append(_obstacle(f'ob{i}', ob, assets))
+        labels[f'ob{i}'] = OBSTACLE
+    pitch = math.radians(CAMERA_PITCH_DEG)
+    body.append('<body name="robot" mocap="true" pos="0 0 0">'
+                f'<camera name="front" pos="0 0 {CAMERA_HEIGHT}" '
+                f'xyaxes="0 -1 0 {math.sin(pitch):.5f} 0 {math.cos(pitch):.5f}" '
+                f'fovy="{CAMERA_FOVY_DEG}"/></body>')
+    for i, ob in enumerate(course.late):     # moving people: mocap bodies 1.. after the robot
+        name = f'late{i}'
+        body.append(f'<body name="{name}_body" mocap="true" pos="{_f((ob.x, 0, 0))}">'
+                    f'<geom name="{name}" type="capsule" size="{_f((ob.radius, ob.half_height))}"'
+                    f' pos="0 0 {ob.radius + ob.half_height:.4f}" rgba="{_f(ob.rgba)}"/></body>')
+        labels[name] = OBSTACLE
+    xml = ('<mujoco model="tts_course"><compiler angle="radian"/>'
+           '<visual><global offwidth="1280" offheight="960"/><quality shadowsize="0"/>'
+           '<headlight ambient=".2 .2 .2" diffuse=".25 .25 .25" specular="0 0 0"/>'
+           '</visual>'
+           '<asset>' + ''.join(assets) + '</asset>'
+           '<worldbody>' + ''.join(body) + '</worldbody></mujoco>')
+    return xml, labels
+
+
+def _corridor(course: Course, assets: List[str], body: List[str],
+              labels: Dict[str, int]) -> None:
+    """The floor of every segment, the floor before and after, the walls and the end wall."""
     for i, seg in enumerate(course.segments):
         assets.append(f'<texture name="floor{i}" type="2d" builtin="checker" '
                       f'rgb1="{_f(seg.floor_rgb)}" rgb2="{_f(seg.floor_rgb2)}" '
@@ -82,45 +109,26 @@ def course_mjcf(course: Course) -> Tuple[str, Dict[str, int]]:
                 f'pos="{course.length + 10:.3f} 0 0.9" size="0.1 {CORRIDOR_HALF_WIDTH:.3f} 0.9"/>')
     labels['end_wall'] = BACKGROUND
 
-    for i, ob in enumerate(course.obstacles):
-        name = f'ob{i}'
-        quat = (math.cos(ob.yaw / 2), 0, 0, math.sin(ob.yaw / 2))
-        if ob.textured:
-            assets.append(f'<material name="m{name}" texture="stripes" rgba="{_f(ob.rgba)}" '
-                          f'texrepeat="3 3"/>')
-            look = f'material="m{name}"'
-        else:
-            look = f'rgba="{_f(ob.rgba)}"'
-        if ob.kind == 'box':
-            geom = (f'type="box" size="{_f(ob.size)}" pos="{_f((ob.x, ob.y, ob.size[2]))}" '
-                    f'quat="{_f(quat)}"')
-        elif ob.kind in ('cylinder', 'pole'):
-            geom = (f'type="cylinder" size="{_f(ob.size)}" '
-                    f'pos="{_f((ob.x, ob.y, ob.size[1]))}"')
-        else:  # person: capsule standing on the floor
-            geom = (f'type="capsule" size="{_f(ob.size)}" '
-                    f'pos="{_f((ob.x, ob.y, ob.size[1] + ob.size[0]))}"')
-        body.append(f'<geom name="{name}" {geom} {look}/>')
-        labels[name] = OBSTACLE
 
-    pitch = math.radians(CAMERA_PITCH_DEG)
-    body.append('<body name="robot" mocap="true" pos="0 0 0">'
-                f'<camera name="front" pos="0 0 {CAMERA_HEIGHT}" '
-                f'xyaxes="0 -1 0 {math.sin(pitch):.5f} 0 {math.cos(pitch):.5f}" '
-                f'fovy="{CAMERA_FOVY_DEG}"/></body>')
-    for i, ob in enumerate(course.late):     # moving people: mocap bodies 1.. after the robot
-        name = f'late{i}'
-        body.append(f'<body name="{name}_body" mocap="true" pos="{_f((ob.x, 0, 0))}">'
-                    f'<geom name="{name}" type="capsule" size="{_f((ob.radius, ob.half_height))}"'
-                    f' pos="0 0 {ob.radius + ob.half_height:.4f}" rgba="{_f(ob.rgba)}"/></body>')
-        labels[name] = OBSTACLE
-    xml = ('<mujoco model="tts_course"><compiler angle="radian"/>'
-           '<visual><global offwidth="1280" offheight="960"/><quality shadowsize="0"/>'
-           '<headlight ambient=".2 .2 .2" diffuse=".25 .25 .25" specular="0 0 0"/>'
-           '</visual>'
-           '<asset>' + ''.join(assets) + '</asset>'
-           '<worldbody>' + ''.join(body) + '</worldbody></mujoco>')
-    return xml, labels
+def _obstacle(name: str, ob, assets: List[str]) -> str:
+    """The geom of a static obstacle (a material added to ``assets`` where it is textured)."""
+    quat = (math.cos(ob.yaw / 2), 0, 0, math.sin(ob.yaw / 2))
+    if ob.textured:
+        assets.append(f'<material name="m{name}" texture="stripes" rgba="{_f(ob.rgba)}" '
+                      f'texrepeat="3 3"/>')
+        look = f'material="m{name}"'
+    else:
+        look = f'rgba="{_f(ob.rgba)}"'
+    if ob.kind == 'box':
+        geom = (f'type="box" size="{_f(ob.size)}" pos="{_f((ob.x, ob.y, ob.size[2]))}" '
+                f'quat="{_f(quat)}"')
+    elif ob.kind in ('cylinder', 'pole'):
+        geom = (f'type="cylinder" size="{_f(ob.size)}" '
+                f'pos="{_f((ob.x, ob.y, ob.size[1]))}"')
+    else:  # person: capsule standing on the floor
+        geom = (f'type="capsule" size="{_f(ob.size)}" '
+                f'pos="{_f((ob.x, ob.y, ob.size[1] + ob.size[0]))}"')
+    return f'<geom name="{name}" {geom} {look}/>'
 
 
 class World:

@@ -29,11 +29,46 @@ from tts_perception.inference.model_desc import ModelDescription, ModelError
 from tts_perception.inference.points import make_points, parse_resolution
 
 
+def _calibrate(a: argparse.Namespace):
+    """Read the recordings, quantize if asked, fit the profile: (profile, model, backend)."""
+    from tts_perception.inference.backends import make_backend
+    from tts_perception.inference.model_desc import load_model_description
+    if not 0.0 < a.fit_fraction <= 1.0:
+        raise ValueError(f'--fit-fraction must be in (0, 1], got {a.fit_fraction}')
+    frames, fits = read_recordings(a.bag, a.fit_fraction, a.image_topic, a.labels_topic,
+                                   a.frames, a.quiet)
+    if not 0.0 <= a.accuracy_budget < 1.0:
+        raise ValueError(f'--accuracy-budget must be in [0, 1), got {a.accuracy_budget}')
+    model = load_model_description(a.model)
+    h, w = frames.rgb[0].shape[:2]
+    res = default_resolutions(model, (w, h)) if a.resolutions == ['auto'] else \
+        [parse_resolution(r) for r in a.resolutions]
+    for r in res:
+        model.check_resolution(r)
+    fit_n = sum(fits)
+    if a.int8:
+        mid = res[len(res) // 2]
+        calib = frames.rgb[:fit_n][::max(1, fit_n // 32)]
+        files = quantize(model, calib, mid)
+        model = load_model_description(a.model)
+        print(f'int8: wrote {", ".join(f.name for f in files)} (calibrated on '
+              f'{len(calib)} frames at {mid[0]}x{mid[1]}); model.yaml lists them')
+    backend = make_backend(a.backend, model)
+    asked = list(model.precisions) if a.precisions == ['auto'] else list(a.precisions)
+    precisions = [p for p in dict.fromkeys(asked + (['int8'] if a.int8 else []))
+                  if p in backend.supported_precisions()]
+    if not precisions:
+        raise ModelError(f'none of {a.precisions} runs on backend {backend.name}')
+    points = make_points(res, model.depths, precisions)
+    backend.prepare(precisions, res)
+    t = build_profile(model, backend, frames, points, fit_n, a.latency_runs,
+                      a.int8_bound, a.quiet, a.accuracy_budget, fits)
+    return t, model, backend
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point."""
     from tts_perception.bag.rosbag import BagError, ImageDecodeError
-    from tts_perception.inference.backends import make_backend
-    from tts_perception.inference.model_desc import load_model_description
     from tts_perception.tools.profile_report import plot_profile, print_signals, print_table
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,36 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--quiet', action='store_true')
     a = ap.parse_args(argv)
     try:
-        if not 0.0 < a.fit_fraction <= 1.0:
-            raise ValueError(f'--fit-fraction must be in (0, 1], got {a.fit_fraction}')
-        frames, fits = read_recordings(a.bag, a.fit_fraction, a.image_topic, a.labels_topic,
-                                       a.frames, a.quiet)
-        if not 0.0 <= a.accuracy_budget < 1.0:
-            raise ValueError(f'--accuracy-budget must be in [0, 1), got {a.accuracy_budget}')
-        model = load_model_description(a.model)
-        h, w = frames.rgb[0].shape[:2]
-        res = default_resolutions(model, (w, h)) if a.resolutions == ['auto'] else \
-            [parse_resolution(r) for r in a.resolutions]
-        for r in res:
-            model.check_resolution(r)
-        fit_n = sum(fits)
-        if a.int8:
-            mid = res[len(res) // 2]
-            calib = frames.rgb[:fit_n][::max(1, fit_n // 32)]
-            files = quantize(model, calib, mid)
-            model = load_model_description(a.model)
-            print(f'int8: wrote {", ".join(f.name for f in files)} (calibrated on '
-                  f'{len(calib)} frames at {mid[0]}x{mid[1]}); model.yaml lists them')
-        backend = make_backend(a.backend, model)
-        asked = list(model.precisions) if a.precisions == ['auto'] else list(a.precisions)
-        precisions = [p for p in dict.fromkeys(asked + (['int8'] if a.int8 else []))
-                      if p in backend.supported_precisions()]
-        if not precisions:
-            raise ModelError(f'none of {a.precisions} runs on backend {backend.name}')
-        points = make_points(res, model.depths, precisions)
-        backend.prepare(precisions, res)
-        t = build_profile(model, backend, frames, points, fit_n, a.latency_runs,
-                          a.int8_bound, a.quiet, a.accuracy_budget, fits)
+        t, model, backend = _calibrate(a)
     except (BagError, ImageDecodeError, ModelError, ValueError) as exc:
         sys.stderr.write(f'calibrate: {exc}\n')
         return 2

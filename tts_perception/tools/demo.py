@@ -16,9 +16,11 @@ import json
 from pathlib import Path
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+MAX_WALL_S = 170.0     # the demo stops after this many wall seconds whatever the sim time
 
 
 def _plots(records: List[Dict], speeds: List[tuple], limits: List[tuple], out: Path) -> None:
@@ -101,8 +103,7 @@ class DemoMonitor:
             return default
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo and print its summary."""
+def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--seconds', type=float, default=60.0, help='sim seconds to drive')
     ap.add_argument('--seed', type=int, default=0)
@@ -111,28 +112,132 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--width', type=int, default=640)
     ap.add_argument('--height', type=int, default=480)
     ap.add_argument('--course-length', type=float, default=None)
-    ap.add_argument('--max-wall', type=float, default=170.0,
+    ap.add_argument('--max-wall', type=float, default=MAX_WALL_S,
                     help='stop after this many wall seconds whatever the sim time')
     ap.add_argument('--verbose', action='store_true', help='show the nodes\' log lines')
     ap.add_argument('--no-record', dest='record', action='store_false',
                     help='do not write the run into docs/results.md')
-    a = ap.parse_args(argv)
-    from tts_perception.nodes.bringup import Launcher, start_sim_stack
-    from tts_perception.nodes.dds import use_profile
-    from tts_perception.nodes.ros_domain import isolate_this_process
-    dom = isolate_this_process()
-    use_profile()
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    return ap.parse_args(argv)
 
+
+def _overrides(a: argparse.Namespace) -> Dict[str, List[str]]:
+    """The nodes' parameter overrides for this run."""
     sim_ov = [f'seed:={a.seed}', f'max_sim_time:={a.seconds}', f'width:={a.width}',
               f'height:={a.height}']
     if a.course_length:
         sim_ov.append(f'course_length:={a.course_length}')
     per_ov = [f'deadline_ms:={a.deadline_ms}'] if a.deadline_ms else []
     per_ov.append('diagnostics_period:=0.5')
-    overrides = {'sim_node': sim_ov, 'perception_node': per_ov,
-                 'controller_node': ['diagnostics_period:=0.2']}
+    return {'sim_node': sim_ov, 'perception_node': per_ov,
+            'controller_node': ['diagnostics_period:=0.2']}
+
+
+def _drive(a: argparse.Namespace, mon: 'DemoMonitor', ex, la, t0: float):
+    """Start the stack and spin until the sim finishes, a node exits or the wall bound;
+    (how it ended, fail-safe stops made while driving or None)."""
+    from tts_perception.nodes.bringup import start_sim_stack
+    start_sim_stack(la, _overrides(a))
+    print(f'[demo] perception active after {time.monotonic() - t0:.0f} s; driving', flush=True)
+    next_report = time.monotonic() + 10.0
+    while True:
+        ex.spin_once(timeout_sec=0.1)
+        if mon.diag.get('sim_node', {}).get('finished') == 'True':
+            # the camera stops here, so the controller's watchdog stops the robot next:
+            # count the fail-safe stops made while driving
+            return 'finished', int(mon.get('controller_node', 'fail_safe_stops'))
+        if la.exited():
+            return f'a node exited: {la.exited()}', None
+        if time.monotonic() - t0 > a.max_wall:
+            return f'stopped at the {a.max_wall:.0f} s wall-clock bound', None
+        if time.monotonic() > next_report:
+            next_report += 10.0
+            print(f'[demo] sim {mon.get("sim_node", "sim_time"):5.1f} s / {a.seconds:.0f}'
+                  f' s, frames processed {len(mon.records)}, progress '
+                  f'{100 * mon.get("sim_node", "progress"):.0f} %', flush=True)
+
+
+def _summary(mon: 'DemoMonitor', ended: str, codes: Dict, wall: float,
+             stops_at_end: Optional[int]) -> Dict[str, Any]:
+    """The run's figures, from what the monitor heard."""
+    records, g = mon.records, mon.get
+    lat = np.array([r['total_ms'] for r in records]) if records else np.zeros(1)
+    return {
+        'ended': ended, 'exit_codes': codes, 'sim_time_s': g('sim_node', 'sim_time'),
+        'wall_s': wall, 'real_time_factor': g('sim_node', 'real_time_factor'),
+        'frames_rendered': int(g('sim_node', 'frames')),
+        'frames_received': int(g('perception_node', 'received')),
+        'frames_processed': len(records), 'dropped': int(g('perception_node', 'dropped')),
+        'stale': int(g('perception_node', 'stale')), 'tail': int(g('perception_node', 'tail')),
+        'deadline_ms': records[0]['deadline_ms'] if records else None,
+        'deadline_misses': int(sum(r['missed'] for r in records)),
+        'latency_p50_ms': float(np.percentile(lat, 50)),
+        'latency_p99_ms': float(np.percentile(lat, 99)),
+        'point_histogram': dict(Counter(r['point'] for r in records)),
+        'collisions': int(g('sim_node', 'collisions')), 'progress': g('sim_node', 'progress'),
+        'mean_speed': float(np.mean([v for _, v in mon.speeds])) if mon.speeds else 0.0,
+        'fail_safe_stops': stops_at_end if stops_at_end is not None
+        else int(g('controller_node', 'fail_safe_stops'))}
+
+
+def _points(m: Dict[str, Any], top: Optional[int] = None) -> str:
+    hist = sorted(m['point_histogram'].items(), key=lambda kv: -kv[1])
+    return ', '.join(f'{k} {v}' for k, v in hist[:top])
+
+
+def _print_summary(m: Dict[str, Any], out: Path) -> None:
+    n, rendered, misses = m['frames_processed'], m['frames_rendered'], m['deadline_misses']
+    print('\n==== tts_perception demo summary ====')
+    print(f'run           {m["ended"]}; node exit codes {m["exit_codes"]}')
+    print(f'sim time      {m["sim_time_s"]:.1f} s (wall {m["wall_s"]:.1f} s, real-time factor '
+          f'{m["real_time_factor"]:.2f})')
+    print(f'frames        rendered {rendered}, received {m["frames_received"]}, '
+          f'processed {n} ({100 * n / max(1, rendered):.1f} %), dropped '
+          f'(newer frame won) {m["dropped"]}, stale {m["stale"]}, held for the '
+          f'next (shrinking tail) {m["tail"]}')
+    print(f'deadline      {m["deadline_ms"]} ms: {misses} misses '
+          f'({100 * misses / max(1, n):.1f} %)')
+    print(f'latency       p50 {m["latency_p50_ms"]:.1f} ms, p99 {m["latency_p99_ms"]:.1f} ms')
+    print('points        ' + _points(m))
+    print(f'course        progress {100 * m["progress"]:.0f} %, collisions '
+          f'{m["collisions"]}, mean speed {m["mean_speed"]:.2f} m/s, fail-safe stops '
+          f'{m["fail_safe_stops"]}')
+    print(f'plots         {out / "demo_timeline.png"}')
+
+
+def _record(a: argparse.Namespace, m: Dict[str, Any]) -> None:
+    """The run's section of docs/results.md."""
+    from tts_perception.tools.results import record
+    n, rendered, misses = m['frames_processed'], m['frames_rendered'], m['deadline_misses']
+    rows = (('run', m['ended']), ('wall time', f'{m["wall_s"]:.0f} s'),
+            ('real-time factor', f'{m["real_time_factor"]:.2f}'),
+            ('frames rendered / processed', f'{rendered} / {n} '
+             f'({100 * n / max(1, rendered):.1f} %)'),
+            ('dropped (newer frame won) / stale', f'{m["dropped"]} / {m["stale"]}'),
+            ('deadline misses', f'{misses} ({100 * misses / max(1, n):.1f} %) '
+             f'at {m["deadline_ms"]} ms'),
+            ('latency p50 / p99', f'{m["latency_p50_ms"]:.1f} / {m["latency_p99_ms"]:.1f} ms'),
+            ('course progress, collisions', f'{100 * m["progress"]:.0f} %, {m["collisions"]}'),
+            ('mean speed', f'{m["mean_speed"]:.2f} m/s'),
+            ('fail-safe stops', m['fail_safe_stops']), ('operating points', _points(m, 5)))
+    body = '\n'.join(['| | |', '|---|---|'] + [f'| {k} | {v} |' for k, v in rows])
+    cmd = 'make demo' if a.seconds == 60 else \
+        f'python -m tts_perception.tools.demo --seconds {a.seconds:g}' + \
+        (f' --course-length {a.course_length:g}' if a.course_length else '') + \
+        (f' --max-wall {a.max_wall:g}' if a.max_wall != MAX_WALL_S else '')
+    record(f'demo-{a.seconds:g}s', f'Closed loop: sim, perception and controller as '
+           f'processes, {a.seconds:g} s of sim time (seed {a.seed})', cmd, body)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the demo and print its summary."""
+    a = _arguments(argv)
+    from tts_perception.nodes.bringup import Launcher
+    from tts_perception.nodes.dds import use_profile
+    from tts_perception.nodes.ros_domain import isolate_this_process
+    dom = isolate_this_process()
+    use_profile()
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     t0 = time.monotonic()
     print(f'[demo] ROS_DOMAIN_ID={dom}: sim_node -> perception_node -> controller_node, each '
           f'in its own process; course seed {a.seed}, {a.seconds:.0f} s of sim time',
@@ -142,31 +247,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ex = SingleThreadedExecutor()
     ex.add_node(mon.node)
     la = Launcher(quiet=not a.verbose)
-    ended = 'finished'
-    stops_at_end = None
+    ended, stops_at_end = 'interrupted', None
     try:
-        start_sim_stack(la, overrides)
-        print(f'[demo] perception active after {time.monotonic() - t0:.0f} s; driving',
-              flush=True)
-        next_report = time.monotonic() + 10.0
-        while True:
-            ex.spin_once(timeout_sec=0.1)
-            if mon.diag.get('sim_node', {}).get('finished') == 'True':
-                # the camera stops here, so the controller's watchdog stops the robot next:
-                # count the fail-safe stops made while driving
-                stops_at_end = int(mon.get('controller_node', 'fail_safe_stops'))
-                break
-            if la.exited():
-                ended = f'a node exited: {la.exited()}'
-                break
-            if time.monotonic() - t0 > a.max_wall:
-                ended = f'stopped at the {a.max_wall:.0f} s wall-clock bound'
-                break
-            if time.monotonic() > next_report:
-                next_report += 10.0
-                print(f'[demo] sim {mon.get("sim_node", "sim_time"):5.1f} s / {a.seconds:.0f}'
-                      f' s, frames processed {len(mon.records)}, progress '
-                      f'{100 * mon.get("sim_node", "progress"):.0f} %', flush=True)
+        ended, stops_at_end = _drive(a, mon, ex, la, t0)
         end = time.monotonic() + 1.0   # the last outputs and aggregates still in flight
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
@@ -177,78 +260,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ex.shutdown()
         mon.node.destroy_node()
         rclpy.try_shutdown()
-    wall = time.monotonic() - t0
-
-    records, g = mon.records, mon.get
+    summary = _summary(mon, ended, codes, time.monotonic() - t0, stops_at_end)
     a.out.mkdir(parents=True, exist_ok=True)
-    lat = np.array([r['total_ms'] for r in records]) if records else np.zeros(1)
-    hist = Counter(r['point'] for r in records)
-    misses = sum(r['missed'] for r in records)
-    mean_speed = float(np.mean([v for _, v in mon.speeds])) if mon.speeds else 0.0
-    rendered = int(g('sim_node', 'frames'))
-    summary = {
-        'ended': ended, 'exit_codes': codes, 'sim_time_s': g('sim_node', 'sim_time'),
-        'wall_s': wall, 'real_time_factor': g('sim_node', 'real_time_factor'),
-        'frames_rendered': rendered, 'frames_received': int(g('perception_node', 'received')),
-        'frames_processed': len(records), 'dropped': int(g('perception_node', 'dropped')),
-        'stale': int(g('perception_node', 'stale')), 'tail': int(g('perception_node', 'tail')),
-        'deadline_ms': records[0]['deadline_ms'] if records else None,
-        'deadline_misses': int(misses), 'latency_p50_ms': float(np.percentile(lat, 50)),
-        'latency_p99_ms': float(np.percentile(lat, 99)), 'point_histogram': dict(hist),
-        'collisions': int(g('sim_node', 'collisions')), 'progress': g('sim_node', 'progress'),
-        'mean_speed': mean_speed,
-        'fail_safe_stops': stops_at_end if stops_at_end is not None
-        else int(g('controller_node', 'fail_safe_stops'))}
     (a.out / 'summary.json').write_text(json.dumps(summary, indent=1))
-    (a.out / 'records.json').write_text(json.dumps(records))
-    _plots(records, mon.speeds, mon.limits, a.out)
-    print('\n==== tts_perception demo summary ====')
-    print(f'run           {ended}; node exit codes {codes}')
-    print(f'sim time      {summary["sim_time_s"]:.1f} s (wall {wall:.1f} s, real-time factor '
-          f'{summary["real_time_factor"]:.2f})')
-    print(f'frames        rendered {rendered}, received {summary["frames_received"]}, '
-          f'processed {len(records)} ({100 * len(records) / max(1, rendered):.1f} %), dropped '
-          f'(newer frame won) {summary["dropped"]}, stale {summary["stale"]}, held for the '
-          f'next (shrinking tail) {summary["tail"]}')
-    print(f'deadline      {summary["deadline_ms"]} ms: {misses} misses '
-          f'({100 * misses / max(1, len(records)):.1f} %)')
-    print(f'latency       p50 {summary["latency_p50_ms"]:.1f} ms, p99 '
-          f'{summary["latency_p99_ms"]:.1f} ms')
-    print('points        ' + ', '.join(f'{k} {v}' for k, v in sorted(
-        hist.items(), key=lambda kv: -kv[1])))
-    print(f'course        progress {100 * summary["progress"]:.0f} %, collisions '
-          f'{summary["collisions"]}, mean speed {mean_speed:.2f} m/s, fail-safe stops '
-          f'{summary["fail_safe_stops"]}')
-    print(f'plots         {a.out / "demo_timeline.png"}')
-    ok = ended == 'finished' and all(c == 0 for c in codes.values())
+    (a.out / 'records.json').write_text(json.dumps(mon.records))
+    _plots(mon.records, mon.speeds, mon.limits, a.out)
+    _print_summary(summary, a.out)
     if a.record:
-        from tts_perception.tools.results import record
-        body = '\n'.join(
-            ['| | |', '|---|---|'] +
-            [f'| {k} | {v} |' for k, v in (
-                ('run', ended), ('wall time', f'{wall:.0f} s'),
-                ('real-time factor', f'{summary["real_time_factor"]:.2f}'),
-                ('frames rendered / processed', f'{rendered} / {len(records)} '
-                 f'({100 * len(records) / max(1, rendered):.1f} %)'),
-                ('dropped (newer frame won) / stale', f'{summary["dropped"]} / '
-                 f'{summary["stale"]}'),
-                ('deadline misses', f'{misses} ({100 * misses / max(1, len(records)):.1f} %) '
-                 f'at {summary["deadline_ms"]} ms'),
-                ('latency p50 / p99', f'{summary["latency_p50_ms"]:.1f} / '
-                 f'{summary["latency_p99_ms"]:.1f} ms'),
-                ('course progress, collisions', f'{100 * summary["progress"]:.0f} %, '
-                 f'{summary["collisions"]}'),
-                ('mean speed', f'{mean_speed:.2f} m/s'),
-                ('fail-safe stops', summary['fail_safe_stops']),
-                ('operating points', ', '.join(f'{k} {v}' for k, v in sorted(
-                    hist.items(), key=lambda kv: -kv[1])[:5])))])
-        cmd = 'make demo' if a.seconds == 60 else \
-            f'python -m tts_perception.tools.demo --seconds {a.seconds:g}' + \
-            (f' --course-length {a.course_length:g}' if a.course_length else '') + \
-            (f' --max-wall {a.max_wall:g}' if a.max_wall != ap.get_default('max_wall') else '')
-        record(f'demo-{a.seconds:g}s', f'Closed loop: sim, perception and controller as '
-               f'processes, {a.seconds:g} s of sim time (seed {a.seed})', cmd, body)
-    return 0 if ok else 1
+        _record(a, summary)
+    return 0 if ended == 'finished' and all(c == 0 for c in codes.values()) else 1
 
 
 if __name__ == '__main__':

@@ -40,6 +40,52 @@ def load_frames(bag: str, size: Optional[Sequence[int]], topic: Optional[str] = 
     return out
 
 
+def _publisher(node, a: argparse.Namespace, frames):
+    """The publisher of the chosen transport and reliability, and the messages to send."""
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+    from tts_perception.common.image_codec import encode_compressed, fill_image_msg
+    qos = qos_profile_sensor_data if a.reliability == 'best_effort' else QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    if a.transport == 'compressed':
+        pub = node.create_publisher(CompressedImage, a.topic + '/compressed', qos)
+        msgs = []
+        for rgb in frames:
+            m = CompressedImage(format='jpeg')
+            m.data = encode_compressed(rgb, 'jpeg', a.jpeg_quality)
+            msgs.append(m)
+    else:
+        pub = node.create_publisher(Image, a.topic, qos)
+        msgs = [fill_image_msg(Image(), rgb, 'rgb8') for rgb in frames]
+    for m in msgs:
+        m.header.frame_id = 'camera'
+    return pub, msgs
+
+
+def _play(pub, msgs, rate: float, seconds: float) -> dict:
+    """Publish the messages in turn at ``rate`` for ``seconds``, each stamped as it goes
+    out; what was sent, and how many periods started late."""
+    n = max(1, int(round(rate * seconds)))
+    period = 1.0 / rate
+    t0 = time.monotonic()
+    first_ns = last_ns = 0
+    late = 0
+    for i in range(n):
+        m = msgs[i % len(msgs)]
+        now_ns = time.time_ns()
+        m.header.stamp.sec, m.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+        pub.publish(m)
+        first_ns = first_ns or now_ns
+        last_ns = now_ns
+        slack = t0 + (i + 1) * period - time.monotonic()
+        if slack > 0:
+            time.sleep(slack)
+        else:
+            late += 1
+    return {'sent': n, 'first_ns': first_ns, 'last_ns': last_ns, 'late': late,
+            'topic': pub.topic_name}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Publish frames at a fixed rate; print a JSON summary."""
     ap = argparse.ArgumentParser(description=__doc__,
@@ -58,28 +104,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.size.lower().split('x'))
     frames = load_frames(a.bag, (w, h), a.bag_topic)
-
     import rclpy
     from rclpy.node import Node
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage, Image
-    from tts_perception.common.image_codec import encode_compressed, fill_image_msg
     rclpy.init()
     node = Node('frame_player')
-    qos = qos_profile_sensor_data if a.reliability == 'best_effort' else QoSProfile(
-        depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    if a.transport == 'compressed':
-        pub = node.create_publisher(CompressedImage, a.topic + '/compressed', qos)
-        msgs = []
-        for rgb in frames:
-            m = CompressedImage(format='jpeg')
-            m.data = encode_compressed(rgb, 'jpeg', a.jpeg_quality)
-            msgs.append(m)
-    else:
-        pub = node.create_publisher(Image, a.topic, qos)
-        msgs = [fill_image_msg(Image(), rgb, 'rgb8') for rgb in frames]
-    for m in msgs:
-        m.header.frame_id = 'camera'
+    pub, msgs = _publisher(node, a, frames)
     end = time.monotonic() + a.wait_subscriber
     while pub.get_subscription_count() == 0 and time.monotonic() < end:
         time.sleep(0.05)
@@ -87,26 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps({'error': f'no subscriber on {pub.topic_name}'}), flush=True)
         return 1
     time.sleep(0.5)   # let the matched subscriber's transport settle
-    n = max(1, int(round(a.rate * a.seconds)))
-    period = 1.0 / a.rate
-    t0 = time.monotonic()
-    first_ns = last_ns = 0
-    late = 0
-    for i in range(n):
-        m = msgs[i % len(msgs)]
-        now_ns = time.time_ns()
-        m.header.stamp.sec, m.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
-        pub.publish(m)
-        first_ns = first_ns or now_ns
-        last_ns = now_ns
-        wake = t0 + (i + 1) * period
-        slack = wake - time.monotonic()
-        if slack > 0:
-            time.sleep(slack)
-        else:
-            late += 1
-    print(json.dumps({'sent': n, 'first_ns': first_ns, 'last_ns': last_ns, 'late': late,
-                      'topic': pub.topic_name}), flush=True)
+    print(json.dumps(_play(pub, msgs, a.rate, a.seconds)), flush=True)
     time.sleep(0.5)
     node.destroy_node()
     rclpy.try_shutdown()

@@ -82,6 +82,60 @@ def plot(samples: List[Dict], path: Path) -> None:
     plt.close(fig)
 
 
+KEYS = ('received', 'processed', 'dropped', 'stale', 'future', 'tail', 'bad_frames', 'errors',
+        'waiting', 'missed')
+
+
+def _sample(mon, la, t0: float) -> Dict:
+    """Memory of every node and the counters, now."""
+    return {'t': time.monotonic() - t0,
+            'rss_mb': {n: rss_mb(p.pid) for n, p in la.procs.items()},
+            'perception': {k: int(mon.get('perception_node', k)) for k in KEYS},
+            'fail_safe_stops': int(mon.get('controller_node', 'fail_safe_stops')),
+            'sim_frames': int(mon.get('sim_node', 'frames'))}
+
+
+def _run(a: argparse.Namespace, mon, ex, la, samples: List[Dict]):
+    """Drive for ``a.minutes``, sampling; then stop the camera and let perception drain.
+    (the nodes that exited early, the final counters)."""
+    from tts_perception.nodes.bringup import start_sim_stack
+    start_sim_stack(la, {'sim_node': ['course_length:=200.0'],
+                         'perception_node': ['diagnostics_period:=0.5'],
+                         'controller_node': []})
+    t0 = time.monotonic()
+    next_t, end = t0, t0 + 60.0 * a.minutes
+    while time.monotonic() < end and not la.exited():
+        ex.spin_once(timeout_sec=0.05)
+        if time.monotonic() >= next_t:
+            next_t += a.every
+            samples.append(_sample(mon, la, t0))
+            if len(samples) % max(1, int(60 / a.every)) == 0:
+                s = samples[-1]
+                print(f'[soak] {s["t"] / 60:4.1f} min: processed '
+                      f'{s["perception"]["processed"]}, rss ' + ', '.join(
+                          f'{n} {mb:.0f} MB' for n, mb in s['rss_mb'].items()), flush=True)
+    exited = la.exited()
+    la.procs['sim_node'].send_signal(2)            # no new frames: let perception drain
+    drain = time.monotonic() + 2.0
+    while time.monotonic() < drain:
+        ex.spin_once(timeout_sec=0.05)
+    return exited, {k: int(mon.get('perception_node', k)) for k in KEYS}
+
+
+def _record(a: argparse.Namespace, res: Dict, final: Dict[str, int], growth: str) -> None:
+    """The run's section of docs/results.md."""
+    from tts_perception.tools.results import record
+    body = (f'{a.minutes:g} min, sampled every {a.every:g} s. Resident memory growth after '
+            f'the warm-up: {growth}. Frames processed {final["processed"]} of '
+            f'{final["received"]} received (dropped {final["dropped"]}, stale '
+            f'{final["stale"]}); at most {res["max_waiting"]} frame waiting; fail-safe '
+            f'stops {res["samples"][-1]["fail_safe_stops"]}. '
+            + ('Passed.' if res['passed'] else 'Failed: ' + '; '.join(res['failures'])))
+    cmd = 'make soak' if a.minutes == 20 else \
+        f'python -m tts_perception.tools.soak --minutes {a.minutes:g}'
+    record(f'soak-{a.minutes:g}min', f'Soak: {a.minutes:g} minutes', cmd, body)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the soak; print the checks; exit 1 if one fails."""
     ap = argparse.ArgumentParser(description=__doc__,
@@ -92,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--no-record', dest='record', action='store_false',
                     help='do not write the run into docs/results.md')
     a = ap.parse_args(argv)
-    from tts_perception.nodes.bringup import Launcher, start_sim_stack
+    from tts_perception.nodes.bringup import Launcher
     from tts_perception.nodes.dds import use_profile
     from tts_perception.nodes.ros_domain import isolate_this_process
     from tts_perception.tools.demo import DemoMonitor
@@ -108,36 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ex.add_node(mon.node)
     la = Launcher(quiet=True)
     samples: List[Dict] = []
-    keys = ('received', 'processed', 'dropped', 'stale', 'future', 'tail', 'bad_frames',
-            'errors', 'waiting', 'missed')
     try:
-        start_sim_stack(la, {'sim_node': ['course_length:=200.0'],
-                             'perception_node': ['diagnostics_period:=0.5'],
-                             'controller_node': []})
-        t0 = time.monotonic()
-        next_t, end = t0, t0 + 60.0 * a.minutes
-        while time.monotonic() < end and not la.exited():
-            ex.spin_once(timeout_sec=0.05)
-            if time.monotonic() >= next_t:
-                next_t += a.every
-                samples.append({
-                    't': time.monotonic() - t0,
-                    'rss_mb': {n: rss_mb(p.pid) for n, p in la.procs.items()},
-                    'perception': {k: int(mon.get('perception_node', k)) for k in keys},
-                    'fail_safe_stops': int(mon.get('controller_node', 'fail_safe_stops')),
-                    'sim_frames': int(mon.get('sim_node', 'frames'))})
-                if len(samples) % max(1, int(60 / a.every)) == 0:
-                    s = samples[-1]
-                    print(f'[soak] {s["t"] / 60:4.1f} min: processed '
-                          f'{s["perception"]["processed"]}, rss ' + ', '.join(
-                              f'{n} {mb:.0f} MB' for n, mb in s['rss_mb'].items()),
-                          flush=True)
-        exited = la.exited()
-        la.procs['sim_node'].send_signal(2)            # no new frames: let perception drain
-        drain = time.monotonic() + 2.0
-        while time.monotonic() < drain:
-            ex.spin_once(timeout_sec=0.05)
-        final = {k: int(mon.get('perception_node', k)) for k in keys}
+        exited, final = _run(a, mon, ex, la, samples)
     finally:
         codes = la.stop()
         ex.shutdown()
@@ -157,16 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'{samples[-1]["fail_safe_stops"]}')
     print('[soak] ' + ('PASSED' if res['passed'] else 'FAILED: ' + '; '.join(res['failures'])))
     if a.record:
-        from tts_perception.tools.results import record
-        body = (f'{a.minutes:g} min, sampled every {a.every:g} s. Resident memory growth after '
-                f'the warm-up: {growth}. Frames processed {final["processed"]} of '
-                f'{final["received"]} received (dropped {final["dropped"]}, stale '
-                f'{final["stale"]}); at most {res["max_waiting"]} frame waiting; fail-safe '
-                f'stops {samples[-1]["fail_safe_stops"]}. '
-                + ('Passed.' if res['passed'] else 'Failed: ' + '; '.join(res['failures'])))
-        cmd = 'make soak' if a.minutes == 20 else \
-            f'python -m tts_perception.tools.soak --minutes {a.minutes:g}'
-        record(f'soak-{a.minutes:g}min', f'Soak: {a.minutes:g} minutes', cmd, body)
+        _record(a, res, final, growth)
     return 0 if res['passed'] else 1
 
 
