@@ -3,35 +3,15 @@
     python -m tts_perception.evaluate BAG [--model DIR] [--profile P] [--deadline-ms D |
         --deadline-fraction F] [--rate 1.0] [--load none|cpu|gpu] [--all] [--out DIR]
 
-The deadline is the node's ``deadline_ms`` unless given (``--deadline-fraction F``: F x the
-golden point's profiled p95).
-
-Runs on the part of the bag that ``calibrate`` held out (the frames after its fit part; every
-frame with ``--all`` or for a bag the profile was not fitted on). The frames' recorded
-arrival times drive the perception node's own frame gate
-(:mod:`tts_perception.common.frame_gate`: newest wins, stale frames dropped, the camera
-period measured for the scheduler), a slow frame delays the next, and each frame's age at
-processing start counts against its deadline. Compute times are the real ones, measured as the
-frames run.
-
-Per policy: accuracy of the processed frames (mIoU against the labels, or agreement with the
-golden point's output on unlabelled bags) with per-class IoU, mean compute, miss and drop
-rates, and **streaming accuracy** (Li, Wang, Ramanan, ECCV 2020): at every camera frame the
-latest output finished by that instant is scored against that frame's truth, so latency costs
-accuracy; beside it, for each static point, the streaming accuracy the profile predicts for it
-(what the scheduler ranks points by), which tells whether calibrate's frames ranked the points
-as these frames do. Compute is reported as measured and, on the oracle's own scale, as each
-chosen point's median latency in this run's static runs (probes as measured): the share of the
-oracle's saving and the compute ratio are taken on that scale, so the machine's noise between
-runs and which policy ran first do not decide them (every point is also warmed up on real
-frames before the first policy). Writes ``evaluate.json``, a Pareto plot (accuracy vs mean
-compute, one mark per policy, with the per-frame hindsight oracle's frontier: every point run
-on every frame, see :mod:`tts_perception.tools.oracle`) and a per-frame timeline of the
-adaptive policy; prints a table. The comparison reports the share of the oracle's saving the
-adaptive policy captures at the accuracy of the best static point meeting the deadline, and at
-that of the cheapest static point reaching it, and at adaptive's own accuracy against the
-static frontier (one point, or two alternated), and how well the difficulty estimate the
-adaptive policy decided with correlates with each frame's accuracy loss on these frames.
+Input: the part of the bag calibrate held out (every frame with ``--all`` or for a bag the
+profile was not fitted on), replayed at its recorded arrival times through the node's own
+frame gate and frame step; the deadline is the node's ``deadline_ms`` unless given. Output
+per policy (:class:`~tts_perception.tools.eval_results.PolicyRun`): accuracy against the
+labels (or agreement with the golden point), streaming accuracy, compute, misses and drops;
+the per-frame hindsight oracle's frontier and the :class:`~tts_perception.tools.eval_results.
+Comparison` of the policies against it; ``evaluate.json``, a Pareto plot and adaptive's
+timeline. Compute times are the real ones, measured as the frames run. What each figure means
+and why: doc/calibration.md.
 """
 
 import argparse
