@@ -59,10 +59,9 @@ def measure_latencies(model, backend, frames: Sequence[np.ndarray],
     """Latency distribution (ms) of every point incl. pre/post-processing: ``passes`` rounds
     over the points, each point warmed up and timed ceil(n / passes) times per round, combined
     by :func:`pass_quantiles`. On a busy machine noise comes in bursts of seconds; timed in one
-    block, a point's tail was whatever burst fell on its block (a 2-core machine once gave one
-    point a p95 of 1.8 x its p50, and the node then judged it to miss a deadline it met);
-    timed in rounds, a burst lands in one round of a few points. ``progress(done, total)``
-    is called after each point's block."""
+    block, a point's tail would be whatever burst fell on its block (and the node would judge
+    it to miss deadlines it meets); timed in rounds, a burst lands in one round of a few
+    points. ``progress(done, total)`` is called after each point's block."""
     passes = max(1, passes)
     per = max(1, -(-n // passes))
     times: Dict[str, List[List[float]]] = {p.key: [] for p in points}
