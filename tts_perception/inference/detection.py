@@ -1,0 +1,182 @@
+"""Detector outputs as boxes in camera pixels: decoders for the layouts in use, NMS, and the
+mapping from the model's input back to the camera frame.
+
+Input: a detector's raw output arrays at one input size, how the frame was brought to that
+size (:class:`Resize`: letterbox or stretch) and the thresholds. Output: :class:`Detections`
+(boxes x1, y1, x2, y2 in camera pixels, scores, class ids), at most ``max_det``, highest score
+first. Layouts: ``yolo`` (Ultralytics and YOLOv5 style, ``[1, 4 + nc (+ 1 objectness), N]`` or
+transposed, centre and size in input pixels), ``boxes`` (already decoded boxes, scores and
+optionally classes, NMS in the graph or not), or a ``module:function`` of the user's. NMS is
+OpenCV's batched NMS (per class). A layout that does not fit the classes raises
+:class:`DetectionError` naming the shapes. Not yet run by the pipeline or the node: see
+``doc/detection.md``.
+"""
+
+from dataclasses import dataclass
+import importlib
+from typing import Callable, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+BOX_FORMATS = ('xyxy', 'cxcywh', 'yxyx', 'xywh')
+RESIZE_MODES = ('letterbox', 'stretch')
+
+
+class DetectionError(ValueError):
+    """A detector output that does not fit its description."""
+
+
+@dataclass
+class Detections:
+    """Boxes [N, 4] (x1, y1, x2, y2), scores [N] and class ids [N] of one frame."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
+        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        self.classes = np.asarray(self.classes, np.int64).reshape(-1)
+        if not len(self.boxes) == len(self.scores) == len(self.classes):
+            raise DetectionError(f'{len(self.boxes)} boxes, {len(self.scores)} scores and '
+                                 f'{len(self.classes)} classes differ in number')
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> 'Detections':
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def take(self, keep) -> 'Detections':
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+
+@dataclass(frozen=True)
+class Resize:
+    """How a camera frame (``camera_wh``) became the model's input (``input_wh``):
+    ``stretch`` scales each axis on its own; ``letterbox`` scales both by the same factor and
+    pads the rest evenly on both sides."""
+
+    camera_wh: Tuple[int, int]
+    input_wh: Tuple[int, int]
+    mode: str = 'stretch'
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESIZE_MODES:
+            raise DetectionError(f'resize mode must be one of {RESIZE_MODES}, got {self.mode}')
+
+    def scale_pad(self) -> Tuple[float, float, float, float]:
+        """(scale x, scale y, pad x, pad y): input = camera x scale + pad."""
+        (cw, ch), (iw, ih) = self.camera_wh, self.input_wh
+        if self.mode == 'stretch':
+            return iw / cw, ih / ch, 0.0, 0.0
+        s = min(iw / cw, ih / ch)
+        return s, s, (iw - cw * s) / 2.0, (ih - ch * s) / 2.0
+
+    def to_camera(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes (x1, y1, x2, y2) in input pixels -> camera pixels, clipped to the frame."""
+        sx, sy, px, py = self.scale_pad()
+        out = (np.asarray(boxes, np.float32) - [px, py, px, py]) / [sx, sy, sx, sy]
+        cw, ch = self.camera_wh
+        return np.clip(out, 0.0, [cw, ch, cw, ch]).astype(np.float32)
+
+
+def to_xyxy(boxes: np.ndarray, box_format: str) -> np.ndarray:
+    """Boxes [N, 4] in ``box_format`` -> x1, y1, x2, y2."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if box_format == 'xyxy':
+        return b
+    if box_format == 'yxyx':
+        return b[:, [1, 0, 3, 2]]
+    if box_format == 'cxcywh':
+        half = b[:, 2:] / 2
+        return np.concatenate([b[:, :2] - half, b[:, :2] + half], 1)
+    if box_format == 'xywh':
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+    raise DetectionError(f'box format must be one of {BOX_FORMATS}, got {box_format}')
+
+
+def nms(d: Detections, score_threshold: float, iou_threshold: float,
+        max_det: int) -> Detections:
+    """Per-class NMS (OpenCV's batched NMS) of the boxes above ``score_threshold``; the
+    ``max_det`` highest-scoring survivors, best first."""
+    if not len(d):
+        return d
+    xywh = np.concatenate([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2]], 1)
+    keep = cv2.dnn.NMSBoxesBatched(xywh.astype(np.float64).tolist(), d.scores.tolist(),
+                                   d.classes.astype(np.int32).tolist(), float(score_threshold),
+                                   float(iou_threshold))
+    keep = np.asarray(keep, np.int64).reshape(-1)
+    keep = keep[np.argsort(-d.scores[keep], kind='stable')][:max_det]
+    return d.take(keep)
+
+
+def decode_yolo(output: np.ndarray, num_classes: int, objectness: bool = False
+                ) -> Detections:
+    """Every candidate of a YOLO-family head (before NMS), boxes in input pixels:
+    ``[1, 4 + nc (+1), N]`` (Ultralytics) or ``[1, N, 4 + nc (+1)]`` (YOLOv5 style), rows
+    cx, cy, w, h, [objectness], class scores; a candidate's score is its best class score
+    (times objectness where there is one)."""
+    a = np.asarray(output, np.float32)
+    a = a[0] if a.ndim == 3 and a.shape[0] == 1 else a
+    width = 4 + num_classes + int(objectness)
+    if a.ndim != 2 or width not in a.shape:
+        raise DetectionError(f'a YOLO output for {num_classes} classes'
+                             f'{" with objectness" if objectness else ""} needs an axis of '
+                             f'{width} (4 box values + classes), got shape '
+                             f'{list(np.shape(output))}')
+    if a.shape[0] == width and a.shape[1] != width:
+        a = a.T
+    cls = a[:, 4 + int(objectness):]
+    best = cls.argmax(1)
+    score = cls[np.arange(len(a)), best]
+    if objectness:
+        score = score * a[:, 4]
+    return Detections(to_xyxy(a[:, :4], 'cxcywh'), score, best)
+
+
+def decode_boxes(boxes: np.ndarray, scores: np.ndarray, classes: Optional[np.ndarray] = None,
+                 box_format: str = 'xyxy', normalized: bool = False,
+                 input_wh: Tuple[int, int] = (1, 1)) -> Detections:
+    """Already decoded outputs (RT-DETR, D-FINE, TF object detection style): boxes [N, 4];
+    scores [N] with ``classes`` [N], or per-class scores [N, C] (the best class taken);
+    ``normalized``: coordinates in [0, 1] of the input, scaled to its pixels."""
+    b = to_xyxy(np.squeeze(np.asarray(boxes, np.float32)), box_format)
+    s = np.asarray(scores, np.float32)
+    s = s[0] if s.ndim == 3 and s.shape[0] == 1 else s
+    if classes is None:
+        if s.ndim != 2:
+            raise DetectionError(f'without a classes output the scores must be [N, classes], '
+                                 f'got shape {list(np.shape(scores))}')
+        classes = s.argmax(1)
+        s = s[np.arange(len(s)), classes]
+    if normalized:
+        w, h = input_wh
+        b = b * np.array([w, h, w, h], np.float32)
+    return Detections(b, s.reshape(-1), np.asarray(classes).reshape(-1))
+
+
+def load_decoder(spec: str) -> Callable[..., Detections]:
+    """A user's decoder named ``package.module:function``."""
+    mod, _, fn = spec.partition(':')
+    if not mod or not fn:
+        raise DetectionError(f'decoder must be module:function, got {spec!r}')
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as exc:
+        raise DetectionError(f'decoder {spec}: {exc}') from exc
+
+
+def postprocess(raw: Detections, resize: Resize, score_threshold: float = 0.25,
+                iou_threshold: float = 0.45, max_det: int = 100,
+                class_names: Optional[Sequence[str]] = None) -> Detections:
+    """Candidates in input pixels -> NMS -> boxes in camera pixels. Class ids outside
+    ``class_names`` raise (the model has more classes than its description)."""
+    if class_names is not None and len(raw) and int(raw.classes.max()) >= len(class_names):
+        raise DetectionError(f'class id {int(raw.classes.max())} but the model lists '
+                             f'{len(class_names)} classes')
+    kept = nms(raw, score_threshold, iou_threshold, max_det)
+    return Detections(resize.to_camera(kept.boxes), kept.scores, kept.classes)
