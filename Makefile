@@ -6,7 +6,7 @@ DISTRO ?= jazzy
 ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
 PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
-.PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node \
+.PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node bench-detection \
 	soak train profile calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
 
 setup:
@@ -38,6 +38,9 @@ bench: setup
 
 bench-node: setup
 	$(ENV) python bench/bench_node.py
+
+bench-detection: setup
+	$(ENV) python bench/bench_detection.py
 
 soak: setup
 	$(ENV) python -m tts_perception.tools.soak
