@@ -12,9 +12,9 @@ import pytest
 from conftest import ROOT
 from tts_perception.common.detection_metrics import (average_precision, FrameBoxes,
                                                      iou_matrix)
-from tts_perception.inference.detection import (decode_boxes, decode_yolo, DetectionError,
-                                                Detections, load_decoder, nms, postprocess,
-                                                Resize)
+from tts_perception.inference.detection import (decode_boxes, decode_ssd, decode_yolo,
+                                                DetectionError, Detections, load_decoder, nms,
+                                                postprocess, Resize, SsdAnchors)
 
 pytestmark = pytest.mark.unit
 
@@ -167,3 +167,32 @@ def test_the_detection_bench_runs_ci_sized(tmp_path):
     res = json.loads(out.read_text())
     assert res['candidates'] == 300 and res['runs'] == 20 and 0 < res['kept'] <= 100
     assert 0.0 < res['p50'] <= res['p95'] <= res['p99']
+
+
+def test_ssd_anchors_as_mediapipe_generates_them():
+    # BlazeFace (front, 128x128) and MediaPipe's pose detector (224x224): their anchor counts
+    face = SsdAnchors((128, 128), (8, 16, 16, 16)).anchors()
+    assert len(SsdAnchors((224, 224), (8, 16, 32, 32, 32)).anchors()) == 2254
+    assert face.shape == (896, 4)
+    # the first grid cell of the 16x16 layer: two anchors, centred in the cell, 1 x 1
+    np.testing.assert_allclose(face[:2], [[0.5 / 16, 0.5 / 16, 1, 1]] * 2)
+    sized = SsdAnchors((64, 64), (32,), min_scale=0.2, max_scale=0.6,
+                       fixed_size=False).anchors()
+    # one layer: scale (0.2 + 0.6) / 2, then the interpolated one between it and 1
+    np.testing.assert_allclose(sized[:2, 2:], [[0.4, 0.4], [np.sqrt(0.4), np.sqrt(0.4)]],
+                               rtol=1e-6)
+
+
+def test_ssd_offsets_decode_to_boxes_around_their_anchors():
+    anchors = SsdAnchors((128, 128), (8, 16, 16, 16)).anchors()
+    raw = np.zeros((len(anchors), 16), np.float32)     # 4 box values + 6 keypoints x, y
+    scores = np.full(len(anchors), -10.0, np.float32)
+    raw[100, :4] = [12.8, -6.4, 32.0, 16.0]          # scales 128: +0.1, -0.05, 0.25 x 0.125
+    scores[100] = 3.0
+    d = decode_ssd(raw[None], scores[None, :, None], anchors, (128, 128, 128, 128), (128, 128))
+    cx, cy = (anchors[100, 0] + 0.1) * 128, (anchors[100, 1] - 0.05) * 128
+    np.testing.assert_allclose(d.boxes[100], [cx - 16, cy - 8, cx + 16, cy + 8], atol=1e-4)
+    kept = nms(d, 0.5, 0.3, 10)
+    assert len(kept) == 1 and kept.scores[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    with pytest.raises(DetectionError, match='896 anchors, boxes of shape \\[10, 16\\]'):
+        decode_ssd(raw[:10], scores[:10], anchors, (128,) * 4, (128, 128))

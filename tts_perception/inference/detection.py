@@ -6,7 +6,9 @@ size (:class:`Resize`: letterbox or stretch) and the thresholds. Output: :class:
 (boxes x1, y1, x2, y2 in camera pixels, scores, class ids), at most ``max_det``, highest score
 first. Layouts: ``yolo`` (Ultralytics and YOLOv5 style, ``[1, 4 + nc (+ 1 objectness), N]`` or
 transposed, centre and size in input pixels), ``boxes`` (already decoded boxes, scores and
-optionally classes, NMS in the graph or not), or a ``module:function`` of the user's. NMS is
+optionally classes, NMS in the graph or not), ``ssd`` (anchor-based: offsets per anchor, the
+anchors generated from :class:`SsdAnchors` options as MediaPipe's SSD anchor calculator does),
+or a ``module:function`` of the user's. NMS is
 OpenCV's batched NMS (per class). A layout that does not fit the classes raises
 :class:`DetectionError` naming the shapes. Not yet run by the pipeline or the node: see
 ``doc/detection.md``.
@@ -14,6 +16,7 @@ OpenCV's batched NMS (per class). A layout that does not fit the classes raises
 
 from dataclasses import dataclass
 import importlib
+import math
 from typing import Callable, Optional, Sequence, Tuple
 
 import cv2
@@ -157,6 +160,85 @@ def decode_boxes(boxes: np.ndarray, scores: np.ndarray, classes: Optional[np.nda
         w, h = input_wh
         b = b * np.array([w, h, w, h], np.float32)
     return Detections(b, s.reshape(-1), np.asarray(classes).reshape(-1))
+
+
+@dataclass(frozen=True)
+class SsdAnchors:
+    """Options of an SSD head's anchors (MediaPipe's SsdAnchorsCalculator): the input size,
+    one stride per layer (consecutive layers of one stride share a grid), the scale range,
+    the aspect ratios, the centre offset, and whether every anchor is 1 x 1 (``fixed_size``,
+    as BlazeFace and MediaPipe's pose detector have)."""
+
+    input_wh: Tuple[int, int]
+    strides: Tuple[int, ...]
+    min_scale: float = 0.1484375
+    max_scale: float = 0.75
+    aspect_ratios: Tuple[float, ...] = (1.0,)
+    interpolated_scale_aspect_ratio: float = 1.0
+    offset: Tuple[float, float] = (0.5, 0.5)
+    fixed_size: bool = True
+
+    def scale(self, layer: int) -> float:
+        n = len(self.strides)
+        return (self.min_scale + self.max_scale) / 2 if n == 1 else \
+            self.min_scale + (self.max_scale - self.min_scale) * layer / (n - 1)
+
+    def _shapes(self, first: int, last: int) -> list:
+        """(width, height) of the anchors at each grid cell of layers first..last-1."""
+        shapes = []
+        for layer in range(first, last):
+            s = self.scale(layer)
+            ratios = [(s, r) for r in self.aspect_ratios]
+            if self.interpolated_scale_aspect_ratio > 0:
+                nxt = 1.0 if layer == len(self.strides) - 1 else self.scale(layer + 1)
+                ratios.append((math.sqrt(s * nxt), self.interpolated_scale_aspect_ratio))
+            shapes += [(sc * math.sqrt(r), sc / math.sqrt(r)) for sc, r in ratios]
+        return shapes
+
+    def anchors(self) -> np.ndarray:
+        """[N, 4] anchors: centre x, centre y, width, height, normalized to the input."""
+        out, layer, n = [], 0, len(self.strides)
+        while layer < n:
+            last = layer
+            while last < n and self.strides[last] == self.strides[layer]:
+                last += 1
+            shapes = self._shapes(layer, last)
+            gw = math.ceil(self.input_wh[0] / self.strides[layer])
+            gh = math.ceil(self.input_wh[1] / self.strides[layer])
+            for y in range(gh):
+                for x in range(gw):
+                    for w, h in shapes:
+                        out.append(((x + self.offset[0]) / gw, (y + self.offset[1]) / gh,
+                                    1.0 if self.fixed_size else w,
+                                    1.0 if self.fixed_size else h))
+            layer = last
+        return np.asarray(out, np.float32)
+
+
+def decode_ssd(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray,
+               scales: Tuple[float, float, float, float], input_wh: Tuple[int, int],
+               sigmoid: bool = True) -> Detections:
+    """Every anchor's box in input pixels: ``raw_boxes`` [N, 4 (+ keypoints)] offsets dx, dy,
+    dw, dh divided by ``scales`` (x, y, w, h) and applied to the anchor; ``raw_scores`` [N] or
+    [N, C] (the best class), through a sigmoid unless ``sigmoid`` is False."""
+    rb = np.squeeze(np.asarray(raw_boxes, np.float32), 0) if np.ndim(raw_boxes) == 3 \
+        else np.asarray(raw_boxes, np.float32)
+    rs = np.asarray(raw_scores, np.float32).reshape(len(rb), -1) if len(rb) else \
+        np.zeros((0, 1), np.float32)
+    if len(rb) != len(anchors) or rb.ndim != 2 or rb.shape[1] < 4:
+        raise DetectionError(f'an SSD output needs one box of at least 4 values per anchor: '
+                             f'{len(anchors)} anchors, boxes of shape {list(np.shape(raw_boxes))}')
+    a, (sx, sy, sw, sh) = np.asarray(anchors, np.float32), scales
+    cx, cy = rb[:, 0] / sx * a[:, 2] + a[:, 0], rb[:, 1] / sy * a[:, 3] + a[:, 1]
+    w, h = rb[:, 2] / sw * a[:, 2], rb[:, 3] / sh * a[:, 3]
+    iw, ih = input_wh
+    boxes = np.stack([(cx - w / 2) * iw, (cy - h / 2) * ih, (cx + w / 2) * iw,
+                      (cy + h / 2) * ih], 1)
+    cls = rs.argmax(1)
+    score = rs[np.arange(len(rs)), cls]
+    if sigmoid:
+        score = 1.0 / (1.0 + np.exp(-np.clip(score, -80.0, 80.0)))
+    return Detections(boxes, score, cls)
 
 
 def load_decoder(spec: str) -> Callable[..., Detections]:
