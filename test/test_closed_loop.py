@@ -29,7 +29,7 @@ def test_the_robot_drives_and_the_summary_adds_up(pipe):
     assert f['processed'] > 20 and f['processed'] + f['dropped'] <= f['captured']
     assert abs(run.time_s - 4.0) < 0.06
     s = summarise([run])['coupled']
-    assert s['seeds'] == 1 and s['mean_speed'] == pytest.approx(run.mean_speed)
+    assert s.seeds == 1 and s.mean_speed == pytest.approx(run.mean_speed)
     assert targets(summarise([run]))['coupled_zero_collisions'] is True
 
 

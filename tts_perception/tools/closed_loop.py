@@ -329,29 +329,48 @@ def run_course(pipe: AdaptivePipeline, cfg: LoopConfig, seed: int, s: LoopSettin
     return d.result(seed, t, x_end, late)
 
 
-def summarise(runs: List[CourseRun]) -> Dict[str, Dict[str, float]]:
+@dataclass
+class ConfigSummary:
+    """One configuration over its seeds: totals, means and the worst clearance; how often
+    the limit bound per context (binding steps / steps)."""
+
+    seeds: int
+    collisions: int
+    walked_into: int
+    runs_with_collision: int
+    completed: int
+    min_clearance_m: float
+    mean_time_s: float
+    mean_speed: float
+    stale_distance_m: float
+    deadline_miss_rate: float
+    fail_safe_stops: int
+    limit_binding_fraction: float
+    binding_by_context: Dict[str, float]
+    speed_cap: float
+
+
+def summarise(runs: List[CourseRun]) -> Dict[str, ConfigSummary]:
     """Per configuration: totals and means over seeds."""
     out = {}
     for name in dict.fromkeys(r.config for r in runs):
         rs = [r for r in runs if r.config == name]
-        out[name] = {
-            'seeds': len(rs), 'collisions': int(sum(r.collisions for r in rs)),
-            'walked_into': int(sum(r.walked_into for r in rs)),
-            'runs_with_collision': int(sum(r.collisions > 0 for r in rs)),
-            'completed': int(sum(r.completed for r in rs)),
-            'min_clearance_m': float(min(r.min_clearance_m for r in rs)),
-            'mean_time_s': float(np.mean([r.time_s for r in rs])),
-            'mean_speed': float(np.mean([r.mean_speed for r in rs])),
-            'stale_distance_m': float(np.sum([r.stale_distance_m for r in rs])),
-            'deadline_miss_rate': float(np.mean([r.deadline_miss_rate for r in rs])),
-            'fail_safe_stops': int(sum(r.fail_safe_stops for r in rs)),
-            'limit_binding_fraction': float(np.mean([r.limit_binding_fraction for r in rs])),
-            'binding_by_context': {c: float(sum(r.binding_by_context[c][0] for r in rs) /
-                                            max(1, sum(r.binding_by_context[c][1]
-                                                       for r in rs)))
-                                   for c in CONTEXTS},
-            'speed_cap': float(rs[0].speed_cap),
-        }
+        out[name] = ConfigSummary(
+            seeds=len(rs), collisions=int(sum(r.collisions for r in rs)),
+            walked_into=int(sum(r.walked_into for r in rs)),
+            runs_with_collision=int(sum(r.collisions > 0 for r in rs)),
+            completed=int(sum(r.completed for r in rs)),
+            min_clearance_m=float(min(r.min_clearance_m for r in rs)),
+            mean_time_s=float(np.mean([r.time_s for r in rs])),
+            mean_speed=float(np.mean([r.mean_speed for r in rs])),
+            stale_distance_m=float(np.sum([r.stale_distance_m for r in rs])),
+            deadline_miss_rate=float(np.mean([r.deadline_miss_rate for r in rs])),
+            fail_safe_stops=int(sum(r.fail_safe_stops for r in rs)),
+            limit_binding_fraction=float(np.mean([r.limit_binding_fraction for r in rs])),
+            binding_by_context={c: float(sum(r.binding_by_context[c][0] for r in rs) /
+                                         max(1, sum(r.binding_by_context[c][1] for r in rs)))
+                                for c in CONTEXTS},
+            speed_cap=float(rs[0].speed_cap))
     return out
 
 
@@ -411,7 +430,7 @@ def plot_profile(run: CourseRun, path: Path) -> None:
     plt.close(fig)
 
 
-def print_table(summary: Dict[str, Dict[str, float]]) -> List[str]:
+def print_table(summary: Dict[str, ConfigSummary]) -> List[str]:
     """Markdown table rows (also printed)."""
     rows = ['| configuration | runs with a collision | collisions | hit while stopped | '
             'runs finished | min clearance m | '
@@ -420,14 +439,14 @@ def print_table(summary: Dict[str, Dict[str, float]]) -> List[str]:
             'speed cap m/s |',
             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for name, m in summary.items():
-        rows.append(f'| {name} | {m["runs_with_collision"]}/{m["seeds"]} | {m["collisions"]} | '
-                    f'{m["walked_into"]} | {m["completed"]}/{m["seeds"]} | '
-                    f'{m["min_clearance_m"]:.2f} | {m["mean_speed"]:.2f} | '
-                    f'{m["mean_time_s"]:.1f} | {m["stale_distance_m"]:.2f} | '
-                    f'{100 * m["deadline_miss_rate"]:.1f} | {m["fail_safe_stops"]} | '
-                    f'{100 * m["limit_binding_fraction"]:.0f} ('
-                    + ' / '.join(f'{100 * m["binding_by_context"][c]:.0f}' for c in CONTEXTS)
-                    + f') | {m["speed_cap"]:.2f} |')
+        rows.append(f'| {name} | {m.runs_with_collision}/{m.seeds} | {m.collisions} | '
+                    f'{m.walked_into} | {m.completed}/{m.seeds} | '
+                    f'{m.min_clearance_m:.2f} | {m.mean_speed:.2f} | '
+                    f'{m.mean_time_s:.1f} | {m.stale_distance_m:.2f} | '
+                    f'{100 * m.deadline_miss_rate:.1f} | {m.fail_safe_stops} | '
+                    f'{100 * m.limit_binding_fraction:.0f} ('
+                    + ' / '.join(f'{100 * m.binding_by_context[c]:.0f}' for c in CONTEXTS)
+                    + f') | {m.speed_cap:.2f} |')
     print('\n'.join(rows))
     return rows
 
@@ -464,7 +483,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             plot_profile(r, a.out / f'profile_{r.config}.png')
     plot_trajectories(runs, SEEDS_FROM, s, a.out / 'trajectories.png')
     res = {'settings': asdict(s), 'seeds': [SEEDS_FROM + i for i in range(a.seeds)],
-           'configs': {c: asdict(CONFIGS[c]) for c in a.configs}, 'summary': summary,
+           'configs': {c: asdict(CONFIGS[c]) for c in a.configs},
+           'summary': {k: asdict(v) for k, v in summary.items()},
            'wall_s': time.monotonic() - t0,
            'runs': [r.summary() for r in runs]}
     res['targets'] = targets(summary)
@@ -479,27 +499,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def targets(summary: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
+def targets(summary: Dict[str, ConfigSummary]) -> Dict[str, Any]:
     """The experiment's claims, checked on the summary (None where a configuration is
     missing)."""
     g = summary.get
     out: Dict[str, Any] = {}
     if g('coupled'):
-        out['coupled_zero_collisions'] = summary['coupled']['collisions'] == 0 and (
-            not g('coupled_load') or summary['coupled_load']['collisions'] == 0)
+        out['coupled_zero_collisions'] = summary['coupled'].collisions == 0 and (
+            not g('coupled_load') or summary['coupled_load'].collisions == 0)
     if g('coupled') and g('golden_safe'):
-        out['coupled_speed_over_golden_safe'] = (summary['coupled']['mean_speed'] /
-                                                 max(1e-9, summary['golden_safe']['mean_speed']))
+        out['coupled_speed_over_golden_safe'] = (summary['coupled'].mean_speed /
+                                                 max(1e-9, summary['golden_safe'].mean_speed))
     if g('coupled') and g('cheapest'):
         ch, co = summary['cheapest'], summary['coupled']
-        out['cheapest_collides_or_slower'] = bool(ch['collisions'] > 0 or
-                                                  ch['mean_speed'] < co['mean_speed'])
+        out['cheapest_collides_or_slower'] = bool(ch.collisions > 0 or
+                                                  ch.mean_speed < co.mean_speed)
     if g('coupled') and g('uncoupled'):
         u, co = summary['uncoupled'], summary['coupled']
         out['uncoupled_vs_coupled'] = {
-            'collisions': [u['collisions'], co['collisions']],
-            'min_clearance_m': [u['min_clearance_m'], co['min_clearance_m']],
-            'mean_speed': [u['mean_speed'], co['mean_speed']]}
+            'collisions': [u.collisions, co.collisions],
+            'min_clearance_m': [u.min_clearance_m, co.min_clearance_m],
+            'mean_speed': [u.mean_speed, co.mean_speed]}
     return out
 
 
