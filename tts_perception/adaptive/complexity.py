@@ -1,37 +1,15 @@
-"""Scene-complexity monitor: per-frame difficulty signals -> a complexity score in [0, 1].
+"""Scene-complexity monitor: per-frame difficulty signals -> a complexity score in [0, 1] and a
+predicted shortfall per operating point.
 
-The signals (grouped and gated as :mod:`tts_perception.adaptive.difficulty` describes):
-
-- content, on an 80x60 grey thumbnail (well under 0.5 ms for a 640x480 frame):
-  ``edge_density`` (fraction of pixels with a strong Sobel gradient), ``grad_entropy``
-  (entropy of gradient orientations, magnitude-weighted), ``motion`` (mean absolute change
-  from the previous thumbnail), ``darkness`` (1 - mean brightness), ``contrast``;
-- the previous result: ``prev_uncertainty`` (1 - mean max-class probability),
-  ``prev_obstacle`` (share of the model's ``obstacle`` class; for a model without one, every
-  class but the first, background), ``prev_boundary`` (share of label changes between
-  neighbours), ``prev_small_segment`` (how small its smallest segment would be at the
-  cheapest resolution);
-- ``probe_loss``: what the cheapest point lost against the golden point on the latest probed
-  frame (:meth:`ComplexityMonitor.observe_probe`).
-
-The combination is fit by calibrate (:func:`fit_complexity`): a ridge regression, on the
-signal groups that earned their place out of fold, of how much accuracy the points
-lose against the best one on the frame, mapped through the fit set's empirical CDF so scores
-spread evenly over [0, 1].
-
-A frame is not hard in one way: on the simulator a frame that the shallow exits get wrong is
-often one that a lower resolution gets right, and the reverse (their shortfalls correlate
-negatively). So calibrate also fits, on the same signals, one model per operating point of how
-far *that point* falls short of the best on the frame (:func:`fit_point_models`); the scheduler
-decides with those (:meth:`ComplexityParams.shortfall`), the scalar score is what records and
-plots show.
-
-Both are linear in the features, fitted and validated on calibrate's frames only: a frame whose
-features lie outside the range those frames spanned (a new course, or the result of an early
-exit the fit never saw) is read at the nearest edge of that range (``feature_range``), so no
-prediction goes beyond what the fit was judged on. Without the clamp one previous result far
-outside it can predict a point above an accuracy of 1 and the golden point far below its
-worst, and the choice it makes feeds the next frame's features.
+Input: the frame (content features on a grey thumbnail), the previous result (uncertainty,
+obstacle share, boundaries, smallest segment at the cheapest resolution) and the latest probe
+(:meth:`ComplexityMonitor.observe_probe`). Output: :meth:`ComplexityMonitor.score_features`
+(the scalar score for records and plots) and :meth:`ComplexityParams.shortfall` (per point,
+how far it falls short of the best on this frame: what the scheduler decides with). Both are
+linear fits of calibrate's (:func:`fit_complexity`, :func:`fit_point_models`) on the signal
+groups that held out of fold. Invariant: features are read within the range the fit frames
+spanned (``feature_range``), so no prediction extrapolates beyond what the fit was judged on.
+Why: doc/scheduler.md (difficulty signals).
 """
 
 from dataclasses import dataclass, field

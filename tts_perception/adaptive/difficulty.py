@@ -1,29 +1,13 @@
 """Difficulty signals and the validation gate that decides which of them the scheduler uses.
 
-A frame's difficulty is how much accuracy the cheaper operating points lose on it. Four groups
-of signals can predict it (the complexity monitor computes them; :data:`SIGNALS` names them):
-
-- ``content``: cheap image features of the frame itself (clutter, texture, motion, light);
-- ``confidence``: the model's own certainty on the previous result (1 - mean max-class
-  probability);
-- ``segments``: what the previous result shows: the share of the obstacle class, how much
-  boundary it has, and how small its smallest segment would be at the cheapest resolution
-  (would a cheaper scale still see it?);
-- ``probe``: a measurement. Every few frames, when the frame leaves slack before the next one
-  is due, the pipeline runs the cheapest usable point and the golden point on the same frame
-  and measures what the cheap one lost (:func:`probe_loss`); the latest measurement is carried
-  to the next decisions. Probes count as compute.
-
-Calibrate validates by blocked cross-validation over its calibration frames (three contiguous
-folds, each predicted by a fit on the other two) and keeps a group only where adding it raises
-the share of the loss's variance the estimate explains out of fold (r² for r > 0) by more
-than a set amount, against "no content signal" (explains nothing) or the groups already kept
-(:func:`select_signals`, as LiteReconfig gates content features by their validation
-benefit). Probes also cost compute, so the probe group is kept only where the choices it
-informs pay for it on the folds, judged with the rule the scheduler runs (the per-point
-models out of fold and the compute price for calibrate's accuracy budget: less compute,
-probes included, and as accurate or within the budget). The profile records every group's
-benefit and which are on.
+A frame's difficulty is how much accuracy the cheaper operating points lose on it. Four
+signal groups (:data:`SIGNALS`) may predict it: ``content`` (the frame's own clutter, motion,
+light), ``confidence`` and ``segments`` (what the previous result showed), and ``probe`` (what
+the cheapest usable point lost against the golden point on a recently probed frame; probes
+count as compute). Contract: calibrate keeps a group only where it adds to the share of the
+loss explained out of fold (blocked cross-validation, :func:`select_signals`), and the probe
+group only where the choices it informs pay for its compute; the profile records each
+group's gain and which are on. Why: doc/scheduler.md (difficulty signals).
 """
 
 from dataclasses import dataclass

@@ -1,27 +1,14 @@
 """Online latency model per operating point, corrected by the latencies actually observed.
 
-Prior: the profile's latency quantile per point (measured on this machine by ``profile``).
-Correction: every observed latency gives a ratio observed / profiled-median; an upper quantile
-of the last ``window`` ratios (or the latest ``recent`` ones, if all higher) is a machine-wide
-slowdown factor applied to every point (contention slows all points, and only the chosen point
-is ever observed). That quantile is taken relative to the same quantile on the quiet profiled
-machine (the profile's own tail, ``tail_ref``): the prior already is an upper quantile, and a
-machine running exactly as profiled has a factor of 1, not its tail counted a second time.
-Points do not slow down alike (big frames suffer more from memory contention), so each point
-also keeps its own excess over the machine-wide factor (ratio / slowdown): the smaller of its
-last two, so one unlucky frame (a load step landing on it) does not brand a point, while a
-point that is slow twice is. The excess relaxes towards 1 as other
-points are observed, so a penalised point is tried again later. Start-up calibration (every
-point timed once) seeds the excess of points slower now than in the profile.
-A point with no sample of its own in the window is predicted at least at the window's
-factor as observed (no excess taken out), since the excess of the points that ran can hide a
-load step that came while it did not run.
-When the window's ratios scatter more than the profile's p95/p50 (contention makes latency
-tails wider), the machine-wide factor is widened by that excess spread, since the profile's
-quantile no longer covers the tail.
-Deadline misses add a backoff factor that decays on each hit, and a miss by a factor k makes
-the machine-wide factor at least k times what it was at once (a shock that fades as the window
-catches up): the frame after a load step is planned for the step.
+Input: the profile's latency quantile per point (the prior) and every observed latency.
+Output: :meth:`LatencyModel.predict`, the latency the scheduler plans a point for. Rules: a
+machine-wide slowdown from the recent observed/profiled ratios (their upper quantile over the
+same quantile on the profiled machine, so a machine running as profiled has a factor of 1),
+widened when the ratios scatter more than the profile's tail; a per-point excess over it (the
+smaller of the point's last two, relaxing towards 1, seeded by the start-up timing); a point
+with no recent sample of its own is predicted at least at the recent ratios as observed; a
+miss by a factor k raises the slowdown to k at once, and a backoff decays on each hit. Why
+each rule: doc/scheduler.md (predicted latency).
 """
 
 from collections import deque

@@ -1,24 +1,15 @@
 """The frame gate: which camera frame gets processed, and how old it is then (no ROS here).
 
 One rule, used by the perception node and by every replay of recorded arrivals (evaluate, the
-closed loop, the benchmarks):
-
-- a frame stamped further than ``future_tolerance_ms`` in the future is dropped (*future*);
-  a nearer one counts as age 0;
-- a frame already older than its deadline when it arrives is dropped (*stale*);
-- one frame waits per camera: a newer arrival replaces it (the older one is *dropped*);
-- the worker takes the waiting frame when it is free; a frame whose age (transport + time it
-  waited) exceeds the deadline by then is dropped (*stale*);
-- the worker may hold a taken frame back (the scheduler's shrinking tail: starting it now
-  would finish in the same camera period as the next frame would): it waits again, untakeable
-  until a set instant; a newer arrival replaces it (*tail*), otherwise it is taken then;
-- the camera's frame period, measured from the arrivals, goes to the scheduler (its
-  streaming objective weighs what a slower point costs in frames left unprocessed).
-
-Times are milliseconds on one steady clock chosen by the caller (the node: ``time.monotonic``;
-a replay: the recorded arrival times). :func:`replay` drives a gate from a list of arrivals
-and a function that processes a taken frame and says how long the worker was busy; a replay
-with the worker's real take times (:func:`replay_schedule`) reproduces the node's decisions.
+closed loop, the benchmarks): a frame stamped beyond ``future_tolerance_ms`` is dropped
+(*future*); one older than its deadline on arrival or when taken is dropped (*stale*); one
+frame waits per camera and a newer arrival replaces it (*dropped*); a taken frame may be held
+back for the camera's next (the shrinking tail) and is replaced by it (*tail*) or taken when
+its hold ends; the camera's frame period, measured from the arrivals, goes to the scheduler.
+Times are milliseconds on one steady clock the caller chooses (the node: ``time.monotonic``;
+a replay: the recorded arrival times). :func:`replay` drives a gate from recorded arrivals;
+with the worker's real take times (:func:`replay_schedule`) it reproduces the node's
+decisions. Why: doc/scheduler.md.
 """
 
 from collections import deque

@@ -3,32 +3,14 @@
     python -m tts_perception.closed_loop [--seeds 10] [--length 30] [--latency-factor 4]
         [--configs coupled uncoupled golden_safe cheapest coupled_load golden_safe_load]
 
-The MuJoCo world steps in sim time at the control period. The camera captures at
-``--camera-hz``; a captured frame is segmented by the real pipeline on this machine and its
-measured processing time, times ``--latency-factor`` (to emulate a slower robot computer), is
-the delay before the result reaches the controller. Frames pass the perception node's own
-frame gate (:mod:`tts_perception.common.frame_gate`): while perception is busy a newer frame
-replaces the waiting one, a frame that waited starts late and its age counts. So results do
-not depend on how fast the renderer is, only on the measured inference times. Courses are seeds
-the bundled model never trained on, each with people who step into the lane as the robot
-approaches.
-
-Configurations (``CONFIGS``):
-
-- ``coupled``: adaptive perception + the latency- and quality-aware law (the package);
-- ``uncoupled``: adaptive perception + the same law fed design-time constants instead (the
-  deadline as latency, full quality): a fixed speed limit, no coupling;
-- ``golden_safe``: the golden point + the fixed speed that is safe for its worst latency;
-- ``cheapest``: the cheapest point + the nominal speed of ``coupled``, uncoupled;
-- ``coupled_load``, ``golden_safe_load``: the first and third with competing CPU processes
-  from the middle of each course on (the benchmarks' load generator).
-
-Per configuration and seed: collisions (the robot moving into something; contacts while it
-stands still, a person walking into it, are counted apart), minimum clearance, time to
-complete, mean speed,
-distance driven on stale perception, deadline misses, time at each operating point, fail-safe
-stops, how often the speed limit binds. Writes ``closed_loop_out/closed_loop.json``,
-trajectory and profile plots, prints a table and records a section of ``docs/results.md``.
+Each course: the MuJoCo world steps at the control period; the camera's frames pass the
+node's frame gate and frame step on the real pipeline, whose measured processing time times
+``--latency-factor`` (a slower robot computer) delays each result to the controller; so the
+results depend on measured inference times, not on how fast the renderer is. Courses are seeds
+the bundled model never trained on, with people stepping into the lane. Per configuration and
+seed (:class:`CourseRun`): collisions, clearance, time, speed, stale distance, misses,
+fail-safe stops, how often the limit binds; ``closed_loop_out/closed_loop.json``, plots, a
+table and a section of ``docs/results.md``. The configurations and why: doc/controller.md.
 """
 
 import argparse
