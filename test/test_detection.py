@@ -196,3 +196,49 @@ def test_ssd_offsets_decode_to_boxes_around_their_anchors():
     assert len(kept) == 1 and kept.scores[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
     with pytest.raises(DetectionError, match='896 anchors, boxes of shape \\[10, 16\\]'):
         decode_ssd(raw[:10], scores[:10], anchors, (128,) * 4, (128, 128))
+
+
+def test_streaming_ap_scores_the_newest_finished_output_at_each_frame():
+    from tts_perception.common.detection_metrics import streaming_ap
+    # an object moving 20 px a frame; each frame's detections are exact but finish 1.5 frames
+    # after the frame arrives: every frame is shown the detections of the frame before last
+    refs = [FrameBoxes([[20 * i, 0, 20 * i + 40, 40]], [0]) for i in range(6)]
+    arrivals = [100.0 * i for i in range(6)]
+    exact = [(100.0 * i + 150.0, FrameBoxes(r.boxes, r.classes, [0.9])) for i, r in
+             enumerate(refs)]
+    late = streaming_ap(exact, arrivals, refs, 1)
+    fast = streaming_ap([(a + 10.0, d) for a, (_, d) in zip(arrivals, exact)],
+                        [a + 20.0 for a in arrivals], refs, 1)
+    assert fast.ap50 == pytest.approx(1.0)
+    # two frames behind: boxes 40 px off, IoU 0 -> no frame scores at 0.5; the first two
+    # frames have nothing yet
+    assert late.ap50 == pytest.approx(0.0)
+    # slower motion, 10 px a frame, one frame behind: IoU 0.6 counts at 0.5 to 0.6 only,
+    # and the first frame shows nothing yet (recall 5/6)
+    slow = [FrameBoxes([[10 * i, 0, 10 * i + 40, 40]], [0]) for i in range(6)]
+    behind = streaming_ap([(a + 50.0, FrameBoxes(r.boxes, r.classes, [0.9]))
+                           for a, r in zip(arrivals, slow)],
+                          [a + 20.0 for a in arrivals], slow, 1)
+    assert behind.ap50 == pytest.approx(np.mean(np.linspace(0, 1, 101) <= 5 / 6))
+    assert 0.0 < behind.map < behind.ap50
+    with pytest.raises(ValueError, match='2 arrivals, 6 references'):
+        streaming_ap(exact, arrivals[:2], refs, 1)
+
+
+def test_detection_signals_from_the_previous_output():
+    from tts_perception.adaptive.detection_signals import (change, detection_features,
+                                                           NO_OBJECT_SIDE_PX)
+    cur = Detections([[0, 0, 64, 32], [100, 100, 300, 300]], [0.9, 0.3], [0, 1])
+    f = detection_features(None, cur, (640, 480), (160, 120), 0.25)
+    # two objects; the smallest side is 32 px at 640x480, 8 px at 160x120; the 0.3 box sits
+    # 0.05 above the threshold; no previous frame: everything changed
+    np.testing.assert_allclose(f, [2.0, 8.0, 0.05, 1.0], rtol=1e-6)
+    assert change(cur, cur) == pytest.approx(0.0)
+    moved = Detections(cur.boxes + [32, 0, 32, 0], cur.scores, cur.classes)
+    assert 0.0 < change(cur, moved) < 1.0
+    relabelled = Detections(cur.boxes, cur.scores, [1, 0])     # same places, other classes
+    assert change(cur, relabelled) == pytest.approx(1.0)
+    none = Detections.empty()
+    assert list(detection_features(cur, none, (640, 480), (160, 120), 0.25)) == \
+        [0.0, NO_OBJECT_SIDE_PX, 1.0, 1.0]
+    assert change(none, none) == 0.0

@@ -125,3 +125,21 @@ def frame_ap(det: FrameBoxes, ref: FrameBoxes, num_classes: int) -> Dict[str, Op
     """One frame's AP50 and mAP (None where the frame has no reference box)."""
     r = average_precision([det], [ref], num_classes)
     return {'ap50': r.ap50, 'map': r.map}
+
+
+def streaming_ap(outputs: Sequence[Tuple[float, FrameBoxes]], arrivals_ms: Sequence[float],
+                 refs: Sequence[FrameBoxes], num_classes: int) -> APResult:
+    """Streaming AP (Li, Wang, Ramanan, ECCV 2020): at every camera frame's arrival the
+    newest detections finished by then (``outputs``: (finished ms, detections) in finishing
+    order; none yet: an empty set) scored against that frame's reference, so latency costs
+    accuracy."""
+    if len(arrivals_ms) != len(refs):
+        raise ValueError(f'{len(arrivals_ms)} arrivals, {len(refs)} references')
+    empty = FrameBoxes(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0))
+    shown, k, latest = [], 0, empty
+    for arrive in arrivals_ms:
+        while k < len(outputs) and outputs[k][0] <= arrive:
+            latest = outputs[k][1]
+            k += 1
+        shown.append(latest)
+    return average_precision(shown, refs, num_classes)
