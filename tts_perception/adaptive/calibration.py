@@ -433,7 +433,6 @@ class Difficulty:
     cplx: np.ndarray
     trust_r: Optional[float]
     probe_every: int
-    fitted_range: List[List[float]]
 
 
 def _probe_signal(scores: Scores, frames: Frames, timing: Timing, fit_n: int,
@@ -508,9 +507,9 @@ def fit_difficulty(model: ModelDescription, frames: Frames, points: Sequence[Ope
                 feats[held]), loss[held])
     results = {k: result_features(model, scores.preds[k][fit], scores.confs[k][fit],
                                   cheapest_px) for k in scores.preds}
-    fitted_range = feature_range(feats[fit])
     params = replace(fit_complexity(feats[fit], loss[fit], signals_on),
-                     result_map=result_map(results, scores.golden), feature_range=fitted_range)
+                     result_map=result_map(results, scores.golden),
+                     feature_range=feature_range(feats[fit]))
     mon = ComplexityMonitor(params)
     cplx = np.array([mon.score_features(f) for f in feats])
     # how far the per-bin table can be trusted: the estimate's correlation with the loss
@@ -518,7 +517,7 @@ def fit_difficulty(model: ModelDescription, frames: Frames, points: Sequence[Ope
     trust_r = correlation(out_of_fold(feats, loss, folds, estimator, signals_on),
                           loss[:fit_n]) if signals_on else None
     return Difficulty(feats, folds, signals_on, gates, params, cplx, trust_r,
-                      probe_every if 'probe' in signals_on else 0, fitted_range)
+                      probe_every if 'probe' in signals_on else 0)
 
 
 def price(points: Sequence[OperatingPoint], scores: Scores, timing: Timing,
@@ -529,7 +528,8 @@ def price(points: Sequence[OperatingPoint], scores: Scores, timing: Timing,
     point on every fold (:func:`point_decisions`); the rest as the profile's fields."""
     decide = point_decisions(difficulty.feats, scores.acc, scores.cms, points, scores.seeing,
                              difficulty.signals_on, difficulty.folds, held, scores.overall_fit,
-                             timing.median, budget, streaming.weights, difficulty.fitted_range)
+                             timing.median, budget, streaming.weights,
+                             difficulty.params.feature_range)
     difficulty.params.point_models = decide.pop('point_models')
     decide.pop('outcome')
     return decide

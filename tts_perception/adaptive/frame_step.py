@@ -12,7 +12,7 @@ per result where one is due and fits the time until the camera's next frame. Out
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, ContextManager, List, Optional, Sequence
+from typing import Any, Callable, ContextManager, List, Optional, Sequence
 
 import numpy as np
 
@@ -22,13 +22,15 @@ from tts_perception.common.frame_gate import FrameGate, Taken
 
 @dataclass
 class Item:
-    """A frame to step: its camera's gate, what the gate gave, the request to run, and how
-    long it waited for the busy worker (the only part of its age that waiting avoids)."""
+    """A frame to step: its camera's gate, what the gate gave, the request to run, how long
+    it waited for the busy worker (the only part of its age that waiting avoids), and the
+    caller's own record of its camera (``source``, handed back untouched in its Step)."""
 
     gate: FrameGate
     taken: Taken
     req: FrameRequest
     waited_ms: float
+    source: Any = None
 
 
 @dataclass

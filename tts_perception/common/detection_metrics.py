@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tts_perception.common.metrics import shown_at
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -136,10 +138,5 @@ def streaming_ap(outputs: Sequence[Tuple[float, FrameBoxes]], arrivals_ms: Seque
     if len(arrivals_ms) != len(refs):
         raise ValueError(f'{len(arrivals_ms)} arrivals, {len(refs)} references')
     empty = FrameBoxes(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0))
-    shown, k, latest = [], 0, empty
-    for arrive in arrivals_ms:
-        while k < len(outputs) and outputs[k][0] <= arrive:
-            latest = outputs[k][1]
-            k += 1
-        shown.append(latest)
+    shown = [d if d is not None else empty for d in shown_at(outputs, arrivals_ms)]
     return average_precision(shown, refs, num_classes)

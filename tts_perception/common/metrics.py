@@ -1,6 +1,7 @@
-"""Segmentation metrics: confusion matrix, IoU, mIoU."""
+"""Segmentation metrics (confusion matrix, IoU, mIoU) and the streaming rule every task is
+scored by: at each frame's arrival, the newest output finished by then."""
 
-from typing import List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,3 +48,16 @@ class ConfusionMatrix:
 def frame_miou(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> float:
     """mIoU of a single frame."""
     return ConfusionMatrix(num_classes).add(pred, truth).miou()
+
+
+def shown_at(outputs: Sequence[Tuple[float, Any]], arrivals_ms: Sequence[float]
+             ) -> List[Optional[Any]]:
+    """Per arrival, the newest output finished by then (``outputs``: (finished ms, output)
+    in finishing order); None before the first (Li, Wang, Ramanan, ECCV 2020)."""
+    shown, k, latest = [], 0, None
+    for arrive in arrivals_ms:
+        while k < len(outputs) and outputs[k][0] <= arrive:
+            latest = outputs[k][1]
+            k += 1
+        shown.append(latest)
+    return shown

@@ -419,7 +419,7 @@ class PerceptionNode(LifecycleNode):
         """Decode every waiting frame and run the frame step on them (hold, process, publish,
         probe while no frame waits)."""
         t_take = time.monotonic()
-        items, by_item = [], {}
+        items = []
         for slot, taken in waiting:
             try:
                 rgb = (compressed_msg_to_rgb if slot.transport == 'compressed'
@@ -438,10 +438,9 @@ class PerceptionNode(LifecycleNode):
                                period_ms=slot.gate.period_ms)
             # only what it waited for the busy worker is avoided by waiting for the next one
             busy = max(0.0, min(taken.wait_ms, self._free_ms - taken.arrival_ms))
-            items.append(Item(slot.gate, taken, req, busy))
-            by_item[id(items[-1])] = slot
+            items.append(Item(slot.gate, taken, req, busy, source=slot))
         run_step(self.pipeline, items,
-                 publish=lambda st: self._publish(by_item[id(st.item)], st.item.taken.item,
+                 publish=lambda st: self._publish(st.item.source, st.item.taken.item,
                                                   st.item.req.rgb, st.labels, st.rec),
                  may_probe=self._may_probe, gate_lock=self.lock)
 

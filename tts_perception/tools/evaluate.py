@@ -31,7 +31,7 @@ from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, Pip
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.adaptive.scheduler import seeing_points
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
-from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.metrics import ConfusionMatrix, shown_at
 from tts_perception.common.progress import Progress
 from tts_perception.inference.runner import infer
 from tts_perception.adaptive.calibration import SUB
@@ -84,8 +84,9 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
         if step.held:
             return 0.0
-        rec = _record(pipe, step, refs[j], ncls)
-        outputs.append((rec.done_ms, step.labels[::SUB, ::SUB]))
+        pred = step.labels[::SUB, ::SUB]
+        rec = _record(pipe, step, pred, refs[j], ncls)
+        outputs.append((rec.done_ms, pred))
         recs.append(rec)
         prog.update(j + 1)
         return step.rec.total_ms + step.probe_ms
@@ -98,8 +99,10 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     return summarise(policy, anytime, n, ncls, gate, recs, stream, per_frame_stream)
 
 
-def _record(pipe: AdaptivePipeline, step, ref: np.ndarray, ncls: int) -> FrameRecord:
-    """A processed frame's record, its output scored against ``ref``."""
+def _record(pipe: AdaptivePipeline, step, pred: np.ndarray, ref: np.ndarray,
+            ncls: int) -> FrameRecord:
+    """A processed frame's record, its output on the scored grid (``pred``) against
+    ``ref``."""
     taken, rec = step.item.taken, step.rec
     return FrameRecord(
         frame=taken.item, start_ms=taken.take_ms, done_ms=taken.take_ms + rec.total_ms,
@@ -107,7 +110,7 @@ def _record(pipe: AdaptivePipeline, step, ref: np.ndarray, ncls: int) -> FrameRe
         total_ms=rec.total_ms, age_ms=rec.age_ms, missed=rec.missed,
         complexity=rec.complexity, shortfall=dict(pipe.camera(rec.camera).shortfall),
         stop_reason=rec.stop_reason,
-        confusion=ConfusionMatrix(ncls).add(step.labels[::SUB, ::SUB], ref).m)
+        confusion=ConfusionMatrix(ncls).add(pred, ref).m)
 
 
 def streaming(outputs: Sequence, arrivals_ms: Sequence[float], refs: List[np.ndarray],
@@ -116,11 +119,7 @@ def streaming(outputs: Sequence, arrivals_ms: Sequence[float], refs: List[np.nda
     (``outputs``: (done ms, labels) in finishing order) against that frame's truth; the
     confusion over every frame and the accuracy per frame."""
     stream, per_frame_stream = ConfusionMatrix(ncls), []
-    k, latest = 0, None
-    for i, arrive in enumerate(arrivals_ms):
-        while k < len(outputs) and outputs[k][0] <= arrive:
-            latest = outputs[k][1]
-            k += 1
+    for i, latest in enumerate(shown_at(outputs, arrivals_ms)):
         pred = latest if latest is not None else np.zeros_like(refs[i])
         m = ConfusionMatrix(ncls).add(pred, refs[i])
         stream.add_matrix(m.m)
