@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from rclpy.qos import ReliabilityPolicy
@@ -158,6 +159,17 @@ def test_two_cameras_with_different_deadlines(procs, client, frames):
         assert fit and all(float(s['predicted_ms']) <= float(s['budget_ms']) < dl
                            for s in fit)
     assert max(float(s['budget_ms']) for s in a) <= 0.5 * 60.0 + 1e-6
+    # each camera's class names, latched: subscribers that join long after activation get them
+    from tts_perception.nodes.vision_messages import LABEL_INFO_QOS
+    from vision_msgs.msg import LabelInfo
+    infos = {cam: client.listen(f'{cam}/label_info', LabelInfo, LABEL_INFO_QOS)
+             for cam in ('cam_a', 'cam_b')}
+    assert client.wait_for(lambda: all(infos.values()), 10), infos
+    classes = yaml.safe_load((ROOT / 'models' / 'tts_segnet' / 'model.yaml').read_text())[
+        'classes']
+    for got in infos.values():
+        assert len(got) == 1
+        assert [(c.class_id, c.class_name) for c in got[0].class_map] == list(enumerate(classes))
 
 
 def test_malformed_frames_are_counted_drops_not_crashes(procs, client, frames):

@@ -6,7 +6,8 @@ deactivate: unsubscribe, stop the worker, free backend memory. cleanup: drop the
 
 Per camera (``camera_topics``; ``transports``: raw ``Image`` or ``CompressedImage`` on
 ``<topic>/compressed``) it publishes next to the resolved camera topic ``segmentation`` (mono8,
-the image's header), optionally ``segmentation_overlay``, and one ``perception/status``
+the image's header), optionally ``segmentation_overlay``, ``label_info`` (vision_msgs
+``LabelInfo``, transient local: the model's class names) and one ``perception/status``
 (DiagnosticStatus: the decision record) per frame; ``/diagnostics`` aggregates per camera.
 
 Invariants: the subscription callback only offers the frame to its camera's
@@ -30,6 +31,8 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import LabelInfo
 
 from tts_perception.common.camera_stream import TransportLoss
 from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
@@ -49,6 +52,7 @@ from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
 from tts_perception.nodes.camera_qos import CameraLink, CameraQos, MATCHED
 from tts_perception.nodes.dds import profile_path
+from tts_perception.nodes.vision_messages import LABEL_INFO_QOS, label_info_msg
 
 TRANSPORTS = ('raw', 'compressed')
 CAMERA_PARAMS = (
@@ -132,6 +136,7 @@ class PerceptionNode(LifecycleNode):
         self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
         self.pubs: Dict[str, tuple] = {}
+        self.label_pubs: Dict[str, object] = {}
         self.pub_status = self.pub_diag = None
         self.diag_timer = None
         self._reset_cameras: set = set()      # cameras whose time jumped back
@@ -238,6 +243,8 @@ class PerceptionNode(LifecycleNode):
                                                 10),
                 self.create_lifecycle_publisher(
                     Image, output_topic(resolved, 'segmentation_overlay'), 2))
+            self.label_pubs[topic] = self.create_lifecycle_publisher(
+                LabelInfo, output_topic(resolved, 'label_info'), LABEL_INFO_QOS)
         self._set_deadlines()
         self.pub_status = self.create_lifecycle_publisher(DiagnosticStatus, 'perception/status',
                                                           10)
@@ -257,7 +264,11 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info('active: listening on ' + ', '.join(
             f'{s.resolved} ({s.transport}, {s.link.reliability.name.lower()})'
             for s in self.slots.values()))
-        return super().on_activate(state)
+        done = super().on_activate(state)    # activates the publishers
+        header = Header(stamp=self.get_clock().now().to_msg())
+        for pub in self.label_pubs.values() if self.pipeline is not None else ():
+            pub.publish(label_info_msg(self.pipeline.model.classes, header))
+        return done
 
     def _start_worker(self) -> None:
         self._busy_since = None
@@ -299,7 +310,9 @@ class PerceptionNode(LifecycleNode):
         for seg, ovl in self.pubs.values():
             self.destroy_lifecycle_publisher(seg)
             self.destroy_lifecycle_publisher(ovl)
-        self.pubs = {}
+        for pub in self.label_pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self.pubs, self.label_pubs = {}, {}
         for pub in (self.pub_status, self.pub_diag):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
