@@ -10,8 +10,9 @@ optionally classes, NMS in the graph or not), ``ssd`` (anchor-based: offsets per
 anchors generated from :class:`SsdAnchors` options as MediaPipe's SSD anchor calculator does),
 or a ``module:function`` of the user's. NMS is
 OpenCV's batched NMS (per class). A layout that does not fit the classes raises
-:class:`DetectionError` naming the shapes. Not yet run by the pipeline or the node: see
-``doc/detection.md``.
+:class:`DetectionError` naming the shapes. ``model.yaml``'s ``detection:`` section picks and
+configures a decoder (:mod:`~tts_perception.inference.detector_spec`); the runner calls them;
+the pipeline and the node do not schedule detectors yet: see ``doc/detection.md``.
 """
 
 from dataclasses import dataclass
@@ -255,10 +256,14 @@ def load_decoder(spec: str) -> Callable[..., Detections]:
 def postprocess(raw: Detections, resize: Resize, score_threshold: float = 0.25,
                 iou_threshold: float = 0.45, max_det: int = 100,
                 class_names: Optional[Sequence[str]] = None) -> Detections:
-    """Candidates in input pixels -> NMS -> boxes in camera pixels. Class ids outside
-    ``class_names`` raise (the model has more classes than its description)."""
+    """Candidates in input pixels -> NMS -> boxes in camera pixels. Boxes with no area or a
+    non-finite value never reach NMS; class ids outside ``class_names`` raise (the model has
+    more classes than its description)."""
     if class_names is not None and len(raw) and int(raw.classes.max()) >= len(class_names):
         raise DetectionError(f'class id {int(raw.classes.max())} but the model lists '
                              f'{len(class_names)} classes')
-    kept = nms(raw, score_threshold, iou_threshold, max_det)
+    b = raw.boxes
+    usable = np.isfinite(b).all(1) & np.isfinite(raw.scores) & (b[:, 2] > b[:, 0]) & \
+        (b[:, 3] > b[:, 1])
+    kept = nms(raw.take(usable), score_threshold, iou_threshold, max_det)
     return Detections(resize.to_camera(kept.boxes), kept.scores, kept.classes)

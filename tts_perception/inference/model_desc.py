@@ -1,4 +1,5 @@
-"""Model description: what a segmentation model expects and returns, read from ``model.yaml``.
+"""Model description: what a segmentation model or a detector expects and returns, read from
+``model.yaml``.
 
 The scheduler and nodes only see depths and resolutions; everything model-specific lives here,
 so a user's own ONNX model plugs in with a description like::
@@ -15,6 +16,9 @@ so a user's own ONNX model plugs in with a description like::
     stages: {fp32: [small.onnx, medium.onnx, large.onnx]}
 
 Pixel value fed to the model = ((pixel * scale) - mean) / std, per channel, in channel_order.
+A detector says ``task: detection``, has a ladder of models as its depths and a ``detection:``
+section instead of ``output:`` (:mod:`~tts_perception.inference.detector_spec`;
+``doc/detection.md`` shows one for each output layout).
 """
 
 from dataclasses import dataclass, field
@@ -27,10 +31,16 @@ import cv2
 import numpy as np
 import yaml
 
+from tts_perception.inference.detection import DetectionError, Detections, postprocess, Resize
+from tts_perception.inference.detector_spec import (DetectorSpec, output_signature,
+                                                    parse_detector)
+
 LAYOUTS = ('NCHW', 'NHWC')
 OUTPUT_KINDS = ('logits', 'probabilities', 'labels', 'binary')
 BINARY_SCORES = ('logit', 'probability')
 STRUCTURES = ('chained', 'ladder')
+TASKS = ('segmentation', 'detection')
+LETTERBOX_PAD = 114      # the grey Ultralytics and YOLOv5 pad letterboxed inputs with
 
 
 class ModelError(RuntimeError):
@@ -60,6 +70,9 @@ class ModelDescription:
     threshold: float = 0.5               # binary outputs: foreground when probability > this
     fixed_batch: Optional[int] = None    # batch size fixed in the ONNX input shape
     fixed_size: Optional[Tuple[int, int]] = None   # (w, h) fixed in the ONNX input shape
+    task: str = 'segmentation'
+    detector: Optional[DetectorSpec] = None      # task detection: the decoder and NMS
+    output_names: Tuple[str, ...] = ()           # the ONNX graph's outputs (detectors)
     _hash: Optional[str] = field(default=None, repr=False)
 
     @property
@@ -76,6 +89,14 @@ class ModelDescription:
     def precisions(self) -> Tuple[str, ...]:
         """Precisions with ONNX files (fp32 always)."""
         return tuple(self.stages)
+
+    def require_segmentation(self, what: str) -> None:
+        """Refuse a detector where only segmentation models are scheduled so far."""
+        if self.task != 'segmentation':
+            raise ModelError(f'model {self.name} is a detector (task: detection): {what} '
+                             f'schedules segmentation models only so far; a detector runs '
+                             f'through tts_perception.inference.runner.infer '
+                             f'(doc/detection.md)')
 
     def hash(self) -> str:
         """sha256 over every stage file: identifies the weights in caches and profiles."""
@@ -108,9 +129,7 @@ class ModelDescription:
         """Resize, reorder and normalise frames into one input batch (float32)."""
         batch = []
         for f in frames_rgb:
-            if f.shape[1] != wh[0] or f.shape[0] != wh[1]:
-                interp = cv2.INTER_AREA if f.shape[1] > wh[0] else cv2.INTER_LINEAR
-                f = cv2.resize(f, wh, interpolation=interp)
+            f = self._fit(f, wh)
             if self.channel_order == 'BGR':
                 f = f[..., ::-1]
             batch.append(f)
@@ -122,6 +141,38 @@ class ModelDescription:
         if self.layout == 'NCHW':
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=np.float32)
+
+    @property
+    def resize_mode(self) -> str:
+        """How frames reach the input size: ``stretch``, or ``letterbox`` (a detector's)."""
+        return self.detector.resize if self.detector is not None else 'stretch'
+
+    def _fit(self, f: np.ndarray, wh: Tuple[int, int]) -> np.ndarray:
+        """One frame at the input size ``wh``, stretched or letterboxed."""
+        if f.shape[1] == wh[0] and f.shape[0] == wh[1]:
+            return f
+        if self.resize_mode == 'stretch':
+            interp = cv2.INTER_AREA if f.shape[1] > wh[0] else cv2.INTER_LINEAR
+            return cv2.resize(f, wh, interpolation=interp)
+        sx, sy, px, py = Resize((f.shape[1], f.shape[0]), wh, 'letterbox').scale_pad()
+        w, h = max(1, round(f.shape[1] * sx)), max(1, round(f.shape[0] * sy))
+        interp = cv2.INTER_AREA if f.shape[1] > w else cv2.INTER_LINEAR
+        out = np.full((wh[1], wh[0], 3), LETTERBOX_PAD, np.uint8)
+        x0, y0 = int(round(px - 0.1)), int(round(py - 0.1))
+        out[y0:y0 + h, x0:x0 + w] = cv2.resize(f, (w, h), interpolation=interp)
+        return out
+
+    def detections(self, outs: List[np.ndarray], camera_hw: Tuple[int, int],
+                   input_wh: Tuple[int, int]) -> List[Detections]:
+        """Per frame of a batch, a detector's outputs -> boxes in camera pixels after NMS."""
+        spec, out = self.detector, []
+        for i in range(len(outs[0])):
+            raw = spec.decode([o[i:i + 1] for o in outs], self.num_classes, input_wh,
+                              self.output_names)
+            resize = Resize((camera_hw[1], camera_hw[0]), input_wh, spec.resize)
+            out.append(postprocess(raw, resize, spec.score_threshold, spec.iou_threshold,
+                                   spec.max_det, self.classes))
+        return out
 
     def _foreground(self, plane: np.ndarray) -> np.ndarray:
         """Foreground probability of a binary output's single channel."""
@@ -281,10 +332,15 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         raise ModelError(f'{p}: not valid YAML: {exc}') from exc
     if not isinstance(d, dict):
         raise ModelError(f'{p}: expected a mapping at top level')
-    inp, out = _req(d, 'input', p, dict), _req(d, 'output', p, dict)
+    task = d.get('task', 'segmentation')
+    if task not in TASKS:
+        raise ModelError(f'{p}: task must be one of {TASKS}, got {task!r}')
+    inp = _req(d, 'input', p, dict)
+    out = _req(d, 'output', p, dict) if task == 'segmentation' else {}
     layout, order, kind, out_layout, structure = _choices(d, inp, out, p)
     stages = _stages(d, p)
-    classes = _classes(d, kind, p)
+    classes = _classes(d, kind if task == 'segmentation' else 'boxes', p)
+    detector, names = _detector(d, task, structure, stages, len(classes), p)
     score = str(out.get('score', 'logit'))
     if score not in BINARY_SCORES:
         raise ModelError(f'{p}: output.score must be one of {BINARY_SCORES}, got {score}')
@@ -307,7 +363,32 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
         torch_weights=_inside(p, torch_w, 'torch.weights') if torch_w else None,
         torch_class=torch_cls if torch_w else None,
         binary_score=score, threshold=threshold, fixed_batch=fixed_batch or None,
-        fixed_size=fixed_size)
+        fixed_size=fixed_size, task=task, detector=detector, output_names=names)
+
+
+def _detector(d: dict, task: str, structure: str, stages: Dict[str, List[Path]],
+              num_classes: int, p: Path) -> Tuple[Optional[DetectorSpec], Tuple[str, ...]]:
+    """A detector's ``detection:`` section, checked against every stage file's outputs."""
+    if task != 'detection':
+        return None, ()
+    if structure != 'ladder':
+        raise ModelError(f'{p}: a detector\'s depths are a ladder of models (structure: '
+                         f'ladder), each a whole detector on the image; got {structure}')
+    try:
+        spec = parse_detector(d.get('detection', {}))
+        sigs = [output_signature(f) for f in stages['fp32']]
+        for f, (names, shapes) in zip(stages['fp32'], sigs):
+            try:
+                spec.check_outputs(names, shapes, num_classes)
+            except DetectionError as exc:
+                raise DetectionError(f'{f.name}: {exc}') from None
+    except DetectionError as exc:
+        raise ModelError(f'{p}: {exc}') from None
+    names = {tuple(n) for n, _ in sigs}
+    if len(names) > 1:
+        raise ModelError(f'{p}: the ladder\'s models name their outputs differently: '
+                         f'{sorted(names)}')
+    return spec, sigs[0][0]
 
 
 def _choices(d: dict, inp: dict, out: dict, p: Path):
@@ -324,7 +405,8 @@ def _choices(d: dict, inp: dict, out: dict, p: Path):
     out_layout = str(out.get('layout', 'NCHW')).upper()
     if out_layout not in LAYOUTS:
         raise ModelError(f'{p}: output.layout must be one of {LAYOUTS}, got {out_layout}')
-    structure = str(d.get('structure', 'chained'))
+    structure = str(d.get('structure', 'ladder' if d.get('task') == 'detection' else
+                          'chained'))
     if structure not in STRUCTURES:
         raise ModelError(f'{p}: structure must be one of {STRUCTURES}, got {structure}')
     return layout, order, kind, out_layout, structure

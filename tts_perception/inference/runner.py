@@ -13,13 +13,16 @@ from tts_perception.inference.model_desc import ModelDescription
 
 def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: OperatingPoint,
           all_exits: bool = False):
-    """Run ``point`` on frames (preprocess, stages, postprocess): (labels, confidence).
+    """Run ``point`` on frames (preprocess, stages, postprocess): (labels, confidence), or
+    for a detector (a list of :class:`Detections` in camera pixels, confidence).
 
     With ``all_exits`` (chained models) returns lists with one entry per exit up to the
     point's depth, from one pass; used by the profiler to score every depth at once.
     """
     x = model.preprocess(frames, point.resolution)
     h, w = frames[0].shape[:2]
+    if model.task == 'detection':
+        return _detect(model, backend, x, (h, w), point, all_exits)
     work = (point.height, point.width)
     if model.structure == 'ladder':
         stages = range(point.depth) if all_exits else [point.depth - 1]
@@ -33,3 +36,17 @@ def infer(model: ModelDescription, backend, frames: List[np.ndarray], point: Ope
     if all_exits:
         return [model.postprocess(o, (h, w), work_hw=work) for o in outs]
     return model.postprocess(outs[-1], (h, w), work_hw=work)
+
+
+def _detect(model: ModelDescription, backend, x: np.ndarray, camera_hw, point: OperatingPoint,
+            all_exits: bool):
+    """A detector's ladder: the model of the point's depth (with ``all_exits``, every model
+    up to it). Confidence: the mean score of a frame's detections, 1 when it has none."""
+    stages = range(point.depth) if all_exits else [point.depth - 1]
+    results = []
+    for s in stages:
+        outs = backend.run_outputs(point.precision, s, x)
+        dets = model.detections(outs, camera_hw, point.resolution)
+        conf = np.array([float(d.scores.mean()) if len(d) else 1.0 for d in dets], np.float32)
+        results.append((dets, conf))
+    return results if all_exits else results[-1]

@@ -15,6 +15,9 @@ def resolve_backend_name(name: str, model: ModelDescription) -> Tuple[str, str]:
         raise BackendUnavailable(f'unknown backend {name!r}; choose one of {BACKENDS}')
     if name != 'auto':
         return name, 'requested'
+    if model.task == 'detection':
+        return 'onnxruntime', 'detectors run on ONNX Runtime (the other backends run ' \
+            'segmentation models only, so far)'
     from tts_perception.inference.backends.tensorrt_backend import tensorrt_available
     ok, why = tensorrt_available()
     if ok:

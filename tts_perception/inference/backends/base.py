@@ -5,7 +5,7 @@ load, warm), so switching operating points at run time costs nothing but the inp
 """
 
 from abc import ABC, abstractmethod
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,6 +37,11 @@ class Backend(ABC):
     def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Run stage ``stage`` (0-based): (features for the next stage or None, exit output)."""
+
+    def run_outputs(self, precision: str, stage: int, inp: np.ndarray) -> List[np.ndarray]:
+        """Every output of stage ``stage``, in the graph's order (a detector's heads)."""
+        raise BackendUnavailable(f'backend {self.name} does not run detectors yet; use '
+                                 f'onnxruntime')
 
     def release(self) -> None:  # noqa: B027 - optional hook
         """Free sessions / accelerator memory."""

@@ -1,6 +1,6 @@
 """ONNX Runtime backend: the fast CPU path (fp32, and int8 from static quantization)."""
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,6 +58,14 @@ class OnnxRuntimeBackend(Backend):
         if self.model.structure == 'chained' and len(outs) > 1:
             return outs[0], outs[1]
         return None, outs[-1]
+
+    def run_outputs(self, precision: str, stage: int, inp: np.ndarray) -> List[np.ndarray]:
+        """Every output of one stage's graph, in order."""
+        try:
+            sess = self.sessions[(precision, stage)]
+        except KeyError:
+            raise BackendUnavailable(f'stage {stage} at {precision} was not prepared') from None
+        return sess.run(None, {sess.get_inputs()[0].name: inp})
 
     def release(self) -> None:
         """Drop every session."""

@@ -1,0 +1,152 @@
+"""A detector described by model.yaml (task: detection), run as the package runs models: one
+small real ONNX model per output layout, a known box in, the same box out at every input
+size; and configuration that fails, naming the mismatch."""
+
+import numpy as np
+import pytest
+import yaml
+
+import detector_models as dm
+from tts_perception.inference.backends import make_backend
+from tts_perception.inference.model_desc import load_model_description, ModelError
+from tts_perception.inference.points import OperatingPoint
+from tts_perception.inference.runner import infer
+
+BOX = (100, 150, 300, 330)          # x1, y1, x2, y2 in the 640x480 camera frame
+
+
+def _frame(box=BOX, wh=(640, 480)) -> np.ndarray:
+    f = np.full((wh[1], wh[0], 3), 30, np.uint8)
+    x1, y1, x2, y2 = box
+    f[y1:y2, x1:x2] = (240, 200, 10)
+    return f
+
+
+def _run(root, wh, frames, depth=1):
+    model = load_model_description(root)
+    backend = make_backend('auto', model)
+    backend.prepare(['fp32'])
+    return model, infer(model, backend, frames, OperatingPoint(wh[0], wh[1], depth, 'fp32'))
+
+
+def _assert_box(det, wh, camera_wh=(640, 480), box=BOX, cls=1):
+    assert len(det) == 1, (det.boxes, det.scores)
+    # one input pixel is camera/input camera pixels wide: edges land within one of them
+    tol = 1.01 * max(camera_wh[0] / wh[0], camera_wh[1] / wh[1]) + 0.5
+    np.testing.assert_allclose(det.boxes[0], box, atol=tol)
+    assert det.classes.tolist() == [cls]
+    if cls == 1:
+        assert det.scores[0] == pytest.approx(dm.SCORES[1], abs=1e-5)
+
+
+RESOLUTIONS = [(640, 480), (320, 240), (416, 416), (256, 192), (160, 160)]
+
+
+@pytest.mark.parametrize('resize', ['letterbox', 'stretch'])
+@pytest.mark.parametrize('transposed', [False, True])
+def test_yolo_layout_gives_the_box_back_at_every_resolution(tmp_path, resize, transposed):
+    root = dm.write_detector(tmp_path / 'yolo', [dm.yolo_model(transposed)],
+                             {'decoder': 'yolo', 'resize': resize, 'score_threshold': 0.25})
+    for wh in RESOLUTIONS:
+        model, (dets, conf) = _run(root, wh, [_frame()])
+        _assert_box(dets[0], wh)
+        assert conf[0] == pytest.approx(dm.SCORES[1], abs=1e-5)
+
+
+def test_decoded_boxes_layout_by_output_name_and_batch(tmp_path):
+    root = dm.write_detector(tmp_path / 'boxes', [dm.boxes_model()], {
+        'decoder': 'boxes', 'boxes': {'format': 'xyxy', 'normalized': True,
+                                      'outputs': {'boxes': 'boxes', 'scores': 'scores',
+                                                  'classes': 'labels'}}})
+    other = (400, 40, 600, 200)
+    for wh in RESOLUTIONS:
+        _, (dets, _) = _run(root, wh, [_frame(), _frame(other)])
+        _assert_box(dets[0], wh)
+        _assert_box(dets[1], wh, box=other)
+
+
+def test_ssd_layout_with_generated_anchors(tmp_path):
+    root = dm.write_detector(tmp_path / 'ssd', [dm.ssd_model(128, 128.0)], {
+        'decoder': 'ssd', 'resize': 'letterbox',
+        'ssd': {'input_size': [128, 128], 'strides': [32, 64], 'scales': [128.0] * 4}},
+        classes=['box'])
+    model = load_model_description(root)
+    assert model.fixed_size == (128, 128)
+    _, (dets, _) = _run(root, (128, 128), [_frame()])
+    _assert_box(dets[0], (128, 128), cls=0)       # one score column: the one class
+    assert dets[0].scores[0] == pytest.approx(1 / (1 + np.exp(-5.0)), abs=1e-5)
+
+
+def test_users_decoder_by_module_and_function(tmp_path):
+    root = dm.write_detector(tmp_path / 'user', [dm.pair_model()],
+                             {'decoder': 'detector_models:decode_pair', 'resize': 'stretch'})
+    for wh in ((320, 240), (640, 480)):
+        _, (dets, _) = _run(root, wh, [_frame()])
+        _assert_box(dets[0], wh)
+
+
+def test_a_ladder_runs_the_model_of_each_depth(tmp_path):
+    root = dm.write_detector(tmp_path / 'ladder', [dm.yolo_model(), dm.yolo_model(True)],
+                             {'decoder': 'yolo'})
+    model = load_model_description(root)
+    assert model.structure == 'ladder' and model.depths == (1, 2)
+    backend = make_backend('auto', model)
+    backend.prepare(['fp32'])
+    both = infer(model, backend, [_frame()], OperatingPoint(320, 240, 2, 'fp32'), all_exits=True)
+    assert len(both) == 2
+    for dets, _ in both:
+        _assert_box(dets[0], (320, 240))
+
+
+def test_an_empty_frame_has_no_detections(tmp_path):
+    root = dm.write_detector(tmp_path / 'yolo', [dm.yolo_model()], {'decoder': 'yolo'})
+    _, (dets, conf) = _run(root, (320, 240), [np.zeros((480, 640, 3), np.uint8)])
+    assert len(dets[0]) == 0 and conf[0] == 1.0
+
+
+@pytest.mark.parametrize('detection, classes, match', [
+    ({'decoder': 'yolo'}, ['a', 'b', 'c'], r'no axis of 7 = 4 box values \+ 3 classes'),
+    ({'decoder': 'yolo', 'yolo': {'objectness': True}}, ['a', 'b'], 'objectness'),
+    ({'decoder': 'boxes', 'boxes': {'outputs': {'boxes': 'bbox', 'scores': 0}}}, ['a', 'b'],
+     r"outputs.boxes is 'bbox', the graph's outputs are \['output0'\]"),
+    ({'decoder': 'boxes'}, ['a', 'b'], 'needs a boxes: section'),
+    ({'decoder': 'ssd', 'ssd': {'input_size': [128, 128], 'strides': [32]}}, ['a', 'b'],
+     'decoder ssd reads 2 output'),
+    ({'decoder': 'mystery'}, ['a', 'b'], 'decoder must be one of'),
+    ({'decoder': 'no_such_module_x:f'}, ['a', 'b'], 'no_such_module_x'),
+    ({'resize': 'crop'}, ['a', 'b'], 'resize must be one of'),
+    ({'score_threshold': 1.5}, ['a', 'b'], r'score_threshold must be a number in \[0, 1\]'),
+    ({'max_det': 0}, ['a', 'b'], 'max_det must be a positive integer'),
+])
+def test_a_description_that_does_not_fit_fails_naming_it(tmp_path, detection, classes, match):
+    root = dm.write_detector(tmp_path / 'bad', [dm.yolo_model()], detection, classes=classes)
+    with pytest.raises(ModelError, match=match):
+        load_model_description(root)
+
+
+def test_ssd_anchor_count_must_match_the_head(tmp_path):
+    root = dm.write_detector(tmp_path / 'ssd', [dm.ssd_model(128)], {
+        'decoder': 'ssd', 'ssd': {'input_size': [128, 128], 'strides': [16, 64]}})
+    with pytest.raises(ModelError, match='40 boxes, the anchor options give 136 anchors'):
+        load_model_description(root)
+
+
+def test_unknown_task_and_chained_detector_are_refused(tmp_path):
+    root = dm.write_detector(tmp_path / 'd', [dm.yolo_model()], {'decoder': 'yolo'})
+    desc = yaml.safe_load((root / 'model.yaml').read_text())
+    (root / 'model.yaml').write_text(yaml.safe_dump({**desc, 'task': 'pose'}))
+    with pytest.raises(ModelError, match="task must be one of"):
+        load_model_description(root)
+    (root / 'model.yaml').write_text(yaml.safe_dump({**desc, 'structure': 'chained'}))
+    with pytest.raises(ModelError, match='ladder of models'):
+        load_model_description(root)
+
+
+def test_pipeline_and_calibration_refuse_a_detector_with_the_reason(tmp_path):
+    from tts_perception.adaptive.calibration import build_profile
+    from tts_perception.adaptive.pipeline import AdaptivePipeline, ConfigError, PipelineConfig
+    root = dm.write_detector(tmp_path / 'd', [dm.yolo_model()], {'decoder': 'yolo'})
+    with pytest.raises(ConfigError, match='the adaptive pipeline schedules segmentation'):
+        AdaptivePipeline(PipelineConfig(model_path=str(root)))
+    with pytest.raises(ModelError, match='calibration schedules segmentation'):
+        build_profile(load_model_description(root), None, None, [], 10)
