@@ -599,6 +599,7 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     ``recording_fits``: where the fit frames are several recordings'
     (:func:`~tts_perception.bag.recordings.read_recordings`), how many each has, in order:
     each recording is then one fold of the validation."""
+    model.require_segmentation('calibration')
     if recording_fits is not None and sum(recording_fits) != fit_n:
         raise ValueError(f'the recordings\' fit frames {list(recording_fits)} do not add up '
                          f'to the {fit_n} fit frames')

@@ -306,6 +306,7 @@ class AdaptivePipeline:
         if self.model is None:
             try:
                 self.model = load_model_description(_resolve(config.model_path, self.base_dir))
+                self.model.require_segmentation('the adaptive pipeline')
             except ModelError as exc:
                 problems.append(str(exc))
         if self.model is not None and self.backend is None:
