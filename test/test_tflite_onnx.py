@@ -37,13 +37,47 @@ class _Builder:
         self.buffers = [b'']            # buffer 0: empty, as TFLite requires
         self.tensors, self.ops, self.codes = [], [], []
 
-    def tensor(self, shape, dtype=0, data=None) -> int:
+    def tensor(self, shape, dtype=0, data=None, sparsity=None) -> int:
+        """``sparsity``: (traversal order, block map, per level a dense size or CSR
+        (segments, indices)) when ``data`` holds only the stored values."""
         buf = 0
         if data is not None:
             self.buffers.append(np.ascontiguousarray(data).tobytes())
             buf = len(self.buffers) - 1
-        self.tensors.append((list(shape), dtype, buf))
+        self.tensors.append((list(shape), dtype, buf, sparsity))
         return len(self.tensors) - 1
+
+    def _u8(self, values) -> int:
+        v = self._vec(tflite.Uint8VectorStartValuesVector, list(values), self.b.PrependUint8)
+        tflite.Uint8VectorStart(self.b)
+        tflite.Uint8VectorAddValues(self.b, v)
+        return tflite.Uint8VectorEnd(self.b)
+
+    def _sparsity(self, order, block_map, levels) -> int:
+        b, metas = self.b, []
+        for level in levels:
+            arrays = None if isinstance(level, int) else (self._u8(level[0]),
+                                                          self._u8(level[1]))
+            tflite.DimensionMetadataStart(b)
+            if arrays is None:
+                tflite.DimensionMetadataAddFormat(b, 0)
+                tflite.DimensionMetadataAddDenseSize(b, level)
+            else:
+                tflite.DimensionMetadataAddFormat(b, 1)
+                tflite.DimensionMetadataAddArraySegmentsType(b, 3)      # Uint8Vector
+                tflite.DimensionMetadataAddArraySegments(b, arrays[0])
+                tflite.DimensionMetadataAddArrayIndicesType(b, 3)
+                tflite.DimensionMetadataAddArrayIndices(b, arrays[1])
+            metas.append(tflite.DimensionMetadataEnd(b))
+        ov = self._ivec(tflite.SparsityParametersStartTraversalOrderVector, order)
+        bm = self._ivec(tflite.SparsityParametersStartBlockMapVector, block_map)
+        mv = self._vec(tflite.SparsityParametersStartDimMetadataVector, metas,
+                       b.PrependUOffsetTRelative)
+        tflite.SparsityParametersStart(b)
+        tflite.SparsityParametersAddTraversalOrder(b, ov)
+        tflite.SparsityParametersAddBlockMap(b, bm)
+        tflite.SparsityParametersAddDimMetadata(b, mv)
+        return tflite.SparsityParametersEnd(b)
 
     def const(self, arr: np.ndarray) -> int:
         """A float32 constant; fp16 ones behind a DEQUANTIZE, as MediaPipe ships them."""
@@ -77,9 +111,12 @@ class _Builder:
                 tflite.BufferAddData(b, d)
             bufs.append(tflite.BufferEnd(b))
         tens = []
-        for shape, dtype, buf in self.tensors:
+        for shape, dtype, buf, sparsity in self.tensors:
             sh = self._ivec(tflite.TensorStartShapeVector, shape)
+            sp = self._sparsity(*sparsity) if sparsity else None
             tflite.TensorStart(b)
+            if sp is not None:
+                tflite.TensorAddSparsity(b, sp)
             tflite.TensorAddShape(b, sh)
             tflite.TensorAddType(b, dtype)
             tflite.TensorAddBuffer(b, buf)
@@ -254,3 +291,113 @@ def test_unsupported_operator_is_named():
     m.op(B.TANH, [x], [y])
     with pytest.raises(UnsupportedOp, match='TANH'):
         to_onnx(read_tflite(m.finish([x], [y])))
+
+
+# --- the person detector's operators: sparse weights, PAD, MAX_POOL_2D, DEPTH_TO_SPACE,
+# RESHAPE to [1, anchors, values] and CONCATENATION of the reshaped heads
+
+W_SPARSE = np.where(RNG.uniform(size=(8, 1, 1, 8)) < 0.4, RNG.normal(0, 0.5, (8, 1, 1, 8)),
+                    0.0).astype(np.float16)                      # [O, 1, 1, I], 60 % zeros
+
+
+def _csr_last_axis(w: np.ndarray):
+    """TFLite's sparse form of ``w`` with its last axis CSR (as MediaPipe stores weights):
+    (stored values, sparsity)."""
+    rows = w.reshape(-1, w.shape[-1])
+    segments, indices, values = [0], [], []
+    for row in rows:
+        nz = np.flatnonzero(row)
+        indices += nz.tolist()
+        values += row[nz].tolist()
+        segments.append(len(indices))
+    levels = [*w.shape[:-1], (segments, indices)]
+    return np.array(values, w.dtype), (list(range(w.ndim)), [], levels)
+
+
+def _d2s(x, bs):
+    """TensorFlow's depth_to_space on HWC."""
+    h, w, c = x.shape
+    co = c // (bs * bs)
+    return x.reshape(h, w, bs, bs, co).transpose(0, 2, 1, 3, 4).reshape(h * bs, w * bs, co)
+
+
+def _head_model() -> bytes:
+    """input [1,8,8,8] -> 1x1 conv with sparse fp16 weights (DENSIFY, DEQUANTIZE) ->
+    depth-to-space x2 -> pad -> 2x2 max pool -> reshape [1,162,2]; the input reshaped
+    [1,256,2]; both concatenated on axis 1 -> [1,418,2]."""
+    m = _Builder()
+    x = m.tensor([1, 8, 8, 8])
+    values, sparsity = _csr_last_axis(W_SPARSE)
+    sparse = m.tensor(W_SPARSE.shape, 1, values, sparsity)
+    dense = m.tensor(W_SPARSE.shape, 1)
+    m.op(B.DENSIFY, [sparse], [dense])
+    wt = m.tensor(W_SPARSE.shape)
+    m.op(B.DEQUANTIZE, [dense], [wt])
+    c = m.tensor([1, 8, 8, 8])
+    m.op(B.CONV_2D, [x, wt, m.const(np.zeros(8, np.float32))], [c], _conv_opts(1))
+    d2s = m.tensor([1, 16, 16, 2])
+
+    def d2s_opts(b):
+        tflite.DepthToSpaceOptionsStart(b)
+        tflite.DepthToSpaceOptionsAddBlockSize(b, 2)
+        return tflite.BuiltinOptions.DepthToSpaceOptions, tflite.DepthToSpaceOptionsEnd(b)
+    m.op(B.DEPTH_TO_SPACE, [c], [d2s], d2s_opts)
+    padded = m.tensor([1, 18, 18, 4])
+    m.op(B.PAD, [d2s, m.const(np.array([[0, 0], [1, 1], [0, 2], [0, 2]], np.int32))],
+         [padded])
+    pooled = m.tensor([1, 9, 9, 4])
+    m.op(B.MAX_POOL_2D, [padded], [pooled], _strided_pool_opts)
+    r1, r2 = m.tensor([1, 162, 2]), m.tensor([1, 256, 2])
+    m.op(B.RESHAPE, [pooled, m.const(np.array([1, 162, 2], np.int32))], [r1])
+    m.op(B.RESHAPE, [x, m.const(np.array([1, 256, 2], np.int32))], [r2])
+    out = m.tensor([1, 418, 2])
+
+    def cat_opts(b):
+        tflite.ConcatenationOptionsStart(b)
+        tflite.ConcatenationOptionsAddAxis(b, 1)
+        return tflite.BuiltinOptions.ConcatenationOptions, tflite.ConcatenationOptionsEnd(b)
+    m.op(B.CONCATENATION, [r1, r2], [out], cat_opts)
+    return m.finish([x], [out])
+
+
+def _strided_pool_opts(b):
+    tflite.Pool2DOptionsStart(b)
+    tflite.Pool2DOptionsAddPadding(b, tflite.Padding.VALID)
+    tflite.Pool2DOptionsAddStrideH(b, 2)
+    tflite.Pool2DOptionsAddStrideW(b, 2)
+    tflite.Pool2DOptionsAddFilterHeight(b, 2)
+    tflite.Pool2DOptionsAddFilterWidth(b, 2)
+    return tflite.BuiltinOptions.Pool2DOptions, tflite.Pool2DOptionsEnd(b)
+
+
+def _head_reference(img):
+    c = np.maximum(img @ W_SPARSE[:, 0, 0, :].astype(np.float64).T, 0)   # fused RELU
+    padded = np.pad(_d2s(c, 2), ((1, 1), (0, 2), (0, 2)))
+    pooled = padded.reshape(9, 2, 9, 2, 4).max((1, 3))
+    return np.concatenate([pooled.reshape(162, 2), img.reshape(256, 2)], 0)
+
+
+def test_detector_operators_and_sparse_weights_match_tflite_semantics(tmp_path):
+    graph = read_tflite(_head_model())
+    dense = [c for c in graph.constants.values() if c.shape == W_SPARSE.shape]
+    assert any(np.array_equal(d, W_SPARSE.astype(np.float32)) for d in dense)
+    (tmp_path / 'h.onnx').write_bytes(to_onnx(graph).SerializeToString())
+    sess = ort.InferenceSession(str(tmp_path / 'h.onnx'), providers=['CPUExecutionProvider'])
+    img = np.random.default_rng(2).uniform(-1, 1, (8, 8, 8))
+    got = sess.run(None, {'input': img[None].astype(np.float32)})[0]
+    assert got.shape == (1, 418, 2)
+    np.testing.assert_allclose(got[0], _head_reference(img), atol=1e-4)
+
+
+def test_densify_block_sparse_with_a_traversal_order():
+    from tflite_onnx import densify, SparseDim
+    dense = np.zeros((4, 6), np.float32)
+    dense[0, 2:4] = [1, 2]
+    dense[2, 0:2] = [3, 4]
+    dense[2, 4:6] = [5, 6]
+    dense[3, 2:4] = [7, 8]
+    # rows dense, column blocks of 2 as CSR (row 1 has none), inside a block dense
+    dims = [SparseDim(4), SparseDim(0, np.array([0, 1, 1, 3, 4]), np.array([1, 0, 2, 1])),
+            SparseDim(2)]
+    values = np.array([1, 2, 3, 4, 5, 6, 7, 8], np.float32)
+    np.testing.assert_array_equal(densify(values, (4, 6), [0, 1, 2], [1], dims), dense)
