@@ -114,3 +114,28 @@ def test_sim_camera_matches_the_controller_default_geometry():
     from tts_perception.sim.world import CAMERA_FOVY_DEG, ROBOT_RADIUS
     assert c.camera_fovy_deg == CAMERA_FOVY_DEG
     assert c.camera_to_front == ROBOT_RADIUS        # the camera sits at the disc's centre
+
+
+def test_boxes_span_each_obstacles_visible_pixels_with_its_class():
+    from tts_perception.sim.world import DETECTION_CLASSES, KIND_CLASS, MIN_BOX_PIXELS
+    with World(1000, width=320, height=240) as w:
+        seen = set()
+        for x in np.linspace(3.0, w.course.length - 5.0, 12):
+            w.reset(float(x))
+            labels = w.render_labels()
+            boxes, classes = w.render_boxes()
+            assert boxes.shape == (len(classes), 4)
+            covered = np.zeros(labels.shape, bool)
+            for (x1, y1, x2, y2), c in zip(boxes.astype(int), classes):
+                assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
+                region = labels[y1:y2, x1:x2] == OBSTACLE
+                # the box is tight: obstacle pixels on each of its four edges
+                assert region[0].any() and region[-1].any()
+                assert region[:, 0].any() and region[:, -1].any()
+                covered[y1:y2, x1:x2] = True
+                seen.add(DETECTION_CLASSES[c])
+            # every obstacle pixel lies in a box, but for obstacles too small to count
+            stray = (labels == OBSTACLE) & ~covered
+            assert stray.sum() < 3 * MIN_BOX_PIXELS * max(1, len(w.course.obstacles) // 10)
+        assert seen == set(DETECTION_CLASSES), seen
+    assert set(KIND_CLASS) == {'box', 'cylinder', 'pole', 'person'}

@@ -2,7 +2,8 @@
 
 Renders RGB (and, on demand, ground-truth labels and depth) offscreen with OSMesa or EGL.
 Label ids are :data:`LABELS` indices: 0 background (walls, sky), 1 floor (free space),
-2 obstacle.
+2 obstacle. Boxes (:meth:`World.render_boxes`) are each obstacle's visible pixels' extent,
+classed by :data:`DETECTION_CLASSES`.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from tts_perception.sim.course import (Course, CORRIDOR_HALF_WIDTH, COURSE_LENGT
 
 LABELS = ('background', 'floor', 'obstacle')
 BACKGROUND, FLOOR, OBSTACLE = 0, 1, 2
+DETECTION_CLASSES = ('person', 'box', 'post')
+KIND_CLASS = {'person': 0, 'box': 1, 'cylinder': 2, 'pole': 2}
+MIN_BOX_PIXELS = 24      # visible pixels an obstacle needs to count as a box
 
 CAMERA_HEIGHT = 0.5      # m
 CAMERA_PITCH_DEG = 15.0  # down
@@ -150,6 +154,10 @@ class World:
         self._label_lut = np.full(self.model.ngeom + 1, BACKGROUND, dtype=np.uint8)
         for name, label in names.items():
             self._label_lut[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, name)] = label
+        self._box_class = {self._geom(f'ob{i}'): KIND_CLASS[ob.kind]
+                           for i, ob in enumerate(self.course.obstacles)}
+        self._box_class.update({self._geom(f'late{i}'): KIND_CLASS['person']
+                                for i in range(len(self.course.late))})
         self._light_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_LIGHT, 'sun')
         # <map znear/zfar> are relative to the model extent: make the clip planes absolute
         self.model.vis.map.znear = 0.03 / self.model.stat.extent
@@ -247,8 +255,11 @@ class World:
         r.update_scene(self.data, camera='front')
         return r.render().copy()
 
-    def render_labels(self) -> np.ndarray:
-        """Ground-truth label image (H, W) uint8 with :data:`LABELS` ids."""
+    def _geom(self, name: str) -> int:
+        return self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_GEOM, name)
+
+    def _geom_ids(self) -> np.ndarray:
+        """The geom id seen at each pixel (H, W), -1 where none."""
         r = self._get_renderer()
         r.enable_segmentation_rendering()
         try:
@@ -257,10 +268,28 @@ class World:
         finally:
             r.disable_segmentation_rendering()
         ids, types = seg[..., 0], seg[..., 1]
-        geom = (types == int(self._mj.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
+        return np.where((types == int(self._mj.mjtObj.mjOBJ_GEOM)) & (ids >= 0), ids, -1)
+
+    def render_labels(self) -> np.ndarray:
+        """Ground-truth label image (H, W) uint8 with :data:`LABELS` ids."""
+        ids = self._geom_ids()
+        geom = ids >= 0
         out = np.full(ids.shape, BACKGROUND, dtype=np.uint8)
         out[geom] = self._label_lut[ids[geom]]
         return out
+
+    def render_boxes(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Ground-truth boxes: (boxes [N, 4] x1, y1, x2, y2 in pixels, classes [N] of
+        :data:`DETECTION_CLASSES`), one per obstacle with at least :data:`MIN_BOX_PIXELS`
+        visible pixels, spanning them (an occluded obstacle's box is what is seen of it)."""
+        ids = self._geom_ids()
+        boxes, classes = [], []
+        for geom, cls in self._box_class.items():
+            ys, xs = np.nonzero(ids == geom)
+            if len(xs) >= MIN_BOX_PIXELS:
+                boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+                classes.append(cls)
+        return np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64)
 
     def render_depth(self) -> np.ndarray:
         """Depth image (H, W) float32 in metres."""
