@@ -7,7 +7,7 @@ ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
 PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
 .PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node bench-detection \
-	soak train profile calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
+	soak train train-detector detector-headroom profile calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh $(DISTRO)
@@ -47,6 +47,12 @@ soak: setup
 
 train: setup
 	$(ENV) python -m tts_perception.model.train
+
+train-detector: setup
+	$(ENV) python -m tts_perception.model.train_detector
+
+detector-headroom: setup
+	$(ENV) python bench/detector_headroom.py
 
 profile: setup
 	$(ENV) python -m tts_perception.tools.bundled_profile
