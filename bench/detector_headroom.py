@@ -1,0 +1,157 @@
+"""How much a per-frame choice could save with the bundled detector: every operating point on
+held-out simulator frames against the simulator's boxes, and the per-frame hindsight oracle.
+
+    python bench/detector_headroom.py [--model models/tts_detnet] [--seed 3000] [--frames 150]
+
+The frames come from a scripted drive on a course whose seed neither training nor validation
+used (10 frames per second of the drive). Every point (rung x resolution, fp32) runs through
+the package's runner, timed per frame; the table gives its AP50, mAP@[.5:.95], per-class
+recall at IoU 0.5 and latency. The oracle sees every point's output on every frame and takes,
+frame by frame, the cheapest point with the highest AP50 on that frame (on a frame without
+reference boxes, the fewest false boxes); its AP50 and mean latency against the best static
+point's are the headroom a scheduler could at most capture. Writes
+``bench/results/detector_headroom.json`` and a section of ``docs/results.md``.
+"""
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tts_perception.common.detection_metrics import (average_precision, frame_ap,  # noqa
+                                                     FrameBoxes)
+from tts_perception.inference.backends import make_backend  # noqa: E402
+from tts_perception.inference.model_desc import load_model_description  # noqa: E402
+from tts_perception.inference.points import OperatingPoint  # noqa: E402
+from tts_perception.inference.runner import infer  # noqa: E402
+from tts_perception.tools.results import command_line, record  # noqa: E402
+
+RESOLUTIONS = ((160, 120), (320, 240), (480, 360), (640, 480))
+
+
+def drive_frames(seed: int, n: int, every: int = 3):
+    """(rgb frames, reference boxes) along a scripted drive at 30 Hz, every ``every``th."""
+    from tts_perception.sim.world import scripted_command, World
+    frames, refs = [], []
+    with World(seed) as w:
+        while len(frames) < n and w.progress < 0.97:
+            for _ in range(every):
+                v, yaw = scripted_command(w, 1.0)
+                w.step(v, yaw, 1 / 30)
+            frames.append(w.render_rgb())
+            refs.append(FrameBoxes(*w.render_boxes()))
+    return frames, refs
+
+
+def frame_value(det, ref: FrameBoxes, num_classes: int) -> float:
+    """What the oracle maximises on one frame: its AP50; without reference boxes, minus the
+    number of (false) boxes."""
+    if not len(ref.classes):
+        return -float(len(det))
+    return frame_ap(det, ref, num_classes)['ap50']
+
+
+def run_points(model_dir: Path, frames, refs) -> Dict[str, dict]:
+    """Every point's detections, per-frame latency and errors."""
+    model = load_model_description(model_dir)
+    backend = make_backend('onnxruntime', model)
+    backend.prepare(['fp32'])
+    out = {}
+    for depth in model.depths:
+        for w, h in RESOLUTIONS:
+            p = OperatingPoint(w, h, depth, 'fp32')
+            infer(model, backend, frames[:2], p)                   # warm
+            dets, ms = [], []
+            for f in frames:
+                t = time.perf_counter()
+                dets.append(infer(model, backend, [f], p)[0][0])
+                ms.append((time.perf_counter() - t) * 1e3)
+            out[p.key] = {'dets': dets, 'ms': np.array(ms), 'value': np.array(
+                [frame_value(d, r, model.num_classes) for d, r in zip(dets, refs)])}
+    return out
+
+
+def summarise(runs: Dict[str, dict], refs, num_classes: int) -> dict:
+    """The static table, the oracle and the headroom."""
+    keys = list(runs)
+    table = {}
+    for k in keys:
+        r = average_precision(runs[k]['dets'], refs, num_classes)
+        table[k] = {'ap50': r.ap50, 'map': r.map, 'recall': r.per_class_recall,
+                    'p50_ms': float(np.median(runs[k]['ms'])),
+                    'mean_ms': float(runs[k]['ms'].mean())}
+    cost = np.array([table[k]['mean_ms'] for k in keys])
+    val = np.stack([runs[k]['value'] for k in keys])                   # [points, frames]
+    choice = np.where(val == val.max(0), cost[:, None], np.inf).argmin(0)
+    chosen = [runs[keys[c]]['dets'][f] for f, c in enumerate(choice)]
+    r = average_precision(chosen, refs, num_classes)
+    frame_ms = np.array([runs[keys[c]]['ms'][f] for f, c in enumerate(choice)])
+    best = max(keys, key=lambda k: table[k]['ap50'])
+    return {'points': table,
+            'oracle': {'ap50': r.ap50, 'map': r.map, 'recall': r.per_class_recall,
+                       'mean_ms': float(frame_ms.mean()),
+                       'share_of_frames': {k: float(np.mean(choice == i))
+                                           for i, k in enumerate(keys)}},
+            'best_static': best,
+            'saving_vs_best_static': 1.0 - float(frame_ms.mean()) / table[best]['mean_ms']}
+
+
+def markdown(res: dict, classes: List[str]) -> str:
+    rows = ['| point | AP50 | mAP | recall ' + ' / '.join(classes) + ' | p50 ms | oracle share |',
+            '|---|---|---|---|---|---|']
+    share = res['oracle']['share_of_frames']
+    for k, v in res['points'].items():
+        rec = ' / '.join('-' if x is None else f'{x:.2f}' for x in v['recall'])
+        rows.append(f"| {k} | {v['ap50']:.3f} | {v['map']:.3f} | {rec} | {v['p50_ms']:.1f} | "
+                    f"{share[k]:.0%} |")
+    o = res['oracle']
+    rec = ' / '.join('-' if x is None else f'{x:.2f}' for x in o['recall'])
+    rows.append(f"| **oracle** | {o['ap50']:.3f} | {o['map']:.3f} | {rec} | "
+                f"{o['mean_ms']:.1f} (mean) | |")
+    return '\n'.join(rows)
+
+
+def main(argv=None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--model', type=Path, default=ROOT / 'models' / 'tts_detnet')
+    ap.add_argument('--seed', type=int, default=3000)
+    ap.add_argument('--frames', type=int, default=150)
+    ap.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' /
+                    'detector_headroom.json')
+    ap.add_argument('--no-record', dest='record', action='store_false')
+    a = ap.parse_args(argv)
+    frames, refs = drive_frames(a.seed, a.frames)
+    model = load_model_description(a.model)
+    res = summarise(run_points(a.model, frames, refs), refs, model.num_classes)
+    res.update({'seed': a.seed, 'frames': len(frames),
+                'reference_boxes': int(sum(len(r.classes) for r in refs))})
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1))
+    best = res['best_static']
+    summary = (f"Best static point {best}: AP50 {res['points'][best]['ap50']:.3f} at "
+               f"{res['points'][best]['mean_ms']:.1f} ms a frame; the oracle: AP50 "
+               f"{res['oracle']['ap50']:.3f} at {res['oracle']['mean_ms']:.1f} ms "
+               f"({res['saving_vs_best_static']:.0%} less compute).")
+    table = markdown(res, model.classes)
+    print(table + '\n' + summary)
+    if a.record:
+        record('detector-headroom', 'Bundled detector: every point and the per-frame oracle',
+               command_line('make detector-headroom', 'bench/detector_headroom.py', argv),
+               f"{len(frames)} frames of a scripted drive on course {a.seed} (never used in "
+               f"training or validation), {res['reference_boxes']} reference boxes from the "
+               f"simulator; the package's runner, fp32, one frame at a time.\n\n{table}\n\n"
+               f"{summary}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
