@@ -31,6 +31,7 @@ from tts_perception.inference.backends import make_backend  # noqa: E402
 from tts_perception.inference.model_desc import load_model_description  # noqa: E402
 from tts_perception.inference.points import OperatingPoint  # noqa: E402
 from tts_perception.inference.runner import infer  # noqa: E402
+from tts_perception.sim.world import MIN_BOX_PIXELS  # noqa: E402
 from tts_perception.tools.results import command_line, record  # noqa: E402
 
 RESOLUTIONS = ((160, 120), (320, 240), (480, 360), (640, 480))
@@ -147,9 +148,10 @@ def main(argv=None) -> int:
         record('detector-headroom', 'Bundled detector: every point and the per-frame oracle',
                command_line('make detector-headroom', 'bench/detector_headroom.py', argv),
                f"{len(frames)} frames of a scripted drive on course {a.seed} (never used in "
-               f"training or validation), {res['reference_boxes']} reference boxes from the "
-               f"simulator; the package's runner, fp32, one frame at a time.\n\n{table}\n\n"
-               f"{summary}")
+               f"training or validation); references: every obstacle with at least "
+               f"{MIN_BOX_PIXELS} visible pixels at 640x480, far ones included "
+               f"({res['reference_boxes'] / len(frames):.0f} a frame); the package's runner, "
+               f"fp32, one frame at a time.\n\n{table}\n\n{summary}")
     return 0
 
 
