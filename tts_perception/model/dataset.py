@@ -5,7 +5,7 @@ pose jitter, from disjoint seed sets for train and validation. Stored as .npz un
 """
 
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Iterator, Sequence, Tuple
 
 import numpy as np
 
@@ -23,29 +23,35 @@ def render_split(seeds: Sequence[int], frames_per_seed: int, width: int = 640,
     Frames of one seed are consecutive positions along its course (in driving order) so the
     complexity monitor's temporal features can be fit on them.
     """
-    from tts_perception.sim.world import World
-    rng = np.random.default_rng(rng_seed)
     n = len(seeds) * frames_per_seed
     rgb = np.empty((n, height, width, 3), np.uint8)
     lab = np.empty((n, height, width), np.uint8)
     meta = np.empty((n, 2), np.float32)
     prog = Progress(n, label)
-    i = 0
+    for i, (w, seed, x) in enumerate(poses(seeds, frames_per_seed, width, height, jitter,
+                                           rng_seed)):
+        rgb[i], lab[i] = w.render_rgb(), w.render_labels()
+        meta[i] = (seed, x)
+        prog.update(i + 1)
+    prog.close()
+    return rgb, lab, meta
+
+
+def poses(seeds: Sequence[int], frames_per_seed: int, width: int = 640, height: int = 480,
+          jitter: bool = True, rng_seed: int = 0) -> Iterator[Tuple[object, int, float]]:
+    """(world, seed, x) at evenly spaced positions along each seed's course, the robot
+    shifted and turned at random (``jitter``) so that frames are not all along the lane."""
+    from tts_perception.sim.world import World
+    rng = np.random.default_rng(rng_seed)
     for seed in seeds:
         with World(seed, width=width, height=height) as w:
-            xs = np.linspace(0.5, w.course.length - 2.0, frames_per_seed)
-            for x in xs:
+            for x in np.linspace(0.5, w.course.length - 2.0, frames_per_seed):
                 w.reset(float(x))
                 if jitter:
                     w.state.y += float(rng.uniform(-0.6, 0.6))
                     w.state.yaw = float(rng.uniform(-0.35, 0.35))
                     w.step(0.0, 0.0, 1e-3)
-                rgb[i], lab[i] = w.render_rgb(), w.render_labels()
-                meta[i] = (seed, x)
-                i += 1
-                prog.update(i)
-    prog.close()
-    return rgb, lab, meta
+                yield w, seed, float(x)
 
 
 def load_or_make(path: Path, seeds: Sequence[int], frames_per_seed: int, **kw):

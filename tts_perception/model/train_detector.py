@@ -34,24 +34,16 @@ def render_boxes_split(seeds: Sequence[int], frames_per_seed: int, rng_seed: int
                        ) -> Tuple[np.ndarray, List[np.ndarray], List[np.ndarray]]:
     """(rgb [N, 480, 640, 3], boxes per frame, classes per frame) along each seed's course,
     with the same pose jitter as the segmenter's data."""
-    from tts_perception.sim.world import World
-    rng = np.random.default_rng(rng_seed)
+    from tts_perception.model.dataset import poses
     rgb = np.empty((len(seeds) * frames_per_seed, 480, 640, 3), np.uint8)
     boxes, classes = [], []
     prog = Progress(len(rgb), 'render')
-    for s, seed in enumerate(seeds):
-        with World(seed) as w:
-            for k, x in enumerate(np.linspace(0.5, w.course.length - 2.0, frames_per_seed)):
-                w.reset(float(x))
-                w.state.y += float(rng.uniform(-0.6, 0.6))
-                w.state.yaw = float(rng.uniform(-0.35, 0.35))
-                w.step(0.0, 0.0, 1e-3)
-                i = s * frames_per_seed + k
-                rgb[i] = w.render_rgb()
-                b, c = w.render_boxes()
-                boxes.append(b)
-                classes.append(c)
-                prog.update(i + 1)
+    for i, (w, _, _) in enumerate(poses(seeds, frames_per_seed, rng_seed=rng_seed)):
+        rgb[i] = w.render_rgb()
+        b, c = w.render_boxes()
+        boxes.append(b)
+        classes.append(c)
+        prog.update(i + 1)
     prog.close()
     return rgb, boxes, classes
 
