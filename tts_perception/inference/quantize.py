@@ -8,7 +8,7 @@ format, per-channel int8 weights, uint8 activations.
 """
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
@@ -23,10 +23,14 @@ def int8_name(fp32_name: str) -> str:
 
 
 def quantize_model(model: ModelDescription, frames: Sequence[np.ndarray],
-                   resolution: Tuple[int, int]) -> List[Path]:
+                   resolution: Tuple[int, int],
+                   op_types: Optional[Sequence[str]] = None) -> List[Path]:
     """Write ``<stage>.int8.onnx`` next to every fp32 stage; returns the paths.
 
-    ``frames``: RGB uint8 calibration frames; ``resolution``: (w, h) they are fed at.
+    ``frames``: RGB uint8 calibration frames; ``resolution``: (w, h) they are fed at;
+    ``op_types``: quantize only these operators (default: every one ONNX Runtime can), e.g.
+    ``['Conv']`` to keep a detector's decoding tail, where box coordinates in pixels and scores
+    in [0, 1] meet in one tensor, in float.
     """
     import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
@@ -54,7 +58,8 @@ def quantize_model(model: ModelDescription, frames: Sequence[np.ndarray],
         try:
             quantize_static(str(src), str(dst), Reader(in_name, inputs),
                             quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=list(op_types) if op_types else None)
         except Exception as exc:  # onnxruntime.quantization raises plain errors of many kinds
             raise ModelError(f'int8 quantization of {src.name} failed: {exc}') from exc
         written.append(dst)

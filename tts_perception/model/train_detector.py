@@ -6,12 +6,13 @@ it as a model the package loads (``task: detection``), and report COCO AP per po
 Renders (or reuses) ``data/det_train.npz`` and ``data/det_val.npz`` from the segmenter's
 disjoint training and validation seeds (boxes: :meth:`~tts_perception.sim.world.World.
 render_boxes`), trains the three rungs (:mod:`~tts_perception.model.detnet`) on multi-scale
-crops, exports one ONNX graph per rung and ``model.yaml``, and writes ``report.json``: AP50,
-mAP and per-class recall of every (rung, resolution) on the validation seeds, run by the
-package's own runner.
+crops, exports one ONNX graph per rung, its int8 version (convolutions quantized) and
+``model.yaml``, and writes ``report.json``: AP50, mAP and per-class recall of every (rung,
+resolution, precision) on the validation seeds, run by the package's own runner.
 """
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 import sys
@@ -142,6 +143,15 @@ def export(models, out: Path) -> None:
     (out / 'model.yaml').write_text(yaml.safe_dump(desc, sort_keys=False))
 
 
+def add_int8(out: Path, frames: Sequence[np.ndarray]) -> None:
+    """int8 versions of every rung (convolutions only: the decoding tail stays float),
+    calibrated on ``frames`` at 320x240, listed in ``model.yaml``."""
+    from tts_perception.inference.model_desc import load_model_description
+    from tts_perception.inference.quantize import add_int8_stages, quantize_model
+    files = quantize_model(load_model_description(out), list(frames), (320, 240), ['Conv'])
+    add_int8_stages(out / 'model.yaml', files)
+
+
 def report(out: Path, rgb, boxes, classes) -> dict:
     """AP50, mAP and per-class recall of every (rung, resolution) on held-out frames, run as
     the package runs a detector."""
@@ -152,17 +162,16 @@ def report(out: Path, rgb, boxes, classes) -> dict:
     from tts_perception.inference.runner import infer
     model = load_model_description(out)
     backend = make_backend('onnxruntime', model)
-    backend.prepare(['fp32'])
+    backend.prepare(list(model.precisions))
     refs = [FrameBoxes(b, c) for b, c in zip(boxes, classes)]
     res = {}
-    for depth in model.depths:
-        for w, h in RESOLUTIONS:
-            p = OperatingPoint(w, h, depth, 'fp32')
-            dets = [infer(model, backend, [im], p)[0][0] for im in rgb]
-            r = average_precision(dets, refs, model.num_classes)
-            res[p.key] = {'ap50': r.ap50, 'map': r.map, 'recall': r.per_class_recall}
-            print(f'{p.key:>18} AP50 {r.ap50:.3f} mAP {r.map:.3f} recall '
-                  + ' '.join(f'{v:.2f}' for v in r.per_class_recall if v is not None))
+    for depth, (w, h), prec in itertools.product(model.depths, RESOLUTIONS, model.precisions):
+        p = OperatingPoint(w, h, depth, prec)
+        dets = [infer(model, backend, [im], p)[0][0] for im in rgb]
+        r = average_precision(dets, refs, model.num_classes)
+        res[p.key] = {'ap50': r.ap50, 'map': r.map, 'recall': r.per_class_recall}
+        print(f'{p.key:>18} AP50 {r.ap50:.3f} mAP {r.map:.3f} recall '
+              + ' '.join(f'{v:.2f}' for v in r.per_class_recall if v is not None))
     return res
 
 
@@ -185,6 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = [train_rung(size, rgb, boxes, classes, a.steps, a.seed + i)
               for i, size in enumerate(LADDER)]
     export(models, a.out)
+    add_int8(a.out, vrgb[::4])
     rep = {'steps': a.steps, 'train_seeds': list(TRAIN_SEEDS), 'val_seeds': list(VAL_SEEDS),
            'train_frames': int(len(rgb)), 'val_frames': int(len(vrgb)),
            'train_seconds': round(time.time() - t0, 1),
