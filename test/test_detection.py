@@ -242,3 +242,18 @@ def test_detection_signals_from_the_previous_output():
     assert list(detection_features(cur, none, (640, 480), (160, 120), 0.25)) == \
         [0.0, NO_OBJECT_SIDE_PX, 1.0, 1.0]
     assert change(none, none) == 0.0
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_summed_frame_counts_give_the_ap50_of_the_frames(seed):
+    """Per-frame accumulators that add up (as calibrate sums confusion matrices over any set
+    of frames) read back the AP50 and recall of those frames, within the score bins' width."""
+    from tts_perception.common.detection_metrics import ap50_of_counts, frame_counts
+    dets, refs = _scene(np.random.default_rng(seed), n_frames=60)
+    counts = np.stack([frame_counts(d, r, 3) for d, r in zip(dets, refs)])
+    for part in (slice(None), slice(0, len(dets) // 2), slice(len(dets) // 3, None)):
+        exact = average_precision(dets[part], refs[part], 3)
+        binned = ap50_of_counts(counts[part].sum(0))
+        assert binned.ap50 == pytest.approx(exact.ap50, abs=0.02)
+        for b, e in zip(binned.per_class_recall, exact.per_class_recall):
+            assert (b is None) == (e is None) and (b is None or b == pytest.approx(e))

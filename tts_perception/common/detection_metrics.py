@@ -7,7 +7,8 @@ recall at IoU 0.5 (the class floor's measure). As COCOeval: per frame and class 
 ``max_det`` detections by score; each detection, best score first, matches the unmatched
 reference of its class with the highest IoU at or above the threshold; precision made
 monotone, read at the 101 recall points 0, 0.01, ..., 1. Crowd regions and area ranges are
-not modelled. Why: ``doc/detection.md``.
+not modelled. :func:`frame_counts` keeps one frame's AP50 evidence in a fixed-shape array that
+sums over frames, as calibration sums confusion matrices. Why: ``doc/detection.md``.
 """
 
 from dataclasses import dataclass, field
@@ -87,14 +88,57 @@ def _ap(scores: np.ndarray, tp: np.ndarray, n_ref: int) -> np.ndarray:
     tps, fps = np.cumsum(tp, 1), np.cumsum(~tp, 1)
     ap, reached = np.zeros(len(tp)), np.zeros(len(tp))
     for t in range(len(tp)):
-        rc = tps[t] / n_ref
-        pr = tps[t] / np.maximum(tps[t] + fps[t], np.finfo(float).eps)
-        pr = np.maximum.accumulate(pr[::-1])[::-1] if len(pr) else pr
-        idx = np.searchsorted(rc, RECALL_POINTS, side='left')
-        ap[t] = np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)], 0.0).mean() \
-            if len(pr) else 0.0
-        reached[t] = rc[-1] if len(rc) else 0.0
+        ap[t], reached[t] = _interpolated(tps[t], fps[t], n_ref)
     return ap, reached
+
+
+def _interpolated(tps: np.ndarray, fps: np.ndarray, n_ref: int) -> Tuple[float, float]:
+    """(AP, recall reached) of a precision-recall curve given as cumulative true and false
+    positives, best score first: precision made monotone, read at the 101 recall points."""
+    if not len(tps):
+        return 0.0, 0.0
+    rc = tps / n_ref
+    pr = np.maximum.accumulate((tps / np.maximum(tps + fps, np.finfo(float).eps))[::-1])[::-1]
+    idx = np.searchsorted(rc, RECALL_POINTS, side='left')
+    return float(np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)], 0.0).mean()), \
+        float(rc[-1])
+
+
+SCORE_BINS = 100
+
+
+def frame_counts(det: FrameBoxes, ref: FrameBoxes, num_classes: int, max_det: int = 100,
+                 bins: int = SCORE_BINS) -> np.ndarray:
+    """One frame's AP50 accumulator [classes, 2 x bins + 1]: per class the histograms over
+    score bins (scores in [0, 1]) of true (IoU >= 0.5) and false detections, then the number
+    of reference boxes. Frames' accumulators add up, like confusion matrices, and
+    :func:`ap50_of_counts` reads AP50 from any sum of them (to within the bins' width)."""
+    out = np.zeros((num_classes, 2 * bins + 1), np.int64)
+    for c in range(num_classes):
+        scores, tp, n_ref = _match(det, ref, c, max_det)
+        b = np.clip((scores * bins).astype(np.int64), 0, bins - 1)
+        out[c, :bins] = np.bincount(b[tp[0]], minlength=bins)
+        out[c, bins:2 * bins] = np.bincount(b[~tp[0]], minlength=bins)
+        out[c, -1] = n_ref
+    return out
+
+
+def ap50_of_counts(counts: np.ndarray) -> APResult:
+    """AP50 (mean over the classes with a reference box), per-class AP50 and recall from a
+    sum of :func:`frame_counts` ([classes, 2 x bins + 1]); mAP is not kept (None)."""
+    bins = (counts.shape[1] - 1) // 2
+    per, recall = [], []
+    for row in np.asarray(counts):
+        if row[-1] == 0:
+            per.append(None), recall.append(None)
+            continue
+        tp, fp = row[:bins][::-1], row[bins:2 * bins][::-1]        # best scores first
+        seen = (tp + fp) > 0
+        ap, reached = _interpolated(np.cumsum(tp)[seen], np.cumsum(fp)[seen], int(row[-1]))
+        per.append(ap), recall.append(reached)
+    have = [v for v in per if v is not None]
+    return APResult(float(np.mean(have)) if have else None, None, per, [None] * len(per),
+                    recall)
 
 
 def average_precision(dets: Sequence[FrameBoxes], refs: Sequence[FrameBoxes],
