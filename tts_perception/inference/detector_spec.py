@@ -35,7 +35,8 @@ class DetectorSpec:
     box_format: str = 'xyxy'              # boxes
     normalized: bool = False              # boxes: coordinates in [0, 1] of the input
     outputs: Dict[str, Any] = field(default_factory=dict)   # boxes: role -> name or index
-    anchors: Optional[SsdAnchors] = None  # ssd
+    anchors: Optional[SsdAnchors] = None  # ssd: the options
+    anchor_boxes: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
     ssd_scales: Tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     sigmoid: bool = True                  # ssd: raw scores are logits
     user: Optional[Callable[..., Detections]] = field(default=None, compare=False)
@@ -48,7 +49,7 @@ class DetectorSpec:
         if self.decoder == 'yolo':
             return decode_yolo(outputs[0], num_classes, self.objectness)
         if self.decoder == 'ssd':
-            return decode_ssd(outputs[0], outputs[1], self.anchors.anchors(), self.ssd_scales,
+            return decode_ssd(outputs[0], outputs[1], self.anchor_boxes, self.ssd_scales,
                               input_wh, self.sigmoid)
         pick = {role: outputs[self.output_index(role, names)] for role in BOX_ROLES
                 if role in self.outputs}
@@ -75,7 +76,7 @@ class DetectorSpec:
         if self.decoder == 'yolo':
             _check_yolo(shapes[0], num_classes, self.objectness)
         elif self.decoder == 'ssd':
-            _check_ssd(shapes[0], len(self.anchors.anchors()))
+            _check_ssd(shapes[0], len(self.anchor_boxes))
         else:
             _check_roles(self.outputs, names)
 
@@ -168,7 +169,7 @@ def _ssd_section(s: Any) -> Dict[str, Any]:
             min(anchors.strides) <= 0 or min(scales) <= 0:
         raise DetectionError('detection.ssd: input_size is [w, h], strides positive, scales '
                              'four positive numbers (x, y, w, h)')
-    return dict(anchors=anchors, ssd_scales=scales,
+    return dict(anchors=anchors, anchor_boxes=anchors.anchors(), ssd_scales=scales,
                 sigmoid=_flag(s, 'sigmoid', True, 'ssd.'))
 
 

@@ -50,11 +50,7 @@ class OnnxRuntimeBackend(Backend):
     def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Run one stage; chained models return (feature, exit output)."""
-        try:
-            sess = self.sessions[(precision, stage)]
-        except KeyError:
-            raise BackendUnavailable(f'stage {stage} at {precision} was not prepared') from None
-        outs = sess.run(None, {sess.get_inputs()[0].name: inp})
+        outs = self.run_outputs(precision, stage, inp)
         if self.model.structure == 'chained' and len(outs) > 1:
             return outs[0], outs[1]
         return None, outs[-1]
