@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -60,17 +60,27 @@ def train(rgb, lab, steps: int, seed: int = 0, batch: int = 8, lr: float = 3e-3)
     weight = torch.tensor((freq.sum() / np.maximum(freq, 1)) ** 0.5, dtype=torch.float32)
     weight = weight / weight.mean()
     model = EarlyExitSegNet()
+
+    def batch_loss():
+        x, y = _batch(rgb, lab, rng, batch)
+        return sum(F.cross_entropy(F.interpolate(o, size=y.shape[1:], mode='bilinear',
+                                                 align_corners=False), y, weight=weight)
+                   for o in model(x, depth=3))
+    return optimise(model, steps, lr, batch_loss, 'train')
+
+
+def optimise(model, steps: int, lr: float, batch_loss: Callable, label: str):
+    """``steps`` steps of AdamW with a one-cycle schedule on ``batch_loss()`` (a fresh batch's
+    loss at each call), showing the smoothed loss; returns the model in eval mode. Both
+    bundled networks train with it."""
+    import torch
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    prog = Progress(steps, 'train')
+    prog = Progress(steps, label)
     model.train()
     ema = None
     for step in range(steps):
-        x, y = _batch(rgb, lab, rng, batch)
-        outs = model(x, depth=3)
-        loss = sum(F.cross_entropy(F.interpolate(o, size=y.shape[1:], mode='bilinear',
-                                                 align_corners=False), y, weight=weight)
-                   for o in outs)
+        loss = batch_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -91,31 +91,21 @@ def train_rung(size: str, rgb, boxes, classes, steps: int, seed: int, batch: int
     """One rung of the ladder, trained; returns it in eval mode."""
     import torch
     from tts_perception.model.detnet import DetNet, loss, targets
+    from tts_perception.model.train import optimise
     from tts_perception.sim.world import DETECTION_CLASSES
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = DetNet(size, len(DETECTION_CLASSES))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    prog = Progress(steps, f'train {size}')
-    model.train()
-    ema = None
-    for step in range(steps):
+
+    def batch_loss():
         idx = rng.integers(0, len(rgb), batch)
         scale = float(rng.choice(SCALES))            # one per batch: crops of one size
         samples = [_crop(rgb[i], boxes[i], classes[i], scale, rng) for i in idx]
         x = torch.from_numpy(np.stack([s[0].transpose(2, 0, 1) for s in samples]))
         t = targets([s[1] for s in samples], [s[2] for s in samples], x.shape[2:],
                     len(DETECTION_CLASSES))
-        value = loss(model, x, *(torch.from_numpy(a) for a in t))
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-        sched.step()
-        ema = value.item() if ema is None else 0.95 * ema + 0.05 * value.item()
-        prog.update(step + 1, f'loss {ema:.3f}')
-    prog.close()
-    return model.eval()
+        return loss(model, x, *(torch.from_numpy(a) for a in t))
+    return optimise(model, steps, lr, batch_loss, f'train {size}')
 
 
 def export(models, out: Path) -> None:
