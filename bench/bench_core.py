@@ -97,7 +97,7 @@ def run_policy(pipe: AdaptivePipeline, frames, policy: str, deadline: float,
         if step.held:
             return 0.0
         rec, probe_ms = step.rec, step.probe_ms
-        fcm = ConfusionMatrix(ncls).add(step.labels[::2, ::2], lab[::2, ::2])
+        fcm = ConfusionMatrix(ncls).add(step.output[::2, ::2], lab[::2, ::2])
         cm.add_matrix(fcm.m)
         recs.append({**rec.to_dict(), 'frame': i, 'confusion': fcm.m, 'probe_ms': probe_ms})
         return rec.total_ms + probe_ms

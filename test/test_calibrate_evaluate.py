@@ -15,6 +15,7 @@ from conftest import ROOT
 from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
 from tts_perception.bag.rosbag import BagWriter
 from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.scoring import SegmentationScoring
 from tts_perception.adaptive import calibration
 from tts_perception.bag.recordings import read_bag, read_recordings
 from tts_perception.inference import latency
@@ -323,16 +324,17 @@ def test_staleness_scores_each_output_against_the_frames_after_it():
     preds = {'moving': list(refs), 'still': [refs[0]] * 12}
     still_refs = [refs[0]] * 12
     seq = [0] * 6 + [1] * 6                          # pairs never cross a sequence
-    st = calibration.staleness(preds, refs, seq, 2, range(12), lags=3)
+    st = calibration.staleness(preds, refs, seq, SegmentationScoring(2), range(12), lags=3)
     row = st['moving']
     assert row[0] == pytest.approx(1.0) and all(a > b for a, b in zip(row, row[1:]))
-    assert calibration.staleness({'still': preds['still']}, still_refs, seq, 2, range(12),
-                                 lags=3)['still'] == pytest.approx([1.0] * 4)
+    still = calibration.staleness({'still': preds['still']}, still_refs, seq,
+                                  SegmentationScoring(2), range(12), lags=3)['still']
+    assert still == pytest.approx([1.0] * 4)
     # only frames 0..5 and 6..11 pair up; at lag 3 every pair is a bar against itself shifted
     # by three columns
     assert row[3] == pytest.approx(ConfusionMatrix(2).add(refs[0], refs[3]).miou())
     # no two frames of one sequence are 6 apart: the rows stop at lag 5, no empty lag
-    long = calibration.staleness(preds, refs, seq, 2, range(12), lags=8)
+    long = calibration.staleness(preds, refs, seq, SegmentationScoring(2), range(12), lags=8)
     assert [len(v) for v in long.values()] == [6, 6] and np.isfinite(long['moving']).all()
 
 
@@ -385,13 +387,14 @@ def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sampl
     from tts_perception.adaptive.complexity import RESULT_FEATURES
     from tts_perception.adaptive.difficulty import FEATURES
     from tts_perception.inference.model_desc import load_model_description
+    from tts_perception.tasks import SegmentationTask
     frames = read_bag(sample_bag, 'camera/image_raw', max_frames=12, quiet=True)
     frames.seq = np.repeat([0, 1], 6)
     model = load_model_description(MODEL)
     rng = np.random.default_rng(1)
     labels = [rng.integers(0, model.num_classes, (30, 40)).astype(np.uint8) for _ in frames.rgb]
     conf = rng.uniform(0.5, 0.99, len(frames))
-    feats = calibration.complexity_features(model, frames, labels, conf)
+    feats = calibration.complexity_features(SegmentationTask(model), frames, labels, conf)
     cols = [FEATURES.index(f) for f in RESULT_FEATURES]
     first = np.array([True] + [False] * 5 + [True] + [False] * 5)
     assert np.allclose(feats[first][:, cols], feats[~first][:, cols].mean(0), atol=1e-6)

@@ -226,8 +226,8 @@ def test_streaming_ap_scores_the_newest_finished_output_at_each_frame():
 
 
 def test_detection_signals_from_the_previous_output():
-    from tts_perception.adaptive.detection_signals import (change, detection_features,
-                                                           NO_OBJECT_SIDE_PX)
+    from tts_perception.tasks.detection_signals import (change, detection_features,
+                                                        NO_OBJECT_SIDE_PX)
     cur = Detections([[0, 0, 64, 32], [100, 100, 300, 300]], [0.9, 0.3], [0, 1])
     f = detection_features(None, cur, (640, 480), (160, 120), 0.25)
     # two objects; the smallest side is 32 px at 640x480, 8 px at 160x120; the 0.3 box sits

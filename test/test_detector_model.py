@@ -142,11 +142,44 @@ def test_unknown_task_and_chained_detector_are_refused(tmp_path):
         load_model_description(root)
 
 
-def test_pipeline_and_calibration_refuse_a_detector_with_the_reason(tmp_path):
+def _moving_box_frames(n: int, truth_dx: int = 0):
+    """``n`` frames of a box moving right, with ground-truth boxes ``truth_dx`` px off."""
+    from tts_perception.common.detection_metrics import FrameBoxes
+    from tts_perception.common.frames import Frames
+    boxes = [(60 + 12 * i, 150, 260 + 12 * i, 330) for i in range(n)]
+    truth = [FrameBoxes([[b[0] + truth_dx, b[1], b[2] + truth_dx, b[3]]], [1]) for b in boxes]
+    return Frames([_frame(b) for b in boxes], np.arange(n) * 100_000_000, boxes=truth)
+
+
+def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
+    """The task interface end to end: calibration scores every point by AP50 against the
+    frames' boxes (recall as the class floor), and the pipeline runs the profile's choice
+    on each frame and hands back boxes in camera pixels."""
     from tts_perception.adaptive.calibration import build_profile
-    from tts_perception.adaptive.pipeline import AdaptivePipeline, ConfigError, PipelineConfig
-    root = dm.write_detector(tmp_path / 'd', [dm.yolo_model()], {'decoder': 'yolo'})
-    with pytest.raises(ConfigError, match='the adaptive pipeline schedules segmentation'):
-        AdaptivePipeline(PipelineConfig(model_path=str(root)))
-    with pytest.raises(ModelError, match='calibration schedules segmentation'):
-        build_profile(load_model_description(root), None, None, [], 10)
+    from tts_perception.adaptive.pipeline import AdaptivePipeline, PipelineConfig
+    root = dm.write_detector(tmp_path / 'd', [dm.yolo_model(), dm.yolo_model(True)],
+                             {'decoder': 'yolo'})
+    model = load_model_description(root)
+    backend = make_backend('auto', model)
+    backend.prepare(['fp32'], [(320, 240), (640, 480)])
+    points = [OperatingPoint(w, h, d, 'fp32') for w, h in ((320, 240), (640, 480))
+              for d in (1, 2)]
+    prof = build_profile(model, backend, _moving_box_frames(24), points, fit_n=16,
+                         latency_runs=4, quiet=True)
+    assert prof.accuracy.metric == 'AP50' and prof.data.reference == 'labels'
+    assert prof.accuracy.overall == pytest.approx({p.key: 1.0 for p in points}, abs=0.02)
+    assert all(v[0] is None and v[1] == pytest.approx(1.0)
+               for v in prof.accuracy.per_class_iou.values())      # recall of 'box'
+    # boxes a quarter off: no detection matches at IoU 0.5, every AP50 is 0 and every
+    # point blind to the class
+    off = build_profile(model, backend, _moving_box_frames(24, truth_dx=120), points,
+                        fit_n=16, latency_runs=4, quiet=True)
+    assert max(off.accuracy.overall.values()) == 0.0
+    assert set(off.class_floor.blind) == {p.key for p in points}
+    assert 'recall 0.000' in next(iter(off.class_floor.blind.values()))
+    pipe = AdaptivePipeline(PipelineConfig(model_path=str(root), deadline_ms=1e4),
+                            model=model, backend=backend, profile=prof)
+    for rgb, truth in zip(_moving_box_frames(5).rgb, _moving_box_frames(5).boxes):
+        det, rec = pipe.process(rgb)
+        assert rec.point in prof.points and not rec.missed
+        _assert_box(det, (rec.width, rec.height), box=tuple(truth.boxes[0]))

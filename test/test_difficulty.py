@@ -9,11 +9,13 @@ import pytest
 from conftest import ROOT
 from tts_perception.adaptive.complexity import estimator, fit_complexity
 from tts_perception.adaptive.difficulty import (FEATURES, feature_mask, out_of_fold,
-                                                probe_loss, probe_losses, result_signals,
-                                                SCORE_STEP, select_signals, SIGNALS)
+                                                probe_losses, select_signals, SIGNALS)
 from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, PipelineConfig
+from tts_perception.common.scoring import confusion_miou
+from tts_perception.inference.model_desc import load_model_description
 from tts_perception.inference.points import OperatingPoint
 from tts_perception.inference.runner import infer
+from tts_perception.tasks.segmentation import result_signals, SCORE_STEP, SegmentationTask
 
 pytestmark = pytest.mark.unit
 
@@ -92,9 +94,10 @@ def test_probe_feature_carries_the_latest_probe_and_restarts_with_each_sequence(
     cheap = [np.full((4, 4), i % 2, np.uint8) for i in range(10)]
     ref = [np.zeros((4, 4), np.uint8)] * 10
     seq = [0] * 6 + [1] * 4
-    got = probe_losses(cheap, ref, seq, 3, 2, prior=-1.0)
+    task = SegmentationTask(load_model_description(MODEL))
+    got = probe_losses(cheap, ref, seq, 3, task.loss, prior=-1.0)
     # probes at frames 0, 3 (sequence 0) and 6, 9 (sequence 1); each frame sees the one before
-    loss = [probe_loss(c, r, 2) for c, r in zip(cheap, ref)]
+    loss = [task.loss(c, r) for c, r in zip(cheap, ref)]
     want = [-1.0, loss[0], loss[0], loss[0], loss[3], loss[3], -1.0, loss[6], loss[6], loss[6]]
     assert got.tolist() == pytest.approx(want)
     assert loss[1] == 1.0 and loss[0] == 0.0
@@ -104,7 +107,6 @@ def _probe_case(seed: int = 0):
     """Two points that see every class: a cheap one that loses half its pixels on hard frames
     (30 %) and is as good as the expensive one on the others; the probe signal says which
     frames are hard, the content signal is noise."""
-    from tts_perception.adaptive.calibration import _miou
     rng = np.random.default_rng(seed)
     n = 90
     hard = rng.random(n) < 0.3
@@ -114,9 +116,9 @@ def _probe_case(seed: int = 0):
     cms = {k: np.array([[[1000 * (1 - x), 1000 * x], [1000 * x, 1000 * (1 - x)]] for x in e])
            for k, e in err.items()}
     points = [OperatingPoint.parse(k) for k in err]
-    acc = np.stack([[_miou(m) for m in cms[p.key]] for p in points])
+    acc = np.stack([[confusion_miou(m) for m in cms[p.key]] for p in points])
     folds = np.array_split(np.arange(n), 3)
-    overall = {k: _miou(m.sum(0)) for k, m in cms.items()}
+    overall = {k: confusion_miou(m.sum(0)) for k, m in cms.items()}
     return feats, acc, cms, points, folds, overall, hard
 
 
@@ -174,8 +176,8 @@ def test_probes_run_on_cadence_with_slack_only_after_the_result_and_feed_the_est
             # the measured loss is the cheap point's against the reference, on this frame
             a = infer(pipe.model, pipe.backend, [rgb], OperatingPoint.parse(cheap))[0][0]
             b = infer(pipe.model, pipe.backend, [rgb], OperatingPoint.parse(ref))[0][0]
-            want = probe_loss(a[::SCORE_STEP, ::SCORE_STEP], b[::SCORE_STEP, ::SCORE_STEP],
-                              pipe.model.num_classes)
+            want = 1.0 - confusion_miou(pipe.task.scoring.evidence(
+                a[::SCORE_STEP, ::SCORE_STEP], b[::SCORE_STEP, ::SCORE_STEP]))
             assert mon._probe == pytest.approx(want, abs=1e-9)
             assert mon.features(rgb)[FEATURES.index('probe_loss')] == pytest.approx(want)
     # every 3 processed frames; the one due at frame 3 ran at 3, at 6 ... (frame 4's refusal

@@ -92,7 +92,7 @@ def test_every_command_line_tool_is_a_console_script():
 
 # The floors of the package, bottom up: a folder imports only from floors below its own
 # (function-level imports included). The README's layout section draws the same picture.
-FLOORS = (('common',), ('sim', 'inference', 'control'), ('bag', 'adaptive', 'model'),
+FLOORS = (('common',), ('sim', 'inference', 'control'), ('tasks',), ('bag', 'adaptive', 'model'),
           ('nodes',), ('tools',), ('',))
 
 

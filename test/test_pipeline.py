@@ -282,10 +282,10 @@ def test_start_up_timing_does_not_rule_out_a_point_for_one_hiccup(pipe, monkeypa
     timed again after the others and keeps its prior; a point slow every time is rescaled."""
     from collections import Counter
     import time
-    from tts_perception.adaptive import pipeline as pipeline_module
+    from tts_perception.tasks import base as task_module
     once, always = '320x240/d3/int8', '160x120/d2/int8'
     calls = Counter()
-    real_infer = pipeline_module.infer
+    real_infer = task_module.infer
 
     def infer_with_hiccups(model, backend, frames, point, *args, **kwargs):
         calls[point.key] += 1
@@ -294,7 +294,7 @@ def test_start_up_timing_does_not_rule_out_a_point_for_one_hiccup(pipe, monkeypa
                 (point.key == always and calls[point.key] > 1):
             time.sleep(0.05)
         return real_infer(model, backend, frames, point, *args, **kwargs)
-    monkeypatch.setattr(pipeline_module, 'infer', infer_with_hiccups)
+    monkeypatch.setattr(task_module, 'infer', infer_with_hiccups)
     pipe.warm_up()
     lm = pipe.latency
     assert calls[once] == 5 and calls[always] == 5      # both timed twice

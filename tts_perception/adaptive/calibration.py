@@ -18,27 +18,28 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, feature_range, fit_complexity,
-                                                fit_point_models, obstacle_class, result_map)
-from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss,
+                                                fit_point_models, result_map)
+from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss, Value,
                                                 frame_shortfall, out_of_fold,
                                                 price_for_every_part, probe_losses, probe_pair,
-                                                SCORE_STEP, select_signals, SignalGate,
+                                                select_signals, SignalGate,
                                                 SIGNALS, within_point_correlation)
 from tts_perception.adaptive.pipeline import PipelineConfig
 from tts_perception.adaptive.profile_data import Profile, PROFILE_VERSION
 from tts_perception.adaptive.scheduler import (blind_points, SchedulerConfig, stale_weight,
                                                StreamingTable)
 from tts_perception.common.frames import Frames
-from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.scoring import confusion_miou, Scoring
 from tts_perception.common.progress import Progress
 from tts_perception.inference.latency import (LATENCY_PASSES, LATENCY_RUNS, machine_info,
                                               measure_latencies, measure_latency)
 from tts_perception.inference.model_desc import ModelDescription
 from tts_perception.inference.points import golden_point, OperatingPoint
-from tts_perception.inference.runner import infer
+from tts_perception.tasks import Task, task_for
+from tts_perception.tasks.segmentation import SCORE_STEP
 
 N_BINS = 5
-SUB = SCORE_STEP          # accuracy is scored on every 4th pixel in both directions
+SUB = SCORE_STEP          # segmentation is scored on every 4th pixel in both directions
 INT8_BOUND = 0.5          # worst per-class IoU of int8 vs fp32 below this: point unusable
 STALE_LAGS = 10           # staleness: accuracy against the frames up to 10 camera periods later
 FRACTIONS = (0.25, 0.5, 1.0)
@@ -66,24 +67,24 @@ def default_resolutions(model: ModelDescription, frame_wh: Tuple[int, int]
     return out
 
 
-def _scores(model: ModelDescription, backend, frames: Frames, points: Sequence[OperatingPoint],
-            quiet: bool) -> Tuple[Dict[str, List[np.ndarray]], Dict[str, np.ndarray]]:
-    """Subsampled labels of every point on every frame (all exits of a (resolution,
+def _scores(task: Task, backend, frames: Frames, points: Sequence[OperatingPoint],
+            quiet: bool) -> Tuple[Dict[str, List[Any]], Dict[str, np.ndarray]]:
+    """Every point's output on every frame in its scored form (all exits of a (resolution,
     precision) from one pass) and every point's confidence per frame."""
     combos = sorted({(p.resolution, p.precision) for p in points})
     depth = max(p.depth for p in points)
-    preds: Dict[str, List[np.ndarray]] = {p.key: [] for p in points}
+    preds: Dict[str, List[Any]] = {p.key: [] for p in points}
     confs = {p.key: np.zeros(len(frames), np.float32) for p in points}
     prog = Progress(len(frames) * len(combos), 'accuracy', quiet=quiet)
     k = 0
     for i, rgb in enumerate(frames.rgb):
         for (w, h), prec in combos:
             full = OperatingPoint(w, h, depth, prec)
-            for d, (labels, conf) in enumerate(infer(model, backend, [rgb], full,
-                                                     all_exits=True), 1):
+            for d, (outputs, conf) in enumerate(task.infer(backend, [rgb], full,
+                                                           all_exits=True), 1):
                 key = OperatingPoint(w, h, d, prec).key
                 if key in preds:
-                    preds[key].append(labels[0][::SUB, ::SUB].copy())
+                    preds[key].append(task.scored(outputs[0]))
                     confs[key][i] = conf[0]
             k += 1
             prog.update(k)
@@ -91,16 +92,17 @@ def _scores(model: ModelDescription, backend, frames: Frames, points: Sequence[O
     return preds, confs
 
 
-def _confusions(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], n: int
-                ) -> Dict[str, np.ndarray]:
-    """Per point, per frame confusion matrices [F, C, C] against the references."""
-    return {k: np.stack([ConfusionMatrix(n).add(p, r).m for p, r in zip(v, refs)])
+def _evidence(scoring: Scoring, preds: Dict[str, List[Any]], refs: List[Any]
+              ) -> Dict[str, np.ndarray]:
+    """Per point, per frame evidence [F, ...] against the references (confusion matrices
+    for segmentation: :mod:`~tts_perception.common.scoring`)."""
+    return {k: np.stack([scoring.evidence(p, r) for p, r in zip(v, refs)])
             for k, v in preds.items()}
 
 
-def staleness(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], seq: Sequence,
-              num_classes: int, frames: range, lags: int = STALE_LAGS) -> Dict[str, List[float]]:
-    """Per point, the accuracy (mIoU) of its output on frame t against the reference of frame
+def staleness(preds: Dict[str, List[Any]], refs: List[Any], seq: Sequence,
+              scoring: Scoring, frames: range, lags: int = STALE_LAGS) -> Dict[str, List[float]]:
+    """Per point, the accuracy of its output on frame t against the reference of frame
     t + k, k = 0..``lags``, over ``frames`` (pairs within one sequence only; the rows end
     before the first lag no pair of frames is that far apart)."""
     pairs = []
@@ -113,35 +115,27 @@ def staleness(preds: Dict[str, List[np.ndarray]], refs: List[np.ndarray], seq: S
     for key, pv in preds.items():
         row = []
         for k, pk in enumerate(pairs):
-            cm = ConfusionMatrix(num_classes)
-            for t in pk:
-                cm.add(pv[t], refs[t + k])
-            row.append(cm.miou())
+            row.append(scoring.value(sum(scoring.evidence(pv[t], refs[t + k]) for t in pk)))
         out[key] = row
     return out
 
 
-def _miou(m: np.ndarray) -> float:
-    return ConfusionMatrix(len(m)).add_matrix(m).miou()
-
-
-def complexity_features(model: ModelDescription, frames: Frames,
-                        golden_labels: List[np.ndarray], golden_conf: np.ndarray,
+def complexity_features(task: Task, frames: Frames,
+                        golden_outputs: List[Any], golden_conf: np.ndarray,
                         probe: Optional[np.ndarray] = None, cheapest_px: int = 160 * 120
                         ) -> np.ndarray:
     """The monitor's features frame by frame, in sequence (the previous result being the
-    golden point's, upsampled from the scored grid; ``probe``: the probe_loss feature of
-    each frame, see :func:`~tts_perception.adaptive.difficulty.probe_losses`)."""
-    mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
-        model.classes), cheapest_px=cheapest_px)
+    golden point's, as the task expands it from its scored form; ``probe``: the probe_loss
+    feature of each frame, see :func:`~tts_perception.adaptive.difficulty.probe_losses`)."""
+    mon = ComplexityMonitor(ComplexityParams.neutral(), read_result=task.result_signals,
+                            cheapest_px=cheapest_px)
     feats, first = [], []
     for i, rgb in enumerate(frames.rgb):
         if i > 0 and frames.seq[i] != frames.seq[i - 1]:
             mon.reset()
         first.append(not mon.has_result)
         feats.append(mon.features(rgb))
-        g = golden_labels[i]
-        mon.observe_result(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(golden_conf[i]))
+        mon.observe_result(task.expand(golden_outputs[i]), float(golden_conf[i]))
     out = np.stack(feats)
     # a sequence's first frame has no previous result: it takes the other frames' mean, as
     # the node takes the fitted mean then (any other value is an outlier the fit would follow)
@@ -153,14 +147,15 @@ def complexity_features(model: ModelDescription, frames: Frames,
     return out
 
 
-def result_features(model: ModelDescription, labels: Sequence[np.ndarray],
+def result_features(task: Task, frames: Frames, outputs: Sequence[Any],
                     confidence: np.ndarray, cheapest_px: int) -> np.ndarray:
-    """[frames, RESULT_FEATURES]: what each result shows, as the monitor reads it (labels on
-    the scored grid, upsampled as in :func:`complexity_features`)."""
-    mon = ComplexityMonitor(ComplexityParams.neutral(), obstacle_label=obstacle_class(
-        model.classes), cheapest_px=cheapest_px)
-    return np.stack([mon.result_values(np.repeat(np.repeat(g, SUB, 0), SUB, 1), float(c))
-                     for g, c in zip(labels, confidence)])
+    """[frames, RESULT_FEATURES]: what each result shows, as the monitor reads it (scored
+    outputs expanded as in :func:`complexity_features`)."""
+    mon = ComplexityMonitor(ComplexityParams.neutral(), read_result=task.result_signals,
+                            cheapest_px=cheapest_px)
+    hw = frames.rgb[0].shape[:2]
+    return np.stack([mon.result_values(task.expand(g), float(c), hw)
+                     for g, c in zip(outputs, confidence)])
 
 
 def validation_folds(fit_n: int, recording_fits: Optional[Sequence[int]] = None
@@ -181,15 +176,15 @@ def _bins(cplx: np.ndarray) -> np.ndarray:
 
 
 def _bin_table(cms: Dict[str, np.ndarray], points: Sequence[OperatingPoint], frames: slice,
-               bins: np.ndarray, trust: float) -> Tuple[Dict, Dict, Dict]:
+               bins: np.ndarray, trust: float, value: Value) -> Tuple[Dict, Dict, Dict]:
     """Per point its accuracy per complexity bin on ``frames`` (shrunk towards its overall
     accuracy by ``trust``, and as measured) and overall."""
     table, raw, overall = {}, {}, {}
     b_f = bins[frames]
     for p in points:
         m = cms[p.key][frames]
-        overall[p.key] = _miou(m.sum(0))
-        raw[p.key] = [_miou(m[b_f == b].sum(0)) if (b_f == b).any() else overall[p.key]
+        overall[p.key] = value(m.sum(0))
+        raw[p.key] = [value(m[b_f == b].sum(0)) if (b_f == b).any() else overall[p.key]
                       for b in range(N_BINS)]
         # bins shrunk towards the point's overall accuracy as far as the estimate is not
         # predictive: differences between bins that do not generalise are noise, and
@@ -202,7 +197,8 @@ def _probe_pays(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
                 points: Sequence[OperatingPoint], seeing: Sequence[str],
                 signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
                 overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
-                weight: Optional[Dict[str, float]], probe_ms: float) -> str:
+                weight: Optional[Dict[str, float]], probe_ms: float,
+                value: Value = confusion_miou) -> str:
     """'' when the probe pays out of fold, judged with the rule the scheduler runs
     (:func:`point_decisions`: the point models' out-of-fold predictions and the compute price
     that keeps the choices within ``budget`` of the best static point): with the probe, its
@@ -213,7 +209,7 @@ def _probe_pays(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
     for name, on in (('with', list(signals_on)),
                      ('without', [g for g in signals_on if g != 'probe'])):
         a, c = point_decisions(feats, acc, cms, points, seeing, on, folds, held, overall_fit,
-                               cost, budget, weight)['outcome']
+                               cost, budget, weight, value=value)['outcome']
         out[name] = (a, c + (probe_ms if name == 'with' else 0.0))
     (a1, c1), (a0, c0) = out['with'], out['without']
     reference = max(overall_fit[k] for k in seeing)
@@ -224,16 +220,18 @@ def _probe_pays(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarray],
             f'{c0:.2f} ms')
 
 
-def reduced_precision_checks(model: ModelDescription, points: Sequence[OperatingPoint],
-                             preds: Dict[str, List[np.ndarray]], fit: slice, bound: float
+def reduced_precision_checks(task: Task, points: Sequence[OperatingPoint],
+                             preds: Dict[str, List[Any]], fit: slice, bound: float
                              ) -> Tuple[Dict, Dict, Dict[str, str]]:
-    """Per (resolution, depth) of every precision other than fp32: pixel agreement and worst
-    per-class IoU with fp32 on the calibration frames; int8 points below ``bound`` are
-    unusable (point -> reason)."""
+    """Per (resolution, depth) of every precision other than fp32: agreement with fp32
+    (:meth:`~tts_perception.tasks.base.Task.agreement`) and the worst class's measure against
+    fp32's outputs on the calibration frames; int8 points below ``bound`` are unusable
+    (point -> reason)."""
     agreement: Dict[str, Dict[str, float]] = {}
     worst: Dict[str, Dict[str, float]] = {}
     unusable: Dict[str, str] = {}
     keys = {p.key for p in points}
+    scoring, classes = task.scoring, task.model.classes
     for p in points:
         if p.precision == 'fp32':
             continue
@@ -242,19 +240,15 @@ def reduced_precision_checks(model: ModelDescription, points: Sequence[Operating
             continue
         rd = f'{p.width}x{p.height}/d{p.depth}'
         a, b = preds[p.key][fit], preds[ref][fit]
-        agreement.setdefault(p.precision, {})[rd] = float(np.mean(
-            [np.mean(x == y) for x, y in zip(a, b)]))
-        cm = ConfusionMatrix(model.num_classes)
-        for x, y in zip(a, b):
-            cm.add(x, y)
-        iou = cm.iou()
-        if not np.isfinite(iou).any():
+        agreement.setdefault(p.precision, {})[rd] = task.agreement(a, b)
+        per = scoring.per_class(sum(scoring.evidence(x, y) for x, y in zip(a, b)))
+        if all(v is None for v in per):
             continue
-        c = int(np.nanargmin(iou))
-        worst.setdefault(p.precision, {})[rd] = float(iou[c])
-        if p.precision == 'int8' and iou[c] < bound:
-            unusable[p.key] = (f'int8 loses class {model.classes[c]}: IoU with fp32 '
-                               f'{iou[c]:.3f} < bound {bound}')
+        c = min((i for i, v in enumerate(per) if v is not None), key=lambda i: per[i])
+        worst.setdefault(p.precision, {})[rd] = float(per[c])
+        if p.precision == 'int8' and per[c] < bound:
+            unusable[p.key] = (f'int8 loses class {classes[c]}: {scoring.per_class_metric} '
+                               f'with fp32 {per[c]:.3f} < bound {bound}')
     return agreement, worst, unusable
 
 
@@ -263,7 +257,8 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
                     signals_on: Sequence[str], folds: Sequence[np.ndarray], held: slice,
                     overall_fit: Dict[str, float], cost: Dict[str, float], budget: float,
                     weight: Optional[Dict[str, float]] = None,
-                    fitted_range: Optional[List[List[float]]] = None) -> Dict[str, Any]:
+                    fitted_range: Optional[List[List[float]]] = None,
+                    value: Value = confusion_miou) -> Dict[str, Any]:
     """The per-point shortfall models and the compute price (see the module's steps 4 and 5),
     and the outcome of the rule there on the fold frames (accuracy, mean compute ms).
     ``acc`` [points, frames]: per-frame accuracy; ``cms``: per point its per-frame confusion
@@ -272,7 +267,8 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
     point (ms); ``weight``: per point the factor the scheduler
     weighs its accuracy with for staleness (:func:`stale_weights`; none: 1);
     ``fitted_range``: the fit frames' feature range, which the held-out frames are read
-    within as the node reads them (none: as they are). Returns the profile's fields and
+    within as the node reads them (none: as they are); ``value``: the task's accuracy of a
+    sum of ``cms`` (:mod:`~tts_perception.common.scoring`). Returns the profile's fields and
     ``outcome``."""
     keys = [p.key for p in points]
     short = frame_shortfall(acc)
@@ -299,7 +295,7 @@ def point_decisions(feats: np.ndarray, acc: np.ndarray, cms: Dict[str, np.ndarra
     price, chosen, ms = price_for_every_part(
         (overall[:, None] - dev) * w[:, None], conf, np.array([cost[keys[i]] for i in use]),
         budget, [slice(e - len(f), e) for f, e in zip(folds, ends)],
-        SchedulerConfig().accuracy_tolerance)
+        SchedulerConfig().accuracy_tolerance, value=value)
     out.update(compute_price=price, accuracy_budget=budget, outcome=(chosen, ms))
     return out
 
@@ -321,16 +317,18 @@ def stale_weights(stale: Dict[str, List[float]], period_ms: Optional[float],
 
 @dataclass
 class Scores:
-    """Step *score*: every point on every frame. ``preds``: labels on the scored grid;
-    ``cms``: per point its per-frame confusion matrices [F, C, C]; ``acc`` [points, frames]
+    """Step *score*: every point on every frame, by the ``task``. ``preds``: outputs in their
+    scored form; ``cms``: per point its per-frame evidence [F, ...] (confusion matrices for
+    segmentation: :mod:`~tts_perception.common.scoring`); ``acc`` [points, frames]
     its per-frame accuracy and ``loss`` the frame's; the rest is judged on the fit frames
     only (``seeing``: the usable points that see every class, all usable where none does)."""
 
+    task: Task
     golden: str
     labelled: bool
-    preds: Dict[str, List[np.ndarray]]
+    preds: Dict[str, List[Any]]
     confs: Dict[str, np.ndarray]
-    refs: List[np.ndarray]
+    refs: List[Any]
     cms: Dict[str, np.ndarray]
     acc: np.ndarray
     loss: np.ndarray
@@ -343,25 +341,28 @@ class Scores:
     seeing: List[str]
 
 
-def score(model: ModelDescription, backend, frames: Frames, points: Sequence[OperatingPoint],
+def score(task: Task, backend, frames: Frames, points: Sequence[OperatingPoint],
           fit: slice, int8_bound: float = INT8_BOUND, quiet: bool = False) -> Scores:
-    """Accuracy of every point on every frame, against the labels or, unlabelled, the
-    golden point's output; per-class IoU, reduced precision and class floor on ``fit``."""
+    """Accuracy of every point on every frame, against the task's references of the frames
+    or, where they have none, the golden point's output; the per-class measure, reduced
+    precision and class floor on ``fit``."""
     golden = golden_point(points)
-    preds, confs = _scores(model, backend, frames, points, quiet)
-    labelled = frames.labels is not None
-    refs = [x[::SUB, ::SUB] for x in frames.labels] if labelled else preds[golden.key]
-    cms = _confusions(preds, refs, model.num_classes)
-    acc = np.stack([np.array([_miou(m) for m in cms[p.key]]) for p in points])
+    preds, confs = _scores(task, backend, frames, points, quiet)
+    refs = task.references(frames)
+    labelled = refs is not None
+    refs = refs if labelled else preds[golden.key]
+    scoring = task.scoring
+    cms = _evidence(scoring, preds, refs)
+    acc = np.stack([np.array([scoring.value(m) for m in cms[p.key]]) for p in points])
     acc = np.where(np.isfinite(acc), acc, 1.0)        # nothing to find and nothing found
-    per_class = {p.key: ConfusionMatrix(model.num_classes).add_matrix(
-        cms[p.key][fit].sum(0)).iou_values() for p in points}
-    agreement, worst, unusable = reduced_precision_checks(model, points, preds, fit,
+    per_class = {p.key: scoring.per_class(cms[p.key][fit].sum(0)) for p in points}
+    agreement, worst, unusable = reduced_precision_checks(task, points, preds, fit,
                                                           int8_bound)
-    blind = blind_points(per_class, model.classes, SchedulerConfig().class_floor)
+    blind = blind_points(per_class, task.model.classes, SchedulerConfig().class_floor,
+                         scoring.per_class_metric)
     usable = [p.key for p in points if p.key not in unusable]
-    return Scores(golden.key, labelled, preds, confs, refs, cms, acc, frame_loss(acc),
-                  per_class, {p.key: _miou(cms[p.key][fit].sum(0)) for p in points},
+    return Scores(task, golden.key, labelled, preds, confs, refs, cms, acc, frame_loss(acc),
+                  per_class, {p.key: scoring.value(cms[p.key][fit].sum(0)) for p in points},
                   agreement, worst, unusable, blind,
                   [k for k in usable if k not in blind] or usable)
 
@@ -410,10 +411,10 @@ class Streaming:
     weights: Dict[str, float]
 
 
-def stream(scores: Scores, frames: Frames, fit_n: int, num_classes: int,
-           timing: Timing) -> Streaming:
+def stream(scores: Scores, frames: Frames, fit_n: int, timing: Timing) -> Streaming:
     """How fast each point's output goes stale at the recorded camera rate (fit frames)."""
-    stale = staleness(scores.preds, scores.refs, frames.seq, num_classes, range(fit_n))
+    stale = staleness(scores.preds, scores.refs, frames.seq, scores.task.scoring,
+                      range(fit_n))
     gaps = np.diff(np.asarray(frames.stamps_ns[:fit_n], np.int64))
     gaps = gaps[(gaps > 0) & (np.diff(frames.seq[:fit_n]) == 0)]
     period = float(np.median(gaps)) / 1e6 if len(gaps) else None
@@ -435,8 +436,8 @@ class Difficulty:
     probe_every: int
 
 
-def _probe_signal(scores: Scores, frames: Frames, timing: Timing, fit_n: int,
-                  num_classes: int) -> Tuple[Optional[np.ndarray], str, str]:
+def _probe_signal(scores: Scores, frames: Frames, timing: Timing, fit_n: int
+                  ) -> Tuple[Optional[np.ndarray], str, str]:
     """The probe_loss feature per frame, as the pipeline probes every probe_every frames on
     the usable points that see every class (None when there is no pair to probe), and the
     pair (cheap, reference)."""
@@ -447,7 +448,7 @@ def _probe_signal(scores: Scores, frames: Frames, timing: Timing, fit_n: int,
     if cheap == ref or probe_every <= 0:
         return None, cheap, ref
     raw = probe_losses(scores.preds[cheap], scores.preds[ref], frames.seq, probe_every,
-                       num_classes, float('nan'))
+                       scores.task.loss, float('nan'))
     known = raw[:fit_n][np.isfinite(raw[:fit_n])]
     return np.where(np.isfinite(raw), raw, known.mean() if len(known) else 0.0), cheap, ref
 
@@ -469,7 +470,7 @@ def _gate_signals(feats: np.ndarray, scores: Scores, points: Sequence[OperatingP
     # frames and not on a new course
     note = _probe_pays(feats, scores.acc, scores.cms, points, scores.seeing, signals_on, folds,
                        held, scores.overall_fit, timing.median, budget, streaming.weights,
-                       probe_ms)
+                       probe_ms, scores.task.scoring.value)
     if not note:
         return signals_on, gates
     probe_gate = SignalGate(False, gates['probe'].validation_gain,
@@ -487,10 +488,10 @@ def fit_difficulty(model: ModelDescription, frames: Frames, points: Sequence[Ope
     the fit frames (each recording one fold where there are several), each group's held-out
     correlation, and the result map read within the fit frames' feature range."""
     fit, held = slice(0, fit_n), slice(fit_n, len(frames))
-    probe, cheap, ref = _probe_signal(scores, frames, timing, fit_n, model.num_classes)
+    probe, cheap, ref = _probe_signal(scores, frames, timing, fit_n)
     cheapest_px = min(OperatingPoint.parse(k).width * OperatingPoint.parse(k).height
                       for k in scores.seeing)
-    feats = complexity_features(model, frames, scores.preds[scores.golden],
+    feats = complexity_features(scores.task, frames, scores.preds[scores.golden],
                                 scores.confs[scores.golden], probe, cheapest_px)
     groups = [g for g in ('content', 'confidence', 'segments', 'probe')
               if g != 'probe' or probe is not None]
@@ -505,8 +506,8 @@ def fit_difficulty(model: ModelDescription, frames: Frames, points: Sequence[Ope
         if fit_n < len(frames):
             v.eval_correlation = correlation(estimator(feats[fit], loss[fit], [g])(
                 feats[held]), loss[held])
-    results = {k: result_features(model, scores.preds[k][fit], scores.confs[k][fit],
-                                  cheapest_px) for k in scores.preds}
+    results = {k: result_features(scores.task, frames, scores.preds[k][fit],
+                                  scores.confs[k][fit], cheapest_px) for k in scores.preds}
     params = replace(fit_complexity(feats[fit], loss[fit], signals_on),
                      result_map=result_map(results, scores.golden),
                      feature_range=feature_range(feats[fit]))
@@ -529,7 +530,7 @@ def price(points: Sequence[OperatingPoint], scores: Scores, timing: Timing,
     decide = point_decisions(difficulty.feats, scores.acc, scores.cms, points, scores.seeing,
                              difficulty.signals_on, difficulty.folds, held, scores.overall_fit,
                              timing.median, budget, streaming.weights,
-                             difficulty.params.feature_range)
+                             difficulty.params.feature_range, scores.task.scoring.value)
     difficulty.params.point_models = decide.pop('point_models')
     decide.pop('outcome')
     return decide
@@ -548,8 +549,10 @@ def _data_source(frames: Frames, fit_n: int, labelled: bool) -> Dict[str, Any]:
 def _accuracy_section(points: Sequence[OperatingPoint], scores: Scores, bins: np.ndarray,
                       fit: slice, trust: float, decide: Dict[str, Any]) -> Dict[str, Any]:
     """The profile's accuracy table: per point per complexity bin (shrunk by ``trust``)."""
-    table, raw, overall = _bin_table(scores.cms, points, fit, bins, trust)
-    return {'metric': 'mIoU' if scores.labelled else 'agreement mIoU (vs the golden point)',
+    table, raw, overall = _bin_table(scores.cms, points, fit, bins, trust,
+                                     scores.task.scoring.value)
+    metric = scores.task.scoring.metric
+    return {'metric': metric if scores.labelled else f'agreement {metric} (vs the golden point)',
             'bin_edges': np.linspace(0.0, 1.0, N_BINS + 1).tolist(), 'miou': table,
             'miou_unshrunk': raw, 'overall': overall, 'per_class_iou': scores.per_class,
             'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist(),
@@ -599,16 +602,15 @@ def build_profile(model: ModelDescription, backend, frames: Frames,
     ``recording_fits``: where the fit frames are several recordings'
     (:func:`~tts_perception.bag.recordings.read_recordings`), how many each has, in order:
     each recording is then one fold of the validation."""
-    model.require_segmentation('calibration')
     if recording_fits is not None and sum(recording_fits) != fit_n:
         raise ValueError(f'the recordings\' fit frames {list(recording_fits)} do not add up '
                          f'to the {fit_n} fit frames')
     if fit_n < 10:
         raise ValueError(f'calibration needs at least 10 frames to fit on, got {fit_n}')
     fit, held = slice(0, fit_n), slice(fit_n, len(frames))
-    scores = score(model, backend, frames, points, fit, int8_bound, quiet)
+    scores = score(task_for(model), backend, frames, points, fit, int8_bound, quiet)
     timing = measure(model, backend, frames, points, latency_runs, quiet)
-    streaming = stream(scores, frames, fit_n, model.num_classes, timing)
+    streaming = stream(scores, frames, fit_n, timing)
     difficulty = fit_difficulty(model, frames, points, scores, timing, streaming, fit_n,
                                 recording_fits, accuracy_budget)
     decide = price(points, scores, timing, streaming, difficulty, held, accuracy_budget)

@@ -13,13 +13,14 @@ Why: doc/scheduler.md (difficulty signals).
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, feature_mask, fold_splits,
-                                                result_signals, SIGNALS)
+                                                SIGNALS)
+from tts_perception.tasks.segmentation import result_signals
 
 RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments']    # what a result shows
 THUMB = (80, 60)
@@ -136,11 +137,6 @@ class ComplexityParams:
         return 'probe' in self.signals_on
 
 
-def obstacle_class(classes: List[str]) -> int:
-    """The label ``prev_obstacle`` counts: the ``obstacle`` class, else -1 (all but class 0)."""
-    return classes.index('obstacle') if 'obstacle' in classes else -1
-
-
 def frame_features(rgb: np.ndarray, prev_thumb: Optional[np.ndarray]) -> tuple:
     """(image features [5], thumbnail) for one RGB frame (OpenCV calls only: ~0.1 ms)."""
     # bilinear (sparse sampling): INTER_AREA from 640x480 costs ~0.6 ms on this CPU, this
@@ -174,8 +170,13 @@ class ComplexityMonitor:
     """Per-camera state: previous thumbnail and previous result summary."""
 
     params: ComplexityParams = field(default_factory=ComplexityParams.neutral)
-    obstacle_label: int = 2         # < 0: every class but 0 counts (see obstacle_class)
+    # the task's reader of a result's three ``segments`` signals (output, cheapest_px,
+    # camera HxW) -> 3 floats (:meth:`~tts_perception.tasks.base.Task.result_signals`);
+    # default: a label image whose obstacle class is 2
+    read_result: Callable[[Any, int, Tuple[int, int]], Tuple[float, float, float]] = \
+        field(default=lambda labels, px, hw: result_signals(labels, 2, px))
     cheapest_px: int = 160 * 120    # pixels of the cheapest point (prev_small_segment)
+    _camera_hw: Tuple[int, int] = (0, 0)
     _prev_thumb: Optional[np.ndarray] = None
     _prev_result: Optional[np.ndarray] = None
     _probe: Optional[float] = None
@@ -188,6 +189,7 @@ class ComplexityMonitor:
         groups that are off in the parameters are not computed (0)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'complexity needs an RGB uint8 image, got {rgb.shape} {rgb.dtype}')
+        self._camera_hw = rgb.shape[:2]
         if 'content' in self.params.signals_on:
             img, self._prev_thumb = frame_features(rgb, self._prev_thumb)
         else:                       # a signal that is off is not computed (it weighs 0)
@@ -223,22 +225,24 @@ class ComplexityMonitor:
         f = self.features(rgb)
         return self.score_features(f), self.params.shortfall(f)
 
-    def result_values(self, labels: np.ndarray, confidence: float) -> np.ndarray:
-        """The result features (:data:`RESULT_FEATURES`) of one result, as its point shows
-        them (before any :func:`result_map`)."""
-        obstacle, boundary, small = result_signals(labels, self.obstacle_label,
-                                                   self.cheapest_px) \
+    def result_values(self, output: Any, confidence: float,
+                      camera_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """The result features (:data:`RESULT_FEATURES`) of one result (the task's output
+        for a frame of ``camera_hw``, default: the frame last given to :meth:`features`), as
+        its point shows them (before any :func:`result_map`)."""
+        obstacle, boundary, small = self.read_result(
+            output, self.cheapest_px, camera_hw or self._camera_hw) \
             if 'segments' in self.params.signals_on else (0.0, 0.0, 0.0)
         # the order of SIGNALS: confidence, then segments
         return np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle, boundary,
                          small], np.float64)
 
-    def observe_result(self, labels: np.ndarray, confidence: float,
+    def observe_result(self, output: Any, confidence: float,
                        point: Optional[str] = None) -> None:
         """Feed back what the last result saw (used by the next frame's features); ``point``:
         the operating point that made it, whose values the profile's ``result_map`` puts on
         the scale the estimate was fitted on."""
-        v = self.params.on_fitted_scale(point, self.result_values(labels, confidence))
+        v = self.params.on_fitted_scale(point, self.result_values(output, confidence))
         self._prev_result = np.append(v, 0.0).astype(np.float32)     # + the probe slot
 
     def observe_probe(self, loss: float) -> None:

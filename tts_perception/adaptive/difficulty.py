@@ -11,12 +11,12 @@ group's gain and which are on. Why: doc/scheduler.md (difficulty signals).
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from tts_perception.common.metrics import ConfusionMatrix
+from tts_perception.common.scoring import confusion_miou
 
 SIGNALS: Dict[str, Tuple[str, ...]] = {
     'content': ('edge_density', 'grad_entropy', 'motion', 'darkness', 'contrast'),
@@ -25,9 +25,7 @@ SIGNALS: Dict[str, Tuple[str, ...]] = {
     'probe': ('probe_loss',),
 }
 FEATURES: Tuple[str, ...] = tuple(f for g in SIGNALS.values() for f in g)
-SMALL_SEGMENT_PX = 256      # a segment of at least this many pixels at the cheapest scale: 0
-RESULT_STEP = 8             # result signals are read on every 8th pixel in both directions
-SCORE_STEP = 4              # probes (and calibrate's accuracy) compare every 4th pixel
+Value = Callable[[np.ndarray], float]     # accuracy of a sum of evidence (common.scoring)
 
 
 def feature_mask(signals_on: Sequence[str]) -> np.ndarray:
@@ -39,48 +37,12 @@ def feature_mask(signals_on: Sequence[str]) -> np.ndarray:
     return np.array([f in on for f in FEATURES], bool)
 
 
-def result_signals(labels: np.ndarray, obstacle_label: int, cheapest_px: int
-                   ) -> Tuple[float, float, float]:
-    """(obstacle share, boundary share, small-segment score) of one result (HxW class ids).
-
-    The small-segment score is 1 when a segment of a class other than background (class 0)
-    would cover under one pixel at the cheapest resolution (``cheapest_px`` pixels in all),
-    0 when every segment covers at least :data:`SMALL_SEGMENT_PX` there or none is shown.
-    """
-    sub = np.ascontiguousarray(labels[::RESULT_STEP, ::RESULT_STEP])
-    if sub.size == 0:
-        return 0.0, 0.0, 0.0
-    hit = (sub == obstacle_label) if obstacle_label >= 0 else (sub != 0)
-    boundary = 0.5 * (float((sub[:, 1:] != sub[:, :-1]).mean()) if sub.shape[1] > 1 else 0.0) \
-        + 0.5 * (float((sub[1:] != sub[:-1]).mean()) if sub.shape[0] > 1 else 0.0)
-    smallest = None
-    for c in np.unique(sub):
-        if c == 0:
-            continue
-        n, _, stats, _ = cv2.connectedComponentsWithStats((sub == c).astype(np.uint8), 4)
-        if n > 1:
-            a = int(stats[1:, cv2.CC_STAT_AREA].min())
-            smallest = a if smallest is None else min(smallest, a)
-    small = 0.0
-    if smallest is not None:
-        px = smallest / sub.size * max(1, cheapest_px)
-        small = float(np.clip(1.0 - np.log1p(px) / np.log1p(SMALL_SEGMENT_PX), 0.0, 1.0))
-    return float(hit.mean()), boundary, small
-
-
-def probe_loss(cheap: np.ndarray, reference: np.ndarray, num_classes: int) -> float:
-    """What the cheap point lost on a probed frame: 1 - mIoU of its labels against the
-    reference point's (classes shown by neither do not count; both empty: 0)."""
-    m = ConfusionMatrix(num_classes).add(cheap, reference).miou()
-    return 0.0 if not np.isfinite(m) else float(1.0 - m)
-
-
-def probe_losses(cheap: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                 seq: Sequence[int], every: int, num_classes: int,
-                 prior: float) -> np.ndarray:
+def probe_losses(cheap: Sequence[Any], reference: Sequence[Any], seq: Sequence[int],
+                 every: int, loss: Callable[[Any, Any], float], prior: float) -> np.ndarray:
     """The ``probe_loss`` feature of each frame of a recorded sequence, as the pipeline makes
-    it: the loss measured on the latest probed frame before it (a probe every ``every``
-    frames of each sequence, starting with its first), ``prior`` before the first probe."""
+    it: the ``loss`` (a task's, :meth:`~tts_perception.tasks.base.Task.loss`) measured on the
+    latest probed frame before it (a probe every ``every`` frames of each sequence, starting
+    with its first), ``prior`` before the first probe."""
     out = np.empty(len(cheap), np.float64)
     last, start = prior, 0
     for t in range(len(cheap)):
@@ -88,7 +50,7 @@ def probe_losses(cheap: Sequence[np.ndarray], reference: Sequence[np.ndarray],
             last, start = prior, t
         out[t] = last
         if every > 0 and (t - start) % every == 0:
-            last = probe_loss(cheap[t], reference[t], num_classes)
+            last = loss(cheap[t], reference[t])
     return out
 
 
@@ -221,20 +183,21 @@ def select_signals(feats: np.ndarray, target: np.ndarray, folds: Sequence[np.nda
 
 
 def rule_outcome(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray, price: float,
-                 tolerance: float = 0.0) -> Tuple[float, float]:
+                 tolerance: float = 0.0, value: Value = confusion_miou) -> Tuple[float, float]:
     """The scheduler's rule at one compute ``price`` on recorded frames (arguments as
     :func:`price_for_budget`'s): on each frame the cheapest point within ``tolerance`` of the
     best predicted accuracy - price x cost. Returns (accuracy of the chosen outputs, mean
     compute ms)."""
-    return choice_outcome(confusion, cost, rule_choice(predicted, cost, price, tolerance))
+    return choice_outcome(confusion, cost, rule_choice(predicted, cost, price, tolerance),
+                          value)
 
 
-def choice_outcome(confusion: np.ndarray, cost: np.ndarray, choice: np.ndarray
-                   ) -> Tuple[float, float]:
+def choice_outcome(confusion: np.ndarray, cost: np.ndarray, choice: np.ndarray,
+                   value: Value = confusion_miou) -> Tuple[float, float]:
     """(accuracy of the outputs, mean compute ms) of running point ``choice[f]`` on each
-    frame f (``confusion`` [P, F, C, C], ``cost`` [P])."""
-    acc = ConfusionMatrix(confusion.shape[-1]).add_matrix(
-        confusion[choice, np.arange(len(choice))].sum(0)).miou()
+    frame f (``confusion`` [P, F, ...]: each point's evidence on each frame, read by the
+    task's ``value``; ``cost`` [P])."""
+    acc = value(confusion[choice, np.arange(len(choice))].sum(0))
     return float(acc), float(np.asarray(cost, float)[choice].mean())
 
 
@@ -252,7 +215,8 @@ def rule_choice(predicted: np.ndarray, cost: np.ndarray, price: float,
 
 def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
                      budget: float, reference: float, tolerance: float = 0.0,
-                     prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
+                     prices: Optional[np.ndarray] = None, value: Value = confusion_miou
+                     ) -> Tuple[float, float, float]:
     """The compute price (accuracy per ms) of the scheduler's rule "on each frame the cheapest
     point within ``tolerance`` of the best predicted accuracy - price x cost": the largest
     price on ``prices`` (ascending) up to which the accuracy of the frames' chosen outputs
@@ -265,7 +229,7 @@ def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndar
         prices = np.concatenate([[0.0], np.geomspace(1e-6, 1.0, 600)])
     best = None
     for lam in prices:
-        acc, ms = rule_outcome(predicted, confusion, cost, lam, tolerance)
+        acc, ms = rule_outcome(predicted, confusion, cost, lam, tolerance, value)
         if best is not None and acc < reference - budget:
             break
         best = (float(lam), acc, ms)
@@ -274,7 +238,8 @@ def price_for_budget(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndar
 
 def price_for_every_part(predicted: np.ndarray, confusion: np.ndarray, cost: np.ndarray,
                          budget: float, parts: Sequence[slice], tolerance: float = 0.0,
-                         prices: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
+                         prices: Optional[np.ndarray] = None, value: Value = confusion_miou
+                         ) -> Tuple[float, float, float]:
     """:func:`price_for_budget` held on each of ``parts`` (contiguous stretches of the frames:
     calibrate's folds), each against its own best static point: the smallest of the parts'
     prices. A price that keeps the accuracy within budget only on average over a recording
@@ -282,12 +247,11 @@ def price_for_every_part(predicted: np.ndarray, confusion: np.ndarray, cost: np.
     hard stretches. Returns (price, accuracy, mean compute ms) on all the frames at it."""
     pred = np.asarray(predicted, float)
     conf = np.asarray(confusion)
-    ncls = conf.shape[-1]
     lam = min(price_for_budget(pred[:, p], conf[:, p], cost, budget,
-                               max(ConfusionMatrix(ncls).add_matrix(c).miou()
-                                   for c in conf[:, p].sum(1)), tolerance, prices)[0]
+                               max(value(c) for c in conf[:, p].sum(1)), tolerance, prices,
+                               value)[0]
               for p in parts)
-    return (lam, *rule_outcome(pred, conf, cost, lam, tolerance))
+    return (lam, *rule_outcome(pred, conf, cost, lam, tolerance, value))
 
 
 def probe_pair(keys: Sequence[str], cost: Callable[[str], float],

@@ -14,8 +14,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, List, Optional, Sequence
 
-import numpy as np
-
 from tts_perception.adaptive.pipeline import AdaptivePipeline, DecisionRecord, FrameRequest
 from tts_perception.common.frame_gate import FrameGate, Taken
 
@@ -35,12 +33,12 @@ class Item:
 
 @dataclass
 class Step:
-    """What became of an item: held back, or processed with its labels, record and the
+    """What became of an item: held back, or processed with its output, record and the
     compute of the probe that followed it (0 when none ran)."""
 
     item: Item
     held: bool
-    labels: Optional[np.ndarray] = None
+    output: Any = None         # the task's: a label image, Detections
     rec: Optional[DecisionRecord] = None
     probe_ms: float = 0.0
 
@@ -64,8 +62,8 @@ def run_step(pipe: AdaptivePipeline, items: Sequence[Item],
     run = [s for s in steps if not s.held]
     if not run:
         return steps
-    for s, (labels, rec) in zip(run, pipe._process_batch([s.item.req for s in run])):
-        s.labels, s.rec = labels, rec
+    for s, (output, rec) in zip(run, pipe._process_batch([s.item.req for s in run])):
+        s.output, s.rec = output, rec
         if publish is not None:
             publish(s)
     for s in run:             # probes only after every result is out

@@ -21,9 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
-from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
-                                                obstacle_class)
-from tts_perception.adaptive.difficulty import probe_loss, probe_pair, SCORE_STEP
+from tts_perception.adaptive.complexity import ComplexityMonitor, ComplexityParams
+from tts_perception.adaptive.difficulty import probe_pair
 from tts_perception.adaptive.latency_model import LatencyModel
 from tts_perception.adaptive.profile_data import load_profile, Profile, ProfileError
 from tts_perception.adaptive.scheduler import (AccuracyTable, Decision, parse_policy, Scheduler,
@@ -34,7 +33,7 @@ from tts_perception.inference.backends import BACKENDS, make_backend, resolve_ba
 from tts_perception.inference.model_desc import (load_model_description, ModelDescription,
                                                  ModelError)
 from tts_perception.inference.points import make_points, OperatingPoint, parse_resolution
-from tts_perception.inference.runner import infer
+from tts_perception.tasks import Task, task_for
 
 
 AUTO = 'auto'          # resolutions / precisions: whatever the profile measured
@@ -283,13 +282,13 @@ class AdaptivePipeline:
         problems = self._load(profile)
         if problems:
             raise ConfigError(problems)
+        self.task: Task = task_for(self.model)
         self.backend_name, self.backend_reason = resolve_backend_name(config.backend, self.model)
         self._read_profile()
         self._prepared = False
         self.prepare()
         self.cameras: Dict[str, _CameraState] = {}
         self.sched_config = config.scheduler     # one object, shared by every camera
-        self._obstacle_label = obstacle_class(self.model.classes)
         self.camera('default')  # validates the policy against the points now
 
     def _load(self, profile: Union[Profile, Dict[str, Any], None]) -> List[str]:
@@ -306,7 +305,6 @@ class AdaptivePipeline:
         if self.model is None:
             try:
                 self.model = load_model_description(_resolve(config.model_path, self.base_dir))
-                self.model.require_segmentation('the adaptive pipeline')
             except ModelError as exc:
                 problems.append(str(exc))
         if self.model is not None and self.backend is None:
@@ -400,7 +398,7 @@ class AdaptivePipeline:
         for _ in range(runs):
             t = time.perf_counter()
             try:
-                infer(self.model, self.backend, [frame], p)
+                self.task.infer(self.backend, [frame], p)
             except ModelError:
                 raise
             except Exception as exc:  # the engine's own error types
@@ -428,7 +426,7 @@ class AdaptivePipeline:
                               self.worst_class_iou, self.streaming,
                               self.profile.accuracy.compute_price)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
-                                                obstacle_label=self._obstacle_label,
+                                                read_result=self.task.result_signals,
                                                 cheapest_px=self._cheapest_px), sched)
             self.cameras[name] = st
         return st
@@ -478,9 +476,9 @@ class AdaptivePipeline:
     def _run(self, frames: List[np.ndarray], point: OperatingPoint, budget_ms: float,
              t_start: float) -> Tuple[np.ndarray, np.ndarray, int, str]:
         m, cfg = self.model, self.config
-        if not cfg.anytime:
-            labels, conf = infer(m, self.backend, frames, point)
-            return labels, conf, point.depth, 'planned depth'
+        if not cfg.anytime or not self.task.staged:
+            outputs, conf = self.task.infer(self.backend, frames, point)
+            return outputs, conf, point.depth, 'planned depth'
         x = m.preprocess(frames, point.resolution)
         feat, exit_depth, stop = x, point.depth, 'planned depth'
         for s in range(point.depth):
@@ -571,7 +569,7 @@ class AdaptivePipeline:
         self.latency.on_outcome(missed, measured / max(predicted, 1e-3), key if n == 1 else None)
 
     def _finish(self, f: '_InFlight', dec: Decision, run_point: OperatingPoint, stop: str,
-                queued_ms: float, t: '_Timing', labels: np.ndarray, conf: float,
+                queued_ms: float, t: '_Timing', output: Any, conf: float,
                 n: int) -> DecisionRecord:
         """The frame's record; ``queued_ms`` = time it waited for other frames of its call."""
         measured = (t.t2 - t.t1) * 1e3
@@ -579,9 +577,9 @@ class AdaptivePipeline:
         req = f.req
         age = req.age_ms + queued_ms
         missed = age + total > f.deadline
-        f.state.monitor.observe_result(labels, conf, run_point.key)
+        f.state.monitor.observe_result(output, conf, run_point.key)
         st = f.state
-        st.last = (req.rgb, run_point.key, labels[::SCORE_STEP, ::SCORE_STEP])
+        st.last = (req.rgb, run_point.key, self.task.scored(output))
         st.since_probe = None if st.since_probe is None else st.since_probe + 1
         p = dec.point
         return DecisionRecord(
@@ -619,8 +617,8 @@ class AdaptivePipeline:
         good = [c for c in cands if c[0] >= top - self.sched_config.accuracy_tolerance]
         _, acc, pred, best = min(good, key=lambda c: c[2])
         t1 = time.perf_counter()
-        labels, conf = infer(self.model, self.backend, [f.req.rgb for f in frames],
-                             best)  # full depth
+        labels, conf = self.task.infer(self.backend, [f.req.rgb for f in frames],
+                                       best)  # full depth
         t2 = time.perf_counter()
         out = []
         for i, f in enumerate(frames):
@@ -684,12 +682,12 @@ class AdaptivePipeline:
         t0 = time.perf_counter()
         for k in todo:
             t = time.perf_counter()
-            out[k] = infer(self.model, self.backend, [rgb], OperatingPoint.parse(k))[0][0][
-                ::SCORE_STEP, ::SCORE_STEP]
+            out[k] = self.task.scored(self.task.infer(self.backend, [rgb],
+                                                      OperatingPoint.parse(k))[0][0])
             self.latency.observe(k, (time.perf_counter() - t) * 1e3, 1)
         ms = (time.perf_counter() - t0) * 1e3
         cheap, ref = self.probe_points
-        st.monitor.observe_probe(probe_loss(out[cheap], out[ref], self.model.num_classes))
+        st.monitor.observe_probe(self.task.loss(out[cheap], out[ref]))
         st.since_probe, st.last = 0, None
         st.probes += 1
         st.probe_ms += ms

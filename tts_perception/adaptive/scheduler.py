@@ -102,14 +102,15 @@ def seeing_points(keys: Sequence[K], worst: Mapping[K, float], floor: float) -> 
 
 
 def blind_points(per_class_iou: Mapping[str, Sequence[Optional[float]]],
-                 classes: Sequence[str], floor: float) -> Dict[str, str]:
-    """Points below the class floor, each with the class it loses."""
+                 classes: Sequence[str], floor: float, measure: str = 'IoU') -> Dict[str, str]:
+    """Points below the class floor, each with the class it loses (``measure``: what the
+    per-class values are, the task's class floor measure: IoU, or recall for a detector)."""
     out = {}
     for k, ious in per_class_iou.items():
         known = [(v, c) for v, c in zip(ious, classes) if v is not None]
         if known and min(known)[0] < floor:
             v, c = min(known)
-            out[k] = f'blind to {c}: IoU {v:.3f} < class floor {floor:g}'
+            out[k] = f'blind to {c}: {measure} {v:.3f} < class floor {floor:g}'
     return out
 
 

@@ -7,13 +7,17 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from tts_perception.common.detection_metrics import FrameBoxes
+
 
 @dataclass
 class Frames:
     """Frames to calibrate or evaluate on, in recorded order.
 
     ``labels``: ground-truth class ids per frame, or None (unlabelled: agreement with the
-    golden point); ``seq``: sequence id per frame (temporal state restarts where it changes);
+    golden point); ``boxes``: ground-truth boxes per frame
+    (:class:`~tts_perception.common.detection_metrics.FrameBoxes`), or None; ``seq``:
+    sequence id per frame (temporal state restarts where it changes);
     ``arrival_ns``: when each frame was recorded (log time), ``stamps_ns``: its capture stamp.
     """
 
@@ -23,6 +27,7 @@ class Frames:
     seq: Optional[np.ndarray] = None
     arrival_ns: Optional[np.ndarray] = None
     source: Dict[str, Any] = field(default_factory=dict)
+    boxes: Optional[List[FrameBoxes]] = None
 
     def __post_init__(self) -> None:
         n = len(self.rgb)
@@ -32,8 +37,9 @@ class Frames:
         if self.arrival_ns is None:
             self.arrival_ns = self.stamps_ns.copy()
         if not (len(self.stamps_ns) == len(self.seq) == len(self.arrival_ns) == n) or \
-                (self.labels is not None and len(self.labels) != n):
-            raise ValueError('frames, stamps, labels and sequence ids differ in length')
+                (self.labels is not None and len(self.labels) != n) or \
+                (self.boxes is not None and len(self.boxes) != n):
+            raise ValueError('frames, stamps, labels, boxes and sequence ids differ in length')
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -42,4 +48,5 @@ class Frames:
         """Frames [lo, hi) as their own set."""
         return Frames(self.rgb[lo:hi], self.stamps_ns[lo:hi],
                       None if self.labels is None else self.labels[lo:hi], self.seq[lo:hi],
-                      self.arrival_ns[lo:hi], dict(self.source))
+                      self.arrival_ns[lo:hi], dict(self.source),
+                      None if self.boxes is None else self.boxes[lo:hi])

@@ -90,14 +90,6 @@ class ModelDescription:
         """Precisions with ONNX files (fp32 always)."""
         return tuple(self.stages)
 
-    def require_segmentation(self, what: str) -> None:
-        """Refuse a detector where only segmentation models are scheduled so far."""
-        if self.task != 'segmentation':
-            raise ModelError(f'model {self.name} is a detector (task: detection): {what} '
-                             f'schedules segmentation models only so far; a detector runs '
-                             f'through tts_perception.inference.runner.infer '
-                             f'(doc/detection.md)')
-
     def hash(self) -> str:
         """sha256 over every stage file: identifies the weights in caches and profiles."""
         if self._hash is None:

@@ -209,7 +209,7 @@ class _Drive:
         rec = step.rec
         done = start + rec.total_ms * k / 1e3
         self.busy_until = done + step.probe_ms * k / 1e3
-        self.pending.append((done, taken.arrival_ms * k / 1e3, step.labels, rec))
+        self.pending.append((done, taken.arrival_ms * k / 1e3, step.output, rec))
         self.stats['processed'] += 1
         self.min_compute = min(self.min_compute, rec.total_ms)
         self.stats['missed'] += int(rec.missed)

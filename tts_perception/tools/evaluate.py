@@ -84,7 +84,7 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
         if step.held:
             return 0.0
-        pred = step.labels[::SUB, ::SUB]
+        pred = step.output[::SUB, ::SUB]
         rec = _record(pipe, step, pred, refs[j], ncls)
         outputs.append((rec.done_ms, pred))
         recs.append(rec)

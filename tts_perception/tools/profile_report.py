@@ -6,13 +6,18 @@ from tts_perception.adaptive.profile_data import Profile
 from tts_perception.inference.points import OperatingPoint
 
 
+def _short(t: Profile) -> str:
+    """The accuracy's name (mIoU, AP50), without how its reference was made."""
+    return t.accuracy.metric.replace('agreement ', '').split(' (')[0]
+
+
 def print_table(t: Profile) -> None:
     """Human-readable profile summary."""
     r = t.complexity.fit_correlation
     print(f'\nprofile: {t.model} on {t.backend} ({t.device}), {t.frames} frames, '
           f'complexity fit r={"n/a" if r is None else f"{r:.2f}"}; accuracy: '
           f'{t.accuracy.metric}')
-    print(f'{"point":>18} {"p50 ms":>7} {"p95 ms":>7} {"mIoU":>6}  per complexity bin')
+    print(f'{"point":>18} {"p50 ms":>7} {"p95 ms":>7} {_short(t):>6}  per complexity bin')
     for k in t.points:
         lt = t.latency_ms[k]
         bins = ' '.join(f'{v:.3f}' for v in t.accuracy.miou[k])
@@ -22,8 +27,8 @@ def print_table(t: Profile) -> None:
     for prec, agree in t.precision_agreement.items():
         if agree:
             w = t.precision_worst_class_iou.get(prec, {})
-            print(f'{prec} vs fp32: pixel agreement worst {min(agree.values()):.3f}' +
-                  (f', worst per-class IoU {min(w.values()):.3f} (unusable below '
+            print(f'{prec} vs fp32: agreement worst {min(agree.values()):.3f}' +
+                  (f', worst class {min(w.values()):.3f} (unusable below '
                    f'{t.int8_agreement_bound})' if w else ''))
 
 
@@ -63,7 +68,7 @@ def plot_profile(t: Profile, path: Path) -> None:
         ax.annotate(k, xy, fontsize=6)
     ax.set_xscale('log')
     ax.set_xlabel('latency p95 (ms)')
-    ax.set_ylabel('mIoU (held-out seeds)')
+    ax.set_ylabel(f'{_short(t)} (held-out seeds)')
     ax.set_title(f'operating points on {t.device}')
     fig.tight_layout()
     fig.savefig(path, dpi=110)

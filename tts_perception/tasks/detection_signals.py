@@ -5,7 +5,8 @@ how close the scores sit to the threshold, and how much the detections changed.
 Input: the previous frame's and the current frame's :class:`~tts_perception.inference.
 detection.Detections` (camera pixels), the camera size, the cheapest operating point's input
 size and the score threshold. Output: :func:`detection_features`, one row of
-:data:`DETECTION_FEATURES`, every value finite. Not yet read by the scheduler: see
+:data:`DETECTION_FEATURES`, every value finite. The detection task reads three of them
+into the monitor's ``segments`` slots (:mod:`~tts_perception.tasks.detection`); see
 doc/detection.md.
 """
 
