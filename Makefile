@@ -7,7 +7,7 @@ ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
 PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
 .PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node bench-detection \
-	soak train train-detector detector-headroom profile calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
+	soak train train-detector detector-headroom profile profile-detector calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh $(DISTRO)
@@ -56,6 +56,9 @@ detector-headroom: setup
 
 profile: setup
 	$(ENV) python -m tts_perception.tools.bundled_profile
+
+profile-detector: setup
+	$(ENV) python -m tts_perception.tools.bundled_profile --config config/pipeline_detector.yaml
 
 calibrate: setup
 	$(ENV) python -m tts_perception.calibrate $(BAG) --model "$(MODEL)" $(ARGS)
