@@ -19,6 +19,8 @@ setup(
         (os.path.join('share', package_name, 'worlds'), glob('worlds/*.sdf')),
         (os.path.join('share', package_name, 'models', 'tts_segnet'),
          [f for f in glob('models/tts_segnet/*') if os.path.isfile(f)]),
+        (os.path.join('share', package_name, 'models', 'tts_detnet'),
+         [f for f in glob('models/tts_detnet/*') if os.path.isfile(f)]),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

@@ -215,3 +215,39 @@ def test_malformed_frames_are_counted_drops_not_crashes(procs, client, frames):
     pub.publish(good)
     assert client.wait_for(lambda: count('future') == 1, 5), count('future')
     assert len(segs) == n
+
+
+def test_a_detector_publishes_detection2darray_with_the_cameras_stamp(procs, client, frames):
+    """The same node and frame step with the bundled detector (task: detection): boxes out
+    as vision_msgs Detection2DArray with the image's header, its class names latched with
+    the score threshold, no segmentation topic."""
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+    from tts_perception.nodes.vision_messages import detections_from_msg, LABEL_INFO_QOS
+    model = yaml.safe_load((ROOT / 'models' / 'tts_detnet' / 'model.yaml').read_text())
+    procs.python(*PER[:2], '--autostart', *PER[2:], '-p', 'deadline_ms:=300.0',
+                 '-p', 'model_path:=models/tts_detnet', '-p', 'publish_overlay:=true')
+    dets = client.listen('camera/detections', Detection2DArray)
+    overlays = client.listen('camera/detections_overlay', Image)
+    segs = client.listen('camera/segmentation', Image)
+    stats = client.listen_status()
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 90)
+    sent = _drive(client, {'camera/image_raw': frames}, 15)
+    client.wait_for(lambda: len(dets) >= len(sent) and len(stats) >= len(sent), 10)
+    assert len(dets) >= 10, len(dets)
+    assert {d.header.stamp.sec * 1_000_000_000 + d.header.stamp.nanosec for d in dets} \
+        <= set(sent)                                    # the camera image's stamp
+    boxes = [detections_from_msg(d) for d in dets]
+    assert sum(len(b) for b in boxes) >= len(dets)      # the simulator's obstacles are found
+    for b in boxes:
+        assert set(b.classes.tolist()) <= set(range(len(model['classes'])))
+        assert ((b.scores >= model['detection']['score_threshold']) & (b.scores <= 1)).all()
+        assert (b.boxes[:, :2] >= -1).all() and (b.boxes[:, 2] <= 641).all() and \
+            (b.boxes[:, 3] <= 481).all()                 # camera pixels
+    points = {s['point'] for s in stats}
+    assert points and all(p.split('/')[1] in ('d1', 'd2', 'd3') for p in points)
+    assert overlays and overlays[-1].encoding == 'rgb8' and overlays[-1].width == 640
+    assert not segs
+    info = client.listen('camera/label_info', LabelInfo, LABEL_INFO_QOS)
+    assert client.wait_for(lambda: info, 10)
+    assert [c.class_name for c in info[0].class_map] == model['classes']
+    assert info[0].threshold == pytest.approx(model['detection']['score_threshold'])

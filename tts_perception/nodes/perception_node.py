@@ -5,10 +5,11 @@ subscribe the cameras (:mod:`~tts_perception.nodes.camera_qos`) and start the in
 deactivate: unsubscribe, stop the worker, free backend memory. cleanup: drop the pipeline.
 
 Per camera (``camera_topics``; ``transports``: raw ``Image`` or ``CompressedImage`` on
-``<topic>/compressed``) it publishes next to the resolved camera topic ``segmentation`` (mono8,
-the image's header), optionally ``segmentation_overlay``, ``label_info`` (vision_msgs
-``LabelInfo``, transient local: the model's class names) and one ``perception/status``
-(DiagnosticStatus: the decision record) per frame; ``/diagnostics`` aggregates per camera.
+``<topic>/compressed``) it publishes next to the resolved camera topic the model task's
+outputs (:mod:`~tts_perception.nodes.task_outputs`: ``segmentation`` mono8 or ``detections``
+vision_msgs ``Detection2DArray``, with the image's header; ``label_info``, transient local),
+and one ``perception/status`` (DiagnosticStatus: the decision record) per frame;
+``/diagnostics`` aggregates per camera.
 
 Invariants: the subscription callback only offers the frame to its camera's
 :class:`~tts_perception.common.frame_gate.FrameGate` (newest wins; stale, future and malformed
@@ -23,16 +24,14 @@ from collections import Counter, deque
 from dataclasses import fields
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import LabelInfo
 
 from tts_perception.common.camera_stream import TransportLoss
 from tts_perception.common.frame_gate import FrameGate, FUTURE, STALE
@@ -41,9 +40,9 @@ from tts_perception.common.health import (camera_level, CameraState, Counts, LOS
 from tts_perception.common.image_codec import (check_compressed_fields, check_image_fields,
                                                compressed_msg_to_rgb, DEFAULT_MAX_PIXELS,
                                                image_msg_to_rgb, ImageDecodeError)
-from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, image_msg,
-                                           OK, output_topic, Param, ParameterHandler, pop_flag,
-                                           run_node, stamp_ns, StartupError, status, WARN)
+from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, EXECUTORS, OK,
+                                           Param, ParameterHandler, pop_flag, run_node, stamp_ns,
+                                           StartupError, status, WARN)
 from tts_perception.adaptive.frame_step import Item, run_step
 from tts_perception.adaptive.pipeline import (AdaptivePipeline, AUTO, FrameRequest,
                                               PipelineConfig)
@@ -52,7 +51,7 @@ from tts_perception.common.settings import check_value, settings_of
 from tts_perception.inference.points import parse_resolution
 from tts_perception.nodes.camera_qos import CameraLink, CameraQos, MATCHED
 from tts_perception.nodes.dds import profile_path
-from tts_perception.nodes.vision_messages import LABEL_INFO_QOS, label_info_msg
+from tts_perception.nodes.task_outputs import outputs_for
 
 TRANSPORTS = ('raw', 'compressed')
 CAMERA_PARAMS = (
@@ -83,7 +82,6 @@ STRUCTURAL = {'camera_topics', 'transports', 'model_path', 'profile_path', 'back
               'resolutions', 'depths', 'precisions', 'threads', 'latency_quantile'}
 SCHEDULER = {f.name for f in fields(SchedulerConfig)}
 TIME_JUMP_NS = 1_000_000_000     # a stamp this far behind the last one: time went back
-PALETTE = np.array([[40, 40, 40], [40, 200, 60], [230, 40, 40]], np.uint8)
 LEVELS = {'OK': OK, 'WARN': WARN, 'ERROR': ERROR}
 
 
@@ -135,8 +133,7 @@ class PerceptionNode(LifecycleNode):
         self.p = declare_params(self, PARAMS)
         self._param_handler.apply_with(self._apply)
         self.slots: Dict[str, _Slot] = {}
-        self.pubs: Dict[str, tuple] = {}
-        self.label_pubs: Dict[str, object] = {}
+        self.pubs: Dict[str, Any] = {}      # camera topic -> its task_outputs publishers
         self.pub_status = self.pub_diag = None
         self.diag_timer = None
         self._reset_cameras: set = set()      # cameras whose time jumped back
@@ -238,13 +235,7 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().error(f'configure failed: {exc}')
                 self.pipeline = None
                 return TransitionCallbackReturn.FAILURE
-            self.pubs[topic] = (
-                self.create_lifecycle_publisher(Image, output_topic(resolved, 'segmentation'),
-                                                10),
-                self.create_lifecycle_publisher(
-                    Image, output_topic(resolved, 'segmentation_overlay'), 2))
-            self.label_pubs[topic] = self.create_lifecycle_publisher(
-                LabelInfo, output_topic(resolved, 'label_info'), LABEL_INFO_QOS)
+            self.pubs[topic] = outputs_for(self, resolved, self.pipeline.task)
         self._set_deadlines()
         self.pub_status = self.create_lifecycle_publisher(DiagnosticStatus, 'perception/status',
                                                           10)
@@ -266,8 +257,8 @@ class PerceptionNode(LifecycleNode):
             for s in self.slots.values()))
         done = super().on_activate(state)    # activates the publishers
         header = Header(stamp=self.get_clock().now().to_msg())
-        for pub in self.label_pubs.values() if self.pipeline is not None else ():
-            pub.publish(label_info_msg(self.pipeline.model.classes, header))
+        for pubs in self.pubs.values() if self.pipeline is not None else ():
+            pubs.publish_label_info(header)
         return done
 
     def _start_worker(self) -> None:
@@ -307,12 +298,9 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Drop the pipeline and every publisher."""
-        for seg, ovl in self.pubs.values():
-            self.destroy_lifecycle_publisher(seg)
-            self.destroy_lifecycle_publisher(ovl)
-        for pub in self.label_pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self.pubs, self.label_pubs = {}, {}
+        for pubs in self.pubs.values():
+            pubs.destroy()
+        self.pubs = {}
         for pub in (self.pub_status, self.pub_diag):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
@@ -454,7 +442,7 @@ class PerceptionNode(LifecycleNode):
             items.append(Item(slot.gate, taken, req, busy, source=slot))
         run_step(self.pipeline, items,
                  publish=lambda st: self._publish(st.item.source, st.item.taken.item,
-                                                  st.item.req.rgb, st.labels, st.rec),
+                                                  st.item.req.rgb, st.output, st.rec),
                  may_probe=self._may_probe, gate_lock=self.lock)
 
     def _may_probe(self) -> bool:
@@ -463,13 +451,8 @@ class PerceptionNode(LifecycleNode):
             busy = any(s.gate.waiting is not None for s in self.slots.values())
         return not busy and not self._stop.is_set()
 
-    def _publish(self, slot: _Slot, msg, rgb: np.ndarray, labels: np.ndarray, rec) -> None:
-        seg_pub, ovl_pub = self.pubs[slot.topic]
-        seg_pub.publish(image_msg(labels, 'mono8', msg.header))
-        if self.p['publish_overlay'] and ovl_pub.get_subscription_count() > 0:
-            ovl = (0.5 * rgb + 0.5 * PALETTE[np.minimum(labels, len(PALETTE) - 1)]).astype(
-                np.uint8)
-            ovl_pub.publish(image_msg(ovl, 'rgb8', msg.header))
+    def _publish(self, slot: _Slot, msg, rgb: np.ndarray, output: Any, rec) -> None:
+        self.pubs[slot.topic].publish(output, rgb, msg.header, self.p['publish_overlay'])
         # the record already carries this camera's resolved topic and the frame's stamp
         self.pub_status.publish(status('perception', slot.resolved, WARN if rec.missed else OK,
                                        rec.reason, rec.to_dict()))
