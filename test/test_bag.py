@@ -123,3 +123,42 @@ def test_unsupported_encoding_gives_clear_error(tmp_path):
                       _typestore().serialize_cdr(msg, 'sensor_msgs/msg/Image'))
     with pytest.raises(ImageDecodeError, match="unsupported image encoding 'yuv422'"):
         list(read_frames(out))
+
+
+def test_a_detectors_labels_are_boxes_on_a_detection2darray_topic(tmp_path):
+    """Boxes written as vision_msgs Detection2DArray (the wire format rclpy reads) come back
+    as each frame's reference boxes, matched to the frames by header stamp."""
+    from rclpy.serialization import deserialize_message
+    from vision_msgs.msg import Detection2DArray
+    from tts_perception.bag.recordings import read_bag
+    from tts_perception.bag.rosbag import read_raw
+    path = tmp_path / 'boxes'
+    frame = np.zeros((48, 64, 3), np.uint8)
+    truth = {100: ([[1, 2, 30, 40], [5, 6, 9, 8]], [0, 2]), 300: (np.zeros((0, 4)), [])}
+    with BagWriter(path) as bag:
+        for stamp in (100, 200, 300):
+            bag.write_image('cam/image_raw', stamp, frame)
+        for stamp, (boxes, classes) in truth.items():
+            bag.write_detections('cam/boxes', stamp, boxes, classes)
+    msg = deserialize_message(next(read_raw(path, ['cam/boxes'])).cdr, Detection2DArray)
+    assert msg.header.stamp.nanosec == 100 and msg.detections[1].results[0].hypothesis.class_id \
+        == '2' and msg.detections[0].bbox.center.position.x == pytest.approx(15.5)
+    frames = read_bag(path, labels_topic='cam/boxes')
+    assert frames.stamps_ns.tolist() == [100, 300] and frames.labels is None    # 200: no boxes
+    np.testing.assert_allclose(frames.boxes[0].boxes, truth[100][0])
+    assert frames.boxes[0].classes.tolist() == [0, 2] and len(frames.boxes[1].classes) == 0
+    assert frames.source['labels_topic'] == 'cam/boxes'
+
+
+def test_a_detection2darray_label_with_a_class_name_is_refused(tmp_path):
+    from tts_perception.bag.rosbag import _typestore, DETECTIONS_TYPE, read_detections, read_raw
+    with BagWriter(tmp_path / 'index') as bag:
+        bag.write_detections('cam/boxes', 1, [[0, 0, 4, 4]], [1])
+    ts = _typestore()
+    msg = ts.deserialize_cdr(next(read_raw(tmp_path / 'index', ['cam/boxes'])).cdr,
+                             DETECTIONS_TYPE)
+    msg.detections[0].results[0].hypothesis.class_id = 'person'    # another tool's names
+    with BagWriter(tmp_path / 'named') as bag:
+        bag.write_raw('cam/boxes', DETECTIONS_TYPE, 1, ts.serialize_cdr(msg, DETECTIONS_TYPE))
+    with pytest.raises(BagError, match="class id 'person' is not a class index"):
+        read_detections(tmp_path / 'named', 'cam/boxes')

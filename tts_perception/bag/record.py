@@ -5,6 +5,7 @@
     record_bag sample   # the small sample bag the tests and demo use (data/sample_bag)
 
 The sim recorder writes ``/camera/image_raw`` (rgb8), ``/camera/labels`` (mono8 ground truth),
+``/camera/boxes`` (the obstacles' boxes, vision_msgs Detection2DArray: a detector's labels),
 ``/cmd_vel`` and ``/odom``, all stamped with sim time; live recording keeps the resolved
 (absolute) names, as ``ros2 bag record`` does.
 """
@@ -22,6 +23,7 @@ from tts_perception.common.progress import Progress
 DEFAULT_SAMPLE = Path('data/sample_bag')
 IMAGE_TOPIC = 'camera/image_raw'
 LABEL_TOPIC = 'camera/labels'
+BOX_TOPIC = 'camera/boxes'          # the simulator's boxes, Detection2DArray: a detector's labels
 
 
 def record_sim(out: Path, seed: int = 7, seconds: float = 20.0, rate: float = 10.0,
@@ -52,6 +54,7 @@ def record_sim(out: Path, seed: int = 7, seconds: float = 20.0, rate: float = 10
             bag.write_image(IMAGE_TOPIC, stamp, world.render_rgb(), 'rgb8')
             if labels:
                 bag.write_image(LABEL_TOPIC, stamp, world.render_labels(), 'mono8')
+                bag.write_detections(BOX_TOPIC, stamp, *world.render_boxes())
             prog.update(i + 1)
         prog.close()
     return n

@@ -8,17 +8,22 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.bag.rosbag import (BagError, image_topics, ImageDecodeError, read_frames,
-                                       same_topic)
+from tts_perception.bag.rosbag import (absolute_topic, bag_topics, BagError, DETECTIONS_TYPE,
+                                       image_topics, ImageDecodeError, read_detections,
+                                       read_frames, same_topic)
 from tts_perception.common.frames import Frames
 from tts_perception.common.progress import Progress
 
 
 def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optional[str] = None,
              max_frames: int = 0, quiet: bool = False) -> Frames:
-    """A bag's frames (optionally with labels) as :class:`Frames`; BagError naming what is
-    wrong (no image topic, several and none chosen, a labels topic that is not mono8 or
-    matches no frame)."""
+    """A bag's frames (optionally with labels: mono8 class ids, or a detector's boxes as
+    vision_msgs Detection2DArray) as :class:`Frames`; BagError naming what is wrong (no image
+    topic, several and none chosen, a labels topic of another type or that matches no
+    frame)."""
+    if labels_topic and _is_boxes(bag, labels_topic):
+        return _with_boxes(read_bag(bag, image_topic, None, max_frames, quiet), bag,
+                           labels_topic)
     topics = image_topics(bag, [image_topic] if image_topic else None)
     if labels_topic:
         topics = {t: m for t, m in topics.items() if not same_topic(t, labels_topic)}
@@ -64,6 +69,25 @@ def read_bag(bag: Path, image_topic: Optional[str] = None, labels_topic: Optiona
                    'frames': len(rgb)})
 
 
+def _is_boxes(bag: Path, topic: str) -> bool:
+    types = {absolute_topic(t): m for t, m in bag_topics(bag).items()}
+    return types.get(absolute_topic(topic)) == DETECTIONS_TYPE
+
+
+def _with_boxes(frames: Frames, bag: Path, topic: str) -> Frames:
+    """``frames`` that have a message on the boxes ``topic`` with their stamp, with them."""
+    boxes = read_detections(bag, topic)
+    keep = [i for i, s in enumerate(frames.stamps_ns) if int(s) in boxes]
+    if not keep:
+        raise BagError(f'bag {bag}: no message on {topic} has the header stamp of a frame on '
+                       f'{frames.source["image_topic"]}')
+    return Frames([frames.rgb[i] for i in keep], frames.stamps_ns[keep], None, None,
+                  frames.arrival_ns[keep], {**frames.source, 'labels_topic': topic,
+                                            'first_stamp_ns': int(frames.stamps_ns[keep[0]]),
+                                            'frames': len(keep)},
+                  [boxes[int(frames.stamps_ns[i])] for i in keep])
+
+
 def read_recordings(bags: Sequence[Path], fit_fraction: float, image_topic: Optional[str] = None,
                     labels_topic: Optional[str] = None, max_frames: int = 0,
                     quiet: bool = False) -> Tuple[Frames, List[int]]:
@@ -85,10 +109,11 @@ def read_recordings(bags: Sequence[Path], fit_fraction: float, image_topic: Opti
                    'frames': len(p), 'fit_frames': k,
                    'eval_from_stamp_ns': int(p.stamps_ns[k]) if k < len(p) else None}
                   for p, k in zip(parts, fits)]
-    labelled = parts[0].labels is not None
+    labelled, boxed = parts[0].labels is not None, parts[0].boxes is not None
     return Frames([x for q in pieces for x in q.rgb],
                   np.concatenate([q.stamps_ns for q in pieces]),
                   [x for q in pieces for x in q.labels] if labelled else None,
                   np.concatenate([np.full(len(q), i, np.int64) for i, q in enumerate(pieces)]),
                   np.concatenate([q.arrival_ns for q in pieces]),
-                  {**parts[0].source, 'recordings': recordings}), fits
+                  {**parts[0].source, 'recordings': recordings},
+                  [x for q in pieces for x in q.boxes] if boxed else None), fits

@@ -19,12 +19,14 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
+from tts_perception.common.detection_metrics import FrameBoxes
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, encode_compressed,
                                                encode_fields, image_msg_to_array, ImageDecodeError,
                                                to_rgb)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+DETECTIONS_TYPE = 'vision_msgs/msg/Detection2DArray'
 TWIST_TYPE = 'geometry_msgs/msg/Twist'
 ODOM_TYPE = 'nav_msgs/msg/Odometry'
 
@@ -44,8 +46,28 @@ def same_topic(a: str, b: str) -> bool:
 
 
 def _typestore():
-    from rosbags.typesys import get_typestore, Stores
-    return get_typestore(Stores.ROS2_KILTED)
+    """Kilted's message types, and vision_msgs' where the package is installed (its .msg
+    files, as a ROS workspace has them)."""
+    from rosbags.typesys import get_typestore, get_types_from_msg, Stores
+    ts = get_typestore(Stores.ROS2_KILTED)
+    msg_dir = _vision_msgs_dir()
+    if msg_dir is not None:
+        ts.register({k: v for f in sorted(msg_dir.glob('*.msg')) for k, v in get_types_from_msg(
+            f.read_text(), f'vision_msgs/msg/{f.stem}').items()})
+    return ts
+
+
+def _vision_msgs_dir() -> Optional[Path]:
+    """The installed vision_msgs package's ``msg`` folder, None where it is not installed."""
+    try:
+        from ament_index_python.packages import (get_package_share_directory,
+                                                 PackageNotFoundError)
+    except ImportError:
+        return None
+    try:
+        return Path(get_package_share_directory('vision_msgs')) / 'msg'
+    except PackageNotFoundError:
+        return None
 
 
 def _stamp(ns: int):
@@ -166,6 +188,72 @@ class BagWriter:
                        pose=PoseCov(pose=pose, covariance=np.zeros(36)),
                        twist=TwistCov(twist=twist, covariance=np.zeros(36)))
         self._write(topic, ODOM_TYPE, stamp_ns, msg)
+
+    def write_detections(self, topic: str, stamp_ns: int, boxes: np.ndarray,
+                         classes: np.ndarray, scores: Optional[np.ndarray] = None,
+                         frame_id: str = 'camera') -> None:
+        """Write boxes [N, 4] (x1, y1, x2, y2, pixels) with class indices as
+        vision_msgs/Detection2DArray (score 1 where none is given): a detector's labels."""
+        if DETECTIONS_TYPE not in self._ts.types:
+            raise BagError('vision_msgs is not installed, so Detection2DArray cannot be '
+                           'written; install it (the pip environment builds it in setup)')
+        t = self._ts.types
+        header = _header(stamp_ns, frame_id)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if scores is None else np.asarray(scores, np.float64)
+        dets = [_detection(t, header, b, int(c), float(sc))
+                for b, c, sc in zip(boxes, np.asarray(classes).reshape(-1), scores)]
+        self._write(topic, DETECTIONS_TYPE, stamp_ns,
+                    t[DETECTIONS_TYPE](header=header, detections=dets))
+
+
+def _detection(t, header, box: np.ndarray, cls: int, score: float):
+    """One rosbags Detection2D: one hypothesis, the box as centre and size."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    hyp = t['vision_msgs/msg/ObjectHypothesisWithPose'](
+        hypothesis=t['vision_msgs/msg/ObjectHypothesis'](class_id=str(cls), score=score),
+        pose=t['geometry_msgs/msg/PoseWithCovariance'](
+            pose=t['geometry_msgs/msg/Pose'](
+                position=t['geometry_msgs/msg/Point'](x=0.0, y=0.0, z=0.0),
+                orientation=t['geometry_msgs/msg/Quaternion'](x=0.0, y=0.0, z=0.0, w=1.0)),
+            covariance=np.zeros(36)))
+    centre = t['vision_msgs/msg/Pose2D'](
+        position=t['vision_msgs/msg/Point2D'](x=(x1 + x2) / 2, y=(y1 + y2) / 2), theta=0.0)
+    return t['vision_msgs/msg/Detection2D'](
+        header=header, results=[hyp], id='',
+        bbox=t['vision_msgs/msg/BoundingBox2D'](center=centre, size_x=x2 - x1, size_y=y2 - y1))
+
+
+def read_detections(path: Union[str, Path], topic: str) -> Dict[int, FrameBoxes]:
+    """A Detection2DArray topic's boxes by header stamp (each box's best hypothesis; a
+    class id that is not a class index raises :class:`BagError`)."""
+    with _open(path) as (reader, p):
+        conns = [c for c in reader.connections if same_topic(c.topic, topic)]
+        if not conns or conns[0].msgtype != DETECTIONS_TYPE:
+            raise BagError(f'topic {topic} of bag {p} is not a {DETECTIONS_TYPE} topic')
+        out = {}
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            out[int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)] = \
+                _frame_boxes(msg, topic)
+        return out
+
+
+def _frame_boxes(msg, topic: str) -> FrameBoxes:
+    boxes, classes, scores = [], [], []
+    for d in msg.detections:
+        if not d.results:
+            raise BagError(f'{topic}: a Detection2D without results has no class')
+        best = max(d.results, key=lambda r: r.hypothesis.score).hypothesis
+        try:
+            classes.append(int(best.class_id))
+        except ValueError:
+            raise BagError(f'{topic}: class id {best.class_id!r} is not a class index') \
+                from None
+        c, w, h = d.bbox.center.position, d.bbox.size_x, d.bbox.size_y
+        boxes.append((c.x - w / 2, c.y - h / 2, c.x + w / 2, c.y + h / 2))
+        scores.append(best.score)
+    return FrameBoxes(np.array(boxes).reshape(-1, 4), classes, scores)
 
 
 def bag_topics(path: Union[str, Path]) -> Dict[str, str]:
