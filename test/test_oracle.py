@@ -67,7 +67,7 @@ def _conf3(truth_px: dict, wrong: dict) -> np.ndarray:
 
 
 def test_a_frames_contribution_adds_up_to_the_mIoU_over_the_frames():
-    from tts_perception.adaptive.difficulty import frame_contribution
+    from tts_perception.common.scoring import confusion_contribution as frame_contribution
     from tts_perception.common.metrics import ConfusionMatrix
     rng = np.random.default_rng(0)
     # a reference point and a point close to it: its mean contribution is its mIoU over the

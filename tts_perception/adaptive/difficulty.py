@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from tts_perception.common.metrics import ConfusionMatrix
 from tts_perception.common.scoring import confusion_miou
 
 SIGNALS: Dict[str, Tuple[str, ...]] = {
@@ -72,36 +71,6 @@ def correlation(a: np.ndarray, b: np.ndarray) -> Optional[float]:
     if len(a) < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
         return None
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def frame_contribution(confusion: np.ndarray, reference: Optional[int] = None) -> np.ndarray:
-    """Per point and frame, what the frame's output adds to the point's mIoU over the frames
-    (the score every policy is judged by: the mIoU of the summed confusion matrices), to first
-    order about the class totals of the ``reference`` point's outputs (default: the point with
-    the best mIoU over the frames): the mean over the classes the reference has of
-    (true positives - IoU x union) / union total, times the number of frames, so that a
-    point's mean over the frames is, to first order, its mIoU less the reference's.
-    ``confusion`` [points, frames, C, C] -> [points, frames].
-
-    A frame's own mIoU weighs a class it shows by the frame's pixels of it alone: a few wrong
-    pixels of a class that is rare on that frame cost as much as half of a large one, while
-    over the recording they cost next to nothing; the per-frame choices that add up to the
-    best mIoU of the recording follow this instead."""
-    c = np.asarray(confusion, np.float64)
-    totals = c.sum(1)
-    if reference is None:
-        reference = int(np.argmax([ConfusionMatrix(len(t)).add_matrix(t).miou()
-                                   for t in totals]))
-    ref = totals[reference]
-    tp_ref = np.diag(ref)
-    union = ref.sum(0) + ref.sum(1) - tp_ref
-    present = union > 0
-    if not present.any():
-        return np.zeros(c.shape[:2])
-    iou = tp_ref[present] / union[present]
-    tp = np.diagonal(c, axis1=2, axis2=3)[..., present]
-    u = c.sum(3)[..., present] + c.sum(2)[..., present] - tp
-    return ((tp - iou * u) / union[present]).sum(-1) / present.sum() * c.shape[1]
 
 
 def frame_shortfall(accuracy: np.ndarray) -> np.ndarray:

@@ -41,6 +41,10 @@ class Task:
         """The output in the form it is scored and kept in (smaller where it can be)."""
         raise NotImplementedError
 
+    def nothing(self, reference: Any) -> Any:
+        """The output shown before the first one is ready, in scored form (nothing found)."""
+        raise NotImplementedError
+
     def expand(self, scored: Any) -> Any:
         """A scored output back in the form the difficulty signals read."""
         raise NotImplementedError

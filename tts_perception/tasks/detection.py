@@ -40,6 +40,9 @@ class DetectionTask(Task):
     def scored(self, output: Detections) -> Detections:
         return output
 
+    def nothing(self, reference: FrameBoxes) -> Detections:
+        return Detections.empty()
+
     def expand(self, scored: Detections) -> Detections:
         return scored
 

@@ -31,10 +31,10 @@ from tts_perception.adaptive.pipeline import AdaptivePipeline, FrameRequest, Pip
 from tts_perception.adaptive.profile_data import Profile
 from tts_perception.adaptive.scheduler import seeing_points
 from tts_perception.common.frame_gate import arrivals_from, FrameGate, replay, Taken
-from tts_perception.common.metrics import ConfusionMatrix, shown_at
+from tts_perception.common.metrics import shown_at
 from tts_perception.common.progress import Progress
-from tts_perception.inference.runner import infer
-from tts_perception.adaptive.calibration import SUB
+from tts_perception.common.scoring import Scoring
+from tts_perception.tasks import Task
 from tts_perception.bag.recordings import read_bag
 from tts_perception.common.frames import Frames
 from tts_perception.inference.latency import machine_info
@@ -45,29 +45,31 @@ from tts_perception.tools import oracle
 MEETS_DEADLINE = 0.01      # a static point "meets the deadline" at <= 1 % missed or dropped
 
 
-def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False
-               ) -> List[np.ndarray]:
-    """Truth per frame on the scored grid: the labels, or the golden point's output."""
-    if frames.labels is not None:
-        return [x[::SUB, ::SUB] for x in frames.labels]
+def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False) -> List[Any]:
+    """Truth per frame in the task's scored form: the frames' own (labels, boxes), or the
+    golden point's output."""
+    task = pipe.task
+    own = task.references(frames)
+    if own is not None:
+        return own
     golden = pipe.camera('default').scheduler.golden
     prog = Progress(len(frames), 'golden outputs', quiet=quiet)
     out = []
     for i, rgb in enumerate(frames.rgb):
-        out.append(infer(pipe.model, pipe.backend, [rgb], golden)[0][0][::SUB, ::SUB].copy())
+        out.append(task.scored(task.infer(pipe.backend, [rgb], golden)[0][0]))
         prog.update(i + 1)
     prog.close()
     return out
 
 
-def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], policy: str,
+def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[Any], policy: str,
              deadline_ms: float, anytime: bool = False, rate: float = 1.0,
              load: str = 'none', quiet: bool = True) -> PolicyRun:
     """One policy through the simulated camera: the node's frame gate and frame step on the
     frames' recorded arrivals; per-frame records and the summary."""
     pipe.restart(policy)
     pipe.set_anytime(anytime, pipe.config.anytime_confidence)
-    n, ncls = len(frames), pipe.model.num_classes
+    n, task = len(frames), pipe.task
     arrivals = arrivals_from(frames.stamps_ns, frames.arrival_ns, range(n), rate)
     gate = FrameGate(deadline_ms)
     outputs, recs = [], []
@@ -84,8 +86,8 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
         (step,) = run_step(pipe, [Item(gate, taken, req, taken.wait_ms)])   # as the node
         if step.held:
             return 0.0
-        pred = step.output[::SUB, ::SUB]
-        rec = _record(pipe, step, pred, refs[j], ncls)
+        pred = task.scored(step.output)
+        rec = _record(pipe, step, pred, refs[j])
         outputs.append((rec.done_ms, pred))
         recs.append(rec)
         prog.update(j + 1)
@@ -95,14 +97,12 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray], pol
     finally:
         stop_load(procs)
         prog.close()
-    stream, per_frame_stream = streaming(outputs, [a.arrival_ms for a in arrivals], refs, ncls)
-    return summarise(policy, anytime, n, ncls, gate, recs, stream, per_frame_stream)
+    stream, per_frame_stream = streaming(task, outputs, [a.arrival_ms for a in arrivals], refs)
+    return summarise(policy, anytime, n, task.scoring, gate, recs, stream, per_frame_stream)
 
 
-def _record(pipe: AdaptivePipeline, step, pred: np.ndarray, ref: np.ndarray,
-            ncls: int) -> FrameRecord:
-    """A processed frame's record, its output on the scored grid (``pred``) against
-    ``ref``."""
+def _record(pipe: AdaptivePipeline, step, pred: Any, ref: Any) -> FrameRecord:
+    """A processed frame's record, its output in scored form (``pred``) against ``ref``."""
     taken, rec = step.item.taken, step.rec
     return FrameRecord(
         frame=taken.item, start_ms=taken.take_ms, done_ms=taken.take_ms + rec.total_ms,
@@ -110,42 +110,41 @@ def _record(pipe: AdaptivePipeline, step, pred: np.ndarray, ref: np.ndarray,
         total_ms=rec.total_ms, age_ms=rec.age_ms, missed=rec.missed,
         complexity=rec.complexity, shortfall=dict(pipe.camera(rec.camera).shortfall),
         stop_reason=rec.stop_reason,
-        confusion=ConfusionMatrix(ncls).add(pred, ref).m)
+        confusion=pipe.task.scoring.evidence(pred, ref))
 
 
-def streaming(outputs: Sequence, arrivals_ms: Sequence[float], refs: List[np.ndarray],
-              ncls: int):
-    """Streaming accuracy: at each frame's arrival the newest output finished by then
-    (``outputs``: (done ms, labels) in finishing order) against that frame's truth; the
-    confusion over every frame and the accuracy per frame."""
-    stream, per_frame_stream = ConfusionMatrix(ncls), []
+def streaming(task: Task, outputs: Sequence, arrivals_ms: Sequence[float], refs: List[Any]):
+    """Streaming accuracy (streaming AP for a detector, Li, Wang, Ramanan, ECCV 2020): at
+    each frame's arrival the newest output finished by then (``outputs``: (done ms, scored
+    output) in finishing order; none yet: the task's empty output) against that frame's
+    truth; the summed evidence over every frame and the accuracy per frame."""
+    scoring, total, per_frame_stream = task.scoring, None, []
     for i, latest in enumerate(shown_at(outputs, arrivals_ms)):
-        pred = latest if latest is not None else np.zeros_like(refs[i])
-        m = ConfusionMatrix(ncls).add(pred, refs[i])
-        stream.add_matrix(m.m)
-        per_frame_stream.append(m.miou())
-    return stream, per_frame_stream
+        pred = latest if latest is not None else task.nothing(refs[i])
+        m = scoring.evidence(pred, refs[i])
+        total = m if total is None else total + m
+        per_frame_stream.append(scoring.value(m))
+    return total, per_frame_stream
 
 
-def summarise(policy: str, anytime: bool, n: int, ncls: int, gate: FrameGate,
-              recs: List[FrameRecord], stream: ConfusionMatrix,
+def summarise(policy: str, anytime: bool, n: int, scoring: Scoring, gate: FrameGate,
+              recs: List[FrameRecord], stream: np.ndarray,
               per_frame_stream: List[float]) -> PolicyRun:
-    """A run's figures from its records, its gate's counts and its streaming confusion."""
+    """A run's figures from its records, its gate's counts and its streaming evidence."""
     c = gate.counts
     dropped = c.dropped + c.stale + c.future + c.tail
-    acc = ConfusionMatrix(ncls)
-    for r in recs:
-        acc.add_matrix(r.confusion)
+    acc = sum(r.confusion for r in recs)
+    per_class = scoring.per_class(acc)
     missed = sum(r.missed for r in recs)
     ms = np.array([r.measured_ms + r.probe_ms for r in recs])     # probes are compute
     return PolicyRun(
         policy=policy, anytime=anytime, frames=n, processed=len(recs), dropped=dropped,
         tail=c.tail, missed=int(missed), miss_rate=missed / max(1, len(recs)),
-        late_or_dropped=(missed + dropped) / n, accuracy=acc.miou(),
-        per_class_iou=acc.iou_values(),
-        worst_class_iou=min((v for v in acc.iou_values() if v is not None),
-                            default=float('nan')),
-        streaming_accuracy=stream.miou(), streaming_per_class_iou=stream.iou_values(),
+        late_or_dropped=(missed + dropped) / n, accuracy=scoring.value(acc),
+        per_class_iou=per_class,
+        worst_class_iou=min((v for v in per_class if v is not None), default=float('nan')),
+        streaming_accuracy=scoring.value(stream),
+        streaming_per_class_iou=scoring.per_class(stream),
         mean_compute_ms=float(ms.mean()) if len(ms) else None,
         probes=int(sum(r.probe_ms > 0 for r in recs)),
         mean_probe_ms=float(np.mean([r.probe_ms for r in recs])) if recs else 0.0,
@@ -159,7 +158,7 @@ def warm_points(pipe: AdaptivePipeline, frames: Frames, runs: int = 20) -> None:
     pays the engine's first runs (its arena growing, its caches filling)."""
     for p in pipe.points:
         for i in range(runs):
-            infer(pipe.model, pipe.backend, [frames.rgb[i % len(frames)]], p)
+            pipe.task.infer(pipe.backend, [frames.rgb[i % len(frames)]], p)
 
 
 def median_compute(run: PolicyRun, latency: Dict[str, float]) -> float:
@@ -201,7 +200,7 @@ def policies(pipe: AdaptivePipeline) -> List[tuple]:
     return out
 
 
-def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
               runs: Dict[str, PolicyRun], quiet: bool = True
               ) -> Optional[oracle.PerFrameTable]:
     """Every point on every frame, the per-frame oracle's table (None unless every point ran
@@ -212,7 +211,7 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
         return None
     latency = {k: median_latency(runs[k]) for k in keys}
     by_key = {p.key: p for p in pipe.points}
-    ncls = pipe.model.num_classes
+    task = pipe.task
     scored = {(k, r.frame): r.confusion for k in keys for r in runs[k].records}
     prog = Progress(len(keys) * len(frames), 'oracle: every point on every frame', quiet=quiet)
     done = [0]
@@ -222,9 +221,9 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
         prog.update(done[0])
         if (key, f) in scored:
             return scored[(key, f)]
-        labels = infer(pipe.model, pipe.backend, [frames.rgb[f]], by_key[key])[0][0]
-        return ConfusionMatrix(ncls).add(labels[::SUB, ::SUB], refs[f]).m
-    table = oracle.per_frame_table(keys, latency, len(frames), ncls, score)
+        output = task.infer(pipe.backend, [frames.rgb[f]], by_key[key])[0][0]
+        return task.scoring.evidence(task.scored(output), refs[f])
+    table = oracle.per_frame_table(keys, latency, len(frames), task.scoring, score)
     prog.close()
     return table
 
@@ -467,7 +466,7 @@ def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def run_policies(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+def run_policies(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
                  deadline: float, a: argparse.Namespace) -> Dict[str, PolicyRun]:
     """Every policy asked for through the simulated camera, after warming every point."""
     warm_points(pipe, frames)
@@ -483,7 +482,7 @@ def run_policies(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
     return runs
 
 
-def judge(pipe: AdaptivePipeline, frames: Frames, refs: List[np.ndarray],
+def judge(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
           runs: Dict[str, PolicyRun], quiet: bool) -> Tuple[Dict[str, Any], Any, Any]:
     """The per-frame oracle's frontier, the rule's, the difficulty correlations and the
     comparison, where the runs allow them (every point ran as a static policy); sets each
@@ -538,7 +537,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if a.deadline_fraction else PipelineConfig().deadline_ms)
     refs = references(pipe, frames, a.quiet)
     runs = run_policies(pipe, frames, refs, deadline, a)
-    metric = 'mIoU' if frames.labels is not None else 'agreement mIoU'
+    metric = pipe.task.scoring.metric if pipe.task.references(frames) is not None \
+        else f'agreement {pipe.task.scoring.metric}'
     judged, front, rule_front = judge(pipe, frames, refs, runs, a.quiet)
     res = {'bag': str(a.bag), 'frames': which, 'n_frames': len(frames), 'metric': metric,
            'model': pipe.model.name, 'classes': pipe.model.classes,
@@ -568,7 +568,7 @@ def print_table(res: Dict[str, Any]) -> None:
           f'deadline {res["deadline_ms"]:.1f} ms; {res["metric"]}; {res["backend"]} on '
           f'{res["device"]}')
     print(f'{"policy":>20} {"acc":>6} {"stream":>6} {"compute":>8} {"miss%":>6} {"drop%":>6}  '
-          f'worst class IoU')
+          f'worst class')
     for k, d in res['runs'].items():
         r = PolicyRun.from_summary(d)
         print(f'{k:>20} {r.accuracy:6.3f} {r.streaming_accuracy:6.3f} '

@@ -4,10 +4,11 @@ Every operating point runs on every evaluated frame and is scored against that f
 reference; with hindsight the oracle picks, on each frame, the point that maximises
 ``accuracy - lambda * latency`` (latency: each point's median). Sweeping ``lambda`` (densely:
 between two values the choices change on few frames) traces its frontier of (mean compute,
-accuracy); accuracy is the mIoU of the summed confusion matrices of the chosen outputs, as for
-every policy. A frame's accuracy is taken both as its own mIoU and as what it adds to the mIoU
-over the frames (:func:`~tts_perception.adaptive.difficulty.frame_contribution`); the frontier
-is the better of the two sweeps at every compute. A policy's
+accuracy); accuracy is the task's value of the chosen outputs' summed evidence (mIoU of the
+confusion matrices, AP50 of the score histograms: :mod:`~tts_perception.common.scoring`), as
+for every policy. A frame's accuracy is taken both as its own and as what it adds to the
+accuracy over the frames (the scoring's ``contributions``); the frontier is the better of the
+two sweeps at every compute. A policy's
 *share of the oracle's saving* at the accuracy of a static point is (static compute - policy
 compute) / (static compute - the oracle's compute at that accuracy). At the policy's own
 accuracy the static side is the static frontier (:func:`static_cost_at`), which also takes the
@@ -15,49 +16,46 @@ policy's accuracy where no single static point has it.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.adaptive.difficulty import (choice_outcome, frame_contribution,
-                                                rule_choice)
+from tts_perception.adaptive.difficulty import choice_outcome, rule_choice
+from tts_perception.common.scoring import SegmentationScoring
 
 MIN_SAVING = 0.05           # the least saving (share of the static compute) a share is taken of
 
 
 @dataclass
 class PerFrameTable:
-    """Every point on every frame: confusion matrices and the points' median latencies."""
+    """Every point on every frame: its evidence (``confusion``: confusion matrices for
+    segmentation, the default ``scoring``) and the points' median latencies."""
 
     points: List[str]
     latency_ms: np.ndarray          # (P,)
-    confusion: np.ndarray           # (P, F, C, C)
+    confusion: np.ndarray           # (P, F, ...) evidence
+    scoring: Any = None             # common.scoring; default: confusion matrices
+
+    def __post_init__(self) -> None:
+        if self.scoring is None:
+            self.scoring = SegmentationScoring(self.confusion.shape[-1])
 
     def frame_contribution(self) -> np.ndarray:
-        """(P, F) what each frame's output adds to the point's mIoU over the frames, to first
-        order about the most accurate point's class totals (:func:`~tts_perception.adaptive.
-        difficulty.frame_contribution`)."""
-        return frame_contribution(self.confusion)
+        """(P, F) what each frame's output adds to the point's accuracy over the frames, to
+        first order (the scoring's ``contributions``)."""
+        return self.scoring.contributions(self.confusion)
 
     def frame_accuracy(self) -> np.ndarray:
-        """(P, F) per-frame mIoU over the classes present in the frame's output or truth."""
-        c = self.confusion.astype(np.float64)
-        tp = np.diagonal(c, axis1=2, axis2=3)
-        union = c.sum(axis=3) + c.sum(axis=2) - tp
-        present = union > 0
-        iou = np.divide(tp, union, out=np.zeros_like(tp), where=present)
-        return iou.sum(axis=2) / np.maximum(1, present.sum(axis=2))
+        """(P, F) each frame's own accuracy (the scoring's ``frame_values``)."""
+        return self.scoring.frame_values(self.confusion)
 
 
 def per_frame_table(points: Sequence[str], latency_ms: Dict[str, float], n_frames: int,
-                    num_classes: int,
-                    score: Callable[[str, int], np.ndarray]) -> PerFrameTable:
-    """``score(point, frame)`` -> that point's confusion matrix on that frame."""
-    conf = np.zeros((len(points), n_frames, num_classes, num_classes), np.int64)
-    for i, p in enumerate(points):
-        for f in range(n_frames):
-            conf[i, f] = score(p, f)
-    return PerFrameTable(list(points), np.array([latency_ms[p] for p in points], float), conf)
+                    scoring, score: Callable[[str, int], np.ndarray]) -> PerFrameTable:
+    """``score(point, frame)`` -> that point's evidence on that frame (``scoring``'s)."""
+    conf = np.stack([np.stack([score(p, f) for f in range(n_frames)]) for p in points])
+    return PerFrameTable(list(points), np.array([latency_ms[p] for p in points], float), conf,
+                         scoring)
 
 
 @dataclass
@@ -77,7 +75,7 @@ def _weights(weights: Optional[Sequence[float]]) -> Sequence[float]:
 
 def _outcome(table: PerFrameTable, choice: np.ndarray, weight: float) -> FrontierPoint:
     """The (mean compute, accuracy) of running point ``choice[f]`` on each frame f."""
-    acc, ms = choice_outcome(table.confusion, table.latency_ms, choice)
+    acc, ms = choice_outcome(table.confusion, table.latency_ms, choice, table.scoring.value)
     counts = np.bincount(choice, minlength=len(table.points))
     return FrontierPoint(ms, acc, float(weight),
                          {table.points[i]: int(n) for i, n in enumerate(counts) if n})
