@@ -1,15 +1,18 @@
 """The latency-aware control law, without ROS."""
 
+from dataclasses import replace
 import math
 
 import numpy as np
 import pytest
 
-from tts_perception.control.control_law import (check_params, ControlParams,
-                                                free_distance_from_labels, ground_contacts,
-                                                parse_record, Perception, ramp, RecordRefused,
-                                                slowdown_distance, SpeedGovernor,
-                                                stopping_speed_limit)
+from tts_perception.control.control_law import (box_contacts, box_slowdown_distance,
+                                                check_boxes, check_params, ControlParams,
+                                                free_distance_from_boxes,
+                                                free_distance_from_labels, free_distance_in,
+                                                ground_contacts, parse_record, Perception,
+                                                ramp, RecordRefused, slowdown_distance,
+                                                SpeedGovernor, stopping_speed_limit)
 from tts_perception.sim.course import make_course
 from tts_perception.sim.world import CAMERA_FOVY_DEG, CAMERA_HEIGHT, CAMERA_PITCH_DEG, World
 
@@ -434,3 +437,42 @@ def test_every_command_is_finite_and_within_the_caps_whatever_arrives():
         v, w = g.step(t)
         assert math.isfinite(v) and math.isfinite(w)
         assert -g.p.max_reverse_speed <= v <= g.p.max_speed and abs(w) <= g.p.max_yaw_rate
+
+
+def test_a_detectors_boxes_give_the_free_distance_and_slowdown_through_the_geometry():
+    """The simulator's own boxes (each obstacle's visible pixels) read as a detector's: the
+    nearest box ahead is where the ground truth ends the free floor; a box beside the lane is
+    in the slowdown zone and not ahead; nothing ahead: the sensing cap."""
+    p = ControlParams(camera_height=CAMERA_HEIGHT, camera_pitch_deg=CAMERA_PITCH_DEG,
+                      camera_fovy_deg=CAMERA_FOVY_DEG)
+    with World(4, width=320, height=240) as w:
+        w.reset(0.0)
+        ob = next(o for o in w.course.obstacles if o.kind == 'box')
+        w.state.x, w.state.y, w.state.yaw = ob.x - 4.0, ob.y, 0.0
+        w.step(0.0, 0.0, 1e-3)
+        boxes, _ = w.render_boxes()
+        from_boxes = free_distance_from_boxes(boxes, (240, 320), p)
+        truth = w.free_distance_ahead(max_range=8.0) + 0.3        # robot radius
+        assert abs(from_boxes - truth) < 0.6, (from_boxes, truth)
+        # the box's lowest visible pixel is where it stands: never further than the floor
+        # the segmentation sees free up to
+        assert from_boxes <= free_distance_in(w.render_labels(), p) + 1e-6
+    assert free_distance_from_boxes(np.zeros((0, 4)), (240, 320), p) == p.max_sensing_distance
+    assert box_slowdown_distance(np.zeros((0, 4)), (240, 320), p) is None
+    # a box reaching the bottom row touches the robot: nothing is free
+    assert free_distance_from_boxes(np.array([[100., 50., 220., 239.]]), (240, 320), p) == 0.0
+    # beside the lane, in the zone; far to the side, not
+    side = np.array([[0., 100., 40., 180.]])
+    d = box_slowdown_distance(side, (240, 320), p)
+    assert d is not None and d == pytest.approx(box_contacts(side, (240, 320), p)[0][0])
+    assert free_distance_from_boxes(side, (240, 320), p) == p.max_sensing_distance
+    assert box_slowdown_distance(side, (240, 320), replace(p, slowdown_half_width=0.1)) is None
+
+
+@pytest.mark.parametrize('boxes, why', [
+    ([[0, 0, float('nan'), 5]], 'not finite'), ([[0, 0, float('inf'), 5]], 'not finite'),
+    ([[10, 0, 5, 5]], 'swapped')])
+def test_boxes_that_cannot_be_acted_on_are_named(boxes, why):
+    assert why in check_boxes(np.array(boxes, float), (240, 320))
+    assert check_boxes(np.array([[0., 0., 5., 5.]]), (240, 320)) == ''
+    assert 'camera' in check_boxes(np.zeros((0, 4)), (0, 320))

@@ -10,7 +10,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
+from vision_msgs.msg import Detection2D, Detection2DArray
 
 from conftest import ROOT
 from tts_perception.common.image_codec import fill_image_msg
@@ -26,8 +27,10 @@ CAMERA = '/camera/image_raw'
 class Robot:
     """The controller's surroundings: a planner, perception and a listener on cmd_vel."""
 
-    def __init__(self, client):
-        self.client = client
+    def __init__(self, client, boxes=None):
+        """``boxes``: perceive with a detector's boxes ([N, 4] in a 64x48 image, every tick,
+        with camera_info) instead of a free-floor segmentation."""
+        self.client, self.boxes = client, boxes
         node = client.node
         self.cmds = client.listen('cmd_vel', Twist)
         self.diags = client.listen('/diagnostics', DiagnosticArray)
@@ -35,6 +38,8 @@ class Robot:
         self.pub_st = node.create_publisher(DiagnosticStatus, 'perception/status', 10)
         self.pub_seg = node.create_publisher(Image, 'segmentation', 10)
         self.seg = fill_image_msg(Image(), np.ones((48, 64), np.uint8), 'mono8')   # free floor
+        self.pub_det = node.create_publisher(Detection2DArray, 'detections', 10)
+        self.pub_info = node.create_publisher(CameraInfo, 'camera_info', 10)
 
     def record(self, camera=CAMERA, age_s=0.0, **fields):
         """A decision record of a frame captured ``age_s`` ago on the test's ROS clock."""
@@ -52,8 +57,21 @@ class Robot:
             self.pub_cmd.publish(cmd)
         if records:
             self.pub_st.publish(self.record(**record))
-            self.pub_seg.publish(self.seg)
+            if self.boxes is None:
+                self.pub_seg.publish(self.seg)
+            else:
+                self.pub_info.publish(CameraInfo(height=48, width=64))
+                self.pub_det.publish(self._detections())
         self.client.spin(0.05)
+
+    def _detections(self) -> Detection2DArray:
+        msg = Detection2DArray()
+        for x1, y1, x2, y2 in self.boxes:
+            d = Detection2D()
+            d.bbox.center.position.x, d.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
+            d.bbox.size_x, d.bbox.size_y = x2 - x1, y2 - y1
+            msg.detections.append(d)
+        return msg
 
     def drive_until(self, cond, timeout_ticks=1200, **kw) -> bool:
         for _ in range(timeout_ticks):
@@ -156,3 +174,19 @@ def test_an_exception_in_a_callback_still_sends_the_zero(procs, client):
     client.spin(0.5)
     assert proc.returncode != 0 and 'injected fault' in out, out
     assert r.cmds[-1].linear.x == 0.0 and r.cmds[-1].angular.z == 0.0, r.cmds[-3:]
+
+
+def test_a_detectors_boxes_drive_the_robot_and_bad_boxes_never_do(procs, client):
+    """Following detections: no box, it drives; a box standing at the robot's feet (its
+    bottom edge on the image's last row) stops it; boxes with a value that is not finite
+    are refused, counted, and leave it stopped."""
+    procs.python(*CTL)
+    r = Robot(client, boxes=[])
+    assert r.drive_until(r.cruising), 'no box ahead, and the controller never drove'
+    r.boxes = [(24.0, 20.0, 40.0, 47.0)]
+    assert r.drive_until(lambda: r.cmds[-1].linear.x == 0.0, 200)
+    r.boxes = [(24.0, 20.0, float('nan'), 47.0)]
+    assert r.drive_until(lambda: int(r.state()[2].get('refused_detections', 0)) > 3, 200)
+    n = len(r.cmds)
+    r.drive_until(lambda: len(r.cmds) > n + 20, 200)
+    assert all(c.linear.x == 0.0 for c in r.cmds[n:]) and _finite_and_capped(r.cmds)

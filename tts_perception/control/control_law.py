@@ -175,6 +175,73 @@ def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]
     return float(fwd[inside].min()) if inside.any() else None
 
 
+FREE_BAND = 0.2              # the central share of the image width the way ahead is read in
+
+
+def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, float, float]:
+    """(fy, cx, cy) of the camera described by ``p`` at an image of ``image_hw`` pixels."""
+    h, w = image_hw
+    return 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2), (w - 1) / 2, (h - 1) / 2
+
+
+def box_contacts(boxes: np.ndarray, image_hw: Tuple[int, int], p: 'ControlParams'
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per box (x1, y1, x2, y2, camera pixels) where its bottom edge meets the ground, flat
+    ground pinhole model as :func:`ground_contacts`: (forward m, lateral m of its left and
+    right ends [N, 2], whether it is below the horizon). A box at the image's bottom row
+    touches the robot's own footprint: forward 0."""
+    fy, cx, cy = _intrinsics(image_hw, p)
+    pitch = math.radians(p.camera_pitch_deg)
+    b = (np.minimum(boxes[:, 3], image_hw[0] - 1) - cy) / fy
+    denom = math.sin(pitch) + b * math.cos(pitch)
+    ok = denom > 1e-3
+    s = np.where(ok, p.camera_height / np.where(ok, denom, 1.0), np.inf)
+    forward = np.where(boxes[:, 3] >= image_hw[0] - 1, 0.0,
+                       s * (math.cos(pitch) - b * math.sin(pitch)))
+    lateral = -s[:, None] * (boxes[:, [0, 2]] - cx) / fy
+    return forward, lateral, ok
+
+
+def check_boxes(boxes: np.ndarray, image_hw: Tuple[int, int]) -> str:
+    """Why boxes [N, 4] in an image of ``image_hw`` cannot be acted on ('' when they can):
+    a value that is not finite, or a box with no width or height."""
+    if image_hw[0] < 1 or image_hw[1] < 1 or max(image_hw) > MAX_WIDTH:
+        return f'image size {image_hw} is not a camera\'s'
+    if not np.isfinite(boxes).all():
+        return 'a box with a value that is not finite'
+    if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+        return 'a box whose corners are swapped'
+    return ''
+
+
+def free_distance_from_boxes(boxes: np.ndarray, image_hw: Tuple[int, int],
+                             p: 'ControlParams') -> float:
+    """Free ground distance straight ahead from a detector's boxes: the nearest ground
+    contact of a box reaching into the image's central band (:data:`FREE_BAND`), as the
+    segmentation's is read there; every box is an obstacle. ``max_sensing_distance`` when
+    none does."""
+    w = image_hw[1]
+    c0, c1 = w * (0.5 - FREE_BAND / 2), w * (0.5 + FREE_BAND / 2)
+    ahead = (boxes[:, 2] >= c0) & (boxes[:, 0] <= c1)
+    fwd, _, ok = box_contacts(boxes[ahead], image_hw, p)
+    near = fwd[ok]
+    return float(min(p.max_sensing_distance, near.min())) if len(near) \
+        else p.max_sensing_distance
+
+
+def box_slowdown_distance(boxes: np.ndarray, image_hw: Tuple[int, int],
+                          p: 'ControlParams') -> Optional[float]:
+    """Forward distance (m) of the nearest box in the slowdown zone (any part of its ground
+    contact within ``slowdown_half_width`` of the heading line, ``slowdown_range`` ahead);
+    None when none is (or the zone is off)."""
+    if p.slowdown_half_width <= 0 or not len(boxes):
+        return None
+    fwd, lat, ok = box_contacts(boxes, image_hw, p)
+    near_line = (lat.min(1) <= p.slowdown_half_width) & (lat.max(1) >= -p.slowdown_half_width)
+    inside = ok & (fwd <= p.slowdown_range) & near_line
+    return float(fwd[inside].min()) if inside.any() else None
+
+
 MAX_WIDTH = 100_000          # px: wider than any camera, a corrupt record
 
 
@@ -334,6 +401,12 @@ class SpeedGovernor:
         """One segmentation: its free distance ahead and its slowdown zone."""
         self.observe_free_distance(free_distance_in(labels, self.p))
         self.observe_slowdown(slowdown_distance(labels, self.p))
+
+    def observe_boxes(self, boxes: np.ndarray, image_hw: Tuple[int, int]) -> None:
+        """One frame's detections (boxes [N, 4] in camera pixels of an ``image_hw`` image,
+        checked with :func:`check_boxes`): their free distance ahead and slowdown zone."""
+        self.observe_free_distance(free_distance_from_boxes(boxes, image_hw, self.p))
+        self.observe_slowdown(box_slowdown_distance(boxes, image_hw, self.p))
 
     def observe_slowdown(self, d: Optional[float]) -> None:
         """The nearest obstacle in one segmentation's slowdown zone (None: the zone is empty):

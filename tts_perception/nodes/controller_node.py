@@ -1,7 +1,9 @@
 """controller_node: adapts speed and gains to perception latency/quality; fails safe.
 
 Subscribes ``cmd_vel_in`` (nominal Twist from a planner/teleop), ``perception/status``
-(DiagnosticStatus decision records) and ``segmentation`` (mono8); publishes ``cmd_vel`` every
+(DiagnosticStatus decision records) and, next to the camera, ``segmentation`` (mono8) or a
+detector's ``detections`` (vision_msgs Detection2DArray, read through the size in
+``camera_info``: every box is an obstacle); publishes ``cmd_vel`` every
 ``control_period`` and its state on ``/diagnostics``. The law and the checks of every input are
 in :mod:`tts_perception.control.control_law`; this node converts messages, counts what it
 refuses and says why on ``/diagnostics``. On every exit path it publishes a zero command and
@@ -15,6 +17,8 @@ import math
 import time
 from typing import Dict
 
+import numpy as np
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
 from rclpy.clock import Clock, ClockType
@@ -24,10 +28,11 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
+from vision_msgs.msg import Detection2DArray
 
-from tts_perception.control.control_law import (check_params, ControlParams, parse_record,
-                                                RecordRefused, SpeedGovernor)
+from tts_perception.control.control_law import (check_boxes, check_params, ControlParams,
+                                                parse_record, RecordRefused, SpeedGovernor)
 from tts_perception.common.image_codec import (DEFAULT_MAX_PIXELS, image_msg_to_array,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
@@ -37,8 +42,9 @@ from tts_perception.common.settings import check_value, settings_of
 
 PARAMS = tuple(settings_of(ControlParams)) + (
     Param('camera', '', 'Camera topic whose perception to follow: its perception/status '
-          'records and the segmentation next to it (<camera ns>/segmentation). "" = the one '
-          'camera that publishes; records from several cameras are then refused (set it)',
+          'records and the segmentation or detections next to it (<camera ns>/segmentation, '
+          '<camera ns>/detections with <camera ns>/camera_info). "" = the one camera that '
+          'publishes; records from several cameras are then refused (set it)',
           read_only=True),
     Param('max_image_pixels', DEFAULT_MAX_PIXELS, 'Segmentations with more pixels than this '
           'are dropped (counted) before they are read', 1, 1 << 30),
@@ -71,8 +77,13 @@ class ControllerNode(Node):
         self.create_subscription(Twist, 'cmd_vel_in', self._on_cmd, 10)
         self.create_subscription(DiagnosticStatus, 'perception/status', self._on_status, 10)
         self.camera = self.resolve_topic_name(self.p['camera']) if self.p['camera'] else ''
-        seg_topic = output_topic(self.camera, 'segmentation') if self.camera else 'segmentation'
-        self.create_subscription(Image, seg_topic, self._on_seg, qos_profile_sensor_data)
+        self.create_subscription(Image, self._beside_camera('segmentation'), self._on_seg,
+                                 qos_profile_sensor_data)
+        self.create_subscription(Detection2DArray, self._beside_camera('detections'),
+                                 self._on_detections, qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, self._beside_camera('camera_info'),
+                                 self._on_camera_info, qos_profile_sensor_data)
+        self.image_hw = None            # the camera's image size, from camera_info
         # the watchdog runs on the steady clock: if the sim (or /clock) dies, it still fires
         self.steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.timer = self.create_timer(self.p['control_period'], self._step, clock=self.steady)
@@ -87,6 +98,9 @@ class ControllerNode(Node):
         self.refused: Counter = Counter()   # records, commands and segmentations not used
         self.last_refusal = ''
         self._cameras: Dict[str, float] = {}    # hardware id -> when its last record came
+
+    def _beside_camera(self, name: str) -> str:
+        return output_topic(self.camera, name) if self.camera else name
 
     def _law_params(self) -> ControlParams:
         return ControlParams(**{k: self.p[k] for k in ControlParams.__dataclass_fields__})
@@ -168,6 +182,28 @@ class ControllerNode(Node):
             self._refuse('segmentations', f'{msg.encoding} is not a label image (mono8)')
             return
         self.gov.observe_segmentation(labels)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        if not 0 < msg.height <= 100_000 or not 0 < msg.width <= 100_000:
+            self._refuse('camera_info', f'image size {msg.width}x{msg.height}')
+            return
+        self.image_hw = (int(msg.height), int(msg.width))
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        if self.image_hw is None:
+            self._refuse('detections', 'no camera_info yet: box pixels have no geometry')
+            return
+        boxes = np.array([[d.bbox.center.position.x - d.bbox.size_x / 2,
+                           d.bbox.center.position.y - d.bbox.size_y / 2,
+                           d.bbox.center.position.x + d.bbox.size_x / 2,
+                           d.bbox.center.position.y + d.bbox.size_y / 2]
+                          for d in msg.detections], np.float64).reshape(-1, 4)
+        with np.errstate(all='ignore'):
+            why = check_boxes(boxes, self.image_hw)
+        if why:
+            self._refuse('detections', why)
+            return
+        self.gov.observe_boxes(boxes, self.image_hw)
 
     def _step(self) -> None:
         now = self._now()
