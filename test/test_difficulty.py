@@ -418,6 +418,23 @@ def test_the_compute_price_holds_on_every_part_not_only_on_average():
                                 np.array([price]))[1] >= 1.0 - 0.04
 
 
+def test_a_price_that_saves_no_compute_is_zero():
+    """The dear point is predicted better on every frame by more than any price within the
+    budget makes up: the largest such price sits just below where the choices tip to the
+    cheap point and saves nothing here, so calibrate keeps no price at all."""
+    from tts_perception.adaptive.difficulty import price_for_budget, price_for_every_part
+    n = 60
+    conf = np.zeros((2, n, 2, 2), np.int64)
+    conf[:, :, 0, 0] = conf[:, :, 1, 1] = 100
+    conf[1, :, 1, 1], conf[1, :, 1, 0] = 50, 50        # the cheap point loses half of class 1
+    pred = np.stack([np.full(n, 0.9), np.full(n, 0.6)])
+    cost = np.array([10.0, 2.0])
+    parts = [slice(0, n // 2), slice(n // 2, n)]
+    assert price_for_budget(pred, conf, cost, 0.01, 1.0)[0] > 0.0    # the tipping point
+    price, acc, ms = price_for_every_part(pred, conf, cost, 0.01, parts)
+    assert (price, acc, ms) == (0.0, 1.0, 10.0)
+
+
 def test_the_rule_replays_the_predictions_adaptive_decided_with():
     from tts_perception.adaptive.scheduler import AccuracyTable
     from tts_perception.tools.evaluate import compare, decided_predictions

@@ -213,14 +213,19 @@ def price_for_every_part(predicted: np.ndarray, confusion: np.ndarray, cost: np.
     calibrate's folds), each against its own best static point: the smallest of the parts'
     prices. A price that keeps the accuracy within budget only on average over a recording
     spends a hard stretch's accuracy on an easy one's savings, and a new course may be all
-    hard stretches. Returns (price, accuracy, mean compute ms) on all the frames at it."""
+    hard stretches. A price that saves no compute on these frames is 0: it buys nothing, and
+    sits where the choices are about to tip to cheaper points, so that a small change of the
+    predictions on a new course tips them. Returns (price, accuracy, mean compute ms) on all
+    the frames at it."""
     pred = np.asarray(predicted, float)
     conf = np.asarray(confusion)
     lam = min(price_for_budget(pred[:, p], conf[:, p], cost, budget,
                                max(value(c) for c in conf[:, p].sum(1)), tolerance, prices,
                                value)[0]
               for p in parts)
-    return (lam, *rule_outcome(pred, conf, cost, lam, tolerance, value))
+    acc, ms = rule_outcome(pred, conf, cost, lam, tolerance, value)
+    free = rule_outcome(pred, conf, cost, 0.0, tolerance, value)
+    return (lam, acc, ms) if ms < free[1] - 1e-9 else (0.0, *free)
 
 
 def probe_pair(keys: Sequence[str], cost: Callable[[str], float],
