@@ -193,7 +193,7 @@ def predicted_streaming(pipe: AdaptivePipeline, runs: Dict[str, PolicyRun]
 def policies(pipe: AdaptivePipeline) -> List[tuple]:
     """(name, policy, anytime) of every policy to compare."""
     out = [('adaptive', 'adaptive', False)]
-    if len({p.depth for p in pipe.points}) > 1:
+    if len({p.depth for p in pipe.points}) > 1 and pipe.task.staged:
         out.append(('adaptive+anytime', 'adaptive', True))
     out.append(('golden', 'golden', False))
     out += [(p.key, f'static:{p.key}', False) for p in pipe.points]
