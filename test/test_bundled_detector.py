@@ -67,3 +67,30 @@ def test_int8_rungs_keep_every_class_and_their_scores_are_probabilities(held_out
     assert ap['int8'].ap50 >= ap['fp32'].ap50 - 0.05, (ap['int8'].ap50, ap['fp32'].ap50)
     for c8, c32 in zip(ap['int8'].per_class_recall, ap['fp32'].per_class_recall):
         assert c8 >= c32 - 0.1, (ap['int8'].per_class_recall, ap['fp32'].per_class_recall)
+
+
+def test_calibrate_quantizes_a_detector_as_its_task_says(held_out, tmp_path):
+    """``calibrate --int8`` on a detector (its fp32 rungs only) quantizes what the detection
+    task allows, the convolutions: the largest rung's scores stay probabilities and its AP
+    near fp32's."""
+    import shutil
+    import yaml
+    from tts_perception.tools.calibrate import quantize
+    frames, refs = held_out
+    src = ROOT / 'models' / 'tts_detnet'
+    desc = yaml.safe_load((src / 'model.yaml').read_text())
+    desc['stages'] = {'fp32': desc['stages']['fp32']}
+    for f in desc['stages']['fp32']:
+        shutil.copy(src / f, tmp_path / f)
+    (tmp_path / 'model.yaml').write_text(yaml.safe_dump(desc))
+    quantize(load_model_description(tmp_path), frames[:4], (640, 480))
+    model = load_model_description(tmp_path)
+    backend = make_backend('onnxruntime', model)
+    backend.prepare(['fp32', 'int8'])
+    ap = {}
+    for prec in ('fp32', 'int8'):
+        dets = [infer(model, backend, [f], OperatingPoint(640, 480, 3, prec))[0][0]
+                for f in frames]
+        assert all(((d.scores >= 0) & (d.scores <= 1)).all() for d in dets), prec
+        ap[prec] = average_precision(dets, refs, model.num_classes).ap50
+    assert ap['int8'] >= ap['fp32'] - 0.05, ap

@@ -21,6 +21,7 @@ class Task:
 
     name = ''
     staged = False
+    quantized_ops: Optional[Tuple[str, ...]] = None    # int8: these operators (None: all)
     scoring: Scoring
 
     def __init__(self, model: ModelDescription):

@@ -116,6 +116,7 @@ def quantize(model: ModelDescription, frames: Sequence[np.ndarray], wh: Tuple[in
              ) -> List[Path]:
     """int8 stages of ``model`` calibrated on ``frames``, listed in its model.yaml."""
     from tts_perception.inference.quantize import add_int8_stages, quantize_model
-    files = quantize_model(model, frames, wh)
+    from tts_perception.tasks import task_for
+    files = quantize_model(model, frames, wh, task_for(model).quantized_ops)
     add_int8_stages(model.root / 'model.yaml', files)
     return files
