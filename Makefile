@@ -3,11 +3,13 @@
 # pinned venv of its own (.venv-jazzy, .venv-kilted) made by scripts/setup_env.sh.
 SHELL := /bin/bash
 DISTRO ?= jazzy
+# make demo TASK=detection: the bundled detector's boxes drive the controller
+TASK ?= segmentation
 ENV = export TTS_ROS_DISTRO=$(DISTRO) && source scripts/env.sh &&
 PYTEST = python -m pytest -q -p no:cacheprovider --timeout=600 test
 
 .PHONY: setup setup-jazzy setup-kilted demo test test-jazzy test-kilted lint bench bench-node bench-detection \
-	soak train train-detector detector-headroom profile profile-detector calibrate evaluate eval-sim eval-sim-courses third-party closed-loop sample-bag clean
+	soak train train-detector detector-headroom profile profile-detector calibrate evaluate eval-sim eval-sim-detector eval-sim-courses third-party closed-loop sample-bag clean
 
 setup:
 	@bash scripts/setup_env.sh $(DISTRO)
@@ -19,7 +21,7 @@ setup-kilted:
 	@bash scripts/setup_env.sh kilted
 
 demo: setup
-	$(ENV) python -m tts_perception.tools.demo
+	$(ENV) python -m tts_perception.tools.demo --task $(TASK)
 
 # the whole suite on Jazzy, then on Kilted
 test: test-jazzy test-kilted
@@ -71,6 +73,9 @@ closed-loop: setup
 
 eval-sim: setup
 	$(ENV) python bench/evaluate_runs.py sim
+
+eval-sim-detector: setup
+	$(ENV) python bench/evaluate_runs.py sim-detector
 
 eval-sim-courses: setup
 	$(ENV) python bench/evaluate_runs.py sim-courses

@@ -1,7 +1,9 @@
-"""Calibrate then evaluate on two data sets, as a user would, and record the results.
+"""Calibrate then evaluate on simulator and real data sets, as a user would; record the results.
 
     python bench/evaluate_runs.py sim            # make eval-sim
-    python bench/evaluate_runs.py third-party    # make third-party: dbnet, then person
+    python bench/evaluate_runs.py sim-detector   # make eval-sim-detector
+    python bench/evaluate_runs.py third-party    # make third-party: dbnet, person and
+                                                 # person_detector
     python bench/evaluate_runs.py sim-courses    # make eval-sim-courses
 
 - ``sim``: the bundled model (a copy under ``data/eval_sim/``, so its shipped profile stays)
@@ -10,9 +12,14 @@
   last fifth held out for the signals' own check), evaluate on every frame of another
   (``data/eval_bag``, seed 3000).
 - ``dbnet``: the DBNet text detector on real street video; ``person``: MediaPipe's person
-  segmenter on real video of people walking (``bench/third_party_data.py``); both unlabelled
-  (agreement with the golden point), int8 calibrated on the bag; calibrate on the first half,
-  evaluate on the second.
+  segmenter on real video of people walking; ``person_detector``: MediaPipe's person detector
+  (an SSD) on the same video (``bench/third_party_data.py``); unlabelled (agreement with the
+  golden point), int8 calibrated on the bag; calibrate on the first half, evaluate on the
+  second.
+- ``sim-detector``: the bundled detector (a copy under ``data/eval_sim_detector/``) calibrated
+  against the simulator's boxes (``/camera/boxes``) of three 30 s recordings of courses 3001,
+  3002 and 3003 (each one fold of the signals' validation), evaluated on every frame of
+  ``sim``'s evaluation course.
 - ``sim-courses``: ``sim``'s calibrate and evaluate with other calibration recordings (other
   courses, a longer recording), every one evaluated on ``sim``'s evaluation course and on two
   more held-out courses: how much the result depends on the course calibrate saw and on the
@@ -41,15 +48,16 @@ from tts_perception.tools.eval_results import Comparison, PolicyRun  # noqa: E40
 from tts_perception.tools.results import record  # noqa: E402
 
 
-def sim_model(out: Path) -> Path:
-    """A copy of the bundled model's fp32 and int8 stages (its profile is made anew)."""
-    src = ROOT / 'models' / 'tts_segnet'
+def sim_model(out: Path, name: str = 'tts_segnet') -> Path:
+    """A copy of a bundled model's fp32 and int8 stages (its profile is made anew)."""
+    src = ROOT / 'models' / name
     out.mkdir(parents=True, exist_ok=True)
     desc = yaml.safe_load((src / 'model.yaml').read_text())
     for files in desc['stages'].values():
         for f in files:
             shutil.copy(src / f, out / f)
-    shutil.copy(src / desc['torch']['weights'], out / desc['torch']['weights'])
+    if 'torch' in desc:
+        shutil.copy(src / desc['torch']['weights'], out / desc['torch']['weights'])
     shutil.copy(src / 'model.yaml', out / 'model.yaml')
     return out
 
@@ -77,7 +85,7 @@ def table(res: dict, prof: Profile) -> str:
         else 'mean_compute_ms'
     rows = ['| policy | accuracy | streaming accuracy | streaming, as the profile predicts | '
             'compute ms (median latencies) | measured compute ms | missed % | dropped % | '
-            'worst class IoU |',
+            'worst class (IoU; a detector\'s recall) |',
             '|---|---|---|---|---|---|---|---|---|']
     for k in show:
         r = runs[k]
@@ -223,6 +231,8 @@ THIRD_PARTY = {
     'person': (['--int8', '--resolutions', '192x144', '384x288', '576x432', '768x576'],
                'a third-party model (MediaPipe person segmenter) on real video of people '
                'walking'),
+    'person_detector': (['--int8'], 'a third-party detector (MediaPipe person detector, SSD) '
+                        'on real video of people walking'),
 }
 
 
@@ -241,6 +251,8 @@ def calibrate_evaluate(cal_bags: List[Path], cal: list, bag: Path, topics: list,
 
 SIM_TOPICS = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/labels']
 SIM_CALIBRATE = [*SIM_TOPICS, '--precisions', 'fp32', 'int8', '--fit-fraction', '0.8']
+DETECTOR_TOPICS = ['--image-topic', 'camera/image_raw', '--labels-topic', 'camera/boxes']
+DETECTOR_CALIBRATE = [*DETECTOR_TOPICS, '--precisions', 'fp32', 'int8', '--fit-fraction', '0.8']
 
 
 def correlation_met(res: dict) -> Optional[bool]:
@@ -367,14 +379,24 @@ def run(which: str, record_only: bool) -> int:
         model = sim_model(ROOT / 'data' / 'eval_sim' / 'model')
         topics, cal = SIM_TOPICS, SIM_CALIBRATE
         title, command = 'bundled model on a labelled simulator bag', 'make eval-sim'
+    elif which == 'sim-detector':     # three recordings: each one fold of the validation
+        from bench_core import CALIBRATION_SEED, eval_bag
+        cal_bag = [eval_bag(ROOT / 'data' / 'calibration_bag', seed=CALIBRATION_SEED)] + [
+            eval_bag(ROOT / 'data' / 'sim_courses' / f'calibration_{s}_30s', seed=s)
+            for s in (CALIBRATION_SEED + 1, CALIBRATION_SEED + 2)]
+        bag = eval_bag(ROOT / 'data' / 'eval_bag')
+        model = sim_model(ROOT / 'data' / 'eval_sim_detector' / 'model', 'tts_detnet')
+        topics, cal = DETECTOR_TOPICS, DETECTOR_CALIBRATE
+        title = 'bundled detector on a simulator bag with its boxes'
+        command = 'make eval-sim-detector'
     else:
         from third_party_data import fetch
         bag, model = fetch(ROOT / 'data' / 'third_party', which)
         cal_bag, topics = bag, []       # calibrate on its first half, evaluate the rest
         cal, title = THIRD_PARTY[which]
         command = 'make third-party'
-    done = calibrate_evaluate([cal_bag], cal, bag, topics, model, ROOT / 'eval_out' / which,
-                              record_only)
+    done = calibrate_evaluate(cal_bag if isinstance(cal_bag, list) else [cal_bag], cal, bag,
+                              topics, model, ROOT / 'eval_out' / which, record_only)
     if done is None:
         return 1
     res, prof = done
@@ -388,7 +410,8 @@ def main(argv=None) -> int:
     """Run one data set, or both third-party ones."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('which', choices=('sim', 'sim-courses', 'third-party', *THIRD_PARTY))
+    ap.add_argument('which', choices=('sim', 'sim-detector', 'sim-courses', 'third-party',
+                                      *THIRD_PARTY))
     ap.add_argument('--record-only', action='store_true',
                     help='write the results section from the last run\'s outputs')
     a = ap.parse_args(argv)

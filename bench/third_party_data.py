@@ -16,8 +16,8 @@ nothing is installed) and unpacks from them two data sets:
 - ``person_detector``: MediaPipe's person detector (``pose_detection.tflite`` of the same
   wheel, Apache-2.0; sparse fp16 weights), converted the same way: an SSD head, 2254 anchors,
   described with ``task: detection`` and the ``ssd`` decoder as a user would; on the same
-  clip. Calibrate and evaluate take segmenters only so far, so ``make third-party`` does not
-  run it; ``tts_perception.inference.runner.infer`` does (``doc/detection.md``).
+  clip, unlabelled (scored against its own fp32 boxes); ``make third-party`` calibrates and
+  evaluates it with the other two.
 
 Each clip is written as a rosbag2 (mcap, ``camera/image_raw``, rgb8, at the clip's rate).
 Then calibrate and evaluate run on them exactly as on a user's model and bag::

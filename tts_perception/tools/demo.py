@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 MAX_WALL_S = 170.0     # the demo stops after this many wall seconds whatever the sim time
+TASK_MODELS = {'segmentation': 'models/tts_segnet', 'detection': 'models/tts_detnet'}
 
 
 def _plots(records: List[Dict], speeds: List[tuple], limits: List[tuple], out: Path) -> None:
@@ -106,6 +107,9 @@ class DemoMonitor:
 def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--seconds', type=float, default=60.0, help='sim seconds to drive')
+    ap.add_argument('--task', choices=tuple(TASK_MODELS), default='segmentation',
+                    help='the bundled segmenter, or the bundled detector (boxes drive the '
+                    'controller)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--out', type=Path, default=Path('demo_out'))
     ap.add_argument('--deadline-ms', type=float, default=None)
@@ -127,7 +131,7 @@ def _overrides(a: argparse.Namespace) -> Dict[str, List[str]]:
     if a.course_length:
         sim_ov.append(f'course_length:={a.course_length}')
     per_ov = [f'deadline_ms:={a.deadline_ms}'] if a.deadline_ms else []
-    per_ov.append('diagnostics_period:=0.5')
+    per_ov += ['diagnostics_period:=0.5', f'model_path:={TASK_MODELS[a.task]}']
     return {'sim_node': sim_ov, 'perception_node': per_ov,
             'controller_node': ['diagnostics_period:=0.2']}
 
@@ -220,11 +224,14 @@ def _record(a: argparse.Namespace, m: Dict[str, Any]) -> None:
             ('mean speed', f'{m["mean_speed"]:.2f} m/s'),
             ('fail-safe stops', m['fail_safe_stops']), ('operating points', _points(m, 5)))
     body = '\n'.join(['| | |', '|---|---|'] + [f'| {k} | {v} |' for k, v in rows])
-    cmd = 'make demo' if a.seconds == 60 else \
-        f'python -m tts_perception.tools.demo --seconds {a.seconds:g}' + \
+    task = '' if a.task == 'segmentation' else f' --task {a.task}'
+    cmd = ('make demo' + ('' if not task else f' TASK={a.task}')) if a.seconds == 60 else \
+        f'python -m tts_perception.tools.demo --seconds {a.seconds:g}{task}' + \
         (f' --course-length {a.course_length:g}' if a.course_length else '') + \
         (f' --max-wall {a.max_wall:g}' if a.max_wall != MAX_WALL_S else '')
-    record(f'demo-{a.seconds:g}s', f'Closed loop: sim, perception and controller as '
+    name = 'demo' if a.task == 'segmentation' else f'demo-{a.task}'
+    what = 'perception' if a.task == 'segmentation' else 'a detector'
+    record(f'{name}-{a.seconds:g}s', f'Closed loop: sim, {what} and controller as '
            f'processes, {a.seconds:g} s of sim time (seed {a.seed})', cmd, body)
 
 
@@ -239,9 +246,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     t0 = time.monotonic()
-    print(f'[demo] ROS_DOMAIN_ID={dom}: sim_node -> perception_node -> controller_node, each '
-          f'in its own process; course seed {a.seed}, {a.seconds:.0f} s of sim time',
-          flush=True)
+    print(f'[demo] ROS_DOMAIN_ID={dom}: sim_node -> perception_node ({a.task}) -> '
+          f'controller_node, each in its own process; course seed {a.seed}, '
+          f'{a.seconds:.0f} s of sim time', flush=True)
     rclpy.init()
     mon = DemoMonitor()
     ex = SingleThreadedExecutor()
