@@ -77,6 +77,21 @@ def test_ssd_layout_with_generated_anchors(tmp_path):
     assert dets[0].scores[0] == pytest.approx(1 / (1 + np.exp(-5.0)), abs=1e-5)
 
 
+def test_an_ssd_graph_without_a_fixed_input_size_takes_its_anchors_size(tmp_path):
+    """A converted SSD may leave its input height and width open while its head fits one size
+    (MediaPipe's person detector); calibrate then profiles that size only."""
+    graph = dm.ssd_model(128, 128.0)
+    for d in graph.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.ClearField('dim_value')
+        d.dim_param = 'S'
+    root = dm.write_detector(tmp_path / 'ssd', [graph], {
+        'decoder': 'ssd', 'ssd': {'input_size': [128, 128], 'strides': [32, 64]}},
+        classes=['box'])
+    assert load_model_description(root).fixed_size == (128, 128)
+    from tts_perception.adaptive.calibration import default_resolutions
+    assert default_resolutions(load_model_description(root), (640, 480)) == [(128, 128)]
+
+
 def test_users_decoder_by_module_and_function(tmp_path):
     root = dm.write_detector(tmp_path / 'user', [dm.pair_model()],
                              {'decoder': 'detector_models:decode_pair', 'resize': 'stretch'})

@@ -345,6 +345,8 @@ def load_model_description(path: Union[str, Path]) -> ModelDescription:
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
         raise ModelError(f'{p}: input.multiple_of must be a positive integer, got {multiple!r}')
     fixed_batch, fixed_size = _input_shape(stages['fp32'][0], layout)
+    if fixed_size is None and detector is not None and detector.anchors is not None:
+        fixed_size = tuple(detector.anchors.input_wh)   # SSD anchors fit one input size
     return ModelDescription(
         root=p.parent, name=str(d.get('name', p.parent.name)), classes=classes,
         structure=structure, layout=layout, channel_order=order,
