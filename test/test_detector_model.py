@@ -198,3 +198,11 @@ def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
         det, rec = pipe.process(rgb)
         assert rec.point in prof.points and not rec.missed
         _assert_box(det, (rec.width, rec.height), box=tuple(truth.boxes[0]))
+    # evaluate's replay: AP50 from the evidence and exact, mAP@[.5:.95]; one frame late, the
+    # moving box still overlaps at IoU 0.5 but not at the strict thresholds
+    from tts_perception.tools import evaluate
+    frames = _moving_box_frames(24)
+    run = evaluate.simulate(pipe, frames, frames.boxes, 'adaptive', 1e4)
+    assert run.processed == 24 and run.accuracy == pytest.approx(1.0, abs=0.02)
+    assert run.exact['ap50'] == pytest.approx(1.0, abs=0.01) and 0.5 < run.exact['map'] <= 1.0
+    assert run.exact['streaming_map'] < run.exact['map']

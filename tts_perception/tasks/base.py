@@ -4,7 +4,7 @@ frame's choice uses from it. Outputs are whatever the task makes (a label image,
 :class:`~tts_perception.inference.detection.Detections`); callers hand them back unread.
 """
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -60,6 +60,12 @@ class Task:
         neither shows anything."""
         v = self.scoring.value(self.scoring.evidence(cheap, reference))
         return 0.0 if not np.isfinite(v) else float(1.0 - v)
+
+    def exact_figures(self, outputs: Sequence[Any], refs: Sequence[Any]
+                      ) -> Dict[str, Optional[float]]:
+        """Figures over ``outputs`` (scored form) against ``refs`` that the evidence cannot
+        add up exactly; none by default."""
+        return {}
 
     def agreement(self, pred: Sequence[Any], ref: Sequence[Any]) -> float:
         """How far reduced-precision outputs agree with fp32's (scored, frame by frame)."""

@@ -7,11 +7,11 @@ least certain scores, how small the smallest object is at the cheapest resolutio
 """
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tts_perception.common.detection_metrics import FrameBoxes
+from tts_perception.common.detection_metrics import average_precision, FrameBoxes
 from tts_perception.common.frames import Frames
 from tts_perception.common.scoring import DetectionScoring
 from tts_perception.inference.detection import Detections
@@ -59,6 +59,13 @@ class DetectionTask(Task):
         side = smallest_side(output, (w, h), (max(1, round(w * s)), max(1, round(h * s))))
         small = float(np.clip(1.0 - np.log1p(side) / np.log1p(SMALL_OBJECT_PX), 0.0, 1.0))
         return float(len(output)), 1.0 - score_margin(output, self.threshold), small
+
+    def exact_figures(self, outputs: Sequence[Detections], refs: Sequence[FrameBoxes]
+                      ) -> Dict[str, Optional[float]]:
+        """COCO AP50 and mAP@[.5:.95] (exact, not from the score histograms)."""
+        r = average_precision(outputs, refs, self.model.num_classes,
+                              self.model.detector.max_det)
+        return {'ap50': r.ap50, 'map': r.map}
 
     def agreement(self, pred: Sequence[Detections], ref: Sequence[Detections]) -> float:
         """AP50 of the outputs against fp32's boxes (1 where neither has a box)."""

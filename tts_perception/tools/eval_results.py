@@ -65,6 +65,9 @@ class PolicyRun:
     streaming_per_frame: List[float] = field(default_factory=list)
     predicted_streaming_accuracy: Optional[float] = None
     median_compute_ms: Optional[float] = None
+    # the task's exact figures its evidence cannot add up (a detector's AP50 and mAP@[.5:.95];
+    # streaming_*: of every frame's newest output)
+    exact: Dict[str, Optional[float]] = field(default_factory=dict)
 
     def compute_ms(self, basis: str) -> Optional[float]:
         """Mean compute per processed frame: ``median`` (at the points' median latencies,

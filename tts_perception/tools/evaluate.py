@@ -97,8 +97,22 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[Any], policy: st
     finally:
         stop_load(procs)
         prog.close()
-    stream, per_frame_stream = streaming(task, outputs, [a.arrival_ms for a in arrivals], refs)
-    return summarise(policy, anytime, n, task.scoring, gate, recs, stream, per_frame_stream)
+    arrive = [a.arrival_ms for a in arrivals]
+    stream, per_frame_stream = streaming(task, outputs, arrive, refs)
+    run = summarise(policy, anytime, n, task.scoring, gate, recs, stream, per_frame_stream)
+    run.exact = exact_figures(task, outputs, recs, arrive, refs)
+    return run
+
+
+def exact_figures(task: Task, outputs: Sequence, recs: List[FrameRecord],
+                  arrivals_ms: Sequence[float], refs: List[Any]) -> Dict[str, Any]:
+    """The task's figures that its evidence cannot add up (a detector's exact AP50 and
+    mAP@[.5:.95]), of the processed frames and, as ``streaming_*``, of every frame's newest
+    finished output (none yet: the task's empty output)."""
+    own = task.exact_figures([o for _, o in outputs], [refs[r.frame] for r in recs])
+    shown = [s if s is not None else task.nothing(refs[i])
+             for i, s in enumerate(shown_at(outputs, arrivals_ms))]
+    return {**own, **{f'streaming_{k}': v for k, v in task.exact_figures(shown, refs).items()}}
 
 
 def _record(pipe: AdaptivePipeline, step, pred: Any, ref: Any) -> FrameRecord:
@@ -573,7 +587,8 @@ def print_table(res: Dict[str, Any]) -> None:
         r = PolicyRun.from_summary(d)
         print(f'{k:>20} {r.accuracy:6.3f} {r.streaming_accuracy:6.3f} '
               f'{r.mean_compute_ms:8.2f} {100 * r.miss_rate:6.1f} '
-              f'{100 * r.dropped / r.frames:6.1f}  {r.worst_class_iou:.3f}')
+              f'{100 * r.dropped / r.frames:6.1f}  {r.worst_class_iou:.3f}' +
+              ''.join(f'  {k} {v:.3f}' for k, v in r.exact.items() if v is not None))
     if res.get('comparison'):
         print_comparison(Comparison.from_dict(res['comparison']))
     if 'difficulty_correlation' in res:     # only where every point ran on every frame
