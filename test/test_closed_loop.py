@@ -90,3 +90,14 @@ def test_every_captured_frame_is_processed_or_counted_when_camera_and_control_mi
                      keep_trace=False)
     f = run.frames
     assert f['processed'] > 0 and f['captured'] - f['processed'] - f['dropped'] in (0, 1), f
+
+
+def test_the_bundled_detectors_boxes_drive_the_loop():
+    """The same loop with the bundled detector: its boxes give the free distance (through the
+    camera geometry), the robot drives on and stops short of what it sees."""
+    det = AdaptivePipeline(PipelineConfig(model_path='models/tts_detnet', backend='onnxruntime'),
+                           base_dir=ROOT)
+    run = run_course(det, CONFIGS['coupled'], 5000, SHORT)
+    assert run.collisions == 0 and run.distance_m > 1.0 and run.frames['processed'] > 20
+    seen = [p['distance'] for p in run.trace if p['fresh']]
+    assert seen and min(seen) < ControlParams().max_sensing_distance   # an obstacle ahead

@@ -31,6 +31,9 @@ from tts_perception.common.progress import Progress
 from tts_perception.control.control_law import (ControlParams, Perception, SpeedGovernor,
                                                 stopping_speed_limit)
 
+# what the governor reads from each task's output (the node reads the same messages)
+OBSERVE = {'segmentation': lambda gov, labels, hw: gov.observe_segmentation(labels),
+           'detection': lambda gov, det, hw: gov.observe_boxes(det.boxes.astype(float), hw)}
 SEEDS_FROM = 5000          # courses the bundled model never saw (training: < 1000, profile,
 #                            bench and sample bag: 2000-3000 and 7)
 
@@ -163,7 +166,8 @@ class _Drive:
                               nominal_rate=s.camera_hz)
         self.gov = SpeedGovernor(self.params)
         self.dt = self.params.control_period
-        self.pending: List[tuple] = []     # (delivery time, capture time, labels, record)
+        self.pending: List[tuple] = []     # (delivery time, capture time, output, record)
+        self.observe = OBSERVE[pipe.task.name]
         self.gate = FrameGate(s.deadline_ms / self.k)   # pipeline ms: sim time / factor
         self.busy_until, self.next_capture = 0.0, 0.0
         self.stats: Counter = Counter()
@@ -209,7 +213,8 @@ class _Drive:
         rec = step.rec
         done = start + rec.total_ms * k / 1e3
         self.busy_until = done + step.probe_ms * k / 1e3
-        self.pending.append((done, taken.arrival_ms * k / 1e3, step.output, rec))
+        self.pending.append((done, taken.arrival_ms * k / 1e3, step.output, rec,
+                             taken.item.shape[:2]))
         self.stats['processed'] += 1
         self.min_compute = min(self.min_compute, rec.total_ms)
         self.stats['missed'] += int(rec.missed)
@@ -219,7 +224,7 @@ class _Drive:
         cfg, params = self.cfg, self.params
         for item in [x for x in self.pending if x[0] <= t + 1e-9]:
             self.pending.remove(item)
-            done, captured, labels, rec = item
+            done, captured, output, rec, image_hw = item
             if self.last_delivery is not None and self.last_point is not None:
                 self.point_time[self.last_point] += done - self.last_delivery
             self.last_point, self.last_delivery = rec.point, done
@@ -228,7 +233,7 @@ class _Drive:
                 stamp=done - lat / 1e3, latency_ms=lat,
                 width=rec.width if cfg.coupled else params.full_resolution_width,
                 quality=rec.predicted_accuracy if cfg.coupled else 1.0))
-            self.gov.observe_segmentation(labels)
+            self.observe(self.gov, output, image_hw)
 
     def control(self, world, t: float) -> None:
         """The planner's command through the governor; the world steps; the counts."""
@@ -443,13 +448,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--deadline-ms', type=float, default=LoopSettings.deadline_ms)
     ap.add_argument('--camera-hz', type=float, default=LoopSettings.camera_hz)
     ap.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument('--model', default=PipelineConfig().model_path,
+                    help='the perception model (models/tts_detnet: the bundled detector)')
     ap.add_argument('--out', type=Path, default=Path('closed_loop_out'))
     ap.add_argument('--no-record', dest='record', action='store_false')
     a = ap.parse_args(argv)
     from tts_perception.common.paths import share_dir
     s = LoopSettings(length=a.length, latency_factor=a.latency_factor,
                      deadline_ms=a.deadline_ms, camera_hz=a.camera_hz)
-    pipe = AdaptivePipeline(PipelineConfig(backend='onnxruntime'), base_dir=share_dir())
+    pipe = AdaptivePipeline(PipelineConfig(model_path=a.model, backend='onnxruntime'),
+                            base_dir=share_dir())
     runs = []
     todo = [(c, SEEDS_FROM + i) for c in a.configs for i in range(a.seeds)]
     prog = Progress(len(todo), 'closed loop')
@@ -535,7 +543,7 @@ def finished_speed_ratio(runs: Sequence[CourseRun]) -> Dict[str, Any]:
 
 def record(res: Dict[str, Any], rows: List[str], a, runs: Sequence[CourseRun]) -> None:
     """The run's section of docs/results.md."""
-    from tts_perception.tools.results import record as write
+    from tts_perception.tools.results import command_line, record as write
     s = res['settings']
     t = res['targets']
     body = (f'{len(res["seeds"])} seeded courses ({res["seeds"][0]}-{res["seeds"][-1]}, '
@@ -550,6 +558,12 @@ def record(res: Dict[str, Any], rows: List[str], a, runs: Sequence[CourseRun]) -
             '\n\n![paths of every configuration on one course](closed_loop_trajectories.png)\n\n'
             '![speed, speed limit, operating point and law inputs along the course, coupled]'
             '(closed_loop_coupled.png)')
+    if a.model != PipelineConfig().model_path:       # another model: its own section
+        cmd = command_line('make closed-loop', '-m tts_perception.closed_loop')
+        write(f'closed-loop-{Path(a.model).name}',
+              f'Closed loop: {Path(a.model).name} and control together', cmd,
+              body.split('\n\n![')[0])
+        return
     import shutil
     from tts_perception.tools.results import results_path
     docs = Path(results_path()).parent
