@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tts_perception.inference.model_desc import load_model_description  # noqa: E402
 from tts_perception.nodes.ros_domain import isolate_this_process  # noqa: E402
 from tts_perception.nodes.dds import dds_env  # noqa: E402
 
@@ -58,13 +59,16 @@ def cdr_stamp_ns(data: bytes) -> int:
 class Monitor:
     """Listens to the node's outputs in this process (own context, own thread)."""
 
-    def __init__(self, domain: int):
+    def __init__(self, domain: int, output: str = 'segmentation'):
+        """``output``: the node's per-frame topic beside the camera (``detections`` for a
+        detector)."""
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
         from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain)
         self.node = Node('bench_monitor', context=self.ctx)
@@ -72,7 +76,8 @@ class Monitor:
         self.outputs: List[tuple] = []          # (stamp_ns, recv_ns)
         self.totals: Dict[int, tuple] = {}      # stamp -> (total_ms, wait_ms, transport_ms)
         self.diag: Optional[Dict[str, str]] = None
-        self.node.create_subscription(Image, 'camera/segmentation', self._on_seg, 50, raw=True)
+        self.node.create_subscription(Detection2DArray if output == 'detections' else Image,
+                                      f'camera/{output}', self._on_seg, 50, raw=True)
         self.node.create_subscription(DiagnosticStatus, 'perception/status', self._on_status,
                                       50)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
@@ -219,12 +224,15 @@ def idle_cpu(node_pid: int, seconds: float) -> float:
 
 
 def session(env, bag: Path, executor: str, size: str, transport: str, rates, seconds: float,
-            logdir: Path, idle_s: float = 0.0, players=('best_effort, profile',)) -> Dict:
-    """One node process; several player runs against it."""
+            logdir: Path, idle_s: float = 0.0, players=('best_effort, profile',),
+            model: str = '') -> Dict:
+    """One node process (the shipped model, or ``model``); several player runs against it."""
     dom = int(env['ROS_DOMAIN_ID'])
     extra = ['-p', f'transports:=[{transport}]']
+    extra += ['-p', f'model_path:={model}'] if model else []
     node = start_node(env, executor, extra, logdir / f'node_{executor}_{size}_{transport}.log')
-    mon = Monitor(dom)
+    detector = bool(model) and load_model_description(ROOT / model).task == 'detection'
+    mon = Monitor(dom, 'detections' if detector else 'segmentation')
     try:
         if not mon.wait_diag(120):
             raise RuntimeError(f'perception_node did not come up; log in {logdir}')
@@ -309,6 +317,9 @@ def main(argv=None) -> int:
                     help='camera sizes of the full run, comma-separated')
     ap.add_argument('--executors', default='single,multi',
                     help="executors compared at 640x480 raw, 30 Hz ('' for none)")
+    ap.add_argument('--model', default='',
+                    help='a model directory other than the shipped default (e.g. '
+                    'models/tts_detnet: the node then publishes detections)')
     ap.add_argument('--tag', default='',
                     help="a name for the machine (e.g. cuda): results node_<distribution>_<tag> "
                          "and their own section of docs/results.md")
@@ -353,7 +364,7 @@ def main(argv=None) -> int:
     for i, (ex, size, tr, rates, secs, idle, players) in enumerate(plan):
         print(f'[{i + 1}/{len(plan) + len(exec_cmp)}] {ex} executor, {size} {tr}, camera '
               f'publisher: {" / ".join(players)}', flush=True)
-        out = session(env, a.bag, ex, size, tr, rates, secs, logdir, idle, players)
+        out = session(env, a.bag, ex, size, tr, rates, secs, logdir, idle, players, a.model)
         res['runs'] += out['runs']
         res.setdefault('backend', out.get('backend'))
         if 'idle_cpu_pct' in out:
@@ -366,7 +377,8 @@ def main(argv=None) -> int:
     for j, ex in enumerate(exec_cmp):
         print(f'[{len(plan) + j + 1}/{len(plan) + len(exec_cmp)}] {ex} executor, 640x480 raw',
               flush=True)
-        out = session(env, a.bag, ex, '640x480', 'raw', [30.0], a.seconds, logdir, 5.0)
+        out = session(env, a.bag, ex, '640x480', 'raw', [30.0], a.seconds, logdir, 5.0,
+                      model=a.model)
         res['executors'][ex] = {'idle_cpu_pct': out['idle_cpu_pct'],
                                 'run_30hz_640x480': out['runs'][0]}
     best = {}
@@ -395,12 +407,13 @@ def main(argv=None) -> int:
             f"{v['run_30hz_640x480']['ros_overhead_p99_ms']:.1f} |"
             for k, v in res['executors'].items())
         body = (f"ROS 2 {distro.capitalize()} (rclpy {rclpy_version()}), backend "
-                f"{res.get('backend') or 'unknown'}. perception_node with "
-                f"the shipped parameters in its own process; a player process sends recorded "
-                f"frames stamped at publish time ({a.seconds:g} s per rate; "
+                f"{res.get('backend') or 'unknown'}. perception_node with the shipped "
+                f"parameters{' and ' + a.model if a.model else ''} in its own process; a "
+                f"player process sends recorded frames stamped at publish time "
+                f"({a.seconds:g} s per rate; "
                 f"{2 * a.seconds:g} s for cameras as they come); counts from the node's "
                 f"/diagnostics, lost in transport = sent - received, end-to-end = publish -> "
-                f"segmentation received, ROS overhead = end-to-end - the pipeline's own "
+                f"output received, ROS overhead = end-to-end - the pipeline's own "
                 f"total. Camera publisher: its reliability, and whether its process has the "
                 f"shipped Fast DDS profile (no profile: a driver from the robot's own launch "
                 f"file). Active node without input: {res['idle_cpu_pct']:.2f} % of a "
