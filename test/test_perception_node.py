@@ -34,18 +34,24 @@ def _drive(client, topic_frames, n, period=0.1):
     return sent
 
 
-def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client, frames):
-    procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart', '--ros-args',
-                 '--params-file', str(ROOT / 'config' / 'perception.yaml'),
-                 '-p', 'deadline_ms:=300.0', '-p', 'publish_overlay:=true')
-    segs = client.listen('camera/segmentation', Image)
-    overlays = client.listen('camera/segmentation_overlay', Image)
-    diags = client.listen('/diagnostics', DiagnosticArray)
+def _serve(procs, client, frames, output, msg_type, *params):
+    """A node with overlays on (and ``params``), listened to on ``output`` and its overlay,
+    fed 15 frames: (outputs, overlays, status records, stamps sent)."""
+    procs.python(*PER[:2], '--autostart', *PER[2:], '-p', 'deadline_ms:=300.0',
+                 '-p', 'publish_overlay:=true', *params)
+    outs = client.listen(f'camera/{output}', msg_type)
+    overlays = client.listen(f'camera/{output}_overlay', Image)
     stats = client.listen_status()
-    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 60)
+    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 90)
     sent = _drive(client, {'camera/image_raw': frames}, 15)
-    client.wait_for(lambda: len(segs) >= len(sent) and len(stats) >= len(sent), 10)
-    assert len(segs) >= 10, len(segs)
+    client.wait_for(lambda: len(outs) >= len(sent) and len(stats) >= len(sent), 10)
+    assert len(outs) >= 10, len(outs)
+    return outs, overlays, stats, sent
+
+
+def test_frames_in_segmentation_and_status_out_and_deadline_change(procs, client, frames):
+    diags = client.listen('/diagnostics', DiagnosticArray)
+    segs, overlays, stats, sent = _serve(procs, client, frames, 'segmentation', Image)
     seg_stamps = {s.header.stamp.sec * 1_000_000_000 + s.header.stamp.nanosec for s in segs}
     assert seg_stamps <= set(sent)                      # same header stamp as the input
     assert all(s.encoding == 'mono8' and s.width == 640 and s.height == 480 for s in segs)
@@ -224,16 +230,9 @@ def test_a_detector_publishes_detection2darray_with_the_cameras_stamp(procs, cli
     from vision_msgs.msg import Detection2DArray, LabelInfo
     from tts_perception.nodes.vision_messages import detections_from_msg, LABEL_INFO_QOS
     model = yaml.safe_load((ROOT / 'models' / 'tts_detnet' / 'model.yaml').read_text())
-    procs.python(*PER[:2], '--autostart', *PER[2:], '-p', 'deadline_ms:=300.0',
-                 '-p', 'model_path:=models/tts_detnet', '-p', 'publish_overlay:=true')
-    dets = client.listen('camera/detections', Detection2DArray)
-    overlays = client.listen('camera/detections_overlay', Image)
     segs = client.listen('camera/segmentation', Image)
-    stats = client.listen_status()
-    assert client.wait_for(lambda: client.node.count_subscribers('camera/image_raw') > 0, 90)
-    sent = _drive(client, {'camera/image_raw': frames}, 15)
-    client.wait_for(lambda: len(dets) >= len(sent) and len(stats) >= len(sent), 10)
-    assert len(dets) >= 10, len(dets)
+    dets, overlays, stats, sent = _serve(procs, client, frames, 'detections', Detection2DArray,
+                                         '-p', 'model_path:=models/tts_detnet')
     assert {d.header.stamp.sec * 1_000_000_000 + d.header.stamp.nanosec for d in dets} \
         <= set(sent)                                    # the camera image's stamp
     boxes = [detections_from_msg(d) for d in dets]
