@@ -108,7 +108,7 @@ def test_changes_are_applied_by_the_worker_between_frames(stack):
 
 @pytest.mark.parametrize('stack', [('publish_overlay:=true',)], indirect=True)
 def test_overlay_only_while_subscribed(stack):
-    _, ovl_pub = stack.node.pubs['camera/image_raw']
+    ovl_pub = stack.node.pubs['camera/image_raw'].overlay
     made = []
     real = ovl_pub.publish
     ovl_pub.publish = lambda m: (made.append(m), real(m))
