@@ -25,7 +25,6 @@ import argparse
 from collections import Counter
 import json
 from pathlib import Path
-import shutil
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
@@ -59,10 +58,7 @@ CALIBRATED_PROFILE = ROOT / 'data' / 'eval_sim' / 'model' / 'profile_cpu.json'  
 def eval_bag(path: Path, seconds: float = 30.0, seed: int = EVAL_SEED) -> Path:
     """A simulator bag of a held-out course (10 Hz, labels), recorded once: the evaluation
     course by default."""
-    from tts_perception.bag.record import BOX_TOPIC, record_sim
-    from tts_perception.bag.rosbag import absolute_topic, bag_topics
-    if (path / 'metadata.yaml').exists() and absolute_topic(BOX_TOPIC) not in bag_topics(path):
-        shutil.rmtree(path)                         # recorded before bags had the boxes
+    from tts_perception.bag.record import record_sim
     if not (path / 'metadata.yaml').exists():
         record_sim(path, seed=seed, seconds=seconds, rate=10.0, speed=1.8)
     return path
