@@ -461,6 +461,14 @@ def test_a_detectors_boxes_give_the_free_distance_and_slowdown_through_the_geome
     assert box_slowdown_distance(np.zeros((0, 4)), (240, 320), p) is None
     # a box reaching the bottom row touches the robot: nothing is free
     assert free_distance_from_boxes(np.array([[100., 50., 220., 239.]]), (240, 320), p) == 0.0
+    # near the robot the path is wider than any central band of the image: a box whose right
+    # edge reaches into the path bounds the free distance, one beside it does not
+    edge = np.array([[0., 150., 120., 200.]])
+    fwd, lat, _ = box_contacts(edge, (240, 320), p)
+    assert lat[0].min() < p.path_half_width < lat[0].max()
+    assert free_distance_from_boxes(edge, (240, 320), p) == pytest.approx(fwd[0])
+    assert free_distance_from_boxes(edge, (240, 320), replace(p, path_half_width=0.05)) == \
+        p.max_sensing_distance
     # beside the lane, in the zone; far to the side, not
     side = np.array([[0., 100., 40., 180.]])
     d = box_slowdown_distance(side, (240, 320), p)

@@ -75,6 +75,9 @@ class ControlParams:
     floor_label: int = setting(1, 'Segmentation label id of free floor', 0, 255)
     obstacle_label: int = setting(2, 'Segmentation label id of obstacles (what may move into '
                                   'the path)', 0, 255)
+    path_half_width: float = setting(0.5, 'Half the width of the path the robot sweeps (m): '
+                                     'a detector\'s box standing in it bounds the free '
+                                     'distance', 0.05, 10.0)
     slowdown_half_width: float = setting(2.0, 'Slowdown zone: obstacles within this lateral '
                                          'distance of the heading line (m; 0 = no zone) ...',
                                          0.0, 20.0)
@@ -175,9 +178,6 @@ def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]
     return float(fwd[inside].min()) if inside.any() else None
 
 
-FREE_BAND = 0.2              # the central share of the image width the way ahead is read in
-
-
 def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, float, float]:
     """(fy, cx, cy) of the camera described by ``p`` at an image of ``image_hw`` pixels."""
     h, w = image_hw
@@ -217,14 +217,13 @@ def check_boxes(boxes: np.ndarray, image_hw: Tuple[int, int]) -> str:
 def free_distance_from_boxes(boxes: np.ndarray, image_hw: Tuple[int, int],
                              p: 'ControlParams') -> float:
     """Free ground distance straight ahead from a detector's boxes: the nearest ground
-    contact of a box reaching into the image's central band (:data:`FREE_BAND`), as the
-    segmentation's is read there; every box is an obstacle. ``max_sensing_distance`` when
+    contact of a box whose ground contact reaches into the path the robot sweeps
+    (``path_half_width`` either side of the heading line; near the robot that is wider than
+    any central band of the image); every box is an obstacle. ``max_sensing_distance`` when
     none does."""
-    w = image_hw[1]
-    c0, c1 = w * (0.5 - FREE_BAND / 2), w * (0.5 + FREE_BAND / 2)
-    ahead = (boxes[:, 2] >= c0) & (boxes[:, 0] <= c1)
-    fwd, _, ok = box_contacts(boxes[ahead], image_hw, p)
-    near = fwd[ok]
+    fwd, lat, ok = box_contacts(boxes, image_hw, p)
+    in_path = (lat.min(1) <= p.path_half_width) & (lat.max(1) >= -p.path_half_width)
+    near = fwd[ok & in_path]
     return float(min(p.max_sensing_distance, near.min())) if len(near) \
         else p.max_sensing_distance
 
