@@ -19,10 +19,11 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
-from tts_perception.common.detection_metrics import FrameBoxes
 from tts_perception.common.image_codec import (compressed_msg_to_rgb, encode_compressed,
                                                encode_fields, image_msg_to_array, ImageDecodeError,
                                                to_rgb)
+from tts_perception.inference.detection import (DetectionError, Detections,
+                                                detections_from_fields)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -224,7 +225,7 @@ def _detection(t, header, box: np.ndarray, cls: int, score: float):
         bbox=t['vision_msgs/msg/BoundingBox2D'](center=centre, size_x=x2 - x1, size_y=y2 - y1))
 
 
-def read_detections(path: Union[str, Path], topic: str) -> Dict[int, FrameBoxes]:
+def read_detections(path: Union[str, Path], topic: str) -> Dict[int, Detections]:
     """A Detection2DArray topic's boxes by header stamp (each box's best hypothesis; a
     class id that is not a class index raises :class:`BagError`)."""
     with _open(path) as (reader, p):
@@ -239,21 +240,11 @@ def read_detections(path: Union[str, Path], topic: str) -> Dict[int, FrameBoxes]
         return out
 
 
-def _frame_boxes(msg, topic: str) -> FrameBoxes:
-    boxes, classes, scores = [], [], []
-    for d in msg.detections:
-        if not d.results:
-            raise BagError(f'{topic}: a Detection2D without results has no class')
-        best = max(d.results, key=lambda r: r.hypothesis.score).hypothesis
-        try:
-            classes.append(int(best.class_id))
-        except ValueError:
-            raise BagError(f'{topic}: class id {best.class_id!r} is not a class index') \
-                from None
-        c, w, h = d.bbox.center.position, d.bbox.size_x, d.bbox.size_y
-        boxes.append((c.x - w / 2, c.y - h / 2, c.x + w / 2, c.y + h / 2))
-        scores.append(best.score)
-    return FrameBoxes(np.array(boxes).reshape(-1, 4), classes, scores)
+def _frame_boxes(msg, topic: str) -> Detections:
+    try:
+        return detections_from_fields(msg)
+    except DetectionError as exc:
+        raise BagError(f'{topic}: {exc}') from None
 
 
 def bag_topics(path: Union[str, Path]) -> Dict[str, str]:

@@ -7,16 +7,14 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from tts_perception.common.detection_metrics import FrameBoxes
-
 
 @dataclass
 class Frames:
     """Frames to calibrate or evaluate on, in recorded order.
 
     ``labels``: ground-truth class ids per frame, or None (unlabelled: agreement with the
-    golden point); ``boxes``: ground-truth boxes per frame
-    (:class:`~tts_perception.common.detection_metrics.FrameBoxes`), or None; ``seq``:
+    golden point); ``boxes``: ground-truth boxes per frame (with ``boxes`` and ``classes``, as
+    :class:`~tts_perception.common.detection_metrics.FrameBoxes`), or None; ``seq``:
     sequence id per frame (temporal state restarts where it changes);
     ``arrival_ns``: when each frame was recorded (log time), ``stamps_ns``: its capture stamp.
     """
@@ -27,7 +25,7 @@ class Frames:
     seq: Optional[np.ndarray] = None
     arrival_ns: Optional[np.ndarray] = None
     source: Dict[str, Any] = field(default_factory=dict)
-    boxes: Optional[List[FrameBoxes]] = None
+    boxes: Optional[List[Any]] = None
 
     def __post_init__(self) -> None:
         n = len(self.rgb)

@@ -58,6 +58,34 @@ class Detections:
         return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
 
 
+def bbox_corners(d) -> Tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) of a vision_msgs ``Detection2D``'s box (centre and size); any object
+    with its fields (rclpy's, rosbags')."""
+    cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
+    w, h = d.bbox.size_x, d.bbox.size_y
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def detections_from_fields(msg) -> Detections:
+    """The best hypothesis of every box of a vision_msgs ``Detection2DArray`` (any object
+    with its fields); a box without a hypothesis, or a class id that is not a class index,
+    raises :class:`DetectionError`."""
+    boxes, scores, classes = [], [], []
+    for d in msg.detections:
+        if not d.results:
+            raise DetectionError('a Detection2D without results has no class')
+        best = max(d.results, key=lambda r: r.hypothesis.score).hypothesis
+        try:
+            classes.append(int(best.class_id))
+        except ValueError:
+            raise DetectionError(f'class id {best.class_id!r} is not a class index; map '
+                                 f'names to indices with the LabelInfo') from None
+        boxes.append(bbox_corners(d))
+        scores.append(best.score)
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores),
+                      np.array(classes))
+
+
 @dataclass(frozen=True)
 class Resize:
     """How a camera frame (``camera_wh``) became the model's input (``input_wh``):

@@ -33,6 +33,7 @@ from vision_msgs.msg import Detection2DArray
 
 from tts_perception.control.control_law import (check_boxes, check_params, ControlParams,
                                                 parse_record, RecordRefused, SpeedGovernor)
+from tts_perception.inference.detection import bbox_corners
 from tts_perception.common.image_codec import (DEFAULT_MAX_PIXELS, image_msg_to_array,
                                                ImageDecodeError)
 from tts_perception.nodes.ros_util import (declare_params, diag_array, ERROR, OK, output_topic,
@@ -193,11 +194,8 @@ class ControllerNode(Node):
         if self.image_hw is None:
             self._refuse('detections', 'no camera_info yet: box pixels have no geometry')
             return
-        boxes = np.array([[d.bbox.center.position.x - d.bbox.size_x / 2,
-                           d.bbox.center.position.y - d.bbox.size_y / 2,
-                           d.bbox.center.position.x + d.bbox.size_x / 2,
-                           d.bbox.center.position.y + d.bbox.size_y / 2]
-                          for d in msg.detections], np.float64).reshape(-1, 4)
+        boxes = np.array([bbox_corners(d) for d in msg.detections],
+                         np.float64).reshape(-1, 4)
         with np.errstate(all='ignore'):
             why = check_boxes(boxes, self.image_hw)
         if why:

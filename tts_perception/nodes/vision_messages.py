@@ -11,12 +11,11 @@ a subscriber that joins late still gets the names once. See doc/detection.md.
 
 from typing import Sequence
 
-import numpy as np
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo,
                              ObjectHypothesisWithPose, VisionClass)
 
-from tts_perception.inference.detection import DetectionError, Detections
+from tts_perception.inference.detection import detections_from_fields, Detections
 
 LABEL_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -53,20 +52,6 @@ def detections_msg(det: Detections, header) -> Detection2DArray:
 
 
 def detections_from_msg(msg: Detection2DArray) -> Detections:
-    """The best hypothesis of every box; a class id that is not an integer raises."""
-    boxes, scores, classes = [], [], []
-    for d in msg.detections:
-        if not d.results:
-            raise DetectionError('a Detection2D without results has no class')
-        best = max(d.results, key=lambda r: r.hypothesis.score).hypothesis
-        try:
-            classes.append(int(best.class_id))
-        except ValueError:
-            raise DetectionError(f'class_id {best.class_id!r} is not a class index; '
-                                 f'map names to indices with the LabelInfo') from None
-        cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
-        w, h = d.bbox.size_x, d.bbox.size_y
-        boxes.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
-        scores.append(best.score)
-    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores),
-                      np.array(classes))
+    """The best hypothesis of every box; a class id that is not an integer raises
+    (:func:`~tts_perception.inference.detection.detections_from_fields`)."""
+    return detections_from_fields(msg)
