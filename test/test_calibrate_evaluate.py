@@ -214,7 +214,8 @@ def test_a_slow_point_misses_more_and_streams_worse_than_the_fastest(sample_bag)
         return run_stage(precision, stage, x)
     pipe.backend.run_stage = slowed
     frames = read_bag(sample_bag, 'camera/image_raw', 'camera/labels', 20, quiet=True)
-    refs = evaluate.references(pipe, frames, quiet=True)
+    refs, metric = evaluate.references(pipe, frames, quiet=True)
+    assert metric == 'mIoU'
     slow = evaluate.simulate(pipe, frames, refs, 'static:640x480/d3/fp32', 40.0)
     fast = evaluate.simulate(pipe, frames, refs, 'static:160x120/d1/fp32', 40.0)
     for r in (slow, fast):

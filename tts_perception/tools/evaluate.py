@@ -45,13 +45,14 @@ from tts_perception.tools import oracle
 MEETS_DEADLINE = 0.01      # a static point "meets the deadline" at <= 1 % missed or dropped
 
 
-def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False) -> List[Any]:
+def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False
+               ) -> Tuple[List[Any], str]:
     """Truth per frame in the task's scored form: the frames' own (labels, boxes), or the
-    golden point's output."""
+    golden point's output; and the name of the accuracy scored against it."""
     task = pipe.task
     own = task.references(frames)
     if own is not None:
-        return own
+        return own, task.scoring.metric
     golden = pipe.camera('default').scheduler.golden
     prog = Progress(len(frames), 'golden outputs', quiet=quiet)
     out = []
@@ -59,7 +60,7 @@ def references(pipe: AdaptivePipeline, frames: Frames, quiet: bool = False) -> L
         out.append(task.scored(task.infer(pipe.backend, [rgb], golden)[0][0]))
         prog.update(i + 1)
     prog.close()
-    return out
+    return out, f'agreement {task.scoring.metric}'
 
 
 def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[Any], policy: str,
@@ -549,10 +550,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     deadline = a.deadline_ms or (
         a.deadline_fraction * pipe.profile.latency_ms[golden.key].p95
         if a.deadline_fraction else PipelineConfig().deadline_ms)
-    refs = references(pipe, frames, a.quiet)
+    refs, metric = references(pipe, frames, a.quiet)
     runs = run_policies(pipe, frames, refs, deadline, a)
-    metric = pipe.task.scoring.metric if pipe.task.references(frames) is not None \
-        else f'agreement {pipe.task.scoring.metric}'
     judged, front, rule_front = judge(pipe, frames, refs, runs, a.quiet)
     res = {'bag': str(a.bag), 'frames': which, 'n_frames': len(frames), 'metric': metric,
            'model': pipe.model.name, 'classes': pipe.model.classes,
