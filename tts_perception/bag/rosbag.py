@@ -13,6 +13,7 @@ matches it against the bag's names either way (older bags used relative names).
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 import math
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Union
@@ -49,13 +50,22 @@ def same_topic(a: str, b: str) -> bool:
 def _typestore():
     """Kilted's message types, and vision_msgs' where the package is installed (its .msg
     files, as a ROS workspace has them)."""
-    from rosbags.typesys import get_typestore, get_types_from_msg, Stores
+    from rosbags.typesys import get_typestore, Stores
     ts = get_typestore(Stores.ROS2_KILTED)
-    msg_dir = _vision_msgs_dir()
-    if msg_dir is not None:
-        ts.register({k: v for f in sorted(msg_dir.glob('*.msg')) for k, v in get_types_from_msg(
-            f.read_text(), f'vision_msgs/msg/{f.stem}').items()})
+    ts.register(_vision_msgs_types())
     return ts
+
+
+@lru_cache(maxsize=1)
+def _vision_msgs_types() -> dict:
+    """vision_msgs' types parsed from the installed package's .msg files (once; none where
+    it is not installed)."""
+    from rosbags.typesys import get_types_from_msg
+    msg_dir = _vision_msgs_dir()
+    if msg_dir is None:
+        return {}
+    return {k: v for f in sorted(msg_dir.glob('*.msg')) for k, v in get_types_from_msg(
+        f.read_text(), f'vision_msgs/msg/{f.stem}').items()}
 
 
 def _vision_msgs_dir() -> Optional[Path]:

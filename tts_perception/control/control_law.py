@@ -127,12 +127,17 @@ def free_distance_from_labels(labels: np.ndarray, floor_label: int, fy: float, c
     return float(min(max_range, cam_height / math.tan(angle)))
 
 
+def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, float, float]:
+    """(fy, cx, cy) of the camera described by ``p`` at an image of ``image_hw`` pixels."""
+    h, w = image_hw
+    return 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2), (w - 1) / 2, (h - 1) / 2
+
+
 def free_distance_in(labels: np.ndarray, p: ControlParams) -> float:
     """Free distance ahead in a segmentation from the camera described by ``p`` (any size:
     the intrinsics follow the label image's height)."""
-    h = labels.shape[0]
-    fy = 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2)
-    return free_distance_from_labels(labels, p.floor_label, fy, (h - 1) / 2, p.camera_height,
+    fy, _, cy = _intrinsics(labels.shape, p)
+    return free_distance_from_labels(labels, p.floor_label, fy, cy, p.camera_height,
                                      math.radians(p.camera_pitch_deg),
                                      max_range=p.max_sensing_distance)
 
@@ -169,19 +174,12 @@ def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]
     from the camera described by ``p``; None when the zone is empty (or off)."""
     if p.slowdown_half_width <= 0 or labels.ndim != 2 or labels.size == 0:
         return None
-    h = labels.shape[0]
-    fy = 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2)
+    fy = _intrinsics(labels.shape, p)[0]
     fwd, lat, lab = ground_contacts(labels, p.floor_label, fy, p.camera_height,
                                     math.radians(p.camera_pitch_deg))
     inside = (fwd <= p.slowdown_range) & (np.abs(lat) <= p.slowdown_half_width) & \
         (lab == p.obstacle_label)
     return float(fwd[inside].min()) if inside.any() else None
-
-
-def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, float, float]:
-    """(fy, cx, cy) of the camera described by ``p`` at an image of ``image_hw`` pixels."""
-    h, w = image_hw
-    return 0.5 * h / math.tan(math.radians(p.camera_fovy_deg) / 2), (w - 1) / 2, (h - 1) / 2
 
 
 def box_contacts(boxes: np.ndarray, image_hw: Tuple[int, int], p: 'ControlParams'
