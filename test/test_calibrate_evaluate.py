@@ -73,12 +73,12 @@ def test_calibrate_on_an_unlabelled_bag_then_evaluate_the_held_out_part(fp32_mod
     c = prof['complexity']
     # every signal group was tried and scored on the held-out frames too; the estimate has a
     # held-out correlation exactly when a group is on (a constant has none)
-    assert set(c['signals']) == {'content', 'confidence', 'segments', 'probe'}
+    assert set(c['signals']) == {'content', 'confidence', 'segments', 'change', 'probe'}
     assert all(v['eval_correlation'] is not None for v in c['signals'].values())
     assert (c['eval_correlation'] is None) == (not c['signals_on'])
     # every point's results are put on the golden point's scale, which is its own
     assert set(c['result_map']) == set(prof['points'])
-    assert np.allclose(c['result_map'][g], [[0.0, 1.0]] * 4, atol=1e-6) or \
+    assert np.allclose(c['result_map'][g], [[0.0, 1.0]] * 5, atol=1e-6) or \
         all(sc == 0.0 for _, sc in c['result_map'][g])   # (a feature constant here)
     # one shortfall model per point where a signal is on (none without), judged out of fold
     # and on the held-out frames; the compute price found for the default accuracy budget
@@ -396,8 +396,14 @@ def test_a_sequences_first_frame_has_the_mean_result_signals_of_the_others(sampl
     labels = [rng.integers(0, model.num_classes, (30, 40)).astype(np.uint8) for _ in frames.rgb]
     conf = rng.uniform(0.5, 0.99, len(frames))
     feats = calibration.complexity_features(SegmentationTask(model), frames, labels, conf)
-    cols = [FEATURES.index(f) for f in RESULT_FEATURES]
+    cols = [FEATURES.index(f) for f in RESULT_FEATURES if f != 'prev_change']
     first = np.array([True] + [False] * 5 + [True] + [False] * 5)
     assert np.allclose(feats[first][:, cols], feats[~first][:, cols].mean(0), atol=1e-6)
     u = FEATURES.index('prev_uncertainty')
     assert np.allclose(feats[1:6, u], 1.0 - conf[:5], atol=1e-6)     # the previous frame's
+    # the change from the result before the previous one: none for a sequence's first two
+    c = FEATURES.index('prev_change')
+    before = np.array([True, True] + [False] * 4 + [True, True] + [False] * 4)
+    assert np.allclose(feats[before, c], feats[~before, c].mean(), atol=1e-6)
+    assert np.allclose(feats[2:6, c], [np.mean(labels[i - 2] != labels[i - 1])
+                                       for i in range(2, 6)], atol=1e-6)

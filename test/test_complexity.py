@@ -84,17 +84,56 @@ def test_without_a_previous_result_the_result_signals_weigh_nothing():
     assert not mon.has_result
 
 
+def test_change_is_the_share_of_labels_that_changed_between_the_last_two_results():
+    # no result, or one result with nothing before it: the change is the fitted mean (here a
+    # fit whose mean change is 0.4), then the share of the kept labels that differ
+    rng = np.random.default_rng(4)
+    feats = rng.normal(0.02, 0.005, (50, len(FEATURES)))
+    c = FEATURES.index('prev_change')
+    feats[:, c] = rng.normal(0.4, 0.05, 50)
+    p = fit_complexity(feats, feats[:, c], ['change'])
+    mean = np.float32(p.mean[c])
+    mon = ComplexityMonitor(p)
+    assert mon.features(_scene(1))[c] == mean
+    a = np.zeros((48, 64), np.uint8)
+    b = a.copy()
+    b[:, :16] = 2                                            # a quarter changed
+    mon.observe_result(a, 0.9)
+    assert mon.features(_scene(1))[c] == mean
+    assert np.isnan(mon.features(_scene(1), fill=False)[c])
+    mon.observe_result(b, 0.9)
+    assert mon.features(_scene(1))[c] == pytest.approx(0.25)
+    mon.observe_result(b, 0.9)
+    assert mon.features(_scene(1))[c] == 0.0
+    mon.observe_result(np.zeros((96, 128), np.uint8), 0.9)  # a camera of another size
+    assert mon.features(_scene(1))[c] == mean
+    mon.observe_result(a, 0.9)
+    mon.reset()
+    mon.observe_result(b, 0.9)                               # nothing before it since reset
+    assert mon.features(_scene(1))[c] == mean
+    # off: not computed, and the labels are not kept
+    off = ComplexityMonitor(ComplexityParams.from_dict({**p.to_dict(),
+                                                        'signals_on': ['confidence']}))
+    off.observe_result(a, 0.9)
+    off.observe_result(b, 0.9)
+    assert off.features(_scene(1))[c] == 0.0 and off._prev_output is None
+
+
 def test_result_map_puts_each_points_results_on_the_fitted_points_scale():
     rng = np.random.default_rng(0)
-    ref = rng.normal([0.01, 0.3, 0.1, 0.2], [0.004, 0.05, 0.02, 0.1], (200, 4))
+    ref = rng.normal([0.01, 0.3, 0.1, 0.2, 0.3], [0.004, 0.05, 0.02, 0.1, 0.1], (200, 5))
+    ref[::50, 4] = np.nan              # a sequence's first result has no change
     # a cheaper point: less certain on every frame and twice as spread, same order of frames;
     # its obstacle share never changes
-    cheap = np.c_[0.03 + 2.0 * ref[:, 0], np.full(200, 0.25), ref[:, 2] * 1.5, ref[:, 3]]
+    cheap = np.c_[0.03 + 2.0 * ref[:, 0], np.full(200, 0.25), ref[:, 2] * 1.5, ref[:, 3],
+                  0.1 + 3.0 * ref[:, 4]]
     m = result_map({'ref': ref, 'cheap': cheap}, 'ref')
-    assert np.allclose(m['ref'], [[0.0, 1.0]] * 4, atol=1e-9)
+    assert np.allclose(m['ref'], [[0.0, 1.0]] * 5, atol=1e-9)
     a, b = np.asarray(m['cheap']).T
+    assert np.isfinite(a).all() and np.isfinite(b).all()     # NaN left out, not spread
     mapped = a + b * cheap
     assert np.allclose(mapped[:, [0, 2, 3]], ref[:, [0, 2, 3]])
+    assert np.allclose(mapped[:, 4], ref[:, 4], equal_nan=True)
     assert np.allclose(mapped[:, 1], ref[:, 1].mean())      # constant: the reference's mean
     p = ComplexityParams.neutral()
     p = ComplexityParams.from_dict({**p.to_dict(), 'result_map': m})

@@ -41,6 +41,43 @@ def test_an_older_version_is_refused_with_the_command_to_rerun(raw, tmp_path):
                          base_dir=ROOT)
 
 
+def _as_version_4(d):
+    """A version 5 profile as version 4 wrote it: no ``change`` signal."""
+    old = copy.deepcopy(d)
+    c = old['complexity']
+    at = c['features'].index('prev_change')
+    for key in ('features', 'mean', 'std', 'weights', 'feature_range'):
+        if c[key]:
+            del c[key][at]
+    for m in c['result_map'].values():
+        del m[-1]
+    for m in c['point_models'].values():
+        del m[1 + at]
+    del c['signals']['change']
+    old['version'] = 4
+    return old
+
+
+def test_a_version_4_profile_is_read_with_the_change_signal_off(raw, tmp_path):
+    """Version 4 profiles (before the change signal) still run: the signal weighs nothing,
+    is off, and its gate says why; everything else is as the file says."""
+    new = copy.deepcopy(raw)
+    weights = [float(i) for i in range(12)]
+    weights[1 + new['complexity']['features'].index('prev_change')] = 0.0
+    new['complexity']['point_models'] = {'160x120/d1/fp32': weights}
+    (tmp_path / 'v4.json').write_text(json.dumps(_as_version_4(new)))
+    prof = load_profile(tmp_path / 'v4.json')
+    assert prof.version == PROFILE_VERSION
+    c = prof.complexity
+    assert c.signals['change'].on is False and 'version 4' in c.signals['change'].note
+    assert 'change' not in c.signals_on
+    assert prof.to_dict() == Profile.from_dict(new).to_dict()
+    three = {**_as_version_4(raw), 'version': 3}
+    (tmp_path / 'v3.json').write_text(json.dumps(three))
+    with pytest.raises(ProfileError, match=r'version 3 profile.*make profile'):
+        load_profile(tmp_path / 'v3.json')
+
+
 @pytest.mark.parametrize('edit, where', [
     (lambda d: d['accuracy']['miou'].__setitem__('160x120/d1/fp32', [0.5, 'x']),
      r"accuracy\.miou\['160x120/d1/fp32'\]\[1\] must be a number"),

@@ -127,35 +127,42 @@ def complexity_features(task: Task, frames: Frames,
     """The monitor's features frame by frame, in sequence (the previous result being the
     golden point's, as the task expands it from its scored form; ``probe``: the probe_loss
     feature of each frame, see :func:`~tts_perception.adaptive.difficulty.probe_losses`)."""
-    mon = ComplexityMonitor(ComplexityParams.neutral(), read_result=task.result_signals,
-                            cheapest_px=cheapest_px)
-    feats, first = [], []
+    mon = _monitor(task, cheapest_px)
+    feats = []
     for i, rgb in enumerate(frames.rgb):
         if i > 0 and frames.seq[i] != frames.seq[i - 1]:
             mon.reset()
-        first.append(not mon.has_result)
-        feats.append(mon.features(rgb))
+        feats.append(mon.features(rgb, fill=False))
         mon.observe_result(task.expand(golden_outputs[i]), float(golden_conf[i]))
-    out = np.stack(feats)
-    # a sequence's first frame has no previous result: it takes the other frames' mean, as
-    # the node takes the fitted mean then (any other value is an outlier the fit would follow)
-    first = np.asarray(first)
-    result = [FEATURES.index(f) for g in ('confidence', 'segments') for f in SIGNALS[g]]
-    if first.any() and not first.all():
-        out[np.ix_(first, result)] = out[~first][:, result].mean(0)
+    out = np.stack(feats).astype(np.float64)
     out[:, FEATURES.index('probe_loss')] = 0.0 if probe is None else probe
+    # a result feature with no value (a sequence's first frame; its second one's change)
+    # takes the other frames' mean, as the node takes the fitted mean then (any other value
+    # is an outlier the fit would follow)
+    missing = np.isnan(out)
+    column_mean = np.nan_to_num(np.nanmean(np.where(missing.all(0), 0.0, out), 0))
+    out[missing] = np.broadcast_to(column_mean, out.shape)[missing]
     return out
+
+
+def _monitor(task: Task, cheapest_px: int) -> ComplexityMonitor:
+    """A monitor that reads every signal of ``task``'s results, as the node's does."""
+    return ComplexityMonitor(ComplexityParams.neutral(), read_result=task.result_signals,
+                             keep=task.scored, read_change=task.change,
+                             cheapest_px=cheapest_px)
 
 
 def result_features(task: Task, frames: Frames, outputs: Sequence[Any],
                     confidence: np.ndarray, cheapest_px: int) -> np.ndarray:
     """[frames, RESULT_FEATURES]: what each result shows, as the monitor reads it (scored
-    outputs expanded as in :func:`complexity_features`)."""
-    mon = ComplexityMonitor(ComplexityParams.neutral(), read_result=task.result_signals,
-                            cheapest_px=cheapest_px)
+    outputs expanded as in :func:`complexity_features`; the change from the result before
+    in the same sequence, NaN for a sequence's first)."""
+    mon = _monitor(task, cheapest_px)
     hw = frames.rgb[0].shape[:2]
-    return np.stack([mon.result_values(task.expand(g), float(c), hw)
-                     for g, c in zip(outputs, confidence)])
+    return np.stack([mon.result_values(task.expand(g), float(c), hw,
+                                       outputs[i - 1] if i and frames.seq[i] == frames.seq[i - 1]
+                                       else None)
+                     for i, (g, c) in enumerate(zip(outputs, confidence))])
 
 
 def validation_folds(fit_n: int, recording_fits: Optional[Sequence[int]] = None
@@ -493,8 +500,7 @@ def fit_difficulty(model: ModelDescription, frames: Frames, points: Sequence[Ope
                       for k in scores.seeing)
     feats = complexity_features(scores.task, frames, scores.preds[scores.golden],
                                 scores.confs[scores.golden], probe, cheapest_px)
-    groups = [g for g in ('content', 'confidence', 'segments', 'probe')
-              if g != 'probe' or probe is not None]
+    groups = [g for g in SIGNALS if g != 'probe' or probe is not None]
     folds = validation_folds(fit_n, recording_fits)
     probe_every = PipelineConfig().probe_every
     probe_ms = (timing.median[cheap] + timing.median[ref]) / probe_every if probe is not None \

@@ -2,7 +2,8 @@
 predicted shortfall per operating point.
 
 Input: the frame (content features on a grey thumbnail), the previous result (uncertainty,
-obstacle share, boundaries, smallest segment at the cheapest resolution) and the latest probe
+obstacle share, boundaries, smallest segment at the cheapest resolution, how much it changed
+from the result before) and the latest probe
 (:meth:`ComplexityMonitor.observe_probe`). Output: :meth:`ComplexityMonitor.score_features`
 (the scalar score for records and plots) and :meth:`ComplexityParams.shortfall` (per point,
 how far it falls short of the best on this frame: what the scheduler decides with). Both are
@@ -20,9 +21,10 @@ import numpy as np
 
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, feature_mask, fold_splits,
                                                 SIGNALS)
-from tts_perception.tasks.segmentation import result_signals
+from tts_perception.tasks.segmentation import label_change, result_signals, scored_labels
 
-RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments']    # what a result shows
+# what a result shows, in the order of FEATURES
+RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments'] + SIGNALS['change']
 THUMB = (80, 60)
 _EDGE_THRESHOLD = 0.12
 _ORIENT_BINS = 8
@@ -101,9 +103,9 @@ class ComplexityParams:
         n = len(FEATURES)
         w = {'edge_density': 1.0, 'grad_entropy': 0.5, 'motion': 0.5, 'darkness': 0.2,
              'contrast': 0.2, 'prev_uncertainty': 1.0, 'prev_obstacle': 1.0,
-             'prev_boundary': 0.5, 'prev_small_segment': 0.5}
+             'prev_boundary': 0.5, 'prev_small_segment': 0.5, 'prev_change': 0.5}
         return cls([0.0] * n, [1.0] * n, [w.get(f, 0.0) for f in FEATURES], 0.0,
-                   list(np.linspace(0, 3, 11)), ['content', 'confidence', 'segments'])
+                   list(np.linspace(0, 3, 11)), ['content', 'confidence', 'segments', 'change'])
 
     def clamp(self, feats: np.ndarray) -> np.ndarray:
         """Feature vectors [..., FEATURES] clamped to ``feature_range`` (as they are without
@@ -175,18 +177,25 @@ class ComplexityMonitor:
     # default: a label image whose obstacle class is 2
     read_result: Callable[[Any, int, Tuple[int, int]], Tuple[float, float, float]] = \
         field(default=lambda labels, px, hw: result_signals(labels, 2, px))
+    # the task's scored form of an output, and the change between two of them
+    # (:meth:`~tts_perception.tasks.base.Task.change`); default: label images
+    keep: Callable[[Any], Any] = scored_labels
+    read_change: Callable[[Any, Any], float] = label_change
     cheapest_px: int = 160 * 120    # pixels of the cheapest point (prev_small_segment)
     _camera_hw: Tuple[int, int] = (0, 0)
     _prev_thumb: Optional[np.ndarray] = None
     _prev_result: Optional[np.ndarray] = None
+    _prev_output: Any = None        # the last result, as ``keep`` keeps it
     _probe: Optional[float] = None
 
     def __post_init__(self) -> None:
         self.reset()
 
-    def features(self, rgb: np.ndarray) -> np.ndarray:
+    def features(self, rgb: np.ndarray, fill: bool = True) -> np.ndarray:
         """All :data:`FEATURES` for this frame (updates the previous-frame state); those of
-        groups that are off in the parameters are not computed (0)."""
+        groups that are off in the parameters are not computed (0). A result feature with no
+        value yet (no previous result, or no result before it to change from) is the fitted
+        mean, which weighs nothing in the estimate; NaN with ``fill`` False."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f'complexity needs an RGB uint8 image, got {rgb.shape} {rgb.dtype}')
         self._camera_hw = rgb.shape[:2]
@@ -198,9 +207,11 @@ class ComplexityMonitor:
         out[:len(img)] = img
         # no previous result yet (start, or after a reset): the fitted mean, which weighs
         # nothing in the estimate, rather than a made-up value far outside what results show
-        out[len(img):] = self._prev_result if self._prev_result is not None else \
-            self.params.mean[len(img):]
-        out[-1] = self._probe if self._probe is not None else self.params.mean[-1]
+        out[len(img):] = self._prev_result if self._prev_result is not None else np.nan
+        out[-1] = self._probe if self._probe is not None else np.nan
+        if fill:
+            missing = np.isnan(out)
+            out[missing] = np.asarray(self.params.mean, np.float32)[missing]
         return out
 
     def score_features(self, feats: np.ndarray) -> float:
@@ -226,23 +237,29 @@ class ComplexityMonitor:
         return self.score_features(f), self.params.shortfall(f)
 
     def result_values(self, output: Any, confidence: float,
-                      camera_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+                      camera_hw: Optional[Tuple[int, int]] = None,
+                      previous: Any = None) -> np.ndarray:
         """The result features (:data:`RESULT_FEATURES`) of one result (the task's output
-        for a frame of ``camera_hw``, default: the frame last given to :meth:`features`), as
-        its point shows them (before any :func:`result_map`)."""
+        for a frame of ``camera_hw``, default: the frame last given to :meth:`features`;
+        ``previous``: the result before it as ``keep`` keeps it, None: none), as its point
+        shows them (before any :func:`result_map`); a change with nothing to compare is NaN."""
+        on = self.params.signals_on
         obstacle, boundary, small = self.read_result(
             output, self.cheapest_px, camera_hw or self._camera_hw) \
-            if 'segments' in self.params.signals_on else (0.0, 0.0, 0.0)
-        # the order of SIGNALS: confidence, then segments
+            if 'segments' in on else (0.0, 0.0, 0.0)
+        changed = 0.0 if 'change' not in on else float('nan') if previous is None else \
+            float(np.clip(self.read_change(previous, self.keep(output)), 0.0, 1.0))
         return np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle, boundary,
-                         small], np.float64)
+                         small, changed], np.float64)
 
     def observe_result(self, output: Any, confidence: float,
                        point: Optional[str] = None) -> None:
         """Feed back what the last result saw (used by the next frame's features); ``point``:
         the operating point that made it, whose values the profile's ``result_map`` puts on
         the scale the estimate was fitted on."""
-        v = self.params.on_fitted_scale(point, self.result_values(output, confidence))
+        v = self.params.on_fitted_scale(
+            point, self.result_values(output, confidence, previous=self._prev_output))
+        self._prev_output = self.keep(output) if 'change' in self.params.signals_on else None
         self._prev_result = np.append(v, 0.0).astype(np.float32)     # + the probe slot
 
     def observe_probe(self, loss: float) -> None:
@@ -252,6 +269,7 @@ class ComplexityMonitor:
     def reset(self) -> None:
         """Forget temporal state (e.g. after a camera gap)."""
         self._prev_thumb, self._probe, self._prev_result = None, None, None
+        self._prev_output = None
 
     @property
     def has_result(self) -> bool:
@@ -267,16 +285,24 @@ def result_map(values: Mapping[str, np.ndarray], reference: str
     ``reference`` point's: the estimate is fitted on the reference's results, while the node
     sees the result of whichever point ran (a cheaper point is less certain on every frame,
     which is not a harder frame). A feature a point shows constant maps to the reference's
-    mean."""
-    ref = np.asarray(values[reference], float)
-    mr, sr = ref.mean(0), ref.std(0)
+    mean; values that are NaN (a change with nothing before it) are left out."""
+    mr, sr = _mean_std(values[reference])
     out = {}
     for k, v in values.items():
-        v = np.asarray(v, float)
-        mp, sp = v.mean(0), v.std(0)
+        mp, sp = _mean_std(v)
         scale = np.where(sp > 1e-9, sr / np.maximum(sp, 1e-9), 0.0)
         out[k] = [[float(a), float(b)] for a, b in zip(mr - scale * mp, scale)]
     return out
+
+
+def _mean_std(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Per column the mean and spread of the values that are not NaN (0, 0 where none is)."""
+    v = np.asarray(values, float)
+    seen = ~np.isnan(v)
+    n = seen.sum(0)
+    mean = np.where(seen, v, 0.0).sum(0) / np.maximum(n, 1)
+    var = np.where(seen, (v - mean) ** 2, 0.0).sum(0) / np.maximum(n, 1)
+    return mean, np.sqrt(var)
 
 
 def fit_complexity(feats: np.ndarray, target: np.ndarray,

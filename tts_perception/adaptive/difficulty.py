@@ -1,8 +1,9 @@
 """Difficulty signals and the validation gate that decides which of them the scheduler uses.
 
-A frame's difficulty is how much accuracy the cheaper operating points lose on it. Four
+A frame's difficulty is how much accuracy the cheaper operating points lose on it. Five
 signal groups (:data:`SIGNALS`) may predict it: ``content`` (the frame's own clutter, motion,
-light), ``confidence`` and ``segments`` (what the previous result showed), and ``probe`` (what
+light), ``confidence`` and ``segments`` (what the previous result showed), ``change`` (how much
+the last two results differed), and ``probe`` (what
 the cheapest usable point lost against the golden point on a recently probed frame; probes
 count as compute). Contract: calibrate keeps a group only where it adds to the share of the
 loss explained out of fold (blocked cross-validation, :func:`select_signals`), and the probe
@@ -21,6 +22,7 @@ SIGNALS: Dict[str, Tuple[str, ...]] = {
     'content': ('edge_density', 'grad_entropy', 'motion', 'darkness', 'contrast'),
     'confidence': ('prev_uncertainty',),
     'segments': ('prev_obstacle', 'prev_boundary', 'prev_small_segment'),
+    'change': ('prev_change',),
     'probe': ('probe_loss',),
 }
 FEATURES: Tuple[str, ...] = tuple(f for g in SIGNALS.values() for f in g)

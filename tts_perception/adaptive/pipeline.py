@@ -427,6 +427,8 @@ class AdaptivePipeline:
                               self.profile.accuracy.compute_price)
             st = _CameraState(ComplexityMonitor(self.complexity_params,
                                                 read_result=self.task.result_signals,
+                                                keep=self.task.scored,
+                                                read_change=self.task.change,
                                                 cheapest_px=self._cheapest_px), sched)
             self.cameras[name] = st
         return st

@@ -6,9 +6,11 @@ versioned structure with one loader that validates it.
     prof.save(path)
 
 Written by calibrate (and the bundled model's ``bundled_profile``), read by the pipeline,
-evaluate, the closed loop and the benchmarks. A file of another version is refused with the
-command that makes a new one; every field is checked against its type, so a malformed inner
-section names its path (``accuracy.miou['160x120/d1/fp32'][2]``) instead of failing later.
+evaluate, the closed loop and the benchmarks. A version 4 file (before the ``change`` signal)
+is read with that signal off and weighing nothing (:func:`_from_version_4`); a file of any
+other version is refused with the command that makes a new one; every field is checked
+against its type, so a malformed inner section names its path
+(``accuracy.miou['160x120/d1/fp32'][2]``) instead of failing later.
 """
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, MISSING
@@ -18,9 +20,9 @@ from pathlib import Path
 import typing
 from typing import Any, Dict, List, Optional, Union
 
-from tts_perception.adaptive.difficulty import SignalGate
+from tts_perception.adaptive.difficulty import FEATURES, SignalGate, SIGNALS
 
-PROFILE_VERSION = 4
+PROFILE_VERSION = 5
 REMAKE = ('`python -m tts_perception.calibrate BAG --model DIR` (a model on your own bag) or '
           '`make profile` (the bundled model; `python -m tts_perception.tools.bundled_profile '
           '--config config/pipeline_cuda.yaml` on a GPU)')
@@ -176,6 +178,8 @@ class Profile:
             raise ProfileError(f'{source} is not a profile (a JSON object), got '
                                f'{type(d).__name__}')
         v = d.get('version', 1)
+        if v == 4:
+            d, v = _from_version_4(d), PROFILE_VERSION
         if v != PROFILE_VERSION:
             raise ProfileError(f'{source} is a version {v} profile; this package reads version '
                                f'{PROFILE_VERSION}: make a new one with {REMAKE}')
@@ -196,6 +200,34 @@ class Profile:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict(), indent=1))
         return p
+
+
+def _from_version_4(d: Dict[str, Any]) -> Dict[str, Any]:
+    """A version 4 profile as version 5: the ``prev_change`` feature added to the complexity
+    fit with weight 0 (its group off: version 4 never measured it). A file that does not have
+    version 4's features is left for the checks to refuse."""
+    d = json.loads(json.dumps(d))
+    c = d.get('complexity')
+    at = FEATURES.index('prev_change')
+    old = [f for f in FEATURES if f != 'prev_change']
+    if not isinstance(c, dict) or c.get('features') != old:
+        return d
+    for key, value in (('features', 'prev_change'), ('mean', 0.0), ('std', 1.0),
+                       ('weights', 0.0), ('feature_range', [0.0, 0.0])):
+        if isinstance(c.get(key), list) and (c[key] or key != 'feature_range'):
+            c[key].insert(at, value)
+    result_at = len(SIGNALS['confidence']) + len(SIGNALS['segments'])
+    for m in (c.get('result_map') or {}).values():
+        if isinstance(m, list):
+            m.insert(result_at, [0.0, 1.0])
+    for m in (c.get('point_models') or {}).values():
+        if isinstance(m, list):
+            m.insert(1 + at, 0.0)
+    if isinstance(c.get('signals'), dict):
+        c['signals']['change'] = {'on': False, 'note': 'not measured: a version 4 profile, '
+                                  'made before the change signal'}
+    d['version'] = PROFILE_VERSION
+    return d
 
 
 def load_profile(path: Union[str, Path]) -> Profile:

@@ -55,6 +55,11 @@ class Task:
         """The three ``segments`` group signals of one output (see the subclass)."""
         raise NotImplementedError
 
+    def change(self, previous: Any, current: Any) -> float:
+        """The ``change`` signal: how much two consecutive outputs (scored form) differ, in
+        [0, 1] (0: the same; NaN: not comparable, read as unknown)."""
+        raise NotImplementedError
+
     def loss(self, cheap: Any, reference: Any) -> float:
         """What ``cheap`` lost against ``reference`` (scored outputs): 1 - accuracy; 0 where
         neither shows anything."""

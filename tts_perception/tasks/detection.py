@@ -2,7 +2,8 @@
 histograms of true and false detections; per-class recall as the class floor), and the
 ``segments`` group's three difficulty signals read from the previous frame's boxes, the
 signals LiteReconfig and Chanakya found to pay: how many objects, how near the threshold the
-least certain scores, how small the smallest object is at the cheapest resolution. Why:
+least certain scores, how small the smallest object is at the cheapest resolution; and the
+``change`` signal, how much the boxes moved or changed between two results. Why:
 ``doc/detection.md``.
 """
 
@@ -17,7 +18,7 @@ from tts_perception.common.scoring import DetectionScoring
 from tts_perception.inference.detection import Detections
 from tts_perception.inference.model_desc import ModelDescription
 from tts_perception.tasks.base import Task
-from tts_perception.tasks.detection_signals import score_margin, smallest_side
+from tts_perception.tasks.detection_signals import change, score_margin, smallest_side
 
 SMALL_OBJECT_PX = 32    # a smallest side of at least this many pixels at the cheapest scale: 0
 
@@ -59,6 +60,11 @@ class DetectionTask(Task):
         side = smallest_side(output, (w, h), (max(1, round(w * s)), max(1, round(h * s))))
         small = float(np.clip(1.0 - np.log1p(side) / np.log1p(SMALL_OBJECT_PX), 0.0, 1.0))
         return float(len(output)), 1.0 - score_margin(output, self.threshold), small
+
+    def change(self, previous: Detections, current: Detections) -> float:
+        """:func:`~tts_perception.tasks.detection_signals.change`: 1 - the mean best IoU of
+        each box with the other result's boxes of its class."""
+        return change(previous, current)
 
     def exact_figures(self, outputs: Sequence[Detections], refs: Sequence[FrameBoxes]
                       ) -> Dict[str, Optional[float]]:

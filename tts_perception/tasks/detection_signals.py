@@ -6,7 +6,8 @@ Input: the previous frame's and the current frame's :class:`~tts_perception.infe
 detection.Detections` (camera pixels), the camera size, the cheapest operating point's input
 size and the score threshold. Output: :func:`detection_features`, one row of
 :data:`DETECTION_FEATURES`, every value finite. The detection task reads three of them
-into the monitor's ``segments`` slots (:mod:`~tts_perception.tasks.detection`); see
+into the monitor's ``segments`` slots and ``change`` into its ``change`` slot
+(:mod:`~tts_perception.tasks.detection`); see
 doc/detection.md.
 """
 

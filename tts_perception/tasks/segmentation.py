@@ -1,6 +1,7 @@
 """Segmentation as a task: label images scored on every 4th pixel by their confusion
 matrices (mIoU; per-class IoU), and the ``segments`` difficulty signals read from the
-previous label image (obstacle share, boundary share, small-segment score).
+previous label image (obstacle share, boundary share, small-segment score) and the
+``change`` signal (the share of labels that changed between two results).
 """
 
 from typing import Any, List, Optional, Sequence, Tuple
@@ -52,6 +53,19 @@ def result_signals(labels: np.ndarray, obstacle_label: int, cheapest_px: int
     return float(hit.mean()), boundary, small
 
 
+def scored_labels(labels: np.ndarray) -> np.ndarray:
+    """A label image in the form it is scored and kept in: every :data:`SCORE_STEP`-th pixel."""
+    return labels[::SCORE_STEP, ::SCORE_STEP].copy()
+
+
+def label_change(previous: np.ndarray, current: np.ndarray) -> float:
+    """The share of pixels whose label differs between two scored label images (NaN where
+    their sizes differ: a camera that changed size is not a changed scene)."""
+    if previous.shape != current.shape or not current.size:
+        return float('nan')
+    return float(np.count_nonzero(previous != current)) / current.size
+
+
 class SegmentationTask(Task):
     """A label image per frame (HxW class ids at the camera's size)."""
 
@@ -67,7 +81,7 @@ class SegmentationTask(Task):
         return None if frames.labels is None else [self.scored(x) for x in frames.labels]
 
     def scored(self, output: np.ndarray) -> np.ndarray:
-        return output[::SCORE_STEP, ::SCORE_STEP].copy()
+        return scored_labels(output)
 
     def nothing(self, reference: np.ndarray) -> np.ndarray:
         return np.zeros_like(reference)
@@ -79,6 +93,10 @@ class SegmentationTask(Task):
                        ) -> Tuple[float, float, float]:
         """(obstacle share, boundary share, small-segment score): :func:`result_signals`."""
         return result_signals(output, self.obstacle_label, cheapest_px)
+
+    def change(self, previous: np.ndarray, current: np.ndarray) -> float:
+        """:func:`label_change`."""
+        return label_change(previous, current)
 
     def agreement(self, pred: Sequence[np.ndarray], ref: Sequence[np.ndarray]) -> float:
         """The mean share of equal labels."""
