@@ -73,6 +73,15 @@ def boxed_bag(path: Path, seed: int) -> Path:
     return eval_bag(path, seed=seed)
 
 
+# a run's exact figures (evaluate's ``exact``) and their names in the tables
+EXACT = {'ap50': 'AP50 (exact)', 'map': 'mAP@[.5:.95]', 'streaming_ap50': 'streaming AP50 (exact)',
+         'streaming_map': 'streaming mAP'}
+
+
+def _figure(v: Optional[float]) -> str:
+    return 'n/a' if v is None else f'{v:.3f}'
+
+
 def table(res: dict, prof: Profile) -> str:
     """The section body: the policies that matter, the targets and the complexity fit."""
     runs = res['runs']
@@ -94,10 +103,12 @@ def table(res: dict, prof: Profile) -> str:
             show.append(k)
     basis = 'median_compute_ms' if c is not None and c.compute_basis == 'median' \
         else 'mean_compute_ms'
+    exact = [n for n in EXACT if any(r.get('exact', {}).get(n) is not None
+                                     for r in runs.values())]
     rows = ['| policy | accuracy | streaming accuracy | streaming, as the profile predicts | '
             'compute ms (median latencies) | measured compute ms | missed % | dropped % | '
-            'worst class (IoU; a detector\'s recall) |',
-            '|---|---|---|---|---|---|---|---|---|']
+            'worst class (IoU; a detector\'s recall) |' + ''.join(f' {EXACT[n]} |' for n in exact),
+            '|---|---|---|---|---|---|---|---|---|' + '---|' * len(exact)]
     for k in show:
         r = runs[k]
         med = r.get('median_compute_ms')
@@ -106,7 +117,8 @@ def table(res: dict, prof: Profile) -> str:
                     f'{"" if pred is None else f"{pred:.3f}"} | '
                     f'{"n/a" if med is None else f"{med:.2f}"} | '
                     f'{r["mean_compute_ms"]:.2f} | {100 * r["miss_rate"]:.1f} | '
-                    f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |')
+                    f'{100 * r["dropped"] / r["frames"]:.1f} | {r["worst_class_iou"]:.3f} |' +
+                    ''.join(f' {_figure(r.get("exact", {}).get(n))} |' for n in exact))
     d = prof.data
     lines = [f'{res["model"]} on {res["n_frames"]} frames of `{Path(res["bag"]).name}` '
              f'({res["frames"].replace("(", "").replace(")", "")}); calibrated on '
@@ -153,6 +165,14 @@ def table(res: dict, prof: Profile) -> str:
                 f' Adaptive shown with and without anytime early exit; the comparison uses '
                 f'{c.adaptive_policy}.' if 'adaptive+anytime' in runs else
                 ' Anytime early exit does not apply: the model has one depth.'))
+        if c.oracle_exact_at_best_static_accuracy:
+            lines.append(f'\nExact COCO figures of the oracle\'s choices at {best}\'s accuracy: ' +
+                         ', '.join(f'{EXACT[k]} {_figure(v)}' for k, v in
+                                   c.oracle_exact_at_best_static_accuracy.items()) +
+                         f' ({best}: ' + ', '.join(f'{EXACT[k]} {_figure(v)}' for k, v in
+                                                   runs[best].get('exact', {}).items()
+                                                   if k in c.oracle_exact_at_best_static_accuracy)
+                         + ').')
         if res.get('rule_frontier'):
             v = c.rule_share_vs_cheapest_static
             lines.append(

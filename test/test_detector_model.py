@@ -185,11 +185,18 @@ def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
     assert prof.accuracy.overall == pytest.approx({p.key: 1.0 for p in points}, abs=0.02)
     assert all(v[0] is None and v[1] == pytest.approx(1.0)
                for v in prof.accuracy.per_class_iou.values())      # recall of 'box'
+    # the exact COCO figures beside them: AP50 1, mAP@[.5:.95] below it (a box found within a
+    # few pixels misses the strictest thresholds), and nothing for a box a quarter off
+    assert set(prof.accuracy.exact) == set(prof.points)
+    for figures in prof.accuracy.exact.values():
+        assert figures['ap50'] == pytest.approx(1.0)
+        assert 0.3 < figures['map'] <= figures['ap50']
     # boxes a quarter off: no detection matches at IoU 0.5, every AP50 is 0 and every
     # point blind to the class
     off = build_profile(model, backend, _moving_box_frames(24, truth_dx=120), points,
                         fit_n=16, latency_runs=4, quiet=True)
     assert max(off.accuracy.overall.values()) == 0.0
+    assert all(v == {'ap50': 0.0, 'map': 0.0} for v in off.accuracy.exact.values())
     assert set(off.class_floor.blind) == {p.key for p in points}
     assert 'recall 0.000' in next(iter(off.class_floor.blind.values()))
     pipe = AdaptivePipeline(PipelineConfig(model_path=str(root), deadline_ms=1e4),
@@ -206,3 +213,18 @@ def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
     assert run.processed == 24 and run.accuracy == pytest.approx(1.0, abs=0.02)
     assert run.exact['ap50'] == pytest.approx(1.0, abs=0.01) and 0.5 < run.exact['map'] <= 1.0
     assert run.exact['streaming_map'] < run.exact['map']
+    # the oracle's frontier carries the exact figures of its choices: where it runs one
+    # point on every frame, that point's static run's
+    runs = {'adaptive': run, **{p.key: evaluate.simulate(pipe, frames, frames.boxes,
+                                                         f'static:{p.key}', 1e4)
+                                for p in points}}
+    res, front, _ = evaluate.judge(pipe, frames, frames.boxes, runs, quiet=True)
+    assert front and all(set(f.exact) == {'ap50', 'map'} for f in front)
+    single = [f for f in front if len(f.points) == 1]
+    assert single
+    for f in single:
+        (key,) = f.points
+        assert f.exact == {k: pytest.approx(runs[key].exact[k]) for k in ('ap50', 'map')}
+    at_best = res['comparison']['oracle_exact_at_best_static_accuracy']
+    assert at_best['ap50'] == pytest.approx(1.0, abs=0.01) and 0.3 < at_best['map'] <= 1.0
+    assert res['oracle_frontier'][0]['exact'] == front[0].exact      # in the JSON too

@@ -563,7 +563,9 @@ def _accuracy_section(points: Sequence[OperatingPoint], scores: Scores, bins: np
             'miou_unshrunk': raw, 'overall': overall, 'per_class_iou': scores.per_class,
             'bin_counts': np.bincount(bins[fit], minlength=N_BINS).tolist(),
             'compute_price': decide.pop('compute_price'),
-            'accuracy_budget': decide.pop('accuracy_budget')}
+            'accuracy_budget': decide.pop('accuracy_budget'),
+            'exact': {p.key: scores.task.exact_figures(scores.preds[p.key][fit],
+                                                       scores.refs[fit]) for p in points}}
 
 
 def assemble(model: ModelDescription, backend, frames: Frames,

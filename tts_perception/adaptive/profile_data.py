@@ -101,6 +101,9 @@ class AccuracyProfile:
     # budget below the best static point calibrate found it for
     compute_price: float = 0.0
     accuracy_budget: Optional[float] = None
+    # point -> the task's exact figures on the same frames as ``overall`` (a detector's COCO
+    # AP50 and mAP@[.5:.95]; none for a segmenter, whose mIoU is exact)
+    exact: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -271,7 +274,7 @@ def _check_ranges(p: 'Profile') -> None:
         _in_range(f'latency_ms[{key!r}].n', lat.n, 1, inf)
     _in_range('batch_latency_ms', p.batch_latency_ms, 0.0, inf)
     acc = p.accuracy
-    for name in ('miou', 'miou_unshrunk', 'overall', 'per_class_iou'):
+    for name in ('miou', 'miou_unshrunk', 'overall', 'per_class_iou', 'exact'):
         _in_range(f'accuracy.{name}', getattr(acc, name), 0.0, 1.0)
     _in_range('accuracy.bin_counts', acc.bin_counts, 0, inf)
     _in_range('accuracy.compute_price', acc.compute_price, 0.0, inf)

@@ -22,6 +22,7 @@ class Task:
     name = ''
     staged = False
     quantized_ops: Optional[Tuple[str, ...]] = None    # int8: these operators (None: all)
+    exact_names: Tuple[str, ...] = ()       # the figures :meth:`exact_figures` gives
     scoring: Scoring
 
     def __init__(self, model: ModelDescription):

@@ -31,6 +31,7 @@ class DetectionTask(Task):
     # int8 convolutions only: quantizing the decoding tail puts box pixels and scores into
     # one uint8 range (the bundled detector: AP50 0.39 -> 0.03)
     quantized_ops = ('Conv',)
+    exact_names = ('ap50', 'map')
 
     def __init__(self, model: ModelDescription):
         super().__init__(model)

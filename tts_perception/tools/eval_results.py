@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-PER_FRAME = ('records', 'streaming_per_frame')     # a run's fields that stay out of the JSON
+# a run's fields that stay out of the JSON
+PER_FRAME = ('records', 'streaming_per_frame', 'outputs')
 
 
 @dataclass
@@ -68,6 +69,9 @@ class PolicyRun:
     # the task's exact figures its evidence cannot add up (a detector's AP50 and mAP@[.5:.95];
     # streaming_*: of every frame's newest output)
     exact: Dict[str, Optional[float]] = field(default_factory=dict)
+    # frame -> its output in scored form, kept only for a task with exact figures (what the
+    # oracle's exact figures are computed from)
+    outputs: Dict[int, Any] = field(default_factory=dict)
 
     def compute_ms(self, basis: str) -> Optional[float]:
         """Mean compute per processed frame: ``median`` (at the points' median latencies,
@@ -120,6 +124,10 @@ class Comparison:
     share_vs_best_static: Share = field(default_factory=Share)
     share_vs_cheapest_static: Share = field(default_factory=Share)
     share_at_its_accuracy: Share = field(default_factory=Share)
+    # the task's exact figures of the oracle's cheapest choices reaching the best static
+    # point's accuracy (a detector's AP50 and mAP@[.5:.95]; empty: none)
+    oracle_exact_at_best_static_accuracy: Dict[str, Optional[float]] = field(
+        default_factory=dict)
     rule_compute_ms_at_target: Optional[float] = None
     rule_share_vs_cheapest_static: Optional[float] = None
 

@@ -102,6 +102,8 @@ def simulate(pipe: AdaptivePipeline, frames: Frames, refs: List[Any], policy: st
     stream, per_frame_stream = streaming(task, outputs, arrive, refs)
     run = summarise(policy, anytime, n, task.scoring, gate, recs, stream, per_frame_stream)
     run.exact = exact_figures(task, outputs, recs, arrive, refs)
+    if task.exact_names:
+        run.outputs = {r.frame: o for r, (_, o) in zip(recs, outputs)}
     return run
 
 
@@ -220,7 +222,8 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
               ) -> Optional[oracle.PerFrameTable]:
     """Every point on every frame, the per-frame oracle's table (None unless every point ran
     as a static policy: its median compute is the point's latency). A frame a static run
-    already scored is taken from its record; only the frames it dropped are run again."""
+    already scored is taken from its record; only the frames it dropped are run again. For
+    a task with exact figures the table keeps every output too."""
     keys = [p.key for p in pipe.points]
     if any(k not in runs or not runs[k].records for k in keys):
         return None
@@ -228,18 +231,23 @@ def per_frame(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
     by_key = {p.key: p for p in pipe.points}
     task = pipe.task
     scored = {(k, r.frame): r.confusion for k in keys for r in runs[k].records}
+    kept = {(k, f): o for k in keys for f, o in runs[k].outputs.items()}
     prog = Progress(len(keys) * len(frames), 'oracle: every point on every frame', quiet=quiet)
     done = [0]
 
     def score(key: str, f: int) -> np.ndarray:
         done[0] += 1
         prog.update(done[0])
-        if (key, f) in scored:
+        if (key, f) in scored:          # (and in kept, for a task with exact figures)
             return scored[(key, f)]
-        output = task.infer(pipe.backend, [frames.rgb[f]], by_key[key])[0][0]
-        return task.scoring.evidence(task.scored(output), refs[f])
+        output = task.scored(task.infer(pipe.backend, [frames.rgb[f]], by_key[key])[0][0])
+        if task.exact_names:
+            kept[(key, f)] = output
+        return task.scoring.evidence(output, refs[f])
     table = oracle.per_frame_table(keys, latency, len(frames), task.scoring, score)
     prog.close()
+    if task.exact_names:
+        table.outputs = [[kept[(k, f)] for f in range(len(frames))] for k in keys]
     return table
 
 
@@ -358,7 +366,10 @@ def _oracle_shares(out: Comparison, statics: Dict[str, PolicyRun], ok: Dict[str,
     cheaper precision matches it: then only the second says what the per-frame decision
     adds) and the static frontier at adaptive's own accuracy; the rule's share with it."""
     best, cheapest = out.best_static_meeting_deadline, out.cheapest_static_reaching_it
-    out.oracle_compute_ms_at_best_static_accuracy = oracle.cost_at(front, statics[best].accuracy)
+    at_best = oracle.point_at(front, statics[best].accuracy)
+    out.oracle_compute_ms_at_best_static_accuracy = None if at_best is None else \
+        at_best.mean_compute_ms
+    out.oracle_exact_at_best_static_accuracy = {} if at_best is None else dict(at_best.exact)
     out.share_vs_best_static = _share(out, cost[best],
                                       out.oracle_compute_ms_at_best_static_accuracy,
                                       statics[best].accuracy - tolerance)
@@ -510,7 +521,8 @@ def judge(pipe: AdaptivePipeline, frames: Frames, refs: List[Any],
         latency = dict(zip(table.points, table.latency_ms.tolist()))
         for r in runs.values():
             r.median_compute_ms = median_compute(r, latency)
-        front = oracle.frontier(table)
+        front = oracle.frontier(table, exact=lambda outputs: pipe.task.exact_figures(outputs,
+                                                                                     refs))
         res['oracle_frontier'] = [asdict(p) for p in front]
         decided = decided_predictions(pipe, table, runs['adaptive']) \
             if 'adaptive' in runs else None
@@ -611,6 +623,10 @@ def print_comparison(c: Comparison) -> None:
           f'{_pct(c.share_vs_cheapest_static)}, at its own accuracy: '
           f'{_pct(c.share_at_its_accuracy)}; streaming target '
           f'{"met" if c.streaming_target_met else "NOT met"}')
+    if c.oracle_exact_at_best_static_accuracy:
+        print('the oracle at the best static point\'s accuracy, exact: ' + ', '.join(
+            f'{k} {v:.3f}' for k, v in c.oracle_exact_at_best_static_accuracy.items()
+            if v is not None))
     if c.rule_compute_ms_at_target is not None or c.rule_share_vs_cheapest_static is not None:
         v = c.rule_share_vs_cheapest_static
         print(f'the scheduler\'s rule with the signals adaptive decided with, at the best '

@@ -8,14 +8,16 @@ accuracy); accuracy is the task's value of the chosen outputs' summed evidence (
 confusion matrices, AP50 of the score histograms: :mod:`~tts_perception.common.scoring`), as
 for every policy. A frame's accuracy is taken both as its own and as what it adds to the
 accuracy over the frames (the scoring's ``contributions``); the frontier is the better of the
-two sweeps at every compute. A policy's
+two sweeps at every compute. With the outputs kept, each frontier point also carries the
+task's exact figures of its choices (a detector's COCO AP50 and mAP, which the additive
+evidence cannot give). A policy's
 *share of the oracle's saving* at the accuracy of a static point is (static compute - policy
 compute) / (static compute - the oracle's compute at that accuracy). At the policy's own
 accuracy the static side is the static frontier (:func:`static_cost_at`), which also takes the
 policy's accuracy where no single static point has it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,6 +37,8 @@ class PerFrameTable:
     latency_ms: np.ndarray          # (P,)
     confusion: np.ndarray           # (P, F, ...) evidence
     scoring: Any = None             # common.scoring; default: confusion matrices
+    # [point][frame] the outputs in scored form, where exact figures are computed from them
+    outputs: Optional[List[List[Any]]] = None
 
     def __post_init__(self) -> None:
         if self.scoring is None:
@@ -64,6 +68,8 @@ class FrontierPoint:
     accuracy: float
     weight: float                   # lambda, accuracy per ms
     points: Dict[str, int]          # how often each point was chosen
+    # the task's exact figures of these choices (a detector's AP50 and mAP; empty: none)
+    exact: Dict[str, Optional[float]] = field(default_factory=dict)
 
 
 def _weights(weights: Optional[Sequence[float]]) -> Sequence[float]:
@@ -81,13 +87,23 @@ def _outcome(table: PerFrameTable, choice: np.ndarray, weight: float) -> Frontie
                          {table.points[i]: int(n) for i, n in enumerate(counts) if n})
 
 
-def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None
+def frontier(table: PerFrameTable, weights: Optional[Sequence[float]] = None,
+             exact: Optional[Callable[[List[Any]], Dict[str, Optional[float]]]] = None
              ) -> List[FrontierPoint]:
-    """The oracle's (mean compute, accuracy) frontier, cheapest first, dominated ones out."""
+    """The oracle's (mean compute, accuracy) frontier, cheapest first, dominated ones out;
+    with ``exact`` (the task's exact figures of one output per frame) and the table's
+    outputs, each frontier point's exact figures too."""
     lat = table.latency_ms[:, None]
-    return _pareto([_outcome(table, np.argmax(acc - w * lat, axis=0), w)
-                    for acc in (table.frame_accuracy(), table.frame_contribution())
-                    for w in _weights(weights)])
+    outcomes = [(_outcome(table, choice, w), choice)
+                for acc in (table.frame_accuracy(), table.frame_contribution())
+                for w in _weights(weights)
+                for choice in [np.argmax(acc - w * lat, axis=0)]]
+    front = _pareto([p for p, _ in outcomes])
+    if exact is not None and table.outputs is not None:
+        chosen = {id(p): choice for p, choice in outcomes}
+        for p in front:
+            p.exact = exact([table.outputs[c][f] for f, c in enumerate(chosen[id(p)])])
+    return front
 
 
 def rule_frontier(table: PerFrameTable, predicted: np.ndarray, tolerance: float = 0.0,
@@ -114,8 +130,14 @@ def _pareto(candidates: List[FrontierPoint]) -> List[FrontierPoint]:
 
 def cost_at(front: Sequence[FrontierPoint], accuracy: float) -> Optional[float]:
     """The oracle's least mean compute reaching ``accuracy`` (None if it never does)."""
-    ok = [p.mean_compute_ms for p in front if p.accuracy >= accuracy]
-    return min(ok) if ok else None
+    p = point_at(front, accuracy)
+    return None if p is None else p.mean_compute_ms
+
+
+def point_at(front: Sequence[FrontierPoint], accuracy: float) -> Optional[FrontierPoint]:
+    """The oracle's cheapest frontier point reaching ``accuracy`` (None if none does)."""
+    ok = [p for p in front if p.accuracy >= accuracy]
+    return min(ok, key=lambda p: p.mean_compute_ms) if ok else None
 
 
 def static_cost_at(points: Sequence[Tuple[float, float]], accuracy: float) -> Optional[float]:

@@ -17,11 +17,15 @@ def print_table(t: Profile) -> None:
     print(f'\nprofile: {t.model} on {t.backend} ({t.device}), {t.frames} frames, '
           f'complexity fit r={"n/a" if r is None else f"{r:.2f}"}; accuracy: '
           f'{t.accuracy.metric}')
-    print(f'{"point":>18} {"p50 ms":>7} {"p95 ms":>7} {_short(t):>6}  per complexity bin')
+    exact = sorted({n for v in t.accuracy.exact.values() for n in v})
+    print(f'{"point":>18} {"p50 ms":>7} {"p95 ms":>7} {_short(t):>6} ' +
+          ''.join(f'{"exact " + n:>11}' for n in exact) + '  per complexity bin')
     for k in t.points:
         lt = t.latency_ms[k]
         bins = ' '.join(f'{v:.3f}' for v in t.accuracy.miou[k])
-        print(f'{k:>18} {lt.p50:7.2f} {lt.p95:7.2f} {t.accuracy.overall[k]:6.3f}  {bins}')
+        figures = ''.join(_figure(t.accuracy.exact.get(k, {}).get(n)) for n in exact)
+        print(f'{k:>18} {lt.p50:7.2f} {lt.p95:7.2f} {t.accuracy.overall[k]:6.3f} {figures}  '
+              f'{bins}')
     for k, why in (t.class_floor.blind if t.class_floor else {}).items():
         print(f'{k}: {why} (never chosen by the adaptive policy while a point sees it)')
     for prec, agree in t.precision_agreement.items():
@@ -30,6 +34,10 @@ def print_table(t: Profile) -> None:
             print(f'{prec} vs fp32: agreement worst {min(agree.values()):.3f}' +
                   (f', worst class {min(w.values()):.3f} (unusable below '
                    f'{t.int8_agreement_bound})' if w else ''))
+
+
+def _figure(v) -> str:
+    return f'{"n/a" if v is None else f"{v:.3f}":>11}'
 
 
 def print_signals(t: Profile) -> None:
