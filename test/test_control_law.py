@@ -158,6 +158,39 @@ def test_watchdog_decelerates_to_zero_at_the_limit_and_resumes_when_fresh():
     assert drive(g, t, 1.5, 0.0)[0] > 0.0
 
 
+def test_records_without_a_segmentation_or_detections_stop_the_robot():
+    """Records say perception runs; only a segmentation or detections show the way. When
+    they fall silent (their publisher died, every message refused) while records keep
+    coming, the robot stops as for stale records, and drives again when they return; a
+    free distance that is not a number shows nothing."""
+    g = _gov(max_decel=2.0, control_period=0.05, watchdog_timeout=0.3)
+    t = 0.0
+    for _ in range(10):                        # records, no view yet
+        g.on_perception(Perception(t, 20.0, 640, 0.95))
+        v, _ = drive(g, t, 1.5, 0.0)
+        t += 0.05
+    assert v == 0.0 and 'no segmentation or detections yet' in g.reason
+    for _ in range(80):                        # records and boxes of a free road
+        g.on_perception(Perception(t, 20.0, 640, 0.95))
+        g.observe_boxes(np.zeros((0, 4)), (480, 640))
+        v, _ = drive(g, t, 1.5, 0.0)
+        t += 0.05
+    assert v == pytest.approx(1.5) and g.fresh(t)
+    speeds = []
+    for i in range(40):                        # the boxes stop; records go on
+        g.on_perception(Perception(t, 20.0, 640, 0.95, free_distance=float('nan')))
+        v, _ = drive(g, t, 1.5, 0.0)
+        speeds.append(v)
+        t += 0.05
+    assert speeds[-1] == 0.0 and not g.fresh(t)
+    assert 'no segmentation or detections for' in g.reason
+    assert speeds.index(0.0) * 0.05 <= 0.3 + 1.5 / 2.0 + 0.1
+    assert -np.diff(speeds).max() <= 2.0 * 0.05 + 1e-9
+    g.on_perception(Perception(t, 20.0, 640, 0.95))
+    g.observe_boxes(np.zeros((0, 4)), (480, 640))
+    assert drive(g, t, 1.5, 0.0)[0] > 0.0
+
+
 def test_limit_follows_latency_resolution_and_quality():
     def limit(lat_ms, width, quality):
         g = _gov(max_speed=10.0)

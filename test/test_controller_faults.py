@@ -31,6 +31,8 @@ class Robot:
         """``boxes``: perceive with a detector's boxes ([N, 4] in a 64x48 image, every tick,
         with camera_info) instead of a free-floor segmentation."""
         self.client, self.boxes = client, boxes
+        self.views = True                   # segmentations or detections beside the records
+        self.info_hw = (48, 64)             # the camera_info's image size
         node = client.node
         self.cmds = client.listen('cmd_vel', Twist)
         self.diags = client.listen('/diagnostics', DiagnosticArray)
@@ -57,10 +59,12 @@ class Robot:
             self.pub_cmd.publish(cmd)
         if records:
             self.pub_st.publish(self.record(**record))
-            if self.boxes is None:
+            if not self.views:
+                pass
+            elif self.boxes is None:
                 self.pub_seg.publish(self.seg)
             else:
-                self.pub_info.publish(CameraInfo(height=48, width=64))
+                self.pub_info.publish(CameraInfo(height=self.info_hw[0], width=self.info_hw[1]))
                 self.pub_det.publish(self._detections())
         self.client.spin(0.05)
 
@@ -190,3 +194,36 @@ def test_a_detectors_boxes_drive_the_robot_and_bad_boxes_never_do(procs, client)
     n = len(r.cmds)
     r.drive_until(lambda: len(r.cmds) > n + 20, 200)
     assert all(c.linear.x == 0.0 for c in r.cmds[n:]) and _finite_and_capped(r.cmds)
+
+
+@pytest.mark.parametrize('boxes', [None, []], ids=['segmentation', 'detections'])
+def test_records_without_the_view_beside_them_stop_the_robot(procs, client, boxes):
+    """The segmentation or detections fall silent while records keep coming (their
+    publisher died, a QoS mismatch): the robot stops within the watchdog and braking, says
+    why, and drives again when they return."""
+    procs.python(*CTL)
+    r = Robot(client, boxes=boxes)
+    assert r.drive_until(r.cruising), 'the controller never drove'
+    r.views = False
+    n0 = len(r.cmds)
+    assert r.drive_until(lambda: r.cmds[-1].linear.x == 0.0, 200)
+    moving = sum(1 for c in r.cmds[n0:] if c.linear.x > 0.0)
+    top = max(c.linear.x for c in r.cmds[n0:])       # it may speed up until the watchdog
+    # the watchdog (0.5 s) and the braking from the top speed, in the controller's periods
+    # (+3: the command in flight, the view's last period, and the step that reaches zero)
+    assert moving <= (0.5 + top / DECEL) / PERIOD + 3, (moving, top)
+    assert r.drive_until(lambda: 'no segmentation or detections' in r.state()[1], 40)
+    r.views = True
+    assert r.drive_until(r.cruising), 'did not resume when the view came back'
+
+
+@pytest.mark.parametrize('hw', [(0, 64), (48, 0), (200_000, 64)])
+def test_a_camera_info_of_no_size_or_absurd_size_never_lets_boxes_drive(procs, client, hw):
+    """Box pixels have geometry only through a camera_info of a real image size: with
+    only a bad one the boxes are refused, both counted, and the robot never moves."""
+    procs.python(*CTL)
+    r = Robot(client, boxes=[])
+    r.info_hw = hw
+    assert r.drive_until(lambda: int(r.state()[2].get('refused_camera_info', 0)) > 3 and
+                         int(r.state()[2].get('refused_detections', 0)) > 3, 400)
+    assert r.cmds and all(c.linear.x == 0.0 for c in r.cmds) and _finite_and_capped(r.cmds)

@@ -351,6 +351,10 @@ class SpeedGovernor:
         self.v_limit = 0.0
         self.non_finite = 0                        # results replaced by a zero command
         self._t_prev: Optional[float] = None
+        # the control step at which a segmentation or detections last gave a free distance
+        # (one observed since the last step counts from the next): the view's own watchdog
+        self._view_at: Optional[float] = None
+        self._view_new = False
 
     def set_params(self, params: ControlParams) -> None:
         """New parameters (checked by :func:`check_params`), the windows resized at once."""
@@ -386,6 +390,7 @@ class SpeedGovernor:
         speed up into what it saw a moment before."""
         if not math.isfinite(d):
             return
+        self._view_new = True
         at = self._odom + max(0.0, float(d))         # where along the path the way ends
         self._free_seen.append(at)
         if self._blocked_at is None or at <= self._blocked_at:
@@ -438,8 +443,10 @@ class SpeedGovernor:
         return float(np.quantile(np.fromiter(self.latencies, float), self.p.latency_quantile))
 
     def fresh(self, now: float) -> bool:
-        """The newest frame was captured within the watchdog timeout."""
-        return self.last is not None and now - self.last.stamp <= self.p.watchdog_timeout
+        """The newest frame was captured, and a segmentation or detections gave a free
+        distance, within the watchdog timeout (records alone do not show the way)."""
+        return self.last is not None and now - self.last.stamp <= self.p.watchdog_timeout \
+            and self._view_at is not None and now - self._view_at <= self.p.watchdog_timeout
 
     def command_fresh(self, now: float) -> bool:
         """The planner spoke within ``cmd_timeout``."""
@@ -467,6 +474,8 @@ class SpeedGovernor:
         p = self.p
         dt = p.control_period if self._t_prev is None else max(0.0, now - self._t_prev)
         self._t_prev = now
+        if self._view_new:
+            self._view_at, self._view_new = now, False
         self._odom += self.v_cmd * dt            # the speed commanded over the last period
         target, w_target = self._targets(now)
         rate_f = float(np.clip(self.rate() / p.nominal_rate, 0.3, 1.0)) if self.rate() else 0.3
@@ -483,13 +492,23 @@ class SpeedGovernor:
         self.v_cmd, self.w_cmd = v, w
         return v, w
 
+    def _stale_reason(self, now: float) -> str:
+        """Why :meth:`fresh` is False."""
+        if self.last is None:
+            return 'watchdog: no perception yet'
+        if now - self.last.stamp > self.p.watchdog_timeout:
+            return f'watchdog: perception stale for {now - self.last.stamp:.2f}s'
+        if self._view_at is None:
+            return 'watchdog: records but no segmentation or detections yet'
+        return (f'watchdog: records but no segmentation or detections for '
+                f'{now - self._view_at:.2f}s')
+
     def _targets(self, now: float) -> Tuple[float, float]:
         """(speed, yaw rate) to move toward, and ``reason``/``v_limit`` for them."""
         p = self.p
         v_nom, w_nom = self.command if self.command_fresh(now) else (0.0, 0.0)
         if not self.fresh(now):
-            self.reason = ('watchdog: no perception yet' if self.last is None else
-                           f'watchdog: perception stale for {now - self.last.stamp:.2f}s')
+            self.reason = self._stale_reason(now)
             self.v_limit = 0.0
             return 0.0, (w_nom * p.steer_gain if self.v_cmd > 0 else 0.0)
         law = min(p.max_speed, stopping_speed_limit(self.latency_quantile() + p.control_period,
