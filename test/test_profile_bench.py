@@ -147,3 +147,10 @@ def test_a_calibration_on_several_recordings_is_named_by_each():
     assert recordings_name([(3001, 60.0)]) == '3001, 60 s'
     assert recordings_name([(3001, 30.0), (3002, 30.0)]) == '3001 + 3002, 30 s each'
     assert recordings_name([(3001, 30.0), (3002, 60.0)]) == '3001 + 3002, 30 + 60 s'
+
+
+def test_a_profile_names_the_cpu_it_was_measured_on():
+    # latencies differ by machine several times over: a profile must say which CPU it timed
+    from tts_perception.inference.latency import machine_info
+    info = machine_info('cpu')
+    assert info['processor'] and info['cpus'] >= 1

@@ -4,6 +4,7 @@ tail; and where it ran (:func:`machine_info`). Calibrate and the benches time wi
 
 import os
 import platform
+from pathlib import Path
 import time
 from typing import Dict, List, Sequence
 
@@ -76,10 +77,22 @@ def measure_latencies(model, backend, frames: Sequence[np.ndarray],
     return {k: pass_quantiles(v) for k, v in times.items()}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo, where ``platform.processor()`` is often
+    empty), so that latencies measured on different machines are told apart."""
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def machine_info(device: str) -> Dict[str, object]:
     """Where a profile or bench ran: platform, CPUs and, on CUDA, the GPU and torch build."""
     info: Dict[str, object] = {'platform': platform.platform(),
-                               'processor': platform.processor(), 'cpus': os.cpu_count()}
+                               'processor': cpu_model(), 'cpus': os.cpu_count()}
     if str(device).startswith('cuda'):
         import torch
         info.update(gpu=torch.cuda.get_device_name(0), torch=torch.__version__,
