@@ -8,9 +8,9 @@ import pytest
 
 from tts_perception.control.control_law import (box_contacts, box_slowdown_distance,
                                                 check_boxes, check_params, ControlParams,
-                                                free_distance_from_boxes,
-                                                free_distance_from_labels, free_distance_in,
-                                                ground_contacts, parse_record, Perception,
+                                                free_distance_from_boxes, free_distance_in,
+                                                ground_contacts, _intrinsics, parse_record,
+                                                Perception,
                                                 ramp, RecordRefused, slowdown_distance,
                                                 SpeedGovernor, stopping_speed_limit)
 from tts_perception.sim.course import make_course
@@ -35,29 +35,58 @@ def test_law_stops_within_distance_and_shrinks_with_latency():
 
 
 def test_free_distance_from_rendered_ground_truth_matches_geometry():
+    p = ControlParams(camera_height=CAMERA_HEIGHT, camera_pitch_deg=CAMERA_PITCH_DEG,
+                      camera_fovy_deg=CAMERA_FOVY_DEG)
     with World(4, width=320, height=240) as w:
         w.reset(0.0)
         ob = next(o for o in w.course.obstacles if o.kind == 'box')
         w.state.x, w.state.y, w.state.yaw = ob.x - 4.0, ob.y, 0.0
         w.step(0.0, 0.0, 1e-3)
         labels = w.render_labels()
-        k = w.camera_matrix()
-        d = free_distance_from_labels(labels, 1, k[1, 1], k[1, 2], CAMERA_HEIGHT,
-                                      math.radians(CAMERA_PITCH_DEG), band=0.05)
+        d = free_distance_in(labels, p)
         truth = w.free_distance_ahead(max_range=8.0) + 0.3    # robot radius
         assert abs(d - truth) < 0.6, (d, truth)
         # at half resolution the same scene gives about the same distance
-        half = labels[::2, ::2]
-        d2 = free_distance_from_labels(half, 1, k[1, 1] / 2, (half.shape[0] - 1) / 2,
-                                       CAMERA_HEIGHT, math.radians(CAMERA_PITCH_DEG), band=0.05)
-        assert abs(d2 - d) < 0.4
+        assert abs(free_distance_in(labels[::2, ::2], p) - d) < 0.4
 
 
 def test_free_distance_edge_cases():
+    p = ControlParams(camera_height=0.5, camera_pitch_deg=15.0)
     lab = np.ones((48, 64), np.uint8)
-    assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26, max_range=8.0) == 8.0
-    lab[-1] = 2
-    assert free_distance_from_labels(lab, 1, 40, 23.5, 0.5, 0.26) == 0.0
+    assert free_distance_in(lab, p) == p.max_sensing_distance
+    lab[-2:, 30:34] = 2                        # something standing at the robot's feet
+    assert free_distance_in(lab, p) == 0.0
+    lab[-2:] = 1
+    lab[-1, 30] = 2                            # one stray pixel: nothing
+    assert free_distance_in(lab, p) == p.max_sensing_distance
+
+
+@pytest.mark.parametrize('forward', [1.0, 1.5, 2.5, 4.0])
+@pytest.mark.parametrize('edge', [0.0, 0.25, 0.45, -0.45])
+def test_an_obstacle_anywhere_in_the_path_bounds_the_free_distance(forward, edge):
+    """An obstacle 0.2 m wide whose edge nearest the heading line is ``edge`` to its side
+    (within the robot's half width of 0.3 m, or the 0.5 m path): its distance, wherever it
+    stands across the path. (A central band of the image saw none of these nearer than
+    2.5 m beyond 0.25 m to the side: the robot drove on into them.) One beyond the path
+    does not count."""
+    p = ControlParams(camera_height=CAMERA_HEIGHT, camera_pitch_deg=CAMERA_PITCH_DEG,
+                      camera_fovy_deg=CAMERA_FOVY_DEG)
+    h, w = 480, 640
+    fy = _intrinsics((h, w), p)[0]
+    pitch = math.radians(CAMERA_PITCH_DEG)
+
+    def obstacle(lat0, lat1):
+        lab = np.ones((h, w), np.uint8)
+        (u0, v), (u1, _) = (_pixel(forward, lat, h, w, fy, CAMERA_HEIGHT, pitch)
+                            for lat in (lat0, lat1))
+        a, b = sorted((int(round(u0)), int(round(u1))))
+        lab[:int(round(v)) + 1, max(a, 0):max(b, 0) + 1] = 2
+        return lab
+    side = 1.0 if edge >= 0 else -1.0
+    d = free_distance_in(obstacle(edge, edge + side * 0.2), p)
+    assert abs(d - forward) < 0.05 * forward + 0.05, (d, forward)
+    beyond = free_distance_in(obstacle(side * 0.6, side * 0.8), p)
+    assert beyond == p.max_sensing_distance
 
 
 def _pixel(fwd, lat, h, w, fy, cam_h, pitch):

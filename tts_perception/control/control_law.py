@@ -76,8 +76,9 @@ class ControlParams:
     obstacle_label: int = setting(2, 'Segmentation label id of obstacles (what may move into '
                                   'the path)', 0, 255)
     path_half_width: float = setting(0.5, 'Half the width of the path the robot sweeps (m): '
-                                     'a detector\'s box standing in it bounds the free '
-                                     'distance', 0.05, 10.0)
+                                     'anything not floor in a segmentation, or a detector\'s '
+                                     'box, standing in it bounds the free distance',
+                                     0.05, 10.0)
     slowdown_half_width: float = setting(2.0, 'Slowdown zone: obstacles within this lateral '
                                          'distance of the heading line (m; 0 = no zone) ...',
                                          0.0, 20.0)
@@ -102,31 +103,6 @@ def stopping_speed_limit(latency_s: float, decel: float, distance: float) -> flo
     return v if math.isfinite(v) else 0.0
 
 
-def free_distance_from_labels(labels: np.ndarray, floor_label: int, fy: float, cy: float,
-                              cam_height: float, pitch_rad: float, band: float = 0.2,
-                              max_range: float = 8.0) -> float:
-    """Free ground distance straight ahead, from a segmentation image (metres).
-
-    In the central column band, scan up from the bottom row while pixels are floor; the first
-    non-floor row is projected onto the ground plane (flat-ground pinhole model).
-    """
-    h, w = labels.shape
-    c0, c1 = int(w * (0.5 - band / 2)), int(w * (0.5 + band / 2)) + 1
-    strip = labels[:, c0:c1]
-    floor_rows = (strip == floor_label).mean(axis=1) > 0.9
-    v = h - 1
-    while v >= 0 and floor_rows[v]:
-        v -= 1
-    if v == h - 1:
-        return 0.0
-    v = max(v, 0)
-    scale = h / (2 * cy + 1)    # labels may be at a resolution other than the intrinsics
-    angle = pitch_rad + math.atan(((v / scale) - cy) / fy)
-    if angle <= 1e-3:
-        return max_range
-    return float(min(max_range, cam_height / math.tan(angle)))
-
-
 def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, float, float]:
     """(fy, cx, cy) of the camera described by ``p`` at an image of ``image_hw`` pixels."""
     h, w = image_hw
@@ -135,11 +111,27 @@ def _intrinsics(image_hw: Tuple[int, int], p: 'ControlParams') -> Tuple[float, f
 
 def free_distance_in(labels: np.ndarray, p: ControlParams) -> float:
     """Free distance ahead in a segmentation from the camera described by ``p`` (any size:
-    the intrinsics follow the label image's height)."""
-    fy, _, cy = _intrinsics(labels.shape, p)
-    return free_distance_from_labels(labels, p.floor_label, fy, cy, p.camera_height,
-                                     math.radians(p.camera_pitch_deg),
-                                     max_range=p.max_sensing_distance)
+    the intrinsics follow the label image's height): the nearest ground contact of anything
+    not floor within the path the robot sweeps (``path_half_width`` either side of the
+    heading line, as for a detector's boxes: near the robot the path spans much of the
+    image, and an obstacle at its edge is still in the way); 0 when something not floor
+    stands on the image's bottom rows within the path; ``max_sensing_distance`` when nothing
+    is in it. Why: doc/controller.md (free distance)."""
+    h, w = labels.shape
+    fy, cx, cy = _intrinsics(labels.shape, p)
+    pitch = math.radians(p.camera_pitch_deg)
+    if h >= 2:
+        bottom = (labels[-1] != p.floor_label) & (labels[-2] != p.floor_label)
+        b = (h - 1 - cy) / fy
+        denom = math.sin(pitch) + b * math.cos(pitch)
+        at_feet = np.abs(p.camera_height / denom * (np.arange(w) - cx) / fy) \
+            <= p.path_half_width if denom > 1e-3 else np.ones(w, bool)
+        if (bottom & at_feet).any():
+            return 0.0
+    fwd, lat, _ = ground_contacts(labels, p.floor_label, fy, p.camera_height, pitch)
+    in_path = np.abs(lat) <= p.path_half_width
+    return float(min(p.max_sensing_distance, fwd[in_path].min())) if in_path.any() \
+        else p.max_sensing_distance
 
 
 def ground_contacts(labels: np.ndarray, floor_label: int, fy: float, cam_height: float,
