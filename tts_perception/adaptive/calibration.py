@@ -18,7 +18,7 @@ import numpy as np
 
 from tts_perception.adaptive.complexity import (ComplexityMonitor, ComplexityParams,
                                                 estimator, feature_range, fit_complexity,
-                                                fit_point_models, result_map)
+                                                fit_point_models, nan_mean_std, result_map)
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, frame_loss, Value,
                                                 frame_shortfall, out_of_fold,
                                                 price_for_every_part, probe_losses, probe_pair,
@@ -140,8 +140,7 @@ def complexity_features(task: Task, frames: Frames,
     # takes the other frames' mean, as the node takes the fitted mean then (any other value
     # is an outlier the fit would follow)
     missing = np.isnan(out)
-    column_mean = np.nan_to_num(np.nanmean(np.where(missing.all(0), 0.0, out), 0))
-    out[missing] = np.broadcast_to(column_mean, out.shape)[missing]
+    out[missing] = np.broadcast_to(nan_mean_std(out)[0], out.shape)[missing]
     return out
 
 

@@ -20,11 +20,9 @@ import cv2
 import numpy as np
 
 from tts_perception.adaptive.difficulty import (correlation, FEATURES, feature_mask, fold_splits,
-                                                SIGNALS)
+                                                RESULT_FEATURES, SIGNALS)
 from tts_perception.tasks.segmentation import label_change, result_signals, scored_labels
 
-# what a result shows, in the order of FEATURES
-RESULT_FEATURES = SIGNALS['confidence'] + SIGNALS['segments'] + SIGNALS['change']
 THUMB = (80, 60)
 _EDGE_THRESHOLD = 0.12
 _ORIENT_BINS = 8
@@ -243,23 +241,29 @@ class ComplexityMonitor:
         for a frame of ``camera_hw``, default: the frame last given to :meth:`features`;
         ``previous``: the result before it as ``keep`` keeps it, None: none), as its point
         shows them (before any :func:`result_map`); a change with nothing to compare is NaN."""
+        return self._read(output, confidence, camera_hw, previous)[0]
+
+    def _read(self, output: Any, confidence: float, camera_hw: Optional[Tuple[int, int]],
+              previous: Any) -> Tuple[np.ndarray, Any]:
+        """:meth:`result_values`, and the output as ``keep`` keeps it (None while the change
+        signal is off: nothing is kept)."""
         on = self.params.signals_on
         obstacle, boundary, small = self.read_result(
             output, self.cheapest_px, camera_hw or self._camera_hw) \
             if 'segments' in on else (0.0, 0.0, 0.0)
-        changed = 0.0 if 'change' not in on else float('nan') if previous is None else \
-            float(np.clip(self.read_change(previous, self.keep(output)), 0.0, 1.0))
+        kept = self.keep(output) if 'change' in on else None
+        changed = 0.0 if kept is None else float('nan') if previous is None else \
+            float(np.clip(self.read_change(previous, kept), 0.0, 1.0))
         return np.array([float(np.clip(1.0 - confidence, 0.0, 1.0)), obstacle, boundary,
-                         small, changed], np.float64)
+                         small, changed], np.float64), kept
 
     def observe_result(self, output: Any, confidence: float,
                        point: Optional[str] = None) -> None:
         """Feed back what the last result saw (used by the next frame's features); ``point``:
         the operating point that made it, whose values the profile's ``result_map`` puts on
         the scale the estimate was fitted on."""
-        v = self.params.on_fitted_scale(
-            point, self.result_values(output, confidence, previous=self._prev_output))
-        self._prev_output = self.keep(output) if 'change' in self.params.signals_on else None
+        values, self._prev_output = self._read(output, confidence, None, self._prev_output)
+        v = self.params.on_fitted_scale(point, values)
         self._prev_result = np.append(v, 0.0).astype(np.float32)     # + the probe slot
 
     def observe_probe(self, loss: float) -> None:
@@ -286,16 +290,16 @@ def result_map(values: Mapping[str, np.ndarray], reference: str
     sees the result of whichever point ran (a cheaper point is less certain on every frame,
     which is not a harder frame). A feature a point shows constant maps to the reference's
     mean; values that are NaN (a change with nothing before it) are left out."""
-    mr, sr = _mean_std(values[reference])
+    mr, sr = nan_mean_std(values[reference])
     out = {}
     for k, v in values.items():
-        mp, sp = _mean_std(v)
+        mp, sp = nan_mean_std(v)
         scale = np.where(sp > 1e-9, sr / np.maximum(sp, 1e-9), 0.0)
         out[k] = [[float(a), float(b)] for a, b in zip(mr - scale * mp, scale)]
     return out
 
 
-def _mean_std(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def nan_mean_std(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Per column the mean and spread of the values that are not NaN (0, 0 where none is)."""
     v = np.asarray(values, float)
     seen = ~np.isnan(v)

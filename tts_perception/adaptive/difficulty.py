@@ -26,6 +26,9 @@ SIGNALS: Dict[str, Tuple[str, ...]] = {
     'probe': ('probe_loss',),
 }
 FEATURES: Tuple[str, ...] = tuple(f for g in SIGNALS.values() for f in g)
+# what a result shows (the monitor reads them from the previous result), in FEATURES' order
+RESULT_FEATURES: Tuple[str, ...] = SIGNALS['confidence'] + SIGNALS['segments'] + \
+    SIGNALS['change']
 Value = Callable[[np.ndarray], float]     # accuracy of a sum of evidence (common.scoring)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import typing
 from typing import Any, Dict, List, Optional, Union
 
-from tts_perception.adaptive.difficulty import FEATURES, SignalGate, SIGNALS
+from tts_perception.adaptive.difficulty import FEATURES, RESULT_FEATURES, SignalGate
 
 PROFILE_VERSION = 5
 REMAKE = ('`python -m tts_perception.calibrate BAG --model DIR` (a model on your own bag) or '
@@ -219,10 +219,9 @@ def _from_version_4(d: Dict[str, Any]) -> Dict[str, Any]:
                        ('weights', 0.0), ('feature_range', [0.0, 0.0])):
         if isinstance(c.get(key), list) and (c[key] or key != 'feature_range'):
             c[key].insert(at, value)
-    result_at = len(SIGNALS['confidence']) + len(SIGNALS['segments'])
     for m in (c.get('result_map') or {}).values():
         if isinstance(m, list):
-            m.insert(result_at, [0.0, 1.0])
+            m.insert(RESULT_FEATURES.index('prev_change'), [0.0, 1.0])
     for m in (c.get('point_models') or {}).values():
         if isinstance(m, list):
             m.insert(1 + at, 0.0)
