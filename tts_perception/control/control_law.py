@@ -122,16 +122,30 @@ def free_distance_in(labels: np.ndarray, p: ControlParams) -> float:
     pitch = math.radians(p.camera_pitch_deg)
     if h >= 2:
         bottom = (labels[-1] != p.floor_label) & (labels[-2] != p.floor_label)
-        b = (h - 1 - cy) / fy
-        denom = math.sin(pitch) + b * math.cos(pitch)
-        at_feet = np.abs(p.camera_height / denom * (np.arange(w) - cx) / fy) \
-            <= p.path_half_width if denom > 1e-3 else np.ones(w, bool)
+        scale, _, below = _on_ground(np.array([h - 1]), fy, cy, p.camera_height, pitch)
+        at_feet = np.abs(scale[0] * (np.arange(w) - cx) / fy) <= p.path_half_width \
+            if below[0] else np.ones(w, bool)
         if (bottom & at_feet).any():
             return 0.0
     fwd, lat, _ = ground_contacts(labels, p.floor_label, fy, p.camera_height, pitch)
     in_path = np.abs(lat) <= p.path_half_width
     return float(min(p.max_sensing_distance, fwd[in_path].min())) if in_path.any() \
         else p.max_sensing_distance
+
+
+def _on_ground(rows: np.ndarray, fy: float, cy: float, cam_height: float, pitch_rad: float
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat-ground pinhole model for image rows ``rows``: (scale, forward m, below the
+    horizon); a pixel (u, row) meets the ground at that forward distance and lateral
+    -scale (u - cx) / fy m (positive to the left). Above the horizon scale and forward are
+    inf."""
+    b = (np.asarray(rows, float) - cy) / fy
+    denom = math.sin(pitch_rad) + b * math.cos(pitch_rad)
+    below = denom > 1e-3
+    scale = np.where(below, cam_height / np.where(below, denom, 1.0), np.inf)
+    forward = np.where(below, np.where(below, scale, 0.0) *
+                       (math.cos(pitch_rad) - b * math.sin(pitch_rad)), np.inf)
+    return scale, forward, below
 
 
 def ground_contacts(labels: np.ndarray, floor_label: int, fy: float, cam_height: float,
@@ -152,13 +166,9 @@ def ground_contacts(labels: np.ndarray, floor_label: int, fy: float, cam_height:
     v = h - 1 - np.argmax(solid[::-1], axis=0)          # lowest solid row per column
     keep = has & (v < h - 1)
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    b = (v[keep] - cy) / fy
-    a = (cols[keep] - cx) / fy
-    denom = math.sin(pitch_rad) + b * math.cos(pitch_rad)
-    ok = denom > 1e-3                                    # below the horizon
-    s = cam_height / denom[ok]
-    forward = s * (math.cos(pitch_rad) - b[ok] * math.sin(pitch_rad))
-    return forward, -s * a[ok], labels[v[keep][ok], cols[keep][ok]]
+    scale, forward, ok = _on_ground(v[keep], fy, cy, cam_height, pitch_rad)
+    lateral = -scale[ok] * ((cols[keep][ok] - cx) / fy)
+    return forward[ok], lateral, labels[v[keep][ok], cols[keep][ok]]
 
 
 def slowdown_distance(labels: np.ndarray, p: 'ControlParams') -> Optional[float]:
@@ -181,14 +191,10 @@ def box_contacts(boxes: np.ndarray, image_hw: Tuple[int, int], p: 'ControlParams
     right ends [N, 2], whether it is below the horizon). A box at the image's bottom row
     touches the robot's own footprint: forward 0."""
     fy, cx, cy = _intrinsics(image_hw, p)
-    pitch = math.radians(p.camera_pitch_deg)
-    b = (np.minimum(boxes[:, 3], image_hw[0] - 1) - cy) / fy
-    denom = math.sin(pitch) + b * math.cos(pitch)
-    ok = denom > 1e-3
-    s = np.where(ok, p.camera_height / np.where(ok, denom, 1.0), np.inf)
-    forward = np.where(boxes[:, 3] >= image_hw[0] - 1, 0.0,
-                       s * (math.cos(pitch) - b * math.sin(pitch)))
-    lateral = -s[:, None] * (boxes[:, [0, 2]] - cx) / fy
+    scale, forward, ok = _on_ground(np.minimum(boxes[:, 3], image_hw[0] - 1), fy, cy,
+                                    p.camera_height, math.radians(p.camera_pitch_deg))
+    forward = np.where(boxes[:, 3] >= image_hw[0] - 1, 0.0, forward)
+    lateral = -scale[:, None] * (boxes[:, [0, 2]] - cx) / fy
     return forward, lateral, ok
 
 
