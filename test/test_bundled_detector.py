@@ -91,3 +91,36 @@ def test_calibrate_quantizes_a_detector_as_its_task_says(held_out, tmp_path):
     quantize(load_model_description(tmp_path), frames[:4], (640, 480))
     ap = _largest_rung_by_precision(load_model_description(tmp_path), frames, refs)
     assert ap['int8'].ap50 >= ap['fp32'].ap50 - 0.05, ap
+
+
+def test_torch_form_finds_what_the_graphs_find_at_every_rung(held_out):
+    """The torch backend (how a CUDA machine runs the ladder in fp16/bf16) runs the shipped
+    torch form; on the CPU in fp32 it must compute what ONNX Runtime computes from the graphs,
+    rung by rung, and decode to the same boxes."""
+    from tts_perception.inference.backends import resolve_backend_name
+    frames, _ = held_out
+    model = load_model_description(ROOT / 'models' / 'tts_detnet')
+    assert model.torch_weights is not None and model.torch_weights.exists()
+    name, why = resolve_backend_name('auto', model)
+    assert name == 'onnxruntime' and 'CUDA' in why      # no GPU here: the graphs run
+    ort, tb = make_backend('onnxruntime', model), make_backend('torch', model, device='cpu')
+    ort.prepare(['fp32'])
+    tb.prepare(['fp32'])
+    for key in ('320x240/d1/fp32', '480x360/d2/fp32', '640x480/d3/fp32'):
+        point = OperatingPoint.parse(key)
+        x = model.preprocess(frames[:2], point.resolution)
+        a = ort.run_outputs('fp32', point.depth - 1, x)
+        b = tb.run_outputs('fp32', point.depth - 1, x)
+        assert len(a) == len(b) == 1 and a[0].shape == b[0].shape, key
+        assert np.abs(a[0] - b[0]).max() < 1e-2, (key, np.abs(a[0] - b[0]).max())
+        mine = [infer(model, tb, [f], point)[0][0] for f in frames]
+        theirs = [FrameBoxes(d.boxes, d.classes)
+                  for d in (infer(model, ort, [f], point)[0][0] for f in frames)]
+        assert sum(len(t.boxes) for t in theirs) > 0, key
+        assert average_precision(mine, theirs, model.num_classes).ap50 > 0.99, key
+
+
+def test_graph_weights_must_fit_the_rung():
+    from tts_perception.model.detnet import DetNet, load_onnx_weights
+    with pytest.raises(ValueError, match='Conv'):
+        load_onnx_weights(DetNet('small'), ROOT / 'models' / 'tts_detnet' / 'large.onnx')

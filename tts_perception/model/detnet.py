@@ -111,3 +111,50 @@ def loss(model: DetNet, x: torch.Tensor, cls_t: torch.Tensor, dist_t: torch.Tens
 def ladder(num_classes: int = 3) -> List[DetNet]:
     """The three rungs, untrained."""
     return [DetNet(size, num_classes) for size in LADDER]
+
+
+class DetLadder(nn.Module):
+    """The ladder as the torch backend runs it (``torch.class`` in model.yaml): rung ``depth``
+    (1-based) maps an image to the YOLO layout its ONNX graph outputs."""
+
+    def __init__(self, num_classes: int = 3):
+        super().__init__()
+        self.rungs = nn.ModuleList(ladder(num_classes))
+
+    def forward(self, x: torch.Tensor, depth: int = len(LADDER)) -> torch.Tensor:
+        """Rung ``depth``'s output [N, 4 + C, cells]."""
+        return self.rungs[depth - 1](x)
+
+
+def load_onnx_weights(net: DetNet, onnx_path) -> DetNet:
+    """``net`` with the weights of its exported graph: each graph Conv (batch norm folded in,
+    in graph order) into the module's Conv2d of the same place, its batch norm made the
+    identity. How the shipped ladder got its torch form (graphs trained before it was saved);
+    the result computes what the graph does (tested against ONNX Runtime)."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == 'Conv']
+    mods = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if len(convs) != len(mods):
+        raise ValueError(f'{onnx_path}: {len(convs)} Conv nodes for {len(mods)} Conv2d')
+    norms = {id(seq[0]): seq[1] for seq in net.modules()
+             if isinstance(seq, nn.Sequential) and len(seq) == 3
+             and isinstance(seq[0], nn.Conv2d) and isinstance(seq[1], nn.BatchNorm2d)}
+    with torch.no_grad():
+        for node, conv in zip(convs, mods):
+            w, b = (torch.from_numpy(init[n].copy()) for n in node.input[1:3])
+            if tuple(w.shape) != tuple(conv.weight.shape):
+                raise ValueError(f'{onnx_path}: Conv {node.name} is {tuple(w.shape)}, '
+                                 f'the module\'s {tuple(conv.weight.shape)}')
+            conv.weight.copy_(w)
+            if conv.bias is not None:
+                conv.bias.copy_(b)
+                continue
+            bn = norms[id(conv)]
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(b)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+    return net

@@ -6,9 +6,10 @@ it as a model the package loads (``task: detection``), and report COCO AP per po
 Renders (or reuses) ``data/det_train.npz`` and ``data/det_val.npz`` from the segmenter's
 disjoint training and validation seeds (boxes: :meth:`~tts_perception.sim.world.World.
 render_boxes`), trains the three rungs (:mod:`~tts_perception.model.detnet`) on multi-scale
-crops, exports one ONNX graph per rung, its int8 version (convolutions quantized) and
-``model.yaml``, and writes ``report.json``: AP50, mAP and per-class recall of every (rung,
-resolution, precision) on the validation seeds, run by the package's own runner.
+crops, exports one ONNX graph per rung, its int8 version (convolutions quantized), its torch
+form (``weights.pt``, for the torch backend) and ``model.yaml``, and writes ``report.json``:
+AP50, mAP and per-class recall of every (rung, resolution, precision) on the validation
+seeds, run by the package's own runner.
 """
 
 import argparse
@@ -133,6 +134,22 @@ def export(models, out: Path) -> None:
     (out / 'model.yaml').write_text(yaml.safe_dump(desc, sort_keys=False))
 
 
+def add_torch_form(out: Path) -> None:
+    """The ladder's torch form for the torch backend: ``weights.pt`` read back from the fp32
+    graphs (:func:`~tts_perception.model.detnet.load_onnx_weights`: one path for a fresh
+    training and for graphs trained before the torch form existed), listed in
+    ``model.yaml``."""
+    import torch
+    from tts_perception.model.detnet import DetLadder, load_onnx_weights
+    desc = yaml.safe_load((out / 'model.yaml').read_text())
+    net = DetLadder(len(desc['classes']))
+    for rung, name in zip(net.rungs, desc['stages']['fp32']):
+        load_onnx_weights(rung, out / name)
+    torch.save(net.state_dict(), out / 'weights.pt')
+    desc['torch'] = {'weights': 'weights.pt', 'class': 'tts_perception.model.detnet.DetLadder'}
+    (out / 'model.yaml').write_text(yaml.safe_dump(desc, sort_keys=False))
+
+
 def add_int8(out: Path, frames: Sequence[np.ndarray]) -> None:
     """int8 versions of every rung (convolutions only: the decoding tail stays float),
     calibrated on ``frames`` at 320x240, listed in ``model.yaml``."""
@@ -174,7 +191,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument('--data', type=Path, default=Path('data'))
     ap.add_argument('--out', type=Path, default=Path('models/tts_detnet'))
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--torch-form', action='store_true',
+                    help='only (re)write the torch form of the ladder at --out from its graphs')
     a = ap.parse_args(argv)
+    if a.torch_form:
+        add_torch_form(a.out)
+        return 0
     from tts_perception.model.dataset import TRAIN_SEEDS, VAL_SEEDS
     from tts_perception.model.detnet import LADDER
     t0 = time.time()
@@ -184,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = [train_rung(size, rgb, boxes, classes, a.steps, a.seed + i)
               for i, size in enumerate(LADDER)]
     export(models, a.out)
+    add_torch_form(a.out)
     add_int8(a.out, vrgb[::4])
     rep = {'steps': a.steps, 'train_seeds': list(TRAIN_SEEDS), 'val_seeds': list(VAL_SEEDS),
            'train_frames': int(len(rgb)), 'val_frames': int(len(vrgb)),

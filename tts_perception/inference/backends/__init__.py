@@ -9,17 +9,17 @@ BACKENDS = ('auto', 'onnxruntime', 'torch', 'tensorrt')
 
 
 def resolve_backend_name(name: str, model: ModelDescription) -> Tuple[str, str]:
-    """(backend name, why) for a requested name; 'auto' prefers TensorRT, then torch CUDA,
-    then ONNX Runtime on the CPU."""
+    """(backend name, why) for a requested name; 'auto' prefers TensorRT (segmenters), then
+    torch CUDA (a model with a torch form), then ONNX Runtime on the CPU."""
     if name not in BACKENDS:
         raise BackendUnavailable(f'unknown backend {name!r}; choose one of {BACKENDS}')
     if name != 'auto':
         return name, 'requested'
-    if model.task == 'detection':
-        return 'onnxruntime', 'detectors run on ONNX Runtime (the other backends run ' \
-            'segmentation models only, so far)'
-    from tts_perception.inference.backends.tensorrt_backend import tensorrt_available
-    ok, why = tensorrt_available()
+    if model.task == 'detection':        # TensorRT runs segmenters' stages only, so far
+        ok, why = False, 'the tensorrt backend does not run detectors yet'
+    else:
+        from tts_perception.inference.backends.tensorrt_backend import tensorrt_available
+        ok, why = tensorrt_available()
     if ok:
         return 'tensorrt', 'TensorRT and a CUDA GPU are present'
     try:

@@ -41,7 +41,7 @@ class Backend(ABC):
     def run_outputs(self, precision: str, stage: int, inp: np.ndarray) -> List[np.ndarray]:
         """Every output of stage ``stage``, in the graph's order (a detector's heads)."""
         raise BackendUnavailable(f'backend {self.name} does not run detectors yet; use '
-                                 f'onnxruntime')
+                                 f'onnxruntime, or torch for a model with a torch form')
 
     def release(self) -> None:  # noqa: B027 - optional hook
         """Free sessions / accelerator memory."""

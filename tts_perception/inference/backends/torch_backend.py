@@ -2,12 +2,14 @@
 
 Runs a model's torch form: the module class ``model.yaml`` names in ``torch.class`` (an
 installed module, imported by name: this layer imports no model code of its own) with the
-weights of ``torch.weights`` (loaded with ``weights_only=True``, no pickle). A model without a
-torch form (ONNX only) runs on onnxruntime or tensorrt.
+weights of ``torch.weights`` (loaded with ``weights_only=True``, no pickle). A segmenter's class
+has ``stage1``..``stage3``; a detector's ``forward(x, depth)`` gives rung ``depth``'s outputs
+(the bundled ladder: :class:`~tts_perception.model.detnet.DetLadder`). A model without a torch
+form (ONNX only) runs on onnxruntime or tensorrt.
 """
 
 import importlib
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -94,9 +96,7 @@ class TorchBackend(Backend):
     def run_stage_tensor(self, precision: str, stage: int, inp):
         """Run one stage on a tensor (or array) and keep both outputs on the device."""
         torch = self._torch
-        net = self.copies.get(precision)
-        if net is None:
-            raise BackendUnavailable(f'precision {precision} was not prepared')
+        net = self._copy(precision)
         dtype = getattr(torch, _DTYPES[precision])
         x = inp.to(self._device, dtype=dtype) if isinstance(inp, torch.Tensor) else \
             torch.from_numpy(inp).to(self._device, dtype=dtype, non_blocking=True)
@@ -106,6 +106,23 @@ class TorchBackend(Backend):
             if stage == 1:
                 return net.stage2(x)
             return None, net.stage3(x)
+
+    def run_outputs(self, precision: str, stage: int, inp: np.ndarray) -> List[np.ndarray]:
+        """A detector's outputs at rung ``stage`` (0-based): ``net(x, depth=stage + 1)``, one
+        tensor or a tuple in the graph's order, as float32 arrays for the decoder."""
+        torch = self._torch
+        net = self._copy(precision)
+        x = torch.from_numpy(inp).to(self._device, dtype=getattr(torch, _DTYPES[precision]))
+        with torch.no_grad():
+            out = net(x, depth=stage + 1)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.float().cpu().numpy() for o in outs]
+
+    def _copy(self, precision: str):
+        net = self.copies.get(precision)
+        if net is None:
+            raise BackendUnavailable(f'precision {precision} was not prepared')
+        return net
 
     def release(self) -> None:
         """Drop device copies and free cached accelerator memory."""
