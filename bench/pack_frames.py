@@ -3,8 +3,9 @@
     python bench/pack_frames.py --out .gpu_data
 
 writes ``eval.npz`` (the eval bag's frames, labels and stamps, for ``bench_core.py --frames``),
-``profile.npz`` (the profile frames, for ``python -m tts_perception.tools.bundled_profile
---data``) and ``node.npz`` (the first ``--node-frames`` frames, no labels, for the node check).
+``profile.npz`` (the profile frames with their labels and boxes, for ``python -m
+tts_perception.tools.bundled_profile --data`` and ``bench/gpu_check_detector.py``) and
+``node.npz`` (the first ``--node-frames`` frames, no labels, for the node check).
 
     python bench/pack_frames.py --unpack .gpu_data/node.npz --out /tmp/node_bag
 
@@ -47,8 +48,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         stamps=np.array([f[2] for f in frames], np.int64))
     np.savez_compressed(a.out / 'node.npz',
                         rgb=np.stack([f[0] for f in frames[:a.node_frames]]))
-    rgb, lab, seq, _ = render_profile_frames(a.data / 'profile.npz')
-    np.savez_compressed(a.out / 'profile.npz', rgb=rgb, labels=lab, seq=seq)
+    render_profile_frames(a.data / 'profile.npz')        # renders it where it is missing
+    with np.load(a.data / 'profile.npz') as d:           # frames, labels and boxes
+        np.savez_compressed(a.out / 'profile.npz', **{k: d[k] for k in d.files})
     for f in ('eval.npz', 'profile.npz', 'node.npz'):
         print(f'{a.out / f}: {(a.out / f).stat().st_size / 1e6:.1f} MB')
     return 0

@@ -89,6 +89,14 @@ def test_pipeline_yaml_keys_are_the_config_and_the_node_parameters(yaml_name):
         assert pipe == PipelineConfig().to_dict()
 
 
+@pytest.mark.parametrize('yaml_name', ['pipeline_detector.yaml', 'pipeline_detector_cuda.yaml'])
+def test_detector_pipeline_yaml_is_a_valid_subset_naming_the_detector(yaml_name):
+    from tts_perception.adaptive.pipeline import PipelineConfig
+    pipe = yaml.safe_load((ROOT / 'config' / yaml_name).read_text())
+    cfg = PipelineConfig.from_dict(pipe)           # every key known, every value in range
+    assert cfg.model_path == 'models/tts_detnet' and (ROOT / cfg.model_path).is_dir()
+
+
 def test_pipeline_config_refuses_unknown_keys_and_bad_values():
     from tts_perception.adaptive.pipeline import PipelineConfig
     with pytest.raises(ValueError, match='unknown pipeline config keys'):
