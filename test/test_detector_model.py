@@ -228,3 +228,12 @@ def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
     at_best = res['comparison']['oracle_exact_at_best_static_accuracy']
     assert at_best['ap50'] == pytest.approx(1.0, abs=0.01) and 0.3 < at_best['map'] <= 1.0
     assert res['oracle_frontier'][0]['exact'] == front[0].exact      # in the JSON too
+    # the pareto plot: the metric and each exact figure, per frame and streaming
+    rows = evaluate._panels(runs, 'AP50')
+    assert [[t for t, _, _ in r] for r in rows] == [
+        ['AP50', 'ap50 (exact)', 'map (exact)'],
+        ['streaming AP50', 'streaming ap50 (exact)', 'streaming map (exact)']]
+    assert rows[0][2][1](run) == run.exact['map'] and rows[0][2][2] == 'map'
+    assert rows[1][2][1](run) == run.exact['streaming_map']
+    evaluate.plot_pareto(runs, tmp_path / 'pareto.png', 'AP50', front)
+    assert (tmp_path / 'pareto.png').stat().st_size > 1000

@@ -388,38 +388,65 @@ def _oracle_shares(out: Comparison, statics: Dict[str, PolicyRun], ok: Dict[str,
     out.share_at_its_accuracy = _share(out, own, oracle_own, out.adaptive_accuracy)
 
 
+def _panels(runs: Dict[str, PolicyRun], metric: str) -> List[List[tuple]]:
+    """Rows (per frame; streaming) of pareto panels: (title, value of a run, exact figure
+    name or None): the metric, then each exact figure of the task (a detector's AP50, mAP)."""
+    names = sorted({k for r in runs.values() for k in r.exact if not k.startswith('stream')})
+
+    def exact(k):
+        return lambda r: r.exact.get(k)
+    return [[(metric, lambda r: r.accuracy, None)] +
+            [(f'{k} (exact)', exact(k), k) for k in names],
+            [('streaming ' + metric, lambda r: r.streaming_accuracy, None)] +
+            [(f'streaming {k} (exact)', exact(f'streaming_{k}'), None) for k in names]]
+
+
+def _mark(ax, runs: Dict[str, PolicyRun], value) -> None:
+    """One mark per policy at its compute and ``value``."""
+    for k, r in runs.items():
+        y = value(r)
+        if y is None:
+            continue
+        style = {'marker': '*', 's': 160, 'color': 'C3'} if k.startswith('adaptive') else \
+            {'marker': 'D', 's': 60, 'color': 'k'} if k == 'golden' else \
+            {'marker': 'o', 's': 25, 'color': 'C0' if r.late_or_dropped <=
+             MEETS_DEADLINE else 'C7'}
+        x = r.median_compute_ms or r.mean_compute_ms    # the oracle's scale
+        ax.scatter(x, y, **style)
+        ax.annotate(k, (x, y), fontsize=6)
+
+
 def plot_pareto(runs: Dict[str, PolicyRun], path: Path, metric: str,
                 front: Optional[List[oracle.FrontierPoint]] = None,
                 rule_front: Optional[List[oracle.FrontierPoint]] = None) -> None:
-    """Accuracy (and streaming accuracy) vs mean compute, one mark per policy; the per-frame
-    oracle's frontier and the signals' bound (:func:`~tts_perception.tools.oracle.
-    rule_frontier`) on the accuracy panel."""
+    """Accuracy, streaming accuracy and the task's exact figures (a detector's AP50 and mAP)
+    vs mean compute, one mark per policy; the per-frame oracle's frontier on the per-frame
+    panels (its exact figures of the same choices on theirs) and the signals' bound
+    (:func:`~tts_perception.tools.oracle.rule_frontier`) on the accuracy panel."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
-    for ax, key, title in ((axes[0], 'accuracy', metric),
-                           (axes[1], 'streaming_accuracy', 'streaming ' + metric)):
-        for k, r in runs.items():
-            style = {'marker': '*', 's': 160, 'color': 'C3'} if k.startswith('adaptive') else \
-                {'marker': 'D', 's': 60, 'color': 'k'} if k == 'golden' else \
-                {'marker': 'o', 's': 25, 'color': 'C0' if r.late_or_dropped <=
-                 MEETS_DEADLINE else 'C7'}
-            x = r.median_compute_ms or r.mean_compute_ms    # the oracle's scale
-            ax.scatter(x, getattr(r, key), **style)
-            ax.annotate(k, (x, getattr(r, key)), fontsize=6)
-        if front and key == 'accuracy':
-            ax.plot([p.mean_compute_ms for p in front], [p.accuracy for p in front], '-',
-                    color='C2', lw=1, label='per-frame oracle (hindsight)')
-            if rule_front:
-                ax.plot([p.mean_compute_ms for p in rule_front],
-                        [p.accuracy for p in rule_front], '--', color='C1', lw=1,
-                        label='the rule with adaptive\'s predictions, price in hindsight')
-            ax.legend(fontsize=7)
-        ax.set_xscale('log')
-        ax.set_xlabel('mean compute per processed frame (ms, at the points\' median latencies)')
-        ax.set_ylabel(title)
-    axes[0].set_title('grey: static points that miss or drop > 1 % of frames', fontsize=8)
+    rows = _panels(runs, metric)
+    cols = len(rows[0])
+    fig, axes = plt.subplots(2, cols, figsize=(5.5 * cols, 8.5), sharex=True, squeeze=False)
+    for i, row in enumerate(rows):
+        for ax, (title, value, exact) in zip(axes[i], row):
+            _mark(ax, runs, value)
+            if front and i == 0:
+                ys = [p.accuracy if exact is None else p.exact.get(exact) for p in front]
+                ax.plot([p.mean_compute_ms for p, y in zip(front, ys) if y is not None],
+                        [y for y in ys if y is not None], '-', color='C2', lw=1,
+                        label='per-frame oracle (hindsight)')
+                if rule_front and exact is None:
+                    ax.plot([p.mean_compute_ms for p in rule_front],
+                            [p.accuracy for p in rule_front], '--', color='C1', lw=1,
+                            label='the rule with adaptive\'s predictions, price in hindsight')
+                ax.legend(fontsize=7)
+            ax.set_xscale('log')
+            ax.set_xlabel('mean compute per processed frame (ms, at the points\' median '
+                          'latencies)', fontsize=7)
+            ax.set_ylabel(title)
+    axes[0][0].set_title('grey: static points that miss or drop > 1 % of frames', fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
