@@ -135,7 +135,8 @@ def nms(d: Detections, score_threshold: float, iou_threshold: float,
         max_det: int) -> Detections:
     """Per-class NMS (OpenCV's batched NMS) of the boxes above ``score_threshold``; the
     ``max_det`` highest-scoring survivors, best first."""
-    if not len(d):
+    d = d.take(np.flatnonzero(d.scores >= score_threshold))   # what NMS drops anyway, before
+    if not len(d):                                            # the Python lists it takes
         return d
     xywh = np.concatenate([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2]], 1)
     keep = cv2.dnn.NMSBoxesBatched(xywh.astype(np.float64).tolist(), d.scores.tolist(),
@@ -290,6 +291,7 @@ def postprocess(raw: Detections, resize: Resize, score_threshold: float = 0.25,
     if class_names is not None and len(raw) and int(raw.classes.max()) >= len(class_names):
         raise DetectionError(f'class id {int(raw.classes.max())} but the model lists '
                              f'{len(class_names)} classes')
+    raw = raw.take(np.flatnonzero(raw.scores >= score_threshold))   # a head is mostly background
     b = raw.boxes
     usable = np.isfinite(b).all(1) & np.isfinite(raw.scores) & (b[:, 2] > b[:, 0]) & \
         (b[:, 3] > b[:, 1])
