@@ -184,6 +184,11 @@ def table(res: dict, prof: Profile) -> str:
                 f'{"n/a" if v is None else f"{100 * v:.0f} %"} of the oracle\'s saving. '
                 f'Between adaptive and it: the price calibrate chose and the online rule; '
                 f'between it and the oracle: what the signals do not know.')
+        elif 'adaptive' in runs and runs['adaptive']['processed'] < runs['adaptive']['frames']:
+            a = runs['adaptive']
+            lines.append(f'\nThe bound of the signals was not computed: adaptive processed '
+                         f'{a["processed"]} of {a["frames"]} frames, and the rule is replayed '
+                         f'with its predictions on every frame.')
     transfer = streaming_transfer(runs, prof)
     lines += ['', transfer] if transfer else []
     cx = prof.complexity
