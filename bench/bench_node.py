@@ -185,7 +185,8 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
     n = sent['sent']
     res = {'size': size, 'transport': transport, 'rate_hz': rate, 'seconds': seconds,
            'sent': n, 'received': delta['received'], 'processed': len(outs),
-           'dropped_newest_wins': delta['dropped'], 'stale': delta['stale'],
+           'dropped_newest_wins': delta['dropped'], 'held_for_next': delta['tail'],
+           'stale': delta['stale'],
            'bad': delta['bad_frames'], 'missed': delta['missed'],
            'player': player,
            'lost_in_transport': n - delta['received'],
@@ -282,14 +283,16 @@ def plot(runs: List[Dict], path: Path) -> None:
 
 def table(res: Dict) -> str:
     rows = ['| input | camera publisher | rate | sent | received | processed | dropped (newest '
-            'wins) | stale | lost in transport (node\'s estimate) | e2e p50/p99 ms | '
+            'wins) / held for the next | stale | lost in transport (node\'s estimate) | '
+            'e2e p50/p99 ms | '
             'ROS overhead p50/p99 ms | max gap s | node CPU % |',
             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in res['runs']:
         rows.append(f"| {r['size']} {r['transport']} | {r['player']} | {r['rate_hz']:.0f} Hz | "
                     f"{r['sent']} | "
                     f"{r['received']} | {r['processed']} ({r['processed_pct']:.1f} %) | "
-                    f"{r['dropped_newest_wins']} | {r['stale']} | {r['lost_in_transport']} "
+                    f"{r['dropped_newest_wins']} / {r.get('held_for_next', 'n/a')} | "
+                    f"{r['stale']} | {r['lost_in_transport']} "
                     f"({r['lost_in_transport_estimate']}) | {r['e2e_p50_ms']:.1f} / "
                     f"{r['e2e_p99_ms']:.1f} | {r['ros_overhead_p50_ms']:.1f} / "
                     f"{r['ros_overhead_p99_ms']:.1f} | {r['max_output_gap_s']:.2f} | "
