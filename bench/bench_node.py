@@ -146,6 +146,27 @@ def without_profile(env: Dict[str, str]) -> Dict[str, str]:
     return {k: v for k, v in env.items() if k not in PROFILE_VARS}
 
 
+GONE = ('processed', 'dropped', 'stale', 'tail', 'bad_frames', 'future')
+
+
+def settled(mon: Monitor, before: Dict[str, int], timeout: float = 15.0) -> Dict[str, int]:
+    """The node's counters since ``before`` once every frame it received is accounted for
+    (processed, dropped, held for the next, stale, bad, future) and its outputs have
+    arrived, on two /diagnostics aggregates in a row (or at ``timeout``)."""
+    end, last = time.monotonic() + timeout, None
+    while True:
+        time.sleep(0.5)
+        after = mon.counters()
+        delta = {k: after[k] - before[k] for k in after}
+        with mon.lock:
+            outs = len(mon.outputs)
+        state = (delta, outs)
+        if state == last and delta['received'] == sum(delta[k] for k in GONE) or \
+                time.monotonic() > end:
+            return delta
+        last = state
+
+
 def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: str,
              rate: float, seconds: float, player: str = 'best_effort, profile') -> Dict:
     """One player run against the running node; counters are deltas of /diagnostics.
@@ -163,13 +184,11 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
         env=env if profile == 'profile' else without_profile(env), cwd=str(ROOT),
         capture_output=True, text=True, timeout=300)
     cpu1, t1 = cpu_seconds(node_pid), time.monotonic()
-    time.sleep(1.5)     # outputs in flight and the next /diagnostics aggregate
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f'player failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}')
     sent = json.loads(lines[-1])
-    after = mon.counters()
-    delta = {k: after[k] - before[k] for k in after}
+    delta = settled(mon, before)
     with mon.lock:
         outs = [o for o in mon.outputs[n_out0:]
                 if sent['first_ns'] <= o[0] <= sent['last_ns']]
@@ -185,6 +204,7 @@ def run_rate(mon: Monitor, env, node_pid: int, bag: Path, size: str, transport: 
     n = sent['sent']
     res = {'size': size, 'transport': transport, 'rate_hz': rate, 'seconds': seconds,
            'sent': n, 'received': delta['received'], 'processed': len(outs),
+           'node_processed': delta['processed'],
            'dropped_newest_wins': delta['dropped'], 'held_for_next': delta['tail'],
            'stale': delta['stale'],
            'bad': delta['bad_frames'], 'missed': delta['missed'],
