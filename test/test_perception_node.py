@@ -178,6 +178,35 @@ def test_two_cameras_with_different_deadlines(procs, client, frames):
         assert [(c.class_id, c.class_name) for c in got[0].class_map] == list(enumerate(classes))
 
 
+def test_a_detector_on_two_cameras_keeps_each_cameras_boxes_and_stamps(procs, client, frames):
+    """Two cameras through one detector node: each camera's Detection2DArray carries its own
+    images' stamps and boxes (a dark camera sees nothing while the other sees the course's
+    obstacles), and each has its class names latched."""
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+    from tts_perception.nodes.vision_messages import detections_from_msg, LABEL_INFO_QOS
+    procs.python(*PER[:2], '--autostart', *PER[2:], '-p', 'model_path:=models/tts_detnet',
+                 '-p', 'camera_topics:=[cam_a/image_raw, cam_b/image_raw]',
+                 '-p', 'deadline_ms:=400.0')
+    dets = {c: client.listen(f'{c}/detections', Detection2DArray) for c in ('cam_a', 'cam_b')}
+    assert client.wait_for(lambda: client.node.count_subscribers('cam_b/image_raw') > 0, 90)
+    dark = [np.zeros_like(frames[0])]
+    sent = _drive(client, {'cam_a/image_raw': frames, 'cam_b/image_raw': dark}, 20,
+                  period=0.2)
+    sent = {'cam_a': set(sent[0::2]), 'cam_b': set(sent[1::2])}
+    assert client.wait_for(lambda: all(len(d) >= 6 for d in dets.values()), 15), \
+        {c: len(d) for c, d in dets.items()}
+    for cam, got in dets.items():
+        assert {d.header.stamp.sec * 1_000_000_000 + d.header.stamp.nanosec for d in got} \
+            <= sent[cam], cam
+    assert sum(len(detections_from_msg(d)) for d in dets['cam_a']) >= len(dets['cam_a'])
+    assert all(len(detections_from_msg(d)) == 0 for d in dets['cam_b'])
+    infos = {c: client.listen(f'{c}/label_info', LabelInfo, LABEL_INFO_QOS) for c in dets}
+    assert client.wait_for(lambda: all(infos.values()), 10), infos
+    classes = yaml.safe_load((ROOT / 'models' / 'tts_detnet' / 'model.yaml').read_text())[
+        'classes']
+    assert all([c.class_name for c in got[0].class_map] == classes for got in infos.values())
+
+
 def test_malformed_frames_are_counted_drops_not_crashes(procs, client, frames):
     per = procs.python('-m', 'tts_perception.nodes.perception_node', '--autostart',
                        '--ros-args', '--params-file', str(ROOT / 'config' / 'perception.yaml'),
