@@ -237,3 +237,27 @@ def test_a_detector_is_calibrated_on_boxes_and_scheduled_per_frame(tmp_path):
     assert rows[1][2][1](run) == run.exact['streaming_map']
     evaluate.plot_pareto(runs, tmp_path / 'pareto.png', 'AP50', front)
     assert (tmp_path / 'pareto.png').stat().st_size > 1000
+
+
+def test_a_users_torch_detector_runs_on_the_torch_backend(tmp_path):
+    """A detector with a torch form (``forward(x, depth)``, the YOLO layout) on the torch
+    backend: the same box back at every resolution as from its ONNX graph; a class whose
+    forward takes no depth is refused when the backend prepares, naming the contract."""
+    import torch
+    for cls in ('YoloFinder', 'NoDepth'):
+        root = dm.write_detector(tmp_path / cls, [dm.yolo_model()],
+                                 {'decoder': 'yolo', 'resize': 'letterbox',
+                                  'score_threshold': 0.25},
+                                 torch={'weights': 'w.pt', 'class': f'torch_detectors.{cls}'})
+        torch.save({}, root / 'w.pt')
+    model = load_model_description(tmp_path / 'YoloFinder')
+    tb = make_backend('torch', model, device='cpu')
+    tb.prepare(['fp32'])
+    for wh in RESOLUTIONS:
+        dets, conf = infer(model, tb, [_frame()], OperatingPoint(wh[0], wh[1], 1, 'fp32'))
+        _assert_box(dets[0], wh)
+        assert conf[0] == pytest.approx(dm.SCORES[1], abs=1e-5)
+    bad = make_backend('torch', load_model_description(tmp_path / 'NoDepth'), device='cpu')
+    with pytest.raises(ModelError, match=r'forward\(x, depth\)'):
+        bad.prepare(['fp32'])
+    assert not bad.copies

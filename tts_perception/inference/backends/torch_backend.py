@@ -83,9 +83,17 @@ class TorchBackend(Backend):
                 continue
             dtype = getattr(torch, _DTYPES[prec])
             net = copy.deepcopy(self.net).to(self._device, dtype=dtype).eval()
+            self._warm(net, torch.zeros(1, 3, 64, 64, device=self._device, dtype=dtype))
             self.copies[prec] = net
-            with torch.no_grad():
-                net(torch.zeros(1, 3, 64, 64, device=self._device, dtype=dtype), depth=3)
+
+    def _warm(self, net, x) -> None:
+        """One pass of the deepest depth; a class without ``forward(x, depth)`` is refused."""
+        try:
+            with self._torch.no_grad():
+                net(x, depth=max(self.model.depths))
+        except TypeError as exc:
+            raise ModelError(f'model {self.model.name}: torch.class {self.model.torch_class} '
+                             f'must take forward(x, depth): {exc}') from exc
 
     def run_stage(self, precision: str, stage: int, inp: np.ndarray
                   ) -> Tuple[Optional[np.ndarray], np.ndarray]:
