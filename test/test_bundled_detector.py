@@ -124,3 +124,26 @@ def test_graph_weights_must_fit_the_rung():
     from tts_perception.model.detnet import DetNet, load_onnx_weights
     with pytest.raises(ValueError, match='Conv'):
         load_onnx_weights(DetNet('small'), ROOT / 'models' / 'tts_detnet' / 'large.onnx')
+
+
+def test_the_gpu_check_of_the_detector_dry_runs_on_the_cpu(held_out, tmp_path):
+    """``bench/gpu_check_detector.py`` runs blind on a lent GPU (15 minutes in all): its CPU
+    dry run here checks every point against CPU fp32 and writes its figures."""
+    import json
+    import sys
+    frames, refs = held_out
+    packed = tmp_path / 'profile.npz'
+    np.savez(packed, rgb=np.stack(frames), labels=np.zeros((len(frames), 1, 1), np.uint8),
+             seq=np.zeros(len(frames), np.int64),
+             box_frame=np.repeat(np.arange(len(refs)), [len(r.classes) for r in refs]),
+             box_xyxy=np.concatenate([r.boxes for r in refs]).reshape(-1, 4),
+             box_class=np.concatenate([r.classes for r in refs]).astype(np.int64))
+    sys.path.insert(0, str(ROOT))
+    from bench.gpu_check_detector import main
+    out = tmp_path / 'check.json'
+    assert main(['--device', 'cpu', '--frames', str(packed), '--every', '4',
+                 '--out', str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res['ok'] and len(res['points']) == 12           # 4 resolutions x 3 rungs, fp32
+    big = res['points']['640x480/d3/fp32']
+    assert big['agreement_ap50'] == pytest.approx(1.0) and big['ap50'] > 0.2
