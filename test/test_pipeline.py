@@ -298,5 +298,9 @@ def test_start_up_timing_does_not_rule_out_a_point_for_one_hiccup(pipe, monkeypa
     pipe.warm_up()
     lm = pipe.latency
     assert calls[once] == 5 and calls[always] == 5      # both timed twice
-    assert lm.predict(once) < 5 * lm.upper[once], (lm.predict(once), lm.upper[once])
+    # the timing that counts for ``once`` is its clean retry, not the 50 ms hiccup (counted,
+    # it would predict at least 50 ms x upper / base); a fixed multiple of the profile's
+    # latency would judge this machine's speed against the profile's machine instead
+    assert lm.predict(once) < 50.0 * lm.upper[once] / lm.base[once], \
+        (lm.predict(once), lm.upper[once], lm.base[once])
     assert lm.predict(always) > 50.0 > 10 * lm.upper[always]
