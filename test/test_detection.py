@@ -172,20 +172,22 @@ def test_the_detection_bench_runs_ci_sized(tmp_path):
 
 
 def test_cells_below_the_threshold_change_nothing_nms_keeps():
-    """A real head is mostly background, and nms drops it before OpenCV's NMS sees the boxes:
-    it keeps exactly what OpenCV's batched NMS keeps of the whole head, in score order."""
+    """A real head is mostly background, and postprocess drops it before OpenCV's NMS sees
+    the boxes: it keeps exactly what OpenCV's batched NMS keeps of the whole head, in score
+    order."""
     import cv2
     sys.path.insert(0, str(ROOT / 'bench'))
     from bench_detection import candidates
     raw = decode_yolo(candidates(300, 80, 8400), 80)
     xywh = np.concatenate([raw.boxes[:, :2], raw.boxes[:, 2:] - raw.boxes[:, :2]], 1)
+    same = Resize((640, 640), (640, 640), 'stretch')          # camera pixels = input pixels
     for thr in (0.1, 0.25, 0.5):
         whole = np.asarray(cv2.dnn.NMSBoxesBatched(
             xywh.astype(np.float64).tolist(), raw.scores.tolist(),
             raw.classes.astype(np.int32).tolist(), thr, 0.45), np.int64).reshape(-1)
         whole = whole[np.argsort(-raw.scores[whole], kind='stable')][:100]
-        kept = nms(raw, thr, 0.45, 100)
-        assert len(kept) > 0 and np.array_equal(kept.boxes, raw.boxes[whole]), thr
+        kept = postprocess(raw, same, thr, 0.45, 100)
+        assert len(kept) > 0 and np.array_equal(kept.boxes, same.to_camera(raw.boxes[whole]))
         assert np.array_equal(kept.scores, raw.scores[whole])
 
 

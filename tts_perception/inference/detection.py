@@ -135,8 +135,7 @@ def nms(d: Detections, score_threshold: float, iou_threshold: float,
         max_det: int) -> Detections:
     """Per-class NMS (OpenCV's batched NMS) of the boxes above ``score_threshold``; the
     ``max_det`` highest-scoring survivors, best first."""
-    d = d.take(np.flatnonzero(d.scores >= score_threshold))   # what NMS drops anyway, before
-    if not len(d):                                            # the Python lists it takes
+    if not len(d):
         return d
     xywh = np.concatenate([d.boxes[:, :2], d.boxes[:, 2:] - d.boxes[:, :2]], 1)
     keep = cv2.dnn.NMSBoxesBatched(xywh.astype(np.float64).tolist(), d.scores.tolist(),
@@ -285,15 +284,15 @@ def load_decoder(spec: str) -> Callable[..., Detections]:
 def postprocess(raw: Detections, resize: Resize, score_threshold: float = 0.25,
                 iou_threshold: float = 0.45, max_det: int = 100,
                 class_names: Optional[Sequence[str]] = None) -> Detections:
-    """Candidates in input pixels -> NMS -> boxes in camera pixels. Boxes with no area or a
-    non-finite value never reach NMS; class ids outside ``class_names`` raise (the model has
-    more classes than its description)."""
+    """Candidates in input pixels -> NMS -> boxes in camera pixels. Boxes under the score
+    threshold (a head is mostly background: OpenCV would drop them only after taking every
+    cell as Python lists), with no area or with a non-finite value never reach NMS; class
+    ids outside ``class_names`` raise (the model has more classes than its description)."""
     if class_names is not None and len(raw) and int(raw.classes.max()) >= len(class_names):
         raise DetectionError(f'class id {int(raw.classes.max())} but the model lists '
                              f'{len(class_names)} classes')
-    raw = raw.take(np.flatnonzero(raw.scores >= score_threshold))   # a head is mostly background
     b = raw.boxes
-    usable = np.isfinite(b).all(1) & np.isfinite(raw.scores) & (b[:, 2] > b[:, 0]) & \
-        (b[:, 3] > b[:, 1])
-    kept = nms(raw.take(usable), score_threshold, iou_threshold, max_det)
+    usable = (raw.scores >= score_threshold) & np.isfinite(b).all(1) & \
+        np.isfinite(raw.scores) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    kept = nms(raw.take(np.flatnonzero(usable)), score_threshold, iou_threshold, max_det)
     return Detections(resize.to_camera(kept.boxes), kept.scores, kept.classes)
