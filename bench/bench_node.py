@@ -311,7 +311,7 @@ def table(res: Dict) -> str:
         rows.append(f"| {r['size']} {r['transport']} | {r['player']} | {r['rate_hz']:.0f} Hz | "
                     f"{r['sent']} | "
                     f"{r['received']} | {r['processed']} ({r['processed_pct']:.1f} %) | "
-                    f"{r['dropped_newest_wins']} / {r.get('held_for_next', 'n/a')} | "
+                    f"{r['dropped_newest_wins']} / {r['held_for_next']} | "
                     f"{r['stale']} | {r['lost_in_transport']} "
                     f"({r['lost_in_transport_estimate']}) | {r['e2e_p50_ms']:.1f} / "
                     f"{r['e2e_p99_ms']:.1f} | {r['ros_overhead_p50_ms']:.1f} / "
